@@ -1,0 +1,159 @@
+# cohort: plain GNU Makefile.
+#
+#   make                 library (static and shared) and the cohort binary
+#   make check           build and run every test (unit, fixture, CLI, SLURM)
+#   make demo            build and run the demonstration job on this machine
+#   make bench           build and run the benchmarks in bench/
+#   make fuzz            run each fuzz target under libFuzzer (clang)
+#   make static          one statically linked cohort binary
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#
+#   SANITIZER=address|undefined|thread   build everything with a sanitizer,
+#                                        into build-$(SANITIZER)/
+#   CI=true                              warnings are errors
+
+VERSION   := 0.1.0
+SOVERSION := 0
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(SANITIZER),)
+O := build
+else
+O := build-$(SANITIZER)
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wwrite-strings \
+        -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations \
+        -Wold-style-definition -Wformat=2 -Wformat-security -Wundef -Wvla \
+        -Wimplicit-fallthrough -Wredundant-decls -Wnested-externs \
+        -Wno-unused-parameter -Wno-format-truncation
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+
+OPT      ?= -O2 -g
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DCOHORT_VERSION='"$(VERSION)"'
+CFLAGS   += -std=c11 $(OPT) $(WARN) -fvisibility=hidden -fPIC -pthread -MMD -MP
+LDFLAGS  += -pthread
+CLI_LIBS := -ljansson
+
+ifeq ($(SANITIZER),address)
+SANFLAGS := -fsanitize=address -fno-omit-frame-pointer
+else ifeq ($(SANITIZER),undefined)
+SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(SANITIZER),thread)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else ifneq ($(SANITIZER),)
+$(error SANITIZER must be address, undefined or thread, not '$(SANITIZER)')
+endif
+CFLAGS  += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRC   := $(sort $(wildcard src/*.c))
+CLI_SRC   := $(sort $(wildcard cli/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c))
+FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz-*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench-*.c))
+EX_SRC    := $(sort $(wildcard examples/*/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(O)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(O)/%.o)
+
+LIBA    := $(O)/libcohort.a
+LIBSO   := $(O)/libcohort.so.$(VERSION)
+COHORT  := $(O)/cohort
+RUNNER  := $(O)/tests/runner
+FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
+BENCHES := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
+EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
+
+.PHONY: all check demo bench fuzz static install uninstall clean stress
+all: $(LIBA) $(LIBSO) $(COHORT) $(O)/cohort.pc
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBSO): $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcohort.so.$(SOVERSION) -o $@ $^
+	ln -sf libcohort.so.$(VERSION) $(O)/libcohort.so.$(SOVERSION)
+	ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
+
+$(COHORT): $(CLI_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(CLI_LIBS)
+
+$(RUNNER): $(TEST_OBJ) $(LIBA)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(CLI_LIBS)
+
+# Each fuzz target is also built with fuzz/fuzz-main.c, which replays its
+# corpus: that is how the corpora run in `make check`.
+$(O)/fuzz/%: fuzz/%.c fuzz/fuzz-main.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/fuzz-main.c $(LIBA) $(CLI_LIBS)
+
+$(O)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
+
+$(O)/examples/%: examples/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
+
+$(O)/cohort.pc: cohort.pc.in Makefile
+	@mkdir -p $(O)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
+	@COHORT_BUILD=$(O) tests/run-all.sh
+
+demo: all
+	@COHORT_BUILD=$(O) examples/demo.sh
+
+bench: all $(BENCHES)
+	@COHORT_BUILD=$(O) bench/run.sh
+
+stress: all $(RUNNER) $(EXAMPLES)
+	@COHORT_BUILD=$(O) COHORT_STRESS=1 $(RUNNER) --stress
+
+# libFuzzer build of every target; FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+# A statically linked cohort that runs on any x86-64 Linux with no
+# library installed: copy build-static/cohort onto a cluster.
+static:
+	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort
+	@file build-static/cohort 2>/dev/null || true
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	        $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	        $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(COHORT) $(DESTDIR)$(PREFIX)/bin/cohort
+	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/libcohort.a
+	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libcohort.so.$(VERSION)
+	ln -sf libcohort.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcohort.so.$(SOVERSION)
+	ln -sf libcohort.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcohort.so
+	install -m 0644 include/cohort.h $(DESTDIR)$(PREFIX)/include/cohort.h
+	install -m 0644 $(O)/cohort.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
+	install -m 0644 docs/cohort.1 $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/cohort $(DESTDIR)$(PREFIX)/include/cohort.h \
+	      $(DESTDIR)$(PREFIX)/lib/libcohort.a $(DESTDIR)$(PREFIX)/lib/libcohort.so* \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc \
+	      $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
+
+clean:
+	rm -rf build build-*
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

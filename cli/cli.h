@@ -1,0 +1,44 @@
+/* cli.h - what the cohort binary's commands share. */
+#ifndef COHORT_CLI_H
+#define COHORT_CLI_H
+
+#include "cohort.h"
+
+#include <stdio.h>
+
+/* Exit codes, documented in cohort(1). */
+enum {
+	CLI_OK = 0,
+	CLI_FAIL = 1,     /* the command ran and the answer is "no" (does not fit, ...) */
+	CLI_USAGE = 2,    /* bad arguments */
+	CLI_ERROR = 3     /* the command could not do its job (unreadable system state, ...) */
+};
+
+struct cli_cmd {
+	const char *name;
+	const char *usage;    /* the arguments, after "cohort NAME " */
+	const char *summary;  /* one line for `cohort --help` */
+	int (*exec)(int argc, char **argv);
+	void (*help)(FILE *out);
+};
+
+extern const struct cli_cmd cli_cmd_check;
+
+/* Print "cohort: <message>\n" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Usage error: prints the message and "Try 'cohort NAME --help'.", returns CLI_USAGE. */
+int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Parse a size option; on error prints a message naming the option and returns -1. */
+int cli_parse_size(const char *option, const char *text, uint64_t *ret);
+
+/* Parse a positive count option (1..max). */
+int cli_parse_count(const char *option, const char *text, unsigned max, unsigned *ret);
+
+/* The probe for this process: the real system unless COHORT_ROOT_PROC,
+ * COHORT_ROOT_CGROUP or COHORT_ROOT_SHM point elsewhere (fixture replay). */
+void cli_probe(struct cohort_probe *probe);
+
+#endif

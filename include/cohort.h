@@ -1,0 +1,252 @@
+/*
+ * cohort.h - the public API of libcohort.
+ *
+ * libcohort runs the worker processes of one job as a cohort: it reads the
+ * allocation the job really has (cgroup, SLURM, RAM, /dev/shm), measures
+ * processes correctly, and gives them shared memory that cannot race, hang
+ * or SIGBUS.
+ *
+ * Conventions, everywhere in this header:
+ *   - Functions return int: >= 0 on success, a negative error code on
+ *     failure: -errno for system errors, or one of the COHORT_E* codes below.
+ *     cohort_strerror() names every code.
+ *   - Output parameters are named ret_*, and are written only on success.
+ *   - The library never prints and never exits.
+ *   - Objects that live in shared memory are placed by the caller.
+ *
+ * Thread safety: unless a function says otherwise, it may be called from
+ * several threads at once on different objects.
+ */
+#ifndef COHORT_H
+#define COHORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define COHORT_EXPORT __attribute__((visibility("default")))
+#else
+#define COHORT_EXPORT
+#endif
+
+/* ------------------------------------------------------------------------
+ * Version and errors
+ * ------------------------------------------------------------------------ */
+
+#define COHORT_VERSION_MAJOR 0
+#define COHORT_VERSION_MINOR 1
+#define COHORT_VERSION_PATCH 0
+
+/* The library's version as "MAJOR.MINOR.PATCH". The string is static. */
+COHORT_EXPORT const char *cohort_version(void);
+
+/*
+ * cohort's own error codes. They lie far below any -errno value, so a
+ * negative return is either -errno or one of these.
+ */
+enum {
+	COHORT_EFIRST          = -10000,
+	COHORT_ESIZE_SYNTAX    = -10000, /* not a size: "4Q", "", "1..5G" */
+	COHORT_ESIZE_RANGE     = -10001, /* a size above 2^64-1 bytes */
+	COHORT_ESIZE_FRACTION  = -10002, /* a fraction that is not a whole byte */
+	COHORT_EPARSE          = -10003, /* a /proc or cgroup file with odd contents */
+	COHORT_ENOCGROUP       = -10004, /* no memory cgroup found for the process */
+	COHORT_EPLAN           = -10005, /* a plan with impossible figures */
+	COHORT_EBADSEG         = -10006, /* a segment whose header is not cohort's or is corrupt */
+	COHORT_EOWNERDEAD      = -10007, /* the holder of a lock died; data may need repair */
+	COHORT_ENOTRECOVERABLE = -10008, /* a lock whose data was never repaired */
+	COHORT_EPEERDEAD       = -10009, /* a participant died while others waited */
+	COHORT_ETIMEDOUT       = -10010, /* a timed wait ran out */
+	COHORT_ELOST           = -10011, /* a message was lost with its dead sender */
+	COHORT_ECORRUPT        = -10012, /* shared data failed a bounds or canary check */
+	COHORT_ENOSPACE        = -10013, /* a segment, queue or arena is full */
+	COHORT_ELAST           = -10099
+};
+
+/*
+ * A short English description of an error code returned by any cohort call
+ * (a negative -errno value or a COHORT_E* code). The string is static.
+ * Unknown codes give "unknown error".
+ */
+COHORT_EXPORT const char *cohort_strerror(int err);
+
+/* ------------------------------------------------------------------------
+ * Sizes
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Parse a memory size written as SLURM writes them: a decimal number with an
+ * optional fraction and an optional unit suffix K, M, G or T (either case,
+ * optionally followed by "B" or "iB"). Units are binary (1K = 1024). A bare
+ * number means megabytes, as in `srun --mem=500`.
+ *
+ * Examples: "500M" = 524288000, "4G", "1.5T", "2048" = 2 GiB, "64KiB".
+ *
+ * On success stores the number of bytes in *ret_bytes and returns 0. On
+ * failure returns COHORT_ESIZE_SYNTAX (not a size), COHORT_ESIZE_RANGE (more
+ * than 2^64-1 bytes) or COHORT_ESIZE_FRACTION (a fraction that does not
+ * come to a whole number of bytes, such as "0.1K"); nothing is rounded or
+ * truncated silently.
+ */
+COHORT_EXPORT int cohort_size_parse(const char *text, uint64_t *ret_bytes);
+
+/*
+ * Write a size for people into buf, with a binary unit and one decimal
+ * where it helps: "512 B", "1.5 KiB", "300.0 MiB", "4.0 GiB". Always
+ * NUL-terminates when size > 0. Returns buf.
+ */
+COHORT_EXPORT char *cohort_size_format(uint64_t bytes, char *buf, size_t size);
+
+/* ------------------------------------------------------------------------
+ * The allocation: what this job may really use on this node
+ * ------------------------------------------------------------------------ */
+
+/* Where a figure came from. */
+enum cohort_source {
+	COHORT_SRC_NONE = 0,        /* not known */
+	COHORT_SRC_CGROUP,          /* a cgroup limit (v1 memory.limit_in_bytes, v2 memory.max or memory.high) */
+	COHORT_SRC_SLURM_MEM_PER_NODE, /* SLURM_MEM_PER_NODE */
+	COHORT_SRC_SLURM_MEM_PER_CPU,  /* SLURM_MEM_PER_CPU x CPUs */
+	COHORT_SRC_MEMTOTAL,        /* /proc/meminfo MemTotal: no other limit */
+	COHORT_SRC_AFFINITY,        /* the CPU affinity mask (Cpus_allowed_list) */
+	COHORT_SRC_SLURM_CPUS,      /* SLURM_CPUS_ON_NODE */
+	COHORT_SRC_NPROC            /* the configured processors, no mask readable */
+};
+
+/* A short name for a source ("cgroup", "SLURM_MEM_PER_NODE", ...). Static. */
+COHORT_EXPORT const char *cohort_source_name(enum cohort_source src);
+
+/* Where to read from. Zero-initialise, then override roots to replay fixtures. */
+struct cohort_probe {
+	const char *proc_root;    /* default "/proc" */
+	const char *cgroup_root;  /* default "/sys/fs/cgroup" */
+	const char *shm_path;     /* default "/dev/shm" */
+	char *const *envp;        /* default: the process environment */
+};
+
+#define COHORT_PATH_MAX 512
+#define COHORT_ID_MAX 64
+
+/* SLURM's view of the job, from its environment variables. */
+struct cohort_slurm {
+	int present;                      /* 1 when SLURM_JOB_ID is set */
+	char job_id[COHORT_ID_MAX];       /* SLURM_JOB_ID */
+	char step_id[COHORT_ID_MAX];      /* SLURM_STEP_ID, "" when unset */
+	char node[COHORT_ID_MAX];         /* SLURMD_NODENAME, "" when unset */
+	long local_id;                    /* SLURM_LOCALID, -1 when unset */
+	long proc_id;                     /* SLURM_PROCID, -1 when unset */
+	long ntasks;                      /* SLURM_NTASKS, -1 when unset */
+	long cpus_on_node;                /* SLURM_CPUS_ON_NODE, -1 when unset */
+	uint64_t mem_per_node;            /* SLURM_MEM_PER_NODE in bytes, 0 when unset */
+	uint64_t mem_per_cpu;             /* SLURM_MEM_PER_CPU in bytes, 0 when unset */
+};
+
+/* Everything cohort_alloc_detect() finds. Sizes are bytes. */
+struct cohort_alloc {
+	unsigned cpus;                    /* CPUs usable by the job's workers */
+	enum cohort_source cpus_source;
+	unsigned cpus_affinity;           /* CPUs in the affinity mask, 0 if unknown */
+
+	uint64_t mem_limit;               /* the tightest memory limit */
+	enum cohort_source mem_limit_source;
+	char mem_limit_where[COHORT_PATH_MAX]; /* the file the limit was read from, or the variable */
+
+	int cgroup_version;               /* 1, 2, or 0 when no memory cgroup was found */
+	char cgroup_path[COHORT_PATH_MAX];/* the process's memory cgroup, relative to its hierarchy */
+	uint64_t cgroup_usage;            /* usage of the cgroup holding the limit (or of the process's own), 0 if unknown */
+	int cgroup_usage_known;
+
+	uint64_t ram_total;               /* MemTotal */
+	uint64_t ram_available;           /* MemAvailable */
+	uint64_t swap_total;              /* SwapTotal */
+	uint64_t swap_free;               /* SwapFree */
+
+	uint64_t shm_size;                /* size of the /dev/shm filesystem */
+	uint64_t shm_free;                /* space free on it for this user */
+	int shm_known;                    /* 0 when /dev/shm could not be read */
+
+	struct cohort_slurm slurm;
+};
+
+/*
+ * Find the allocation of the calling process. probe may be NULL for the
+ * real system. The memory limit is the tightest found walking up from the
+ * process's own memory cgroup (named in <proc>/self/cgroup) to the root of
+ * its hierarchy; without a cgroup limit it is SLURM_MEM_PER_NODE, then
+ * SLURM_MEM_PER_CPU x CPUs, then MemTotal.
+ *
+ * Files that cannot be read leave their figures at zero (or "unknown"):
+ * only an unreadable <proc>/meminfo is an error, since without it there is
+ * no limit at all. Returns 0 on success, a negative error code otherwise;
+ * *ret is written only on success.
+ */
+COHORT_EXPORT int cohort_alloc_detect(const struct cohort_probe *probe,
+                                      struct cohort_alloc *ret);
+
+/* ------------------------------------------------------------------------
+ * Plans: will N workers fit?
+ * ------------------------------------------------------------------------ */
+
+/* What a job intends to run. */
+struct cohort_plan {
+	unsigned workers;          /* number of worker processes; 0 means alloc->cpus */
+	uint64_t mem_per_worker;   /* bytes each worker needs; 0 when unknown */
+	uint64_t shm;              /* bytes of shared segments in /dev/shm (charged to the job too) */
+};
+
+enum cohort_problem_kind {
+	COHORT_PROBLEM_MEM_LIMIT = 1, /* workers + shm above the memory limit */
+	COHORT_PROBLEM_SHM,           /* /dev/shm cannot hold the segments */
+	COHORT_PROBLEM_RAM,           /* above the node's RAM: it would swap or OOM */
+	COHORT_PROBLEM_CPUS           /* more workers than usable CPUs (a warning) */
+};
+
+/* A short stable name for a problem kind: "mem_limit", "shm", "ram", "cpus". */
+COHORT_EXPORT const char *cohort_problem_name(enum cohort_problem_kind kind);
+
+#define COHORT_MSG_MAX 1024
+#define COHORT_PROBLEMS_MAX 8
+
+struct cohort_problem {
+	enum cohort_problem_kind kind;
+	int fatal;                       /* 1: the plan does not fit; 0: a warning */
+	char message[COHORT_MSG_MAX];    /* what is wrong, with the figures */
+	char fix[COHORT_MSG_MAX];        /* what to change */
+};
+
+struct cohort_verdict {
+	unsigned workers;                /* the plan's worker count after defaults */
+	uint64_t total;                  /* workers x mem_per_worker + shm */
+	uint64_t per_worker_fit;         /* largest mem_per_worker that fits, 0 if none */
+	unsigned workers_fit;            /* most workers of mem_per_worker that fit (when known) */
+	int fits;                        /* 1 when no fatal problem */
+	int nproblems;
+	struct cohort_problem problems[COHORT_PROBLEMS_MAX];
+};
+
+/*
+ * Judge a plan against an allocation. Fills *ret with a verdict and every
+ * problem found, each with a message naming the figures and a concrete fix.
+ * Returns 0 (whether or not the plan fits), or COHORT_EPLAN when the plan
+ * itself is impossible (total above 2^64 bytes).
+ */
+COHORT_EXPORT int cohort_plan_check(const struct cohort_alloc *alloc,
+                                    const struct cohort_plan *plan,
+                                    struct cohort_verdict *ret);
+
+/* ---- shared memory: segments, mutex, barrier, semaphore, queue, arena ---- */
+
+/* ---- measuring processes and cgroups ---- */
+
+/* ---- files: atomic publish, file locks, per-rank output ---- */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* COHORT_H */

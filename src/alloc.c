@@ -1,0 +1,357 @@
+/*
+ * alloc.c - what this job may really use on this node.
+ *
+ * The cgroup limit is the truth; SLURM's variables explain it; MemTotal is
+ * the last resort. We always start from <proc>/self/cgroup and walk up to
+ * the root of the hierarchy, because SLURM versions name their directories
+ * differently, and because the limit sits on the job (or step) level while
+ * the task level shows "unlimited".
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/*
+ * cgroup v1 writes "no limit" as PAGE_COUNTER_MAX * PAGE_SIZE, which is
+ * 0x7FFFFFFFFFFFF000 with 4 KiB pages and a little different with larger
+ * pages. Anything at or above 2^62 bytes is no limit.
+ */
+#define V1_UNLIMITED (1ULL << 62)
+
+const char *cohort_source_name(enum cohort_source src)
+{
+	switch (src) {
+	case COHORT_SRC_CGROUP:             return "cgroup";
+	case COHORT_SRC_SLURM_MEM_PER_NODE: return "SLURM_MEM_PER_NODE";
+	case COHORT_SRC_SLURM_MEM_PER_CPU:  return "SLURM_MEM_PER_CPU";
+	case COHORT_SRC_MEMTOTAL:           return "MemTotal";
+	case COHORT_SRC_AFFINITY:           return "affinity";
+	case COHORT_SRC_SLURM_CPUS:         return "SLURM_CPUS_ON_NODE";
+	case COHORT_SRC_NPROC:              return "nproc";
+	case COHORT_SRC_NONE:
+		break;
+	}
+	return "unknown";
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Count CPUs in a list such as "0-3,8,10-11". Returns 0 on odd contents. */
+static unsigned count_cpu_list(const char *s)
+{
+	unsigned n = 0;
+	const char *p = s;
+
+	while (*p && *p != '\n') {
+		uint64_t a, b;
+
+		if (cohort__parse_u64(p, &a, &p) < 0 || a > (1u << 22))
+			return 0;
+		b = a;
+		if (*p == '-') {
+			if (cohort__parse_u64(p + 1, &b, &p) < 0 || b < a || b > (1u << 22))
+				return 0;
+		}
+		n += (unsigned)(b - a + 1);
+		if (*p == ',')
+			p++;
+		else if (*p && *p != '\n')
+			return 0;
+	}
+	return n;
+}
+
+static void detect_cpus(const struct cohort_probe *pr, bool real, struct cohort_alloc *a)
+{
+	char buf[8192];
+	const char *line;
+
+	if (cohort__slurpf(buf, sizeof(buf), "%s/self/status", pr->proc_root) >= 0 &&
+	    (line = strstr(buf, "\nCpus_allowed_list:")) != NULL) {
+		line += strlen("\nCpus_allowed_list:");
+		while (*line == ' ' || *line == '\t')
+			line++;
+		a->cpus_affinity = count_cpu_list(line);
+	}
+	if (a->cpus_affinity == 0 && real) {
+		cpu_set_t set;
+
+		if (sched_getaffinity(0, sizeof(set), &set) == 0)
+			a->cpus_affinity = (unsigned)CPU_COUNT(&set);
+	}
+	if (a->cpus_affinity > 0) {
+		a->cpus = a->cpus_affinity;
+		a->cpus_source = COHORT_SRC_AFFINITY;
+	} else {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		a->cpus = n > 0 ? (unsigned)n : 1;
+		a->cpus_source = COHORT_SRC_NPROC;
+	}
+	/*
+	 * Without task binding a step's mask may show every CPU of the node,
+	 * while the job was given fewer: SLURM's count is then the truth.
+	 */
+	if (a->slurm.cpus_on_node > 0 && (unsigned long)a->slurm.cpus_on_node < a->cpus) {
+		a->cpus = (unsigned)a->slurm.cpus_on_node;
+		a->cpus_source = COHORT_SRC_SLURM_CPUS;
+	}
+}
+
+static long env_long(char *const *envp, const char *name)
+{
+	const char *v = cohort__getenv(envp, name);
+	uint64_t n;
+	const char *end;
+
+	if (!v || cohort__parse_u64(v, &n, &end) < 0 || *end != '\0' || n > (uint64_t)LONG_MAX)
+		return -1;
+	return (long)n;
+}
+
+static uint64_t env_mb(char *const *envp, const char *name)
+{
+	const char *v = cohort__getenv(envp, name);
+	uint64_t n;
+	const char *end;
+
+	if (!v || cohort__parse_u64(v, &n, &end) < 0 || *end != '\0' ||
+	    __builtin_mul_overflow(n, 1ULL << 20, &n))
+		return 0;
+	return n;
+}
+
+static void env_str(char *const *envp, const char *name, char *dst, size_t size)
+{
+	const char *v = cohort__getenv(envp, name);
+
+	cohort__strlcpy(dst, v ? v : "", size);
+}
+
+static void detect_slurm(char *const *envp, struct cohort_slurm *s)
+{
+	memset(s, 0, sizeof(*s));
+	env_str(envp, "SLURM_JOB_ID", s->job_id, sizeof(s->job_id));
+	s->present = s->job_id[0] != '\0';
+	env_str(envp, "SLURM_STEP_ID", s->step_id, sizeof(s->step_id));
+	env_str(envp, "SLURMD_NODENAME", s->node, sizeof(s->node));
+	s->local_id = env_long(envp, "SLURM_LOCALID");
+	s->proc_id = env_long(envp, "SLURM_PROCID");
+	s->ntasks = env_long(envp, "SLURM_NTASKS");
+	s->cpus_on_node = env_long(envp, "SLURM_CPUS_ON_NODE");
+	s->mem_per_node = env_mb(envp, "SLURM_MEM_PER_NODE");
+	s->mem_per_cpu = env_mb(envp, "SLURM_MEM_PER_CPU");
+}
+
+/*
+ * From <proc>/self/cgroup find the memory hierarchy and the process's path
+ * in it. Fills base (the directory of the hierarchy's root) and rel.
+ * Returns the cgroup version, or 0 when there is none.
+ */
+static int find_memory_cgroup(const struct cohort_probe *pr, char *base, size_t bsize,
+                              char *rel, size_t rsize)
+{
+	char buf[8192], v2path[COHORT_PATH_MAX] = "", dir[COHORT_PATH_MAX];
+	char *line, *save = NULL;
+	bool have_v2 = false;
+
+	if (cohort__slurpf(buf, sizeof(buf), "%s/self/cgroup", pr->proc_root) < 0)
+		return 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(line, ':'), *c2, *tok, *tsave = NULL;
+
+		if (!c1 || !(c2 = strchr(c1 + 1, ':')))
+			continue;
+		*c2 = '\0';
+		if (strncmp(line, "0:", 2) == 0 && c1 + 1 == c2) {
+			cohort__strlcpy(v2path, c2 + 1, sizeof(v2path));
+			have_v2 = true;
+			continue;
+		}
+		for (tok = strtok_r(c1 + 1, ",", &tsave); tok; tok = strtok_r(NULL, ",", &tsave)) {
+			if (strcmp(tok, "memory") != 0)
+				continue;
+			if (cohort__pathf(dir, sizeof(dir), "%s/memory", pr->cgroup_root) >= 0 &&
+			    is_dir(dir)) {
+				cohort__strlcpy(base, dir, bsize);
+				cohort__strlcpy(rel, c2 + 1, rsize);
+				return 1;
+			}
+		}
+	}
+	if (have_v2 && cohort__pathf(dir, sizeof(dir), "%s/cgroup.controllers", pr->cgroup_root) >= 0 &&
+	    access(dir, F_OK) == 0) {
+		cohort__strlcpy(base, pr->cgroup_root, bsize);
+		cohort__strlcpy(rel, v2path, rsize);
+		return 2;
+	}
+	return 0;
+}
+
+/*
+ * The directory for rel under base. Without a cgroup namespace, a container
+ * may see its own cgroup mounted as the root while /proc/self/cgroup names
+ * the full path: then drop leading components until the directory exists.
+ */
+static void resolve_dir(const char *base, const char *rel, char *out, size_t size)
+{
+	const char *r = rel;
+
+	while (r && *r) {
+		if (cohort__pathf(out, size, "%s%s%s", base, *r == '/' ? "" : "/", r) >= 0 &&
+		    is_dir(out))
+			return;
+		r = strchr(r + 1, '/');
+	}
+	cohort__strlcpy(out, base, size);
+}
+
+static int read_value(const char *dir, const char *file, uint64_t *ret)
+{
+	char buf[128];
+	ssize_t n = cohort__slurpf(buf, sizeof(buf), "%s/%s", dir, file);
+
+	if (n < 0)
+		return (int)n;
+	return cohort__parse_cgroup_value(buf, ret);
+}
+
+static void detect_cgroup(const struct cohort_probe *pr, struct cohort_alloc *a)
+{
+	char base[COHORT_PATH_MAX], dir[COHORT_PATH_MAX], leaf[COHORT_PATH_MAX];
+	size_t blen;
+	uint64_t best = UINT64_MAX, v;
+	static const char *const v2_files[] = { "memory.max", "memory.high" };
+
+	a->cgroup_version = find_memory_cgroup(pr, base, sizeof(base),
+	                                       a->cgroup_path, sizeof(a->cgroup_path));
+	if (a->cgroup_version == 0)
+		return;
+	resolve_dir(base, a->cgroup_path, leaf, sizeof(leaf));
+	blen = strlen(base);
+
+	cohort__strlcpy(dir, leaf, sizeof(dir));
+	for (;;) {
+		if (a->cgroup_version == 1) {
+			if (read_value(dir, "memory.limit_in_bytes", &v) == 0 &&
+			    v < V1_UNLIMITED && v < best) {
+				best = v;
+				cohort__pathf(a->mem_limit_where, sizeof(a->mem_limit_where),
+				              "%s/memory.limit_in_bytes", dir);
+			}
+		} else {
+			for (size_t i = 0; i < COHORT_ARRAY_SIZE(v2_files); i++)
+				if (read_value(dir, v2_files[i], &v) == 0 && v < best) {
+					best = v;
+					cohort__pathf(a->mem_limit_where, sizeof(a->mem_limit_where),
+					              "%s/%s", dir, v2_files[i]);
+				}
+		}
+		if (strlen(dir) <= blen)
+			break;
+		/* Up one level, never above the hierarchy's root. */
+		char *slash = strrchr(dir, '/');
+		if (!slash || (size_t)(slash - dir) < blen)
+			break;
+		*slash = '\0';
+	}
+
+	if (best != UINT64_MAX) {
+		char limdir[COHORT_PATH_MAX];
+		char *slash;
+
+		a->mem_limit = best;
+		a->mem_limit_source = COHORT_SRC_CGROUP;
+		cohort__strlcpy(limdir, a->mem_limit_where, sizeof(limdir));
+		slash = strrchr(limdir, '/');
+		if (slash)
+			*slash = '\0';
+		cohort__strlcpy(dir, limdir, sizeof(dir));
+	} else {
+		cohort__strlcpy(dir, leaf, sizeof(dir));
+	}
+	if (read_value(dir, a->cgroup_version == 1 ? "memory.usage_in_bytes" : "memory.current",
+	               &v) == 0 && v != UINT64_MAX) {
+		a->cgroup_usage = v;
+		a->cgroup_usage_known = 1;
+	}
+}
+
+int cohort_alloc_detect(const struct cohort_probe *probe, struct cohort_alloc *ret)
+{
+	struct cohort_probe pr = { 0 };
+	struct cohort_alloc a;
+	struct statvfs sv;
+	char buf[16384];
+	ssize_t n;
+	int r;
+
+	if (probe)
+		pr = *probe;
+	bool real = !pr.proc_root;
+	if (!pr.proc_root)
+		pr.proc_root = "/proc";
+	if (!pr.cgroup_root)
+		pr.cgroup_root = "/sys/fs/cgroup";
+	if (!pr.shm_path)
+		pr.shm_path = "/dev/shm";
+
+	memset(&a, 0, sizeof(a));
+	detect_slurm(pr.envp, &a.slurm);
+	detect_cpus(&pr, real, &a);
+
+	n = cohort__slurpf(buf, sizeof(buf), "%s/meminfo", pr.proc_root);
+	if (n < 0)
+		return (int)n;
+	r = cohort__kv_u64(buf, "MemTotal", true, &a.ram_total);
+	if (r < 0)
+		return r == -ENOENT ? COHORT_EPARSE : r;
+	if (cohort__kv_u64(buf, "MemAvailable", true, &a.ram_available) < 0)
+		a.ram_available = 0;
+	if (cohort__kv_u64(buf, "SwapTotal", true, &a.swap_total) < 0)
+		a.swap_total = 0;
+	if (cohort__kv_u64(buf, "SwapFree", true, &a.swap_free) < 0)
+		a.swap_free = 0;
+
+	if (statvfs(pr.shm_path, &sv) == 0) {
+		a.shm_size = (uint64_t)sv.f_blocks * sv.f_frsize;
+		a.shm_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+		a.shm_known = 1;
+	}
+
+	detect_cgroup(&pr, &a);
+	if (a.mem_limit_source == COHORT_SRC_NONE && a.slurm.mem_per_node) {
+		a.mem_limit = a.slurm.mem_per_node;
+		a.mem_limit_source = COHORT_SRC_SLURM_MEM_PER_NODE;
+		cohort__strlcpy(a.mem_limit_where, "SLURM_MEM_PER_NODE", sizeof(a.mem_limit_where));
+	}
+	if (a.mem_limit_source == COHORT_SRC_NONE && a.slurm.mem_per_cpu) {
+		uint64_t cpus = a.slurm.cpus_on_node > 0 ? (uint64_t)a.slurm.cpus_on_node : a.cpus;
+
+		if (!__builtin_mul_overflow(a.slurm.mem_per_cpu, cpus, &a.mem_limit)) {
+			a.mem_limit_source = COHORT_SRC_SLURM_MEM_PER_CPU;
+			cohort__pathf(a.mem_limit_where, sizeof(a.mem_limit_where),
+			              "SLURM_MEM_PER_CPU x %llu CPUs", (unsigned long long)cpus);
+		}
+	}
+	if (a.mem_limit_source == COHORT_SRC_NONE) {
+		a.mem_limit = a.ram_total;
+		a.mem_limit_source = COHORT_SRC_MEMTOTAL;
+		cohort__pathf(a.mem_limit_where, sizeof(a.mem_limit_where), "%s/meminfo", pr.proc_root);
+	}
+	*ret = a;
+	return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * internal.h - helpers shared by libcohort's source files. Not installed.
+ * Non-static internals are named cohort__name().
+ */
+#ifndef COHORT_INTERNAL_H
+#define COHORT_INTERNAL_H
+
+#include "cohort.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define COHORT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Read a whole small file (a /proc or cgroup file) into buf with one bounded
+ * read loop, retrying on EINTR, and NUL-terminate it. Returns the number of
+ * bytes read, or -errno. A file longer than size-1 bytes gives -EFBIG, so
+ * a truncated read is never mistaken for the whole.
+ */
+ssize_t cohort__slurp(const char *path, char *buf, size_t size);
+
+/* Like cohort__slurp(), for a path made by snprintf(fmt, ...). */
+ssize_t cohort__slurpf(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Parse an unsigned decimal integer at the start of s, skipping leading
+ * blanks. Stores the value and the end pointer. Returns 0, COHORT_EPARSE when
+ * there are no digits, or COHORT_ESIZE_RANGE on overflow.
+ */
+int cohort__parse_u64(const char *s, uint64_t *ret, const char **ret_end);
+
+/*
+ * Parse a whole cgroup value file: a decimal number, or "max" (v2) which
+ * gives UINT64_MAX. Trailing whitespace is allowed, anything else is
+ * COHORT_EPARSE.
+ */
+int cohort__parse_cgroup_value(const char *text, uint64_t *ret);
+
+/*
+ * Find "key" at the start of a line in a "key value" file (meminfo,
+ * memory.stat, memory.events, status) and parse its number. unit_kb
+ * expects and checks a " kB" unit and multiplies by 1024. Returns 0,
+ * -ENOENT when the key is absent, or COHORT_EPARSE.
+ */
+int cohort__kv_u64(const char *text, const char *key, bool unit_kb, uint64_t *ret);
+
+/* snprintf that never overflows and reports truncation as -ENAMETOOLONG. */
+int cohort__pathf(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Look a variable up in envp (NULL: the process environment). */
+const char *cohort__getenv(char *const *envp, const char *name);
+
+/* Bounded string copy that always NUL-terminates (size > 0). */
+void cohort__strlcpy(char *dst, const char *src, size_t size);
+
+#endif

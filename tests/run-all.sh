@@ -1,0 +1,35 @@
+#!/bin/sh
+# Run every test in one runner, so that there is one closing line.
+#
+# As root, with slurm-wlm and munge installed, a throwaway single-node SLURM
+# cluster is brought up in a private directory first and torn down after,
+# whatever the tests do. Otherwise the SLURM tests skip and say why.
+set -u
+B=${COHORT_BUILD:-build}
+COHORT_BUILD=$(cd "$B" && pwd)
+COHORT_SRC=$(pwd)
+export COHORT_BUILD COHORT_SRC
+
+slurm_dir=
+if [ "$(id -u)" != 0 ]; then
+	COHORT_SLURM="absent: not root (the test cluster needs root for munged, slurmd and cgroups)"
+elif ! command -v slurmctld >/dev/null 2>&1 || ! command -v slurmd >/dev/null 2>&1 ||
+     ! command -v munged >/dev/null 2>&1; then
+	COHORT_SLURM="absent: slurm-wlm and munge are not installed (apt-get install slurm-wlm munge)"
+elif [ -n "${COHORT_NO_SLURM:-}" ]; then
+	COHORT_SLURM="absent: COHORT_NO_SLURM is set"
+else
+	slurm_dir=$(mktemp -d /tmp/cohort-slurm-XXXXXX)
+	trap 'tests/slurm/cluster.sh stop "$slurm_dir"' EXIT
+	trap 'exit 130' INT TERM
+	if tests/slurm/cluster.sh start "$slurm_dir"; then
+		COHORT_SLURM="up: $slurm_dir"
+	else
+		COHORT_SLURM="failed: the test cluster did not start; its logs are in $slurm_dir"
+		tail -n 20 "$slurm_dir"/*.log 2>/dev/null | sed 's/^/# /'
+	fi
+fi
+export COHORT_SLURM
+echo "# SLURM suite: $COHORT_SLURM"
+
+"$COHORT_BUILD/tests/runner" "$@"
