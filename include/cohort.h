@@ -126,7 +126,7 @@ struct cohort_probe {
 	const char *proc_root;    /* default "/proc" */
 	const char *cgroup_root;  /* default "/sys/fs/cgroup" */
 	const char *shm_path;     /* default "/dev/shm" */
-	char *const *envp;        /* default: the process environment */
+	const char *const *envp;  /* default: the process environment */
 };
 
 #define COHORT_PATH_MAX 512

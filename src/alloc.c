@@ -111,7 +111,7 @@ static void detect_cpus(const struct cohort_probe *pr, bool real, struct cohort_
 	}
 }
 
-static long env_long(char *const *envp, const char *name)
+static long env_long(const char *const *envp, const char *name)
 {
 	const char *v = cohort__getenv(envp, name);
 	uint64_t n;
@@ -122,7 +122,7 @@ static long env_long(char *const *envp, const char *name)
 	return (long)n;
 }
 
-static uint64_t env_mb(char *const *envp, const char *name)
+static uint64_t env_mb(const char *const *envp, const char *name)
 {
 	const char *v = cohort__getenv(envp, name);
 	uint64_t n;
@@ -134,14 +134,14 @@ static uint64_t env_mb(char *const *envp, const char *name)
 	return n;
 }
 
-static void env_str(char *const *envp, const char *name, char *dst, size_t size)
+static void env_str(const char *const *envp, const char *name, char *dst, size_t size)
 {
 	const char *v = cohort__getenv(envp, name);
 
 	cohort__strlcpy(dst, v ? v : "", size);
 }
 
-static void detect_slurm(char *const *envp, struct cohort_slurm *s)
+static void detect_slurm(const char *const *envp, struct cohort_slurm *s)
 {
 	memset(s, 0, sizeof(*s));
 	env_str(envp, "SLURM_JOB_ID", s->job_id, sizeof(s->job_id));
@@ -247,14 +247,14 @@ static void detect_cgroup(const struct cohort_probe *pr, struct cohort_alloc *a)
 	for (;;) {
 		if (a->cgroup_version == 1) {
 			if (read_value(dir, "memory.limit_in_bytes", &v) == 0 &&
-			    v < V1_UNLIMITED && v < best) {
+			    v < V1_UNLIMITED && v <= best) {
 				best = v;
 				cohort__pathf(a->mem_limit_where, sizeof(a->mem_limit_where),
 				              "%s/memory.limit_in_bytes", dir);
 			}
 		} else {
 			for (size_t i = 0; i < COHORT_ARRAY_SIZE(v2_files); i++)
-				if (read_value(dir, v2_files[i], &v) == 0 && v < best) {
+				if (read_value(dir, v2_files[i], &v) == 0 && v != UINT64_MAX && v <= best) {
 					best = v;
 					cohort__pathf(a->mem_limit_where, sizeof(a->mem_limit_where),
 					              "%s/%s", dir, v2_files[i]);

@@ -51,7 +51,7 @@ int cohort__pathf(char *buf, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Look a variable up in envp (NULL: the process environment). */
-const char *cohort__getenv(char *const *envp, const char *name);
+const char *cohort__getenv(const char *const *envp, const char *name);
 
 /* Bounded string copy that always NUL-terminates (size > 0). */
 void cohort__strlcpy(char *dst, const char *src, size_t size);

@@ -161,12 +161,12 @@ int cohort__pathf(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
-const char *cohort__getenv(char *const *envp, const char *name)
+const char *cohort__getenv(const char *const *envp, const char *name)
 {
 	size_t len = strlen(name);
 
 	if (!envp)
-		envp = environ;
+		envp = (const char *const *)environ;
 	for (; envp && *envp; envp++)
 		if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
 			return *envp + len + 1;
