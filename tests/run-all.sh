@@ -24,6 +24,8 @@ else
 	trap 'exit 130' INT TERM
 	if tests/slurm/cluster.sh start "$slurm_dir"; then
 		COHORT_SLURM="up: $slurm_dir"
+		SLURM_CONF="$slurm_dir/slurm.conf"
+		export SLURM_CONF
 	else
 		COHORT_SLURM="failed: the test cluster did not start; its logs are in $slurm_dir"
 		tail -n 20 "$slurm_dir"/*.log 2>/dev/null | sed 's/^/# /'

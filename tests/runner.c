@@ -324,6 +324,8 @@ static void find_dirs(const char *argv0)
 		snprintf(src_dir, sizeof(src_dir), "%s", getenv("COHORT_SRC"));
 }
 
+int test_helper_main(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
 	struct test **list, *t;
@@ -333,6 +335,8 @@ int main(int argc, char **argv)
 	int nfilters = 0;
 	bool list_only = false;
 
+	if (argc >= 2 && strcmp(argv[1], "--helper") == 0)
+		return test_helper_main(argc - 2, argv + 2);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--list") == 0)
 			list_only = true;

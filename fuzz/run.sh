@@ -1,0 +1,22 @@
+#!/bin/sh
+# Run every fuzz target under libFuzzer (clang) for FUZZ_SECONDS each.
+# New inputs land in fuzz/corpus/<name>/ (commit the interesting ones);
+# crashes in fuzz/out/<name>/ (add them to the corpus once fixed: they
+# then replay in make check).
+set -eu
+SECS=${FUZZ_SECONDS:-60}
+CLANG=${CLANG:-clang}
+command -v "$CLANG" >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)" >&2; exit 2; }
+mkdir -p build-fuzz fuzz/out
+for t in fuzz/fuzz-*.c; do
+	name=$(basename "$t" .c)
+	[ "$name" = fuzz-main ] && continue
+	short=${name#fuzz-}
+	$CLANG -g -O1 -std=c11 -D_GNU_SOURCE -DCOHORT_VERSION='"fuzz"' -Iinclude -Isrc \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o "build-fuzz/$name" "$t" src/*.c -pthread -lrt
+	mkdir -p "fuzz/corpus/$short" "fuzz/out/$short"
+	echo "## $name for $SECS s"
+	"build-fuzz/$name" -max_total_time="$SECS" -artifact_prefix="fuzz/out/$short/" \
+		-print_final_stats=1 "fuzz/corpus/$short" 2>&1 | grep -E 'stat::|ERROR|SUMMARY|Done' || true
+done

@@ -1,0 +1,163 @@
+/* test-cli.c - the cohort binary as a user meets it: help, errors, check. */
+#include "harness.h"
+
+#include <jansson.h>
+
+#define COHORT "%s/cohort"
+
+/* Run cohort check against a fixture tree, with the fixture's SLURM env. */
+static void check_fixture(struct cmd_result *r, const char *fixture, const char *args)
+{
+	const char *src = test_src_dir();
+
+	cmd_run(r, "env -i PATH=\"$PATH\" $(cat %s/tests/fixtures/%s/env) "
+	        "COHORT_ROOT_PROC=%s/tests/fixtures/%s/proc COHORT_ROOT_CGROUP=%s/tests/fixtures/%s/cgroup "
+	        COHORT " check %s", src, fixture, src, fixture, src, fixture, test_build_dir(), args);
+}
+
+static json_t *parse(const char *text)
+{
+	json_error_t err;
+	json_t *j = json_loads(text, 0, &err);
+
+	CHECK_MSG(j != NULL, "not JSON (%s at line %d):\n%s", err.text, err.line, text);
+	return j;
+}
+
+static json_t *path(json_t *root, const char *a, const char *b)
+{
+	json_t *j = json_object_get(root, a);
+
+	CHECK_MSG(j != NULL, "no key '%s'", a);
+	if (b) {
+		j = json_object_get(j, b);
+		CHECK_MSG(j != NULL, "no key '%s.%s'", a, b);
+	}
+	return j;
+}
+
+TEST(cli_help_and_version)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, COHORT " --help", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "check");
+	cmd_free(&r);
+	cmd_run(&r, COHORT " check --help", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "--mem-per-worker SIZE");
+	cmd_free(&r);
+	cmd_run(&r, COHORT " --version", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, cohort_version());
+	cmd_free(&r);
+	cmd_run(&r, COHORT, test_build_dir());
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "Usage: cohort COMMAND");
+	cmd_free(&r);
+}
+
+TEST(cli_bad_arguments_exit_2_with_clear_errors)
+{
+	static const struct { const char *args, *want; } cases[] = {
+		{ "nope", "cohort: no command 'nope'" },
+		{ "check --mem-per-worker 4Q",
+		  "cohort: invalid size '4Q' for --mem-per-worker: expected a number with an optional K, M, G or T suffix" },
+		{ "check --shm 0.1K", "invalid size '0.1K' for --shm: not a whole number of bytes" },
+		{ "check --shm 99999999T", "invalid size '99999999T' for --shm: larger than 16 EiB" },
+		{ "check --workers 0", "invalid count '0' for --workers" },
+		{ "check -n -3", "invalid count '-3' for --workers" },
+		{ "check --workers 3x", "invalid count '3x' for --workers" },
+		{ "check --workers", "option '--workers' needs a value" },
+		{ "check --frobnicate", "unknown option '--frobnicate'" },
+		{ "check extra", "unexpected argument 'extra'" },
+		{ "check -n 100000 -m 16000000T", "impossible plan" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cmd_result r;
+
+		cmd_run(&r, COHORT " %s", test_build_dir(), cases[i].args);
+		CHECK_MSG(r.status == 2, "'cohort %s' exited %d, want 2", cases[i].args, r.status);
+		CHECK_CONTAINS(r.err, cases[i].want);
+		CHECK_MSG(r.out[0] == '\0', "'cohort %s' printed to stdout: %s", cases[i].args, r.out);
+		cmd_free(&r);
+	}
+}
+
+TEST(cli_check_v1_fixture_json)
+{
+	struct cmd_result r;
+	json_t *j, *p;
+
+	check_fixture(&r, "slurm-v1", "--workers 2 --mem-per-worker 100M --json");
+	CHECK_EQ(r.status, 0);
+	j = parse(r.out);
+	CHECK_EQ(json_integer_value(path(j, "allocation", "mem_limit_bytes")), 314572800);
+	CHECK_STREQ(json_string_value(path(j, "allocation", "mem_limit_source")), "cgroup");
+	CHECK_EQ(json_integer_value(path(j, "allocation", "cpus")), 1);
+	CHECK(json_is_integer(path(j, "allocation", "shm_free_bytes")));
+	p = path(path(j, "allocation", NULL), "slurm", NULL);
+	CHECK_STREQ(json_string_value(json_object_get(p, "job_id")), "2");
+	CHECK_STREQ(json_string_value(json_object_get(p, "step_id")), "0");
+	CHECK(json_is_true(path(j, "fits", NULL)));
+	CHECK_EQ(json_array_size(path(j, "problems", NULL)), 0);
+	json_decref(j);
+	cmd_free(&r);
+
+	check_fixture(&r, "slurm-v1", "-n 4 -m 100M --json");
+	CHECK_EQ(r.status, 1);
+	j = parse(r.out);
+	CHECK(json_is_false(path(j, "fits", NULL)));
+	p = json_array_get(path(j, "problems", NULL), 0);
+	CHECK_STREQ(json_string_value(json_object_get(p, "kind")), "mem_limit");
+	CHECK_CONTAINS(json_string_value(json_object_get(p, "message")),
+	               "4 workers x 100.0 MiB = 400.0 MiB, above the 300.0 MiB memory limit");
+	CHECK_CONTAINS(json_string_value(json_object_get(p, "fix")), "request --mem=400M");
+	CHECK_CONTAINS(json_string_value(json_object_get(p, "fix")), "use --workers 3");
+	json_decref(j);
+	cmd_free(&r);
+}
+
+TEST(cli_check_v2_fixture_text)
+{
+	struct cmd_result r;
+
+	check_fixture(&r, "slurm-v2", "-n 2 -m 1G");
+	CHECK_EQ(r.status, 1);
+	CHECK_CONTAINS(r.out, "Allocation: SLURM job 77, step 0 on node07");
+	CHECK_CONTAINS(r.out, "memory limit   1.8 GiB");
+	CHECK_CONTAINS(r.out, "job_77/step_0/memory.high");
+	CHECK_CONTAINS(r.out, "Verdict: does NOT fit");
+	CHECK_CONTAINS(r.out, "fix: request --mem=2G (sbatch/srun), or use --workers 1");
+	cmd_free(&r);
+}
+
+TEST(cli_check_live_outside_slurm)
+{
+	struct cmd_result r;
+	json_t *j;
+	struct cohort_alloc a;
+
+	CHECK_OK(cohort_alloc_detect(NULL, &a));
+	cmd_run(&r, "env -u SLURM_JOB_ID " COHORT " check --json", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	j = parse(r.out);
+	CHECK(json_is_null(path(j, "allocation", "slurm")));
+	CHECK_EQ(json_integer_value(path(j, "allocation", "ram_total_bytes")), (json_int_t)a.ram_total);
+	CHECK_EQ(json_integer_value(path(j, "plan", "workers")), a.cpus);
+	json_decref(j);
+	cmd_free(&r);
+}
+
+TEST(cli_check_unreadable_system_exits_3)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "COHORT_ROOT_PROC=/nonexistent " COHORT " check", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "cannot read the allocation");
+	CHECK_CONTAINS(r.err, "/nonexistent/meminfo");
+	cmd_free(&r);
+}

@@ -1,0 +1,87 @@
+/*
+ * test-slurm.c - cohort inside real SLURM jobs, on the throwaway cluster
+ * that tests/run-all.sh starts (tests/slurm/cluster.sh).
+ */
+#include "harness.h"
+
+#include <jansson.h>
+
+/* Skip (or fail, when the cluster should have come up) unless SLURM is up. */
+static void need_slurm(void)
+{
+	const char *s = getenv("COHORT_SLURM");
+
+	if (!s)
+		SKIP("the SLURM suite runs through make check, which starts the test cluster");
+	if (strncmp(s, "failed", 6) == 0)
+		test_fail(__FILE__, __LINE__, "SLURM test cluster: %s", s);
+	if (strncmp(s, "up:", 3) != 0)
+		SKIP("SLURM test cluster %s", s);
+	CHECK_MSG(getenv("SLURM_CONF") != NULL, "SLURM_CONF is not set for the test cluster");
+}
+
+TEST_TIMEOUT(slurm_check_reports_job_cgroup_limit, 120)
+{
+	struct cmd_result r;
+	const char *text;
+	char job[64] = "";
+	int seen_proc[2] = { 0, 0 }, n = 0;
+
+	need_slurm();
+	cmd_run(&r, "timeout 100 srun --mem=300M -n2 %s/cohort check --json", test_build_dir());
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	/* Two tasks, two JSON objects one after the other. */
+	for (text = r.out; *text; ) {
+		json_error_t err;
+		json_t *j, *a, *s, *cg;
+
+		while (*text == '\n' || *text == ' ')
+			text++;
+		if (!*text)
+			break;
+		j = json_loads(text, JSON_DISABLE_EOF_CHECK, &err);
+		CHECK_MSG(j != NULL, "bad JSON from task: %s\n%s", err.text, r.out);
+		text += err.position;
+		n++;
+		a = json_object_get(j, "allocation");
+		CHECK_EQ(json_integer_value(json_object_get(a, "mem_limit_bytes")), 300 << 20);
+		CHECK_STREQ(json_string_value(json_object_get(a, "mem_limit_source")), "cgroup");
+		cg = json_object_get(a, "cgroup");
+		CHECK(json_integer_value(json_object_get(cg, "version")) >= 1);
+		s = json_object_get(a, "slurm");
+		CHECK(json_is_object(s));
+		CHECK_STREQ(json_string_value(json_object_get(s, "step_id")), "0");
+		if (!job[0])
+			snprintf(job, sizeof(job), "%s", json_string_value(json_object_get(s, "job_id")));
+		CHECK_STREQ(json_string_value(json_object_get(s, "job_id")), job);
+		char where[128];
+		snprintf(where, sizeof(where), "job_%s/", job);
+		CHECK_CONTAINS(json_string_value(json_object_get(a, "mem_limit_where")), where);
+		json_int_t proc = json_integer_value(json_object_get(s, "proc_id"));
+		CHECK(proc == 0 || proc == 1);
+		seen_proc[proc]++;
+		json_decref(j);
+	}
+	CHECK_EQ(n, 2);
+	CHECK(seen_proc[0] == 1 && seen_proc[1] == 1);
+	cmd_free(&r);
+}
+
+TEST_TIMEOUT(slurm_mem_limit_is_enforced_by_oom_kill, 120)
+{
+	struct cmd_result r;
+
+	need_slurm();
+	cmd_run(&r, "timeout 100 srun --mem=64M -n1 %s/tests/runner --helper touch 200M", test_build_dir());
+	CHECK_MSG(r.status != 0, "a 200 MiB program survived --mem=64M:\n%s%s", r.out, r.err);
+	CHECK(strstr(r.out, "touched") == NULL);
+	CHECK_CONTAINS(r.err, "oom-kill event");
+	CHECK_CONTAINS(r.err, "Out Of Memory");
+	cmd_free(&r);
+
+	/* The same program fits in --mem=300M: the kill above was the limit's doing. */
+	cmd_run(&r, "timeout 100 srun --mem=300M -n1 %s/tests/runner --helper touch 200M", test_build_dir());
+	CHECK_MSG(r.status == 0, "srun --mem=300M exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "touched 209715200 bytes");
+	cmd_free(&r);
+}
