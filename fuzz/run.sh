@@ -15,8 +15,13 @@ for t in fuzz/fuzz-*.c; do
 	$CLANG -g -O1 -std=c11 -D_GNU_SOURCE -DCOHORT_VERSION='"fuzz"' -Iinclude -Isrc \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o "build-fuzz/$name" "$t" src/*.c -pthread -lrt
-	mkdir -p "fuzz/corpus/$short" "fuzz/out/$short"
+	mkdir -p "fuzz/corpus/$short" "fuzz/out/$short" "build-fuzz/work/$short"
 	echo "## $name for $SECS s"
+	# Fuzz in a scratch corpus seeded from the kept one, then merge back only
+	# the inputs that reach new code, so fuzz/corpus/ stays small.
 	"build-fuzz/$name" -max_total_time="$SECS" -artifact_prefix="fuzz/out/$short/" \
-		-print_final_stats=1 "fuzz/corpus/$short" 2>&1 | grep -E 'stat::|ERROR|SUMMARY|Done' || true
+		-print_final_stats=1 "build-fuzz/work/$short" "fuzz/corpus/$short" 2>&1 |
+		grep -E 'stat::|ERROR|SUMMARY|Done' || true
+	"build-fuzz/$name" -merge=1 "fuzz/corpus/$short" "build-fuzz/work/$short" 2>&1 |
+		grep -E 'MERGE-OUTER: [0-9]+ new files' || true
 done
