@@ -52,10 +52,19 @@ endif
 CFLAGS  += $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
 
+# Quiet build lines; V=1 shows the commands.
+ifeq ($(V),1)
+Q :=
+say = @:
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 LIB_SRC   := $(sort $(wildcard src/*.c))
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*.c))
-FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz-*.c))
+FUZZ_SRC  := $(filter-out fuzz/fuzz-main.c,$(sort $(wildcard fuzz/fuzz-*.c)))
 BENCH_SRC := $(sort $(wildcard bench/bench-*.c))
 EX_SRC    := $(sort $(wildcard examples/*/*.c))
 
@@ -76,40 +85,48 @@ all: $(LIBA) $(LIBSO) $(COHORT) $(O)/cohort.pc
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
 
 $(LIBSO): $(LIB_OBJ)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcohort.so.$(SOVERSION) -o $@ $^
-	ln -sf libcohort.so.$(VERSION) $(O)/libcohort.so.$(SOVERSION)
-	ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libcohort.so.$(SOVERSION) -o $@ $^
+	$(Q)ln -sf libcohort.so.$(VERSION) $(O)/libcohort.so.$(SOVERSION)
+	$(Q)ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
 
 $(COHORT): $(CLI_OBJ) $(LIBA)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(CLI_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(CLI_LIBS)
 
 $(RUNNER): $(TEST_OBJ) $(LIBA)
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(CLI_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIBA) $(CLI_LIBS)
 
 # Each fuzz target is also built with fuzz/fuzz-main.c, which replays its
 # corpus: that is how the corpora run in `make check`.
 $(O)/fuzz/%: fuzz/%.c fuzz/fuzz-main.c $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/fuzz-main.c $(LIBA) $(CLI_LIBS)
+	$(call say,CCLD,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/fuzz-main.c $(LIBA) $(CLI_LIBS)
 
 $(O)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
+	$(call say,CCLD,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
 
 $(O)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
+	$(call say,CCLD,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
 
 $(O)/cohort.pc: cohort.pc.in Makefile
 	@mkdir -p $(O)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
 	@COHORT_BUILD=$(O) tests/run-all.sh
