@@ -161,7 +161,8 @@ install: all
 	ln -sf libcohort.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcohort.so.$(SOVERSION)
 	ln -sf libcohort.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcohort.so
 	install -m 0644 include/cohort.h $(DESTDIR)$(PREFIX)/include/cohort.h
-	install -m 0644 $(O)/cohort.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cohort.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
 	install -m 0644 docs/cohort.1 $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
 
 uninstall:
