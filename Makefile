@@ -29,7 +29,11 @@ WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wwrite-strings \
         -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations \
         -Wold-style-definition -Wformat=2 -Wformat-security -Wundef -Wvla \
         -Wimplicit-fallthrough -Wredundant-decls -Wnested-externs \
-        -Wno-unused-parameter -Wno-format-truncation
+        -Wno-unused-parameter
+# gcc warns of snprintf truncation that the code checks for itself.
+ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
+WARN += -Wno-format-truncation
+endif
 ifeq ($(CI),true)
 WARN += -Werror
 endif

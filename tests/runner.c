@@ -38,6 +38,7 @@ void test_register(struct test *t)
 	ntests++;
 }
 
+__attribute__((format(printf, 1, 0)))
 static void report(const char *fmt, va_list ap)
 {
 	char buf[4096];
