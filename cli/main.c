@@ -11,6 +11,8 @@
 
 static const struct cli_cmd *const commands[] = {
 	&cli_cmd_check,
+	&cli_cmd_top,
+	&cli_cmd_shm,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -56,4 +56,28 @@ const char *cohort__getenv(const char *const *envp, const char *name);
 /* Bounded string copy that always NUL-terminates (size > 0). */
 void cohort__strlcpy(char *dst, const char *src, size_t size);
 
+/* ---- measuring (procmem.c, cgroup.c, shmscan.c) ---- */
+
+/* The probe's roots, or the real ones. */
+const char *cohort__proc_root(const struct cohort_probe *probe);
+const char *cohort__cgroup_root(const struct cohort_probe *probe);
+
+/* A /proc entry name that is a pid, or 0. */
+pid_t cohort__pid_of_name(const char *name);
+
+/*
+ * The parent of pid, and its start time in clock ticks after boot (field 22
+ * of <proc>/pid/stat) when ret_start is not NULL. -ESRCH when gone.
+ */
+int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_t *ret_start);
+
+/* Append to a growing pid array. */
+int cohort__pids_push(pid_t **pids, size_t *n, size_t *cap, pid_t pid);
+
+/* Sort a pid array and drop duplicates. */
+void cohort__pids_sort_unique(pid_t *pids, size_t *n);
+
+/* Resolve a cgroup given by the user to its directory (see cohort_pids_cgroup()). */
+int cohort__cgroup_dir(const struct cohort_probe *probe, const char *dir, char *out, size_t size);
+
 #endif

@@ -1,0 +1,709 @@
+/*
+ * cmd-top.c - `cohort top`: what each process of a job really costs (RSS,
+ * PSS, USS, shared, swap, shmem), and the totals that explain the job's
+ * fate side by side: the RSS sum SLURM's jobacct_gather/linux charges, the
+ * PSS sum the processes really use, and the cgroup usage, peak and limit
+ * the kernel enforces.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void help(FILE *out)
+{
+	fprintf(out,
+	        "Usage: cohort top [--pid PID ...] [--cgroup PATH] [--job JOBID] [--interval SEC]\n"
+	        "                  [--once] [--json]\n"
+	        "\n"
+	        "Show what each process of a job really costs, sorted by PSS, with the totals\n"
+	        "that explain its fate: the RSS sum (what SLURM's jobacct_gather/linux charges;\n"
+	        "shared pages counted once per process), the PSS sum (what the processes really\n"
+	        "use), and the cgroup's usage, peak and limit (what the kernel enforces).\n"
+	        "\n"
+	        "Which processes (the options add up):\n"
+	        "  -p, --pid PID        this process and its descendants (repeatable)\n"
+	        "  -c, --cgroup PATH    every process of this memory cgroup and those below it;\n"
+	        "                       PATH as /proc/PID/cgroup shows it, or a directory\n"
+	        "  -j, --job JOBID      the processes of SLURM job JOBID on this node, through\n"
+	        "                       its cgroup\n"
+	        "  With none: the SLURM job this runs in (SLURM_JOB_ID), else the processes of\n"
+	        "  the caller's own memory cgroup. cohort top never lists itself.\n"
+	        "\n"
+	        "Options:\n"
+	        "  -i, --interval SEC   refresh every SEC seconds (default 1; fractions allowed)\n"
+	        "  -n, --iterations N   stop after N refreshes (default: until interrupted)\n"
+	        "  -1, --once           one full measurement of every process, then exit\n"
+	        "  -b, --budget PCT     CPU share of one core for PSS reads when refreshing\n"
+	        "                       (default 1); PSS figures show their age\n"
+	        "      --json           JSON: one object (--once), or one object per line\n"
+	        "  -h, --help           show this help\n"
+	        "\n"
+	        "PSS (proportional set size) charges a page shared by N processes 1/N to each,\n"
+	        "so PSS sums to the memory really used. USS is what a process alone holds: freed\n"
+	        "when it exits. Reading PSS walks page tables (about 1 ms per 100 MB resident);\n"
+	        "when refreshing, cohort top reads RSS every time and PSS within its budget,\n"
+	        "the processes whose RSS moved most or whose PSS is oldest first.\n"
+	        "\n"
+	        "Exit status: 0 ok, 2 bad usage, 3 the processes or the cgroup could not be read.\n");
+}
+
+struct proc_row {
+	pid_t pid;
+	char name[COHORT_ID_MAX];
+	int have_pss;
+	uint64_t rss;                   /* statm, or smaps Rss */
+	struct cohort_procmem mem;
+	uint64_t age_ns;
+};
+
+struct top {
+	struct cohort_probe probe;
+	pid_t *roots;
+	size_t nroots;
+	const char *cgroup_arg;
+	const char *job_arg;
+	bool json, once, tty;
+	double interval;
+	unsigned iterations;
+	double budget;
+
+	char cgdir[COHORT_PATH_MAX];    /* the cgroup whose counters are shown, "" for none */
+	const char *scope;              /* what was measured, for the header */
+	char scope_buf[COHORT_PATH_MAX + 64];
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static json_t *jsize(uint64_t v)
+{
+	if (v == COHORT_MEM_UNKNOWN)
+		return json_null();
+	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The current set of processes; malloc'd, sorted, without ourselves. */
+static int collect_pids(struct top *t, pid_t **ret, size_t *ret_n)
+{
+	pid_t *all = NULL, *part;
+	size_t n = 0, np;
+	int r;
+
+	for (size_t i = 0; i < t->nroots; i++) {
+		r = cohort_pids_descendants(&t->probe, t->roots[i], &part, &np);
+		if (r == -ESRCH)
+			continue;   /* gone: the set shrinks, it is not an error */
+		if (r < 0)
+			goto fail;
+		pid_t *m = realloc(all, (n + np + 1) * sizeof(*m));
+		if (!m) {
+			free(part);
+			r = -ENOMEM;
+			goto fail;
+		}
+		all = m;
+		memcpy(all + n, part, np * sizeof(*part));
+		n += np;
+		free(part);
+	}
+	if (t->cgdir[0] && (t->cgroup_arg || t->job_arg || t->nroots == 0)) {
+		r = cohort_pids_cgroup(&t->probe, t->cgdir, &part, &np);
+		if (r < 0)
+			goto fail;
+		pid_t *m = realloc(all, (n + np + 1) * sizeof(*m));
+		if (!m) {
+			free(part);
+			r = -ENOMEM;
+			goto fail;
+		}
+		all = m;
+		memcpy(all + n, part, np * sizeof(*part));
+		n += np;
+		free(part);
+	}
+	if (!all && !(all = malloc(sizeof(*all)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	qsort(all, n, sizeof(*all), cmp_pid);
+	size_t out = 0;
+	for (size_t i = 0; i < n; i++)
+		if ((out == 0 || all[out - 1] != all[i]) && all[i] != getpid())
+			all[out++] = all[i];
+	*ret = all;
+	*ret_n = out;
+	return 0;
+fail:
+	free(all);
+	return r;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	const struct proc_row *x = a, *y = b;
+	uint64_t px = x->have_pss ? x->mem.pss : 0, py = y->have_pss ? y->mem.pss : 0;
+
+	if (px != py)
+		return px < py ? 1 : -1;
+	if (x->rss != y->rss)
+		return x->rss < y->rss ? 1 : -1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* The cgroup's counters, and the tightest limit from it up to the root. */
+struct cg_view {
+	int known;
+	struct cohort_cgmem c;
+	uint64_t limit;
+	char limit_where[COHORT_PATH_MAX];
+};
+
+static void read_cgroup(const struct top *t, struct cg_view *v)
+{
+	char dir[COHORT_PATH_MAX];
+	struct cohort_cgmem up;
+
+	memset(v, 0, sizeof(*v));
+	v->limit = UINT64_MAX;
+	if (!t->cgdir[0] || cohort_cgroup_read(&t->probe, t->cgdir, &v->c) < 0)
+		return;
+	v->known = 1;
+	snprintf(dir, sizeof(dir), "%s", v->c.dir);
+	for (;;) {
+		if (cohort_cgroup_read(&t->probe, dir, &up) < 0)
+			break;
+		if (up.limit < v->limit) {
+			v->limit = up.limit;
+			snprintf(v->limit_where, sizeof(v->limit_where), "%s", dir);
+		}
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			break;
+		*slash = '\0';
+	}
+}
+
+struct totals {
+	uint64_t rss, pss, uss, swap;
+	size_t n, n_pss;
+	uint64_t worst_age_ns;
+};
+
+static void sum(const struct proc_row *rows, size_t n, struct totals *tot)
+{
+	memset(tot, 0, sizeof(*tot));
+	tot->n = n;
+	for (size_t i = 0; i < n; i++) {
+		tot->rss += rows[i].rss;
+		if (!rows[i].have_pss)
+			continue;
+		tot->n_pss++;
+		tot->pss += rows[i].mem.pss;
+		tot->uss += rows[i].mem.uss;
+		if (rows[i].mem.swap != COHORT_MEM_UNKNOWN)
+			tot->swap += rows[i].mem.swap;
+		if (rows[i].age_ns > tot->worst_age_ns)
+			tot->worst_age_ns = rows[i].age_ns;
+	}
+}
+
+static json_t *cgroup_json(const struct cg_view *v)
+{
+	json_t *o;
+
+	if (!v->known)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "path", json_string(v->c.dir));
+	json_object_set_new(o, "version", json_integer(v->c.version));
+	json_object_set_new(o, "usage_bytes", jsize(v->c.usage));
+	json_object_set_new(o, "peak_bytes", jsize(v->c.peak));
+	json_object_set_new(o, "limit_bytes", v->limit == UINT64_MAX ? json_null() : jsize(v->limit));
+	json_object_set_new(o, "limit_where", v->limit == UINT64_MAX ? json_null() : json_string(v->limit_where));
+	json_object_set_new(o, "anon_bytes", jsize(v->c.anon));
+	json_object_set_new(o, "file_bytes", jsize(v->c.file));
+	json_object_set_new(o, "shmem_bytes", jsize(v->c.shmem));
+	json_object_set_new(o, "swap_bytes", jsize(v->c.swap));
+	json_object_set_new(o, "oom_kill", jsize(v->c.oom_kill));
+	json_object_set_new(o, "failcnt", jsize(v->c.failcnt));
+	json_object_set_new(o, "max_events", jsize(v->c.max_events));
+	if (v->c.has_pressure)
+		json_object_set_new(o, "pressure_some_avg10", json_real(v->c.pressure.some_avg10));
+	return o;
+}
+
+static int print_json(const struct top *t, const struct proc_row *rows, size_t n,
+                      const struct cg_view *cg, const struct totals *tot)
+{
+	json_t *root = json_object(), *procs = json_array(), *totals = json_object();
+	struct cohort_psi psi;
+	char *text;
+
+	json_object_set_new(root, "scope", json_string(t->scope));
+	json_object_set_new(root, "time", json_integer((json_int_t)time(NULL)));
+	for (size_t i = 0; i < n; i++) {
+		const struct proc_row *r = &rows[i];
+		json_t *o = json_object();
+		bool p = r->have_pss;
+
+		json_object_set_new(o, "pid", json_integer(r->pid));
+		json_object_set_new(o, "command", json_string(r->name));
+		json_object_set_new(o, "rss_bytes", jsize(r->rss));
+		json_object_set_new(o, "pss_bytes", p ? jsize(r->mem.pss) : json_null());
+		json_object_set_new(o, "uss_bytes", p ? jsize(r->mem.uss) : json_null());
+		json_object_set_new(o, "shared_bytes",
+		                    p ? jsize(r->mem.shared_clean + r->mem.shared_dirty) : json_null());
+		json_object_set_new(o, "swap_bytes", p ? jsize(r->mem.swap) : json_null());
+		json_object_set_new(o, "swap_pss_bytes", p ? jsize(r->mem.swap_pss) : json_null());
+		json_object_set_new(o, "shmem_bytes", p ? jsize(r->mem.pss_shmem) : json_null());
+		json_object_set_new(o, "pss_anon_bytes", p ? jsize(r->mem.pss_anon) : json_null());
+		json_object_set_new(o, "pss_file_bytes", p ? jsize(r->mem.pss_file) : json_null());
+		json_object_set_new(o, "pss_age_ms", p ? json_integer((json_int_t)(r->age_ns / 1000000)) : json_null());
+		json_array_append_new(procs, o);
+	}
+	json_object_set_new(root, "processes", procs);
+	json_object_set_new(totals, "processes", json_integer((json_int_t)tot->n));
+	json_object_set_new(totals, "rss_sum_bytes", jsize(tot->rss));
+	json_object_set_new(totals, "pss_sum_bytes", jsize(tot->pss));
+	json_object_set_new(totals, "uss_sum_bytes", jsize(tot->uss));
+	json_object_set_new(totals, "swap_sum_bytes", jsize(tot->swap));
+	json_object_set_new(totals, "pss_known", json_integer((json_int_t)tot->n_pss));
+	json_object_set_new(totals, "pss_worst_age_ms", json_integer((json_int_t)(tot->worst_age_ns / 1000000)));
+	json_object_set_new(root, "totals", totals);
+	json_object_set_new(root, "cgroup", cgroup_json(cg));
+	if (cohort_psi_read(&t->probe, NULL, &psi) == 0)
+		json_object_set_new(root, "node_pressure_some_avg10", json_real(psi.some_avg10));
+	text = json_dumps(root, (t->once ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text) {
+		cli_error("out of memory writing JSON");
+		return CLI_ERROR;
+	}
+	puts(text);
+	free(text);
+	fflush(stdout);
+	return CLI_OK;
+}
+
+static const char *sz(uint64_t v, char *buf, size_t size)
+{
+	if (v == COHORT_MEM_UNKNOWN)
+		return "-";
+	return cohort_size_format(v, buf, size);
+}
+
+static void print_text(const struct top *t, const struct proc_row *rows, size_t n,
+                       const struct cg_view *cg, const struct totals *tot)
+{
+	char b[8][32], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	if (t->tty && !t->once)
+		fputs("\033[H\033[2J", stdout);
+	printf("cohort top - %s - %s - %zu processes\n\n", when, t->scope, n);
+	printf("%8s %-16s %10s %10s %10s %10s %10s %10s %8s\n", "PID", "COMMAND", "RSS", "PSS", "USS",
+	       "SHARED", "SWAP", "SHMEM", "PSS AGE");
+	for (size_t i = 0; i < n; i++) {
+		const struct proc_row *r = &rows[i];
+		char age[16] = "-";
+
+		if (r->have_pss)
+			snprintf(age, sizeof(age), "%.1fs", (double)r->age_ns / 1e9);
+		printf("%8d %-16.16s %10s %10s %10s %10s %10s %10s %8s\n", (int)r->pid, r->name,
+		       sz(r->rss, b[0], 32),
+		       r->have_pss ? sz(r->mem.pss, b[1], 32) : "?",
+		       r->have_pss ? sz(r->mem.uss, b[2], 32) : "?",
+		       r->have_pss ? sz(r->mem.shared_clean + r->mem.shared_dirty, b[3], 32) : "?",
+		       r->have_pss ? sz(r->mem.swap, b[4], 32) : "?",
+		       r->have_pss ? sz(r->mem.pss_shmem, b[5], 32) : "?", age);
+	}
+	printf("\n");
+	printf("  %-12s %10s  what SLURM's jobacct_gather/linux charges: a shared page once per process\n",
+	       "RSS sum", sz(tot->rss, b[0], 32));
+	printf("  %-12s %10s  what the processes really use (each shared page split among its users)%s\n",
+	       "PSS sum", sz(tot->pss, b[1], 32),
+	       tot->n_pss < tot->n ? " - not yet read for every process" : "");
+	printf("  %-12s %10s  freed if every process exited\n", "USS sum", sz(tot->uss, b[2], 32));
+	if (cg->known) {
+		printf("  %-12s %10s  peak %s: what the kernel enforces (cgroup v%d, page cache and shm included)\n",
+		       "cgroup usage", sz(cg->c.usage, b[3], 32), sz(cg->c.peak, b[4], 32), cg->c.version);
+		if (cg->limit != UINT64_MAX)
+			printf("  %-12s %10s  %s\n", "limit", sz(cg->limit, b[5], 32), cg->limit_where);
+		else
+			printf("  %-12s %10s\n", "limit", "none");
+		if (cg->c.oom_kill != COHORT_MEM_UNKNOWN && cg->c.oom_kill > 0)
+			printf("  %-12s %10llu  processes killed by the OOM killer in this cgroup\n",
+			       "oom_kill", (unsigned long long)cg->c.oom_kill);
+	} else {
+		printf("  %-12s %10s\n", "cgroup", "none");
+	}
+	if (t->tty || t->once)
+		fflush(stdout);
+	else
+		printf("\n");
+	fflush(stdout);
+}
+
+static void fill_name(const struct top *t, struct proc_row *r)
+{
+	struct cohort_procstatus st;
+
+	if (cohort_proc_status(&t->probe, r->pid, &st) == 0)
+		snprintf(r->name, sizeof(r->name), "%s", st.name);
+	else
+		snprintf(r->name, sizeof(r->name), "?");
+}
+
+/* --once: read every process fully. */
+static int run_once(struct top *t)
+{
+	pid_t *pids;
+	size_t n, nrows = 0;
+	struct proc_row *rows;
+	struct cg_view cg;
+	struct totals tot;
+	int r = collect_pids(t, &pids, &n);
+
+	if (r < 0) {
+		cli_error("cannot list the processes of %s: %s", t->scope, cohort_strerror(r));
+		return CLI_ERROR;
+	}
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows) {
+		free(pids);
+		cli_error("out of memory");
+		return CLI_ERROR;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct proc_row *row = &rows[nrows];
+
+		row->pid = pids[i];
+		r = cohort_proc_smaps(&t->probe, pids[i], &row->mem);
+		if (r == -ESRCH)
+			continue;   /* exited meanwhile */
+		if (r == 0) {
+			row->have_pss = 1;
+			row->rss = row->mem.rss;
+		} else {
+			/* Not ours to read (another user's process): RSS from statm at least. */
+			struct cohort_statm st;
+
+			if (cohort_proc_statm(&t->probe, pids[i], &st) < 0)
+				continue;
+			row->rss = st.rss;
+		}
+		fill_name(t, row);
+		nrows++;
+	}
+	free(pids);
+	qsort(rows, nrows, sizeof(*rows), cmp_row);
+	read_cgroup(t, &cg);
+	sum(rows, nrows, &tot);
+	if (t->json)
+		r = print_json(t, rows, nrows, &cg, &tot);
+	else {
+		print_text(t, rows, nrows, &cg, &tot);
+		r = CLI_OK;
+	}
+	free(rows);
+	return r;
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Refreshing: the sampler reads statm every tick and PSS within the budget. */
+static int run_loop(struct top *t)
+{
+	struct cohort_sampler_opts so = { .cpu_budget = t->budget, .probe = &t->probe };
+	struct cohort_sampler *s;
+	struct proc_row *rows = NULL;
+	size_t rcap = 0;
+	int r, status = CLI_OK;
+
+	r = cohort_sampler_create(&so, &s);
+	if (r < 0) {
+		cli_error("cannot start the sampler: %s", cohort_strerror(r));
+		return CLI_ERROR;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, on_signal);
+	for (unsigned it = 0; !interrupted && (t->iterations == 0 || it < t->iterations); it++) {
+		pid_t *pids;
+		size_t n, nrows = 0;
+		struct cg_view cg;
+		struct totals tot;
+
+		if (it > 0)
+			sleep_s(t->interval);
+		if (interrupted)
+			break;
+		r = collect_pids(t, &pids, &n);
+		if (r < 0) {
+			cli_error("cannot list the processes of %s: %s", t->scope, cohort_strerror(r));
+			status = CLI_ERROR;
+			break;
+		}
+		/* Follow the set: new workers join, finished ones leave. */
+		for (size_t i = cohort_sampler_count(s); i-- > 0;) {
+			struct cohort_sample smp;
+
+			cohort_sampler_get(s, i, &smp);
+			if (smp.gone || !bsearch(&smp.pid, pids, n, sizeof(*pids), cmp_pid))
+				cohort_sampler_remove(s, smp.pid);
+		}
+		for (size_t i = 0; i < n; i++)
+			cohort_sampler_add(s, pids[i]);   /* -EEXIST for those already there */
+		free(pids);
+		cohort_sampler_tick(s);
+		n = cohort_sampler_count(s);
+		if (n > rcap) {
+			struct proc_row *nr = realloc(rows, n * sizeof(*nr));
+
+			if (!nr) {
+				cli_error("out of memory");
+				status = CLI_ERROR;
+				break;
+			}
+			rows = nr;
+			rcap = n;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct cohort_sample smp;
+			struct proc_row *row = &rows[nrows];
+
+			cohort_sampler_get(s, i, &smp);
+			if (smp.gone || smp.statm.rss == 0)
+				continue;
+			memset(row, 0, sizeof(*row));
+			row->pid = smp.pid;
+			row->rss = smp.statm.rss;
+			row->have_pss = smp.have_pss;
+			row->mem = smp.mem;
+			row->age_ns = smp.mem_age_ns;
+			fill_name(t, row);
+			nrows++;
+		}
+		qsort(rows, nrows, sizeof(*rows), cmp_row);
+		read_cgroup(t, &cg);
+		sum(rows, nrows, &tot);
+		if (t->json)
+			print_json(t, rows, nrows, &cg, &tot);
+		else
+			print_text(t, rows, nrows, &cg, &tot);
+	}
+	free(rows);
+	cohort_sampler_destroy(s);
+	return status;
+}
+
+static int parse_pid(const char *text, pid_t *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || *end || end == text || v <= 0 || v > INT_MAX)
+		return -1;
+	*ret = (pid_t)v;
+	return 0;
+}
+
+static int exec_top(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_top = {
+	.name = "top",
+	.usage = "[--pid PID ...] [--cgroup PATH] [--job JOBID] [--interval SEC] [--once] [--json]",
+	.summary = "live per-process RSS, PSS, USS beside the cgroup's usage and limit",
+	.exec = exec_top,
+	.help = help,
+};
+
+static int exec_top(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "job", required_argument, NULL, 'j' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "once", no_argument, NULL, '1' },
+		{ "budget", required_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct top t;
+	const char *slurm_job;
+	int c, r, status;
+
+	memset(&t, 0, sizeof(t));
+	cli_probe(&t.probe);
+	t.interval = 1.0;
+	t.budget = 0.01;
+	t.tty = isatty(STDOUT_FILENO);
+	t.roots = calloc((size_t)argc, sizeof(*t.roots));
+	if (!t.roots) {
+		cli_error("out of memory");
+		return CLI_ERROR;
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:c:j:i:n:1b:h", opts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 'p':
+			if (parse_pid(optarg, &t.roots[t.nroots]) < 0) {
+				free(t.roots);
+				return cli_usage_error(&cli_cmd_top,
+				                       "invalid pid '%s' for --pid: expected a process id above 0", optarg);
+			}
+			t.nroots++;
+			break;
+		case 'c':
+			t.cgroup_arg = optarg;
+			break;
+		case 'j':
+			t.job_arg = optarg;
+			break;
+		case 'i':
+			errno = 0;
+			t.interval = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(t.interval >= 0.05 && t.interval <= 3600)) {
+				free(t.roots);
+				return cli_usage_error(&cli_cmd_top,
+				                       "invalid interval '%s' for --interval: expected seconds from 0.05 to 3600",
+				                       optarg);
+			}
+			break;
+		case 'n':
+			if (cli_parse_count("--iterations", optarg, 1000000000u, &t.iterations) < 0) {
+				free(t.roots);
+				return CLI_USAGE;
+			}
+			break;
+		case '1':
+			t.once = true;
+			break;
+		case 'b':
+			errno = 0;
+			t.budget = strtod(optarg, &end) / 100.0;
+			if (errno || *end || end == optarg || !(t.budget > 0 && t.budget <= 1)) {
+				free(t.roots);
+				return cli_usage_error(&cli_cmd_top,
+				                       "invalid budget '%s' for --budget: expected a percentage of one core, above 0 and at most 100",
+				                       optarg);
+			}
+			break;
+		case 'J':
+			t.json = true;
+			break;
+		case 'h':
+			help(stdout);
+			free(t.roots);
+			return CLI_OK;
+		default:
+			free(t.roots);
+			return cli_usage_error(&cli_cmd_top, "unknown option");
+		}
+	}
+	if (optind < argc) {
+		free(t.roots);
+		return cli_usage_error(&cli_cmd_top, "unexpected argument '%s'; processes are named with --pid",
+		                       argv[optind]);
+	}
+	if (t.cgroup_arg && t.job_arg) {
+		free(t.roots);
+		return cli_usage_error(&cli_cmd_top, "--cgroup and --job both name a cgroup; give one");
+	}
+
+	slurm_job = getenv("SLURM_JOB_ID");
+	if (!t.job_arg && !t.cgroup_arg && t.nroots == 0 && slurm_job && *slurm_job)
+		t.job_arg = slurm_job;
+	status = CLI_ERROR;
+	if (t.job_arg) {
+		r = cohort_cgroup_find_job(&t.probe, t.job_arg, t.cgdir, sizeof(t.cgdir));
+		if (r == -EINVAL) {
+			free(t.roots);
+			return cli_usage_error(&cli_cmd_top,
+			                       "invalid job id '%s' for --job: expected SLURM_JOB_ID, a number", t.job_arg);
+		}
+		if (r < 0) {
+			cli_error("SLURM job %s has no memory cgroup on this node (looked for job_%s under %s): "
+			          "it has ended, runs on another node, or SLURM does not confine jobs with "
+			          "cgroups here (TaskPlugin=task/cgroup); use --pid instead",
+			          t.job_arg, t.job_arg, t.probe.cgroup_root ? t.probe.cgroup_root : "/sys/fs/cgroup");
+			goto out;
+		}
+		snprintf(t.scope_buf, sizeof(t.scope_buf), "SLURM job %s", t.job_arg);
+	} else if (t.cgroup_arg) {
+		struct cohort_cgmem cgm;
+
+		r = cohort_cgroup_read(&t.probe, t.cgroup_arg, &cgm);
+		if (r < 0) {
+			cli_error("cannot read the memory cgroup '%s': %s; give it as /proc/PID/cgroup "
+			          "names it, or as a directory under %s", t.cgroup_arg, cohort_strerror(r),
+			          t.probe.cgroup_root ? t.probe.cgroup_root : "/sys/fs/cgroup");
+			goto out;
+		}
+		snprintf(t.cgdir, sizeof(t.cgdir), "%s", cgm.dir);
+		snprintf(t.scope_buf, sizeof(t.scope_buf), "cgroup %s", t.cgdir);
+	} else if (t.nroots > 0) {
+		for (size_t i = 0; i < t.nroots; i++) {
+			struct cohort_statm st;
+
+			if (cohort_proc_statm(&t.probe, t.roots[i], &st) == -ESRCH) {
+				cli_error("no process %d (--pid): it has exited, or the pid is wrong",
+				          (int)t.roots[i]);
+				goto out;
+			}
+		}
+		/* The counters of the first process's cgroup, which may hold others too. */
+		if (cohort_cgroup_of_pid(&t.probe, t.roots[0], t.cgdir, sizeof(t.cgdir), NULL) < 0)
+			t.cgdir[0] = '\0';
+		snprintf(t.scope_buf, sizeof(t.scope_buf), "pid %d%s and descendants", (int)t.roots[0],
+		         t.nroots > 1 ? " and others" : "");
+	} else {
+		if (cohort_cgroup_of_pid(&t.probe, 0, t.cgdir, sizeof(t.cgdir), NULL) < 0) {
+			cli_error("this process has no memory cgroup to show; name the processes with --pid");
+			goto out;
+		}
+		snprintf(t.scope_buf, sizeof(t.scope_buf), "cgroup %s", t.cgdir);
+	}
+	t.scope = t.scope_buf;
+	status = t.once ? run_once(&t) : run_loop(&t);
+out:
+	free(t.roots);
+	return status;
+}

@@ -1,0 +1,396 @@
+/* test-procmem.c - process and cgroup readers, on fixture trees and live processes. */
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct cohort_probe fixture(const char *tree)
+{
+	static char proc[1024], cg[1024];
+	struct cohort_probe p = { 0 };
+
+	snprintf(proc, sizeof(proc), "%s/tests/fixtures/%s", test_src_dir(), tree);
+	snprintf(cg, sizeof(cg), "%s/tests/fixtures/%s", test_src_dir(), tree);
+	p.proc_root = proc;
+	p.cgroup_root = cg;
+	return p;
+}
+
+#define KB(x) ((uint64_t)(x) * 1024)
+
+TEST(procmem_rollup_fixture)
+{
+	struct cohort_probe p = fixture("proc-rollup");
+	struct cohort_procmem m;
+	struct cohort_statm st;
+	struct cohort_procstatus s;
+	long page = sysconf(_SC_PAGESIZE);
+
+	CHECK_OK(cohort_proc_smaps(&p, 100, &m));
+	CHECK_EQ(m.source, COHORT_SMAPS_ROLLUP);
+	CHECK_EQ_U64(m.rss, KB(307456));
+	CHECK_EQ_U64(m.pss, KB(62000));
+	CHECK_EQ_U64(m.pss_anon, KB(61500));
+	CHECK_EQ_U64(m.pss_file, KB(400));
+	CHECK_EQ_U64(m.pss_shmem, KB(100));
+	CHECK_EQ_U64(m.shared_clean, KB(1540));
+	CHECK_EQ_U64(m.shared_dirty, KB(305600));
+	CHECK_EQ_U64(m.uss, KB(40 + 276));
+	CHECK_EQ_U64(m.swap, KB(512));
+	CHECK_EQ_U64(m.swap_pss, KB(128));
+
+	CHECK_OK(cohort_proc_statm(&p, 100, &st));
+	CHECK_EQ_U64(st.size, 80000ULL * page);
+	CHECK_EQ_U64(st.rss, 76864ULL * page);
+	CHECK_EQ_U64(st.shared, 395ULL * page);
+
+	CHECK_OK(cohort_proc_status(&p, 100, &s));
+	CHECK_STREQ(s.name, "python3 worker");
+	CHECK_EQ(s.ppid, 1);
+	CHECK_EQ_U64(s.vm_rss, KB(307456));
+	CHECK_EQ_U64(s.vm_hwm, KB(310000));
+	CHECK_EQ_U64(s.rss_anon, KB(305876));
+	CHECK_EQ_U64(s.rss_file, KB(1580));
+	CHECK_EQ_U64(s.rss_shmem, 0);
+	CHECK_EQ_U64(s.vm_swap, KB(512));
+}
+
+TEST(procmem_gone_and_zombie)
+{
+	struct cohort_probe p = fixture("proc-rollup");
+	struct cohort_procmem m;
+	struct cohort_statm st;
+	struct cohort_procstatus s;
+
+	/* Missing directory: gone. */
+	CHECK_EQ(cohort_proc_smaps(&p, 999, &m), -ESRCH);
+	CHECK_EQ(cohort_proc_statm(&p, 999, &st), -ESRCH);
+	CHECK_EQ(cohort_proc_status(&p, 999, &s), -ESRCH);
+	/* A zombie: empty smaps_rollup, no Vm lines. */
+	CHECK_EQ(cohort_proc_smaps(&p, 101, &m), -ESRCH);
+	CHECK_EQ(cohort_proc_status(&p, 101, &s), -ESRCH);
+	CHECK_EQ(cohort_proc_statm(&p, -1, &st), -EINVAL);
+}
+
+TEST(procmem_summed_smaps_without_rollup)
+{
+	struct cohort_probe p = fixture("proc-no-rollup");
+	struct cohort_procmem m;
+	struct cohort_procstatus s;
+
+	CHECK_OK(cohort_proc_smaps(&p, 200, &m));
+	CHECK_EQ(m.source, COHORT_SMAPS_SUMMED);
+	CHECK_EQ_U64(m.rss, KB(300 + 307200 + 24));
+	CHECK_EQ_U64(m.pss, KB(100 + 61440 + 24));
+	CHECK_EQ_U64(m.uss, KB(4 + 20));
+	CHECK_EQ_U64(m.shared_clean, KB(300));
+	CHECK_EQ_U64(m.shared_dirty, KB(307200));
+	CHECK_EQ_U64(m.swap, KB(8));
+	/* This kernel has no Pss_* split nor SwapPss: unknown, not zero. */
+	CHECK_EQ_U64(m.pss_anon, COHORT_MEM_UNKNOWN);
+	CHECK_EQ_U64(m.swap_pss, COHORT_MEM_UNKNOWN);
+
+	CHECK_OK(cohort_proc_status(&p, 200, &s));
+	CHECK_EQ_U64(s.vm_rss, KB(307524));
+	CHECK_EQ_U64(s.rss_anon, COHORT_MEM_UNKNOWN);
+}
+
+TEST(procmem_garbage_is_refused)
+{
+	struct cohort_probe p = fixture("garbage");
+	struct cohort_procmem m;
+	struct cohort_statm st;
+	struct cohort_procstatus s;
+	struct cohort_psi psi;
+
+	for (pid_t pid = 300; pid <= 304; pid++) {
+		int r = cohort_proc_smaps(&p, pid, &m);
+
+		CHECK_MSG(r == COHORT_EPARSE, "smaps_rollup of %d: want EPARSE, got %d (%s)", (int)pid, r,
+		          cohort_strerror(r));
+	}
+	CHECK_EQ(cohort_proc_statm(&p, 300, &st), COHORT_EPARSE);
+	CHECK_EQ(cohort_proc_statm(&p, 301, &st), COHORT_EPARSE);
+	CHECK_EQ(cohort_proc_statm(&p, 302, &st), COHORT_EPARSE);   /* pages x page size overflows */
+	CHECK_EQ(cohort_proc_status(&p, 300, &s), COHORT_EPARSE);  /* "MB", not "kB" */
+	CHECK_EQ(cohort_proc_status(&p, 301, &s), COHORT_EPARSE);
+	CHECK_EQ(cohort_psi_read(&p, NULL, &psi), COHORT_EPARSE);
+	CHECK_EQ(cohort_smaps_parse("", &m), COHORT_EPARSE);
+	CHECK_EQ(cohort_smaps_parse(NULL, &m), COHORT_EPARSE);
+}
+
+TEST(procmem_psi)
+{
+	struct cohort_probe p = fixture("proc-rollup");
+	struct cohort_psi psi;
+
+	CHECK_OK(cohort_psi_read(&p, NULL, &psi));
+	CHECK(psi.some_avg10 > 1.49 && psi.some_avg10 < 1.51);
+	CHECK(psi.some_avg60 > 0.24 && psi.some_avg60 < 0.26);
+	CHECK_EQ_U64(psi.some_total_us, 123456);
+	CHECK_EQ(psi.has_full, 1);
+	CHECK(psi.full_avg10 > 0.49 && psi.full_avg10 < 0.51);
+	CHECK_EQ_U64(psi.full_total_us, 6789);
+	CHECK_OK(cohort_psi_parse("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", &psi));
+	CHECK_EQ(psi.has_full, 0);
+	CHECK_EQ(cohort_psi_parse("some avg10=0.00 avg60=0.00 total=0\n", &psi), COHORT_EPARSE);
+	CHECK_EQ(cohort_psi_parse("some avg10=101.00 avg60=0.00 avg300=0.00 total=0\n", &psi),
+	         COHORT_EPARSE);
+}
+
+static int has_pid(const pid_t *pids, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return 1;
+	return 0;
+}
+
+TEST(procmem_descendants_fixture)
+{
+	struct cohort_probe p = fixture("proc-tree");
+	pid_t *pids = NULL;
+	size_t n = 0;
+
+	CHECK_OK(cohort_pids_descendants(&p, 10, &pids, &n));
+	CHECK_EQ(n, 4);
+	CHECK_EQ(pids[0], 10);
+	CHECK_EQ(pids[1], 11);
+	CHECK_EQ(pids[2], 12);
+	CHECK_EQ(pids[3], 13);
+	free(pids);
+	CHECK_OK(cohort_pids_descendants(&p, 13, &pids, &n));
+	CHECK_EQ(n, 1);
+	free(pids);
+	CHECK_EQ(cohort_pids_descendants(&p, 14, &pids, &n), -ESRCH);
+	CHECK_EQ(cohort_pids_descendants(&p, 77, &pids, &n), -ESRCH);
+}
+
+TEST(procmem_cgroup_v1_fixture)
+{
+	struct cohort_probe p = fixture("cgroup-v1");
+	struct cohort_cgmem c;
+	pid_t *pids = NULL;
+	size_t n = 0;
+	char dir[512];
+
+	CHECK_OK(cohort_cgroup_find_job(&p, "42", dir, sizeof(dir)));
+	CHECK_CONTAINS(dir, "/memory/slurm_node1/uid_1000/job_42");
+	CHECK_EQ(cohort_cgroup_find_job(&p, "4", dir, sizeof(dir)), -ENOENT);
+	CHECK_EQ(cohort_cgroup_find_job(&p, "42;rm", dir, sizeof(dir)), -EINVAL);
+	CHECK_EQ(cohort_cgroup_find_job(&p, "", dir, sizeof(dir)), -EINVAL);
+
+	CHECK_OK(cohort_cgroup_read(&p, dir, &c));
+	CHECK_EQ(c.version, 1);
+	CHECK_EQ_U64(c.usage, 325058560);
+	CHECK_EQ_U64(c.peak, 1575903232);
+	CHECK_EQ_U64(c.limit, 1048576000);
+	CHECK_EQ_U64(c.anon, 320864256);
+	CHECK_EQ_U64(c.file, 4194304);
+	CHECK_EQ_U64(c.shmem, 1048576);
+	CHECK_EQ_U64(c.mapped_file, 2097152);
+	CHECK_EQ_U64(c.swap, 0);
+	CHECK_EQ_U64(c.oom_kill, 2);
+	CHECK_EQ_U64(c.failcnt, 17);
+	CHECK_EQ_U64(c.max_events, COHORT_MEM_UNKNOWN);
+	CHECK_EQ(c.has_pressure, 0);
+
+	/* A path inside the hierarchy, as /proc/PID/cgroup names it. */
+	CHECK_OK(cohort_cgroup_read(&p, "/slurm_node1/uid_1000/job_42/step_0", &c));
+	CHECK_EQ_U64(c.limit, UINT64_MAX);   /* v1's "unlimited" */
+
+	CHECK_OK(cohort_pids_cgroup(&p, "/slurm_node1/uid_1000/job_42", &pids, &n));
+	CHECK_EQ(n, 4);   /* 4100..4103, 4101 listed twice */
+	CHECK_EQ(pids[0], 4100);
+	CHECK_EQ(pids[3], 4103);
+	free(pids);
+	CHECK_EQ(cohort_pids_cgroup(&p, "/slurm_node1/nope", &pids, &n), -ENOENT);
+	CHECK_EQ(cohort_pids_cgroup(&p, "/slurm_node1/../../etc", &pids, &n), -EINVAL);
+}
+
+TEST(procmem_cgroup_v2_fixture)
+{
+	struct cohort_probe p = fixture("cgroup-v2");
+	struct cohort_cgmem c;
+	pid_t *pids = NULL;
+	size_t n = 0;
+	char dir[512];
+
+	CHECK_OK(cohort_cgroup_find_job(&p, "43", dir, sizeof(dir)));
+	CHECK_CONTAINS(dir, "/system.slice/slurmstepd.scope/job_43");
+	CHECK_OK(cohort_cgroup_read(&p, dir, &c));
+	CHECK_EQ(c.version, 2);
+	CHECK_EQ_U64(c.usage, 325058560);
+	CHECK_EQ_U64(c.peak, 1575903232);
+	CHECK_EQ_U64(c.limit, 1048576000);
+	CHECK_EQ_U64(c.anon, 320864256);
+	CHECK_EQ_U64(c.shmem, 1048576);
+	CHECK_EQ_U64(c.mapped_file, 2097152);
+	CHECK_EQ_U64(c.oom_kill, 2);
+	CHECK_EQ_U64(c.oom, 3);
+	CHECK_EQ_U64(c.max_events, 31);
+	CHECK_EQ_U64(c.failcnt, COHORT_MEM_UNKNOWN);
+	CHECK_EQ(c.has_pressure, 1);
+	CHECK(c.pressure.some_avg10 > 11.9 && c.pressure.some_avg10 < 12.1);
+	CHECK_EQ_U64(c.pressure.full_total_us, 8765432);
+
+	CHECK_OK(cohort_cgroup_read(&p, "system.slice/slurmstepd.scope/job_43/step_0", &c));
+	CHECK_EQ_U64(c.limit, UINT64_MAX);   /* "max" */
+	CHECK_EQ_U64(c.peak, COHORT_MEM_UNKNOWN);   /* no memory.peak before 5.19 */
+
+	CHECK_OK(cohort_pids_cgroup(&p, dir, &pids, &n));
+	CHECK_EQ(n, 3);
+	CHECK_EQ(pids[0], 5000);
+	CHECK_EQ(pids[1], 5001);
+	CHECK_EQ(pids[2], 5002);
+	free(pids);
+	/* Not a memory cgroup. */
+	CHECK_EQ(cohort_cgroup_read(&p, "user.slice", &c), COHORT_ENOCGROUP);
+}
+
+TEST(procmem_cgroup_garbage)
+{
+	struct cohort_probe p = fixture("cgroup-garbage");
+	struct cohort_cgmem c;
+	pid_t *pids = NULL;
+	size_t n = 0;
+
+	CHECK_EQ(cohort_pids_cgroup(&p, "bad", &pids, &n), COHORT_EPARSE);
+	/* Odd single files leave their figures unknown. */
+	CHECK_OK(cohort_cgroup_read(&p, "bad", &c));
+	CHECK_EQ_U64(c.usage, COHORT_MEM_UNKNOWN);
+	CHECK_EQ_U64(c.anon, COHORT_MEM_UNKNOWN);
+}
+
+/* ---- live processes ---- */
+
+struct touch {
+	size_t size;
+	int ready_fd;      /* written once the memory is touched */
+};
+
+static void touch_and_wait(void *arg)
+{
+	const struct touch *t = arg;
+	char *p = mmap(NULL, t->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		_exit(1);
+	memset(p, 1, t->size);
+	if (write(t->ready_fd, "x", 1) != 1)
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+/* Start a helper holding size bytes of private memory; returns once they are touched. */
+static pid_t spawn_toucher(size_t size)
+{
+	int fds[2];
+	struct touch t;
+	struct pollfd pfd;
+	pid_t pid;
+	char c;
+
+	CHECK(pipe(fds) == 0);
+	t.size = size;
+	t.ready_fd = fds[1];
+	pid = helper_spawn(touch_and_wait, &t);
+	close(fds[1]);
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	CHECK_MSG(poll(&pfd, 1, 10000) == 1 && read(fds[0], &c, 1) == 1,
+	          "helper did not touch %zu bytes within 10 s", size);
+	close(fds[0]);
+	return pid;
+}
+
+TEST(procmem_live_process)
+{
+	size_t size = 64u << 20;
+	pid_t pid = spawn_toucher(size);
+	struct cohort_procmem m;
+	struct cohort_statm st;
+	struct cohort_procstatus s;
+
+	CHECK_OK(cohort_proc_statm(NULL, pid, &st));
+	CHECK(st.rss >= size);
+	CHECK_OK(cohort_proc_smaps(NULL, pid, &m));
+	CHECK_EQ(m.source, COHORT_SMAPS_ROLLUP);
+	CHECK(m.rss >= size);
+	CHECK_MSG(m.uss >= size, "uss %" PRIu64 " rss %" PRIu64 " pss %" PRIu64 " sc %" PRIu64 " sd %" PRIu64, m.uss, m.rss, m.pss, m.shared_clean, m.shared_dirty);
+	CHECK(m.pss >= m.uss && m.pss <= m.rss);
+	CHECK_OK(cohort_proc_status(NULL, pid, &s));
+	CHECK(s.vm_rss >= size);
+	CHECK(s.vm_hwm >= s.vm_rss);
+	CHECK_EQ(s.ppid, getpid());
+
+	kill(pid, SIGKILL);
+	CHECK(helper_wait(pid, 5000) >= 0);
+	/* Reaped: its /proc directory is gone. */
+	CHECK_EQ(cohort_proc_smaps(NULL, pid, &m), -ESRCH);
+	CHECK_EQ(cohort_proc_statm(NULL, pid, &st), -ESRCH);
+}
+
+static void child_tree(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		if (fork() == 0)
+			for (;;)
+				pause();
+	for (;;)
+		pause();
+}
+
+TEST(procmem_live_descendants)
+{
+	pid_t pid = helper_spawn(child_tree, NULL);
+	pid_t *pids = NULL;
+	size_t n = 0;
+	int tries = 0;
+
+	do {
+		free(pids);
+		pids = NULL;
+		usleep(20000);
+		CHECK_OK(cohort_pids_descendants(NULL, pid, &pids, &n));
+	} while (n < 4 && ++tries < 250);
+	CHECK_EQ(n, 4);
+	CHECK(has_pid(pids, n, pid));
+	CHECK(!has_pid(pids, n, getpid()));
+	free(pids);
+	/* The test process sees the helper among its own descendants. */
+	CHECK_OK(cohort_pids_descendants(NULL, getpid(), &pids, &n));
+	CHECK(n >= 5);
+	CHECK(has_pid(pids, n, getpid()) && has_pid(pids, n, pid));
+	free(pids);
+}
+
+TEST(procmem_live_own_cgroup)
+{
+	char dir[512];
+	int version = 0;
+	struct cohort_cgmem c;
+	pid_t *pids = NULL;
+	size_t n = 0;
+	int r = cohort_cgroup_of_pid(NULL, 0, dir, sizeof(dir), &version);
+
+	if (r == COHORT_ENOCGROUP)
+		SKIP("no memory cgroup on this machine");
+	CHECK_OK(r);
+	CHECK(version == 1 || version == 2);
+	r = cohort_cgroup_read(NULL, dir, &c);
+	if (r == COHORT_ENOCGROUP)
+		SKIP("the memory cgroup %s has no counters (the root of a v2 hierarchy)", dir);
+	CHECK_OK(r);
+	CHECK(c.usage != COHORT_MEM_UNKNOWN && c.usage > 0);
+	CHECK_OK(cohort_pids_cgroup(NULL, dir, &pids, &n));
+	CHECK_MSG(has_pid(pids, n, getpid()), "own pid %d not among the %zu processes of %s",
+	          (int)getpid(), n, dir);
+	free(pids);
+}
