@@ -1,0 +1,89 @@
+/*
+ * proctree.c - a worker's process tree by its children files, cheaply
+ * enough to be walked every sampling tick.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Append the children of every thread of pid to the list. */
+static int children_of(const char *root, pid_t pid, pid_t **out, size_t *n, size_t *cap)
+{
+	char dir[COHORT_PATH_MAX], buf[16384];
+	struct dirent *e;
+	DIR *d;
+	int r = 0;
+
+	if (cohort__pathf(dir, sizeof(dir), "%s/%d/task", root, (int)pid) < 0)
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (r == 0 && (e = readdir(d)) != NULL) {
+		const char *p;
+		ssize_t len;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		len = cohort__slurpf(buf, sizeof(buf), "%s/%s/children", dir, e->d_name);
+		if (len == -ENOENT) {
+			/* The thread went, or the kernel has no children files. */
+			char probe_path[COHORT_PATH_MAX + 64];
+
+			if (cohort__pathf(probe_path, sizeof(probe_path), "%s/%s", dir, e->d_name) >= 0 &&
+			    access(probe_path, F_OK) == 0) {
+				r = -ENOSYS;
+				break;
+			}
+			continue;
+		}
+		if (len < 0)
+			continue;
+		for (p = buf; *p; ) {
+			uint64_t v;
+
+			if (cohort__parse_u64(p, &v, &p) < 0)
+				break;
+			if (v > 0 && v <= INT32_MAX)
+				r = cohort__pids_push(out, n, cap, (pid_t)v);
+			if (r < 0)
+				break;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, pid_t **ret_pids, size_t *ret_n)
+{
+	const char *root = cohort__proc_root(probe);
+	pid_t *out = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	if (pid <= 0)
+		return -EINVAL;
+	r = cohort__pids_push(&out, &n, &cap, pid);
+	/* Breadth first over out[]; a pid seen twice (a race with reparenting) is kept once below. */
+	for (size_t head = 0; r == 0 && head < n && n < 65536; head++) {
+		r = children_of(root, out[head], &out, &n, &cap);
+		if (r == -ESRCH && head > 0)
+			r = 0;   /* a descendant that just exited */
+	}
+	if (r == -ENOSYS) {
+		free(out);
+		return cohort_pids_descendants(probe, pid, ret_pids, ret_n);
+	}
+	if (r < 0) {
+		free(out);
+		return r;
+	}
+	cohort__pids_sort_unique(out, &n);
+	*ret_pids = out;
+	*ret_n = n;
+	return 0;
+}
