@@ -42,7 +42,7 @@ OPT      ?= -O2 -g
 CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DCOHORT_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(OPT) $(WARN) -fvisibility=hidden -fPIC -pthread -MMD -MP
 LDFLAGS  += -pthread
-CLI_LIBS := -ljansson
+CLI_LIBS := -ljansson -lm
 
 ifeq ($(SANITIZER),address)
 SANFLAGS := -fsanitize=address -fno-omit-frame-pointer

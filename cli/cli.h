@@ -4,7 +4,9 @@
 
 #include "cohort.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* Exit codes, documented in cohort(1). */
 enum {
@@ -25,6 +27,7 @@ struct cli_cmd {
 extern const struct cli_cmd cli_cmd_check;
 extern const struct cli_cmd cli_cmd_top;
 extern const struct cli_cmd cli_cmd_shm;
+extern const struct cli_cmd cli_cmd_run;
 
 /* Print "cohort: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -42,5 +45,12 @@ int cli_parse_count(const char *option, const char *text, unsigned max, unsigned
 /* The probe for this process: the real system unless COHORT_ROOT_PROC,
  * COHORT_ROOT_CGROUP or COHORT_ROOT_SHM point elsewhere (fixture replay). */
 void cli_probe(struct cohort_probe *probe);
+
+/* JSON: a size (clamped to 2^63-1), the allocation as `cohort check --json` shows it. */
+json_t *cli_json_size(uint64_t v);
+json_t *cli_json_alloc(const struct cohort_alloc *a);
+
+/* Print a JSON document on stdout, indented, and free it. Returns 0 or -1. */
+int cli_json_print(json_t *root);
 
 #endif

@@ -35,72 +35,18 @@ static void help(FILE *out)
 	        "could not be read.\n");
 }
 
-static json_t *jsize(uint64_t v)
-{
-	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
-}
-
-static json_t *jlong_or_null(long v)
-{
-	return v < 0 ? json_null() : json_integer(v);
-}
-
-static json_t *alloc_json(const struct cohort_alloc *a)
-{
-	json_t *o = json_object(), *slurm = json_null(), *cg = json_null();
-
-	json_object_set_new(o, "cpus", json_integer(a->cpus));
-	json_object_set_new(o, "cpus_source", json_string(cohort_source_name(a->cpus_source)));
-	json_object_set_new(o, "mem_limit_bytes", jsize(a->mem_limit));
-	json_object_set_new(o, "mem_limit_source", json_string(cohort_source_name(a->mem_limit_source)));
-	json_object_set_new(o, "mem_limit_where", json_string(a->mem_limit_where));
-	if (a->cgroup_version) {
-		cg = json_object();
-		json_object_set_new(cg, "version", json_integer(a->cgroup_version));
-		json_object_set_new(cg, "path", json_string(a->cgroup_path));
-		json_object_set_new(cg, "usage_bytes",
-		                    a->cgroup_usage_known ? jsize(a->cgroup_usage) : json_null());
-	}
-	json_object_set_new(o, "cgroup", cg);
-	json_object_set_new(o, "ram_total_bytes", jsize(a->ram_total));
-	json_object_set_new(o, "ram_available_bytes", jsize(a->ram_available));
-	json_object_set_new(o, "swap_total_bytes", jsize(a->swap_total));
-	json_object_set_new(o, "swap_free_bytes", jsize(a->swap_free));
-	json_object_set_new(o, "shm_size_bytes", a->shm_known ? jsize(a->shm_size) : json_null());
-	json_object_set_new(o, "shm_free_bytes", a->shm_known ? jsize(a->shm_free) : json_null());
-	if (a->slurm.present) {
-		slurm = json_object();
-		json_object_set_new(slurm, "job_id", json_string(a->slurm.job_id));
-		json_object_set_new(slurm, "step_id",
-		                    a->slurm.step_id[0] ? json_string(a->slurm.step_id) : json_null());
-		json_object_set_new(slurm, "node",
-		                    a->slurm.node[0] ? json_string(a->slurm.node) : json_null());
-		json_object_set_new(slurm, "local_id", jlong_or_null(a->slurm.local_id));
-		json_object_set_new(slurm, "proc_id", jlong_or_null(a->slurm.proc_id));
-		json_object_set_new(slurm, "ntasks", jlong_or_null(a->slurm.ntasks));
-		json_object_set_new(slurm, "cpus_on_node", jlong_or_null(a->slurm.cpus_on_node));
-		json_object_set_new(slurm, "mem_per_node_bytes",
-		                    a->slurm.mem_per_node ? jsize(a->slurm.mem_per_node) : json_null());
-		json_object_set_new(slurm, "mem_per_cpu_bytes",
-		                    a->slurm.mem_per_cpu ? jsize(a->slurm.mem_per_cpu) : json_null());
-	}
-	json_object_set_new(o, "slurm", slurm);
-	return o;
-}
-
 static int print_json(const struct cohort_alloc *a, const struct cohort_plan *p,
                       const struct cohort_verdict *v)
 {
 	json_t *root = json_object(), *plan = json_object();
 	json_t *problems = json_array(), *warnings = json_array();
-	char *text;
 
-	json_object_set_new(root, "allocation", alloc_json(a));
+	json_object_set_new(root, "allocation", cli_json_alloc(a));
 	json_object_set_new(plan, "workers", json_integer(v->workers));
-	json_object_set_new(plan, "mem_per_worker_bytes", p->mem_per_worker ? jsize(p->mem_per_worker) : json_null());
-	json_object_set_new(plan, "shm_bytes", jsize(p->shm));
-	json_object_set_new(plan, "total_bytes", jsize(v->total));
-	json_object_set_new(plan, "per_worker_fit_bytes", jsize(v->per_worker_fit));
+	json_object_set_new(plan, "mem_per_worker_bytes", p->mem_per_worker ? cli_json_size(p->mem_per_worker) : json_null());
+	json_object_set_new(plan, "shm_bytes", cli_json_size(p->shm));
+	json_object_set_new(plan, "total_bytes", cli_json_size(v->total));
+	json_object_set_new(plan, "per_worker_fit_bytes", cli_json_size(v->per_worker_fit));
 	json_object_set_new(root, "plan", plan);
 	json_object_set_new(root, "fits", json_boolean(v->fits));
 	for (int i = 0; i < v->nproblems; i++) {
@@ -112,14 +58,8 @@ static int print_json(const struct cohort_alloc *a, const struct cohort_plan *p,
 	}
 	json_object_set_new(root, "problems", problems);
 	json_object_set_new(root, "warnings", warnings);
-	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (!text) {
-		cli_error("out of memory writing JSON");
+	if (cli_json_print(root) < 0)
 		return CLI_ERROR;
-	}
-	puts(text);
-	free(text);
 	return v->fits ? CLI_OK : CLI_FAIL;
 }
 

@@ -13,6 +13,7 @@ static const struct cli_cmd *const commands[] = {
 	&cli_cmd_check,
 	&cli_cmd_top,
 	&cli_cmd_shm,
+	&cli_cmd_run,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

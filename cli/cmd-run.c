@@ -1,0 +1,306 @@
+/*
+ * cmd-run.c - `cohort run`: launch N workers inside the allocation, sample
+ * them, enforce a budget, record a timeline (supervise.c does the work).
+ */
+#include "supervise.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+static void help(FILE *out)
+{
+	fprintf(out,
+	        "Usage: cohort run [-n N] [OPTIONS] [--] CMD [ARGS...]\n"
+	        "\n"
+	        "Start N workers running CMD, inside the job's allocation: sample their memory\n"
+	        "(RSS, PSS, USS, swap, shmem, the cgroup's counters), stop one that goes over its\n"
+	        "budget before the kernel's OOM killer picks a victim, flag leaks and\n"
+	        "copy-on-write unsharing, and record a timeline for `cohort report`.\n"
+	        "Each worker gets COHORT_RANK, COHORT_SIZE and COHORT_JOB in its environment.\n"
+	        "\n"
+	        "Options:\n"
+	        "  -n, --workers N            workers to start (default: the usable CPUs)\n"
+	        "  -l, --label                prefix each output line with the worker's rank\n"
+	        "      --budget SIZE          memory for all workers together (default: the\n"
+	        "                             allocation's limit less a margin for cohort and\n"
+	        "                             the page cache)\n"
+	        "  -m, --mem-per-worker SIZE  each worker's limit (default: budget / N)\n"
+	        "      --enforce MODE         cgroup: a memory cgroup per worker, the kernel\n"
+	        "                             enforces (root or a delegated v2 subtree);\n"
+	        "                             rlimit: RLIMIT_DATA, allocations fail in the worker;\n"
+	        "                             watch: cohort samples and stops a worker over its\n"
+	        "                             limit (SIGTERM, then SIGKILL);\n"
+	        "                             auto (default): cgroup when possible, else watch\n"
+	        "      --soft PERCENT         warn at this share of a limit (default 90)\n"
+	        "  -i, --interval SECONDS     time between samples (default 1; 0.1 works)\n"
+	        "      --grace SECONDS        from SIGTERM to SIGKILL (default 10)\n"
+	        "  -K, --kill-on-bad-exit     stop every worker when one fails\n"
+	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson)\n"
+	        "      --no-record            record nothing\n"
+	        "  -q, --quiet                no live warnings and no summary\n"
+	        "  -h, --help                 show this help\n"
+	        "\n"
+	        "Exit status: 0 when every worker exits 0; else the first failing worker's exit\n"
+	        "code, or 128+signal; 2 bad usage; 3 cohort could not start the workers (the plan\n"
+	        "does not fit, no cgroup, recording unwritable); 127 CMD could not be run.\n");
+}
+
+static int parse_seconds(const char *option, const char *text, double min, double max, double *ret)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end != '\0' || !isfinite(v) || v < min || v > max) {
+		cli_error("invalid value '%s' for %s: expected seconds from %g to %g", text, option, min, max);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* SLURM's accounting plugin, from `scontrol show config` (bounded in time). */
+static void slurm_jobacct(struct run_opts *o)
+{
+	static char type[128], params[256];
+	char line[512];
+	FILE *p;
+
+	if (!o->alloc.slurm.present)
+		return;
+	p = popen("timeout 3 scontrol show config 2>/dev/null", "r");
+	if (!p)
+		return;
+	while (fgets(line, sizeof(line), p)) {
+		char *eq = strchr(line, '=');
+		char *v;
+
+		if (!eq)
+			continue;
+		v = eq + 1;
+		while (*v == ' ')
+			v++;
+		v[strcspn(v, "\n")] = '\0';
+		if (strncmp(line, "JobAcctGatherType ", 18) == 0) {
+			snprintf(type, sizeof(type), "%s", v);
+			o->jobacct = type;
+		} else if (strncmp(line, "JobAcctGatherParams ", 20) == 0) {
+			snprintf(params, sizeof(params), "%s", v);
+			o->jobacct_params = params;
+		}
+	}
+	pclose(p);
+}
+
+/* The job's name for segments and recordings. */
+static void job_token(const struct cohort_alloc *a, char *job, size_t jsize,
+                      char *rec, size_t rsize)
+{
+	const char *env = getenv("COHORT_JOB");
+
+	if (env && *env && strlen(env) < 64 && !strchr(env, '/'))
+		snprintf(job, jsize, "%s", env);
+	else if (a->slurm.present)
+		snprintf(job, jsize, "%s", a->slurm.job_id);
+	else
+		snprintf(job, jsize, "local-%d", (int)getpid());
+	if (a->slurm.present && a->slurm.step_id[0]) {
+		if (a->slurm.ntasks > 1 && a->slurm.proc_id >= 0)
+			snprintf(rec, rsize, "cohort-%s.%s.%ld.ndjson", job, a->slurm.step_id, a->slurm.proc_id);
+		else
+			snprintf(rec, rsize, "cohort-%s.%s.ndjson", job, a->slurm.step_id);
+	} else {
+		snprintf(rec, rsize, "cohort-%s.ndjson", job);
+	}
+}
+
+static int refuse(const struct run_opts *o, const struct cohort_verdict *v)
+{
+	cli_error("not starting: the plan does not fit");
+	for (int i = 0; i < v->nproblems; i++)
+		if (v->problems[i].fatal)
+			fprintf(stderr, "  problem: %s\n      fix: %s\n", v->problems[i].message,
+			        v->problems[i].fix);
+	fprintf(stderr, "  (`cohort check --workers %u --mem-per-worker %lluM` shows the allocation)\n",
+	        o->workers, (unsigned long long)(o->mem_per_worker >> 20));
+	return CLI_ERROR;
+}
+
+static int exec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "workers", required_argument, NULL, 'n' },
+		{ "label", no_argument, NULL, 'l' },
+		{ "budget", required_argument, NULL, 'B' },
+		{ "mem-per-worker", required_argument, NULL, 'm' },
+		{ "enforce", required_argument, NULL, 'E' },
+		{ "soft", required_argument, NULL, 'S' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "grace", required_argument, NULL, 'G' },
+		{ "kill-on-bad-exit", no_argument, NULL, 'K' },
+		{ "record", required_argument, NULL, 'o' },
+		{ "no-record", no_argument, NULL, 'N' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	static char job[80], recname[200];
+	struct run_opts o;
+	struct cohort_alloc within;
+	struct cohort_plan plan;
+	struct cohort_verdict verdict;
+	bool no_record = false;
+	double soft_pct = 90;
+	int c, r;
+	char a[32], b[32];
+	static char budget_source[160];
+
+	memset(&o, 0, sizeof(o));
+	o.interval = 1.0;
+	o.grace = 10.0;
+	o.enforce = ENFORCE_AUTO;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:n:lm:i:Ko:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (cli_parse_count("--workers", optarg, 4096, &o.workers) < 0)
+				return CLI_USAGE;
+			break;
+		case 'l':
+			o.label = true;
+			break;
+		case 'B':
+			if (cli_parse_size("--budget", optarg, &o.budget) < 0)
+				return CLI_USAGE;
+			if (o.budget == 0)
+				return cli_usage_error(&cli_cmd_run, "--budget must be more than 0");
+			break;
+		case 'm':
+			if (cli_parse_size("--mem-per-worker", optarg, &o.mem_per_worker) < 0)
+				return CLI_USAGE;
+			if (o.mem_per_worker == 0)
+				return cli_usage_error(&cli_cmd_run, "--mem-per-worker must be more than 0");
+			break;
+		case 'E':
+			if (strcmp(optarg, "cgroup") == 0)
+				o.enforce = ENFORCE_CGROUP;
+			else if (strcmp(optarg, "rlimit") == 0)
+				o.enforce = ENFORCE_RLIMIT;
+			else if (strcmp(optarg, "watch") == 0)
+				o.enforce = ENFORCE_WATCH;
+			else if (strcmp(optarg, "auto") == 0)
+				o.enforce = ENFORCE_AUTO;
+			else
+				return cli_usage_error(&cli_cmd_run, "invalid --enforce '%s': expected cgroup, "
+				                       "rlimit, watch or auto", optarg);
+			break;
+		case 'S':
+			if (parse_seconds("--soft", optarg, 1, 100, &soft_pct) < 0)
+				return CLI_USAGE;
+			break;
+		case 'i':
+			if (parse_seconds("--interval", optarg, 0.01, 3600, &o.interval) < 0)
+				return CLI_USAGE;
+			break;
+		case 'G':
+			if (parse_seconds("--grace", optarg, 0, 3600, &o.grace) < 0)
+				return CLI_USAGE;
+			break;
+		case 'K':
+			o.kill_on_bad_exit = true;
+			break;
+		case 'o':
+			o.record = optarg;
+			break;
+		case 'N':
+			no_record = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			help(stdout);
+			return CLI_OK;
+		case ':':
+			return cli_usage_error(&cli_cmd_run, "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error(&cli_cmd_run, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(&cli_cmd_run, "no command to run: cohort run [OPTIONS] -- CMD [ARGS...]");
+	if (no_record && o.record)
+		return cli_usage_error(&cli_cmd_run, "--record and --no-record contradict each other");
+	o.argv = argv + optind;
+	o.soft = soft_pct / 100.0;
+
+	cli_probe(&o.probe);
+	r = cohort_alloc_detect(&o.probe, &o.alloc);
+	if (r < 0) {
+		cli_error("cannot read the allocation: %s", cohort_strerror(r));
+		return CLI_ERROR;
+	}
+	if (!o.workers)
+		o.workers = o.alloc.cpus ? o.alloc.cpus : 1;
+
+	/* The budget: what the allocation holds, less room for cohort and the page cache. */
+	o.margin = o.alloc.mem_limit / 20;
+	if (o.margin < (64ULL << 20))
+		o.margin = 64ULL << 20;
+	if (o.margin > (1ULL << 30))
+		o.margin = 1ULL << 30;
+	if (o.margin * 4 > o.alloc.mem_limit)
+		o.margin = o.alloc.mem_limit / 4;
+	if (o.budget) {
+		if (o.budget > o.alloc.mem_limit) {
+			cli_error("--budget %s is above the allocation's %s memory limit (%s: %s); "
+			          "use at most --budget %lluM",
+			          cohort_size_format(o.budget, a, sizeof(a)),
+			          cohort_size_format(o.alloc.mem_limit, b, sizeof(b)),
+			          cohort_source_name(o.alloc.mem_limit_source), o.alloc.mem_limit_where,
+			          (unsigned long long)(o.alloc.mem_limit >> 20));
+			return CLI_ERROR;
+		}
+		snprintf(budget_source, sizeof(budget_source), "--budget");
+	} else {
+		o.budget = o.alloc.mem_limit - o.margin;
+		snprintf(budget_source, sizeof(budget_source), "the %s limit (%s) less %s for cohort and the page cache",
+		         cohort_size_format(o.alloc.mem_limit, a, sizeof(a)),
+		         cohort_source_name(o.alloc.mem_limit_source),
+		         cohort_size_format(o.margin, b, sizeof(b)));
+	}
+	o.budget_source = budget_source;
+	if (!o.mem_per_worker)
+		o.mem_per_worker = o.budget / o.workers;
+
+	/* Refuse a plan that cannot fit, with cohort check's explanation. */
+	within = o.alloc;
+	within.mem_limit = o.budget;
+	snprintf(within.mem_limit_where, sizeof(within.mem_limit_where), "%s", budget_source);
+	plan = (struct cohort_plan){ .workers = o.workers, .mem_per_worker = o.mem_per_worker };
+	if (cohort_plan_check(&within, &plan, &verdict) < 0)
+		return cli_usage_error(&cli_cmd_run, "impossible plan: %u workers x %llu bytes",
+		                       o.workers, (unsigned long long)o.mem_per_worker);
+	if (!verdict.fits)
+		return refuse(&o, &verdict);
+
+	job_token(&o.alloc, job, sizeof(job), recname, sizeof(recname));
+	o.job = job;
+	if (!no_record && !o.record)
+		o.record = recname;
+	slurm_jobacct(&o);
+	return supervise(&o);
+}
+
+const struct cli_cmd cli_cmd_run = {
+	.name = "run",
+	.usage = "[-n N] [OPTIONS] [--] CMD [ARGS...]",
+	.summary = "run N workers inside the allocation: sample, enforce, record",
+	.exec = exec,
+	.help = help,
+};

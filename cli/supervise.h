@@ -1,0 +1,61 @@
+/* supervise.h - the supervisor behind `cohort run`. */
+#ifndef COHORT_SUPERVISE_H
+#define COHORT_SUPERVISE_H
+
+#include "cli.h"
+
+#include <stdbool.h>
+
+enum enforce { ENFORCE_AUTO, ENFORCE_CGROUP, ENFORCE_RLIMIT, ENFORCE_WATCH };
+
+const char *enforce_name(enum enforce e);
+
+struct run_opts {
+	unsigned workers;
+	char **argv;                  /* the command, NULL-terminated */
+	uint64_t budget;              /* all workers together, bytes */
+	uint64_t mem_per_worker;      /* each worker's hard limit, bytes */
+	enum enforce enforce;         /* AUTO: cgroup when cohort may make them, else watch */
+	double soft;                  /* warning threshold, fraction of a limit */
+	double interval;              /* seconds between samples */
+	double grace;                 /* seconds from SIGTERM to SIGKILL */
+	bool label;                   /* prefix output lines with the rank */
+	bool kill_on_bad_exit;        /* stop everyone when a worker fails */
+	bool quiet;                   /* no live warnings, no summary */
+	const char *record;           /* recording path, or NULL */
+	const char *job;              /* COHORT_JOB for the workers */
+	struct cohort_probe probe;
+	struct cohort_alloc alloc;
+	uint64_t margin;              /* what the default budget leaves to the supervisor and page cache */
+	const char *budget_source;    /* "--budget", or how it was derived */
+	const char *jobacct;          /* SLURM's JobAcctGatherType, or NULL */
+	const char *jobacct_params;   /* SLURM's JobAcctGatherParams, or NULL */
+};
+
+/*
+ * Run the workers to the end. Returns the exit status for the cohort
+ * command: 0 when every worker exited 0, else the first failing worker's
+ * code or 128+signal; 127 when the command could not be started; 3 when
+ * the supervisor itself could not set up.
+ */
+int supervise(const struct run_opts *opts);
+
+/* The recording: newline-delimited JSON, one whole line per write(2). */
+struct recorder {
+	int fd;
+	int error;                    /* the errno that stopped it, 0 while it records */
+	char path[1024];
+};
+
+/* Open (create or truncate) a recording. Returns 0 or -errno. */
+int recorder_open(struct recorder *rec, const char *path);
+
+/*
+ * Append obj as one line and free it. A failed write stops the recording
+ * for good (rec->error), and returns -errno once; later calls do nothing.
+ */
+int recorder_write(struct recorder *rec, json_t *obj);
+
+void recorder_close(struct recorder *rec);
+
+#endif
