@@ -570,7 +570,9 @@ int cohort_flock_holder(const char *path, pid_t *ret_pid)
 
 int cohort_rank_path(const char *path, unsigned rank, char *buf, size_t size)
 {
-	return cohort__pathf(buf, size, "%s.rank-%u", path, rank);
+	int r = cohort__pathf(buf, size, "%s.rank-%u", path, rank);
+
+	return r < 0 ? r : 0;
 }
 
 int cohort_rank_publish(const char *path, unsigned rank, const void *data, size_t len,
