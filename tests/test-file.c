@@ -759,20 +759,41 @@ TEST(file_rank_gather_in_order)
 
 /* ---- the example ---- */
 
+/* Parse "<label> N writes, N reads, N torn" from the example's output. */
+static void example_line(const char *out, const char *label, unsigned long *reads,
+                         unsigned long *torn)
+{
+	const char *p = strstr(out, label);
+	unsigned long writes;
+
+	CHECK_MSG(p != NULL, "no '%s' line in:\n%s", label, out);
+	CHECK_MSG(sscanf(p + strlen(label), " %lu writes, %lu reads, %lu torn", &writes, reads,
+	                 torn) == 3, "cannot parse the '%s' line in:\n%s", label, out);
+	CHECK_EQ(writes, 600);
+}
+
 TEST_TIMEOUT(file_example_handoff, 120)
 {
+	unsigned long naive_reads, naive_torn, cohort_reads, cohort_torn;
 	struct cmd_result r;
 	char exe[1024];
 
 	snprintf(exe, sizeof(exe), "%s/examples/file-handoff/file-handoff", test_build_dir());
 	if (access(exe, X_OK) < 0)
-		SKIP("%s not built (make examples)", exe);
-	cmd_run(&r, "'%s' --rounds 300 --dir .", exe);
+		SKIP("%s not built (make check builds it)", exe);
+	cmd_run(&r, "'%s' --rounds 300 --dir . --no-sync", exe);
 	CHECK_MSG(r.status == 0, "exit %d\n%s%s", r.status, r.out, r.err);
-	CHECK_CONTAINS(r.out, "naive:");
-	CHECK_CONTAINS(r.out, "cohort: ");
-	CHECK_CONTAINS(r.out, " 0 torn");
-	CHECK_MSG(!strstr(r.out, "naive: 0 torn") && !strstr(r.out, " 0 torn reads (naive"),
-	          "the naive way showed no torn read:\n%s", r.out);
+	example_line(r.out, "naive:", &naive_reads, &naive_torn);
+	example_line(r.out, "cohort:", &cohort_reads, &cohort_torn);
+	CHECK_MSG(naive_torn > 0, "the naive way showed no torn read:\n%s", r.out);
+	CHECK_MSG(cohort_reads > 0, "the cohort way's readers read nothing:\n%s", r.out);
+	CHECK_MSG(cohort_torn == 0, "the cohort way tore:\n%s", r.out);
+	CHECK_EQ(count_temps("."), 0);
+	CHECK(access("handoff.dat", F_OK) < 0);
+	cmd_free(&r);
+
+	cmd_run(&r, "'%s' --rounds 0", exe);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "--rounds '0': expected a whole number from 1");
 	cmd_free(&r);
 }
