@@ -373,8 +373,10 @@ COHORT_EXPORT int cohort_publish_clean(const char *dir, unsigned *ret_removed);
  * not to the process or thread: two structs exclude each other, even in one
  * thread. A child forked while the lock is held shares it; do not fork
  * while holding. The kernel releases the lock but does not undo a
- * half-done update in place: to change a file whole, take the lock, read,
- * and publish the new version with cohort_publish_data().
+ * half-done update in place: to change a file whole, lock a separate file
+ * (such as "PATH.lock"), read PATH, and publish its new version with
+ * cohort_publish_data(). Never lock the published file itself: publishing
+ * replaces it with a new file, whose lock is a different one.
  */
 struct cohort_flock {
 	int fd;      /* the locked file, open read-write: update it through this */

@@ -658,6 +658,50 @@ TEST(file_flock_no_lost_updates)
 	CHECK_EQ_U64(v, 2000);
 }
 
+/* The pattern for whole-file updates: lock a separate file, read, publish. */
+static void read_modify_publish(void *arg)
+{
+	unsigned times = (unsigned)(uintptr_t)arg;
+	struct cohort_publish_opts o = { .flags = COHORT_PUBLISH_NOSYNC };
+	struct cohort_flock lk;
+
+	if (cohort_flock_open(&lk, "count.lock", 0) < 0)
+		_exit(2);
+	for (unsigned i = 0; i < times; i++) {
+		char text[32];
+		char *old;
+		unsigned long v;
+
+		if (cohort_flock_lock(&lk) < 0)
+			_exit(2);
+		old = read_file("count.txt");
+		if (!old || sscanf(old, "%lu", &v) != 1)
+			_exit(3);
+		free(old);
+		snprintf(text, sizeof(text), "%lu\n", v + 1);
+		if (cohort_publish_data("count.txt", text, strlen(text), &o) < 0)
+			_exit(2);
+		cohort_flock_unlock(&lk);
+	}
+	cohort_flock_close(&lk);
+}
+
+TEST(file_flock_read_modify_publish)
+{
+	pid_t w[4];
+	char *s;
+
+	write_file("count.txt", "0\n");
+	for (int i = 0; i < 4; i++)
+		w[i] = helper_spawn(read_modify_publish, (void *)(uintptr_t)200);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(helper_wait(w[i], 20000), 0);
+	s = read_file("count.txt");
+	CHECK_STREQ(s, "800\n");
+	free(s);
+	CHECK_EQ(count_temps("."), 0);
+}
+
 TEST_TIMEOUT(file_flock_kill_holders, 600)
 {
 	unsigned kills = test_stress() ? 1000 : 40, seed = (unsigned)getpid() * 3u, held = 0;
