@@ -23,6 +23,7 @@ struct cli_cmd {
 };
 
 extern const struct cli_cmd cli_cmd_check;
+extern const struct cli_cmd cli_cmd_gather;
 
 /* Print "cohort: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -11,6 +11,7 @@
 
 static const struct cli_cmd *const commands[] = {
 	&cli_cmd_check,
+	&cli_cmd_gather,
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -841,3 +841,61 @@ TEST_TIMEOUT(file_example_handoff, 120)
 	CHECK_CONTAINS(r.err, "--rounds '0': expected a whole number from 1");
 	cmd_free(&r);
 }
+
+/* ---- cohort gather ---- */
+
+TEST(file_cli_gather)
+{
+	struct cmd_result r;
+	const char *b = test_build_dir();
+	char *s;
+
+	for (unsigned k = 0; k < 3; k++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "line %u\n", k);
+		CHECK_OK(cohort_rank_publish("res.csv", k, text, strlen(text), NULL));
+	}
+	/* A temporary file of a killed writer lies beside the parts. */
+	write_file(".res.csv.cohort-tmp-00000000deadbeef", "half");
+
+	cmd_run(&r, "%s/cohort gather --ranks 4 res.csv", b);
+	CHECK_EQ(r.status, 1);
+	CHECK_CONTAINS(r.err, "1 of 4 parts of 'res.csv' still missing after 0 ms: rank 3");
+	CHECK(access("res.csv", F_OK) < 0);
+	cmd_free(&r);
+
+	cmd_run(&r, "SLURM_NTASKS=3 %s/cohort gather --remove res.csv", b);
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "gathered 3 parts into res.csv (21 B); parts removed");
+	CHECK_CONTAINS(r.out, "removed 1 temporary file left by killed writers");
+	cmd_free(&r);
+	s = read_file("res.csv");
+	CHECK_STREQ(s, "line 0\nline 1\nline 2\n");
+	free(s);
+	CHECK(access("res.csv.rank-0", F_OK) < 0);
+	CHECK_EQ(count_temps("."), 0);
+
+	CHECK_OK(cohort_rank_publish("res.csv", 0, "a", 1, NULL));
+	cmd_run(&r, "%s/cohort gather -n 1 --json --no-sync res.csv", b);
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "\"gathered\": true");
+	CHECK_CONTAINS(r.out, "\"bytes\": 1");
+	cmd_free(&r);
+
+	cmd_run(&r, "env -u SLURM_NTASKS %s/cohort gather res.csv", b);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "give --ranks N");
+	cmd_free(&r);
+	cmd_run(&r, "%s/cohort gather -n 2 --timeout 1x res.csv", b);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "invalid time '1x' for --timeout");
+	cmd_free(&r);
+	/* The parts are there but the whole cannot be published. */
+	CHECK_OK(mkdir("adir", 0755));
+	CHECK_OK(cohort_rank_publish("adir", 0, "a", 1, NULL));
+	cmd_run(&r, "%s/cohort gather -n 1 adir", b);
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "cannot publish to 'adir': it is a directory");
+	cmd_free(&r);
+}
