@@ -120,16 +120,22 @@ int cohort_publish_is_temp(const char *name)
 	return 1;
 }
 
-/* A write lock on the whole of fd's file, of the open file description. */
-static int ofd_lock(int fd, int cmd, off_t len)
+/* A lock (F_WRLCK or F_RDLCK) on the start of fd's file, of the open file
+ * description; len 0 means the whole file. */
+static int ofd_lock_type(int fd, int cmd, short type, off_t len)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = len };
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = len };
 	int r;
 
 	do
 		r = fcntl(fd, cmd, &fl);
 	while (r < 0 && errno == EINTR && cmd == F_OFD_SETLKW);
 	return r < 0 ? -errno : 0;
+}
+
+static int ofd_lock(int fd, int cmd, off_t len)
+{
+	return ofd_lock_type(fd, cmd, F_WRLCK, len);
 }
 
 /*
@@ -395,11 +401,14 @@ int cohort_publish_clean(const char *dir, unsigned *ret_removed)
 
 		if (!cohort_publish_is_temp(de->d_name))
 			continue;
-		fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+		/* Read-only, with a read lock: that conflicts with the writer's
+		 * write lock just as well, and works on a file whose mode
+		 * denies writing (a publication with mode 0444). */
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 		if (fd < 0)
 			continue;         /* gone already, or not ours to test */
 		if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode) ||
-		    ofd_lock(fd, F_OFD_SETLK, 0) < 0) {
+		    ofd_lock_type(fd, F_OFD_SETLK, F_RDLCK, 0) < 0) {
 			close(fd);        /* a live writer holds it, or untestable */
 			continue;
 		}

@@ -441,6 +441,47 @@ TEST(file_publish_clean_only_dead_writers)
 	CHECK_EQ(cohort_publish_clean("nodir", &removed), -ENOENT);
 }
 
+/* As an unprivileged user: a dead writer's read-only temporary file. */
+static void readonly_temp_child(void *arg)
+{
+	struct cohort_publish_opts o = { .mode = 0444 };
+	unsigned removed = 0;
+	pid_t pid;
+	char c;
+
+	(void)arg;
+	if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+		SKIP("cannot drop root privileges: %s", strerror(errno));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct cohort_publish pub;
+
+		if (cohort_publish_open(&pub, "w/target", &o) < 0 || write(ready_pipe[1], "r", 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	CHECK_EQ(read(ready_pipe[0], &c, 1), 1);
+	CHECK_OK(cohort_publish_clean("w", &removed));
+	CHECK_EQ(removed, 0);
+	kill(pid, SIGKILL);
+	CHECK(helper_wait(pid, 10000) != -1);
+	CHECK_EQ(count_temps("w"), 1);
+	CHECK_OK(cohort_publish_clean("w", &removed));
+	CHECK_EQ(removed, 1);
+	CHECK_EQ(count_temps("w"), 0);
+}
+
+TEST(file_publish_clean_read_only_temp)
+{
+	CHECK_OK(chmod(test_tmpdir(), 0755));
+	CHECK_OK(mkdir("w", 0777));
+	CHECK_OK(chmod("w", 0777));
+	CHECK_OK(pipe(ready_pipe));
+	in_child(readonly_temp_child, NULL);
+}
+
 /* ---- kills at random points ---- */
 
 struct shared_counts {
