@@ -28,6 +28,7 @@ extern const struct cli_cmd cli_cmd_check;
 extern const struct cli_cmd cli_cmd_top;
 extern const struct cli_cmd cli_cmd_shm;
 extern const struct cli_cmd cli_cmd_run;
+extern const struct cli_cmd cli_cmd_gather;
 
 /* Print "cohort: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
