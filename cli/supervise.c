@@ -461,7 +461,7 @@ static void track_trees(struct sup *s)
 static void check_worker(struct sup *s, struct worker *w, double t)
 {
 	const struct run_opts *o = s->o;
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
 	struct cohort_leak leak;
 
 	/* Leak: the floor of the tree's RSS rises (copy-on-write does not move RSS). */
@@ -485,11 +485,11 @@ static void check_worker(struct sup *s, struct worker *w, double t)
 		      w->rank, (int)w->pid, fmt_size(leak.floor_first, a, sizeof(a)),
 		      fmt_size(leak.floor_last, b, sizeof(b)), leak.window,
 		      fmt_size((uint64_t)leak.rate, c, sizeof(c)),
-		      fmt_size(o->mem_per_worker, a, sizeof(a)), eta);
+		      fmt_size(o->mem_per_worker, d, sizeof(d)), eta);
 	}
 
 	/* Copy-on-write: report once it is worth a mention. */
-	uint64_t cow_min = o->mem_per_worker / 20 > 16 * MiB ? o->mem_per_worker / 20 : 16 * MiB;
+	uint64_t cow_min = w->est / 10 > 16 * MiB ? w->est / 10 : 16 * MiB;
 	if (!w->cow_reported && w->cow_copied >= cow_min) {
 		json_t *x = json_object();
 
@@ -548,6 +548,8 @@ static void sample(struct sup *s)
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
 
+		if (!w->running)
+			continue;   /* an exited worker keeps its last figures */
 		w->nprocs = 0;
 		w->rss = w->pss = w->uss = w->swap = w->shmem = w->shared = w->est = 0;
 		w->pss_age = 0;
@@ -773,6 +775,7 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	json_object_set_new(x, "peak_uss", cli_json_size(w->peak_uss));
 	json_object_set_new(x, "peak_rss", cli_json_size(w->peak_rss));
 	json_object_set_new(x, "last_est", cli_json_size(w->est));
+	json_object_set_new(x, "cow_copied", cli_json_size(w->cow_copied));
 	json_object_set_new(x, "runtime_s", json_real(w->end - w->start));
 	event(s, "exit", w, false, x, "rank %u (pid %d) ended: %s", w->rank, (int)w->pid, how);
 
@@ -846,7 +849,7 @@ static void summary(struct sup *s)
 		if (w->oom_killed)
 			fprintf(stderr, "  ! rank %u: killed by the kernel's OOM killer\n", w->rank);
 		else if (w->stop_stage)
-			fprintf(stderr, "  ! rank %u: %s\n", w->rank, w->stop_reason);
+			fprintf(stderr, "  ! %s\n", w->stop_reason);
 		if (w->leak_reported)
 			fprintf(stderr, "  ! rank %u: leaking (see the recording's leak event)\n", w->rank);
 		if (w->cow_reported)

@@ -4,6 +4,9 @@
  */
 #include "harness.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* touch SIZE: allocate SIZE bytes and write every page, then exit 0. */
@@ -29,12 +32,178 @@ static int helper_touch(int argc, char **argv)
 	return 0;
 }
 
+static void nap(double secs)
+{
+	struct timespec ts = { (time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+static uint64_t size_arg(const char *s)
+{
+	uint64_t v;
+
+	if (cohort_size_parse(s, &v) < 0) {
+		fprintf(stderr, "helper: bad size '%s'\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+/* Touch n bytes at p, one write per page. */
+static void touch(char *p, uint64_t n, char value)
+{
+	for (uint64_t i = 0; i < n; i += 4096)
+		p[i] = value;
+}
+
+/*
+ * worker [--hold SIZE] [--seconds S] [--leak-rank R --leak-rate SIZE]
+ *        [--grow-rank R --grow-to SIZE --grow-rate SIZE] [--exit-rank R --exit-code C]
+ *
+ * Holds SIZE for S seconds, in steps of 0.1 s. The leak rank adds leak-rate
+ * per second and never frees; the grow rank grows to grow-to at grow-rate
+ * per second; others hold steady. COHORT_RANK says which one this is.
+ */
+static int helper_worker(int argc, char **argv)
+{
+	const char *r = getenv("COHORT_RANK");
+	long rank = r ? atol(r) : 0, leak_rank = -1, grow_rank = -1, exit_rank = -1;
+	uint64_t hold = 0, leak_rate = 0, grow_to = 0, grow_rate = 0, grown = 0;
+	double seconds = 5;
+	int exit_code = 0;
+	char *base;
+
+	for (int i = 0; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--hold") == 0) hold = size_arg(argv[i + 1]);
+		else if (strcmp(argv[i], "--seconds") == 0) seconds = atof(argv[i + 1]);
+		else if (strcmp(argv[i], "--leak-rank") == 0) leak_rank = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--leak-rate") == 0) leak_rate = size_arg(argv[i + 1]);
+		else if (strcmp(argv[i], "--grow-rank") == 0) grow_rank = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--grow-to") == 0) grow_to = size_arg(argv[i + 1]);
+		else if (strcmp(argv[i], "--grow-rate") == 0) grow_rate = size_arg(argv[i + 1]);
+		else if (strcmp(argv[i], "--exit-rank") == 0) exit_rank = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--exit-code") == 0) exit_code = atoi(argv[i + 1]);
+		else {
+			fprintf(stderr, "worker: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+	base = hold ? malloc(hold) : NULL;
+	if (hold && !base)
+		return 3;
+	if (base)
+		touch(base, hold, 1);
+	for (double t = 0; t < seconds; t += 0.1) {
+		if (rank == leak_rank && leak_rate) {
+			uint64_t n = leak_rate / 10;
+			char *p = malloc(n);   /* kept forever: the leak */
+
+			if (!p)
+				return 3;
+			touch(p, n, 2);
+		}
+		if (rank == grow_rank && grown < grow_to) {
+			uint64_t n = grow_rate / 10;
+			char *p = malloc(n);
+
+			if (!p)
+				return 3;
+			touch(p, n, 3);
+			grown += n;
+		}
+		nap(0.1);
+	}
+	return rank == exit_rank ? exit_code : 0;
+}
+
+/*
+ * cow SIZE CHILDREN SECONDS: the forked-workers pattern. The parent fills
+ * SIZE, forks CHILDREN that wait a moment, then write every page (each
+ * write copies a page shared with the parent), then hold until SECONDS.
+ */
+static int helper_cow(int argc, char **argv)
+{
+	uint64_t size;
+	int children;
+	double seconds;
+	char *p;
+
+	if (argc < 3)
+		return 2;
+	size = size_arg(argv[0]);
+	children = atoi(argv[1]);
+	seconds = atof(argv[2]);
+	p = malloc(size);
+	if (!p)
+		return 3;
+	touch(p, size, 1);
+	for (int c = 0; c < children; c++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			nap(1.5);
+			/* Write a tenth of the pages every 0.2 s. */
+			for (int step = 0; step < 10; step++) {
+				uint64_t from = size / 10 * (uint64_t)step, to = size / 10 * (uint64_t)(step + 1);
+
+				for (uint64_t i = from; i < to; i += 4096)
+					p[i] = (char)(c + 2);
+				nap(0.2);
+			}
+			nap(seconds - 3.5 > 0 ? seconds - 3.5 : 0);
+			_exit(0);
+		}
+	}
+	while (wait(NULL) > 0)
+		;
+	return 0;
+}
+
+/* ignore-term SECONDS: a worker that ignores SIGTERM. */
+static int helper_ignore_term(int argc, char **argv)
+{
+	signal(SIGTERM, SIG_IGN);
+	nap(argc ? atof(argv[0]) : 30);
+	return 0;
+}
+
+/* grandchild FILE: fork a grandchild that sleeps, write its pid to FILE, exit. */
+static int helper_grandchild(int argc, char **argv)
+{
+	FILE *f;
+	pid_t pid;
+
+	if (argc < 1)
+		return 2;
+	pid = fork();
+	if (pid == 0) {
+		nap(100);
+		_exit(0);
+	}
+	f = fopen(argv[0], "w");
+	if (!f)
+		return 3;
+	fprintf(f, "%d\n", (int)pid);
+	fclose(f);
+	return 0;
+}
+
 int test_helper_main(int argc, char **argv);
 
 int test_helper_main(int argc, char **argv)
 {
 	if (argc >= 1 && strcmp(argv[0], "touch") == 0)
 		return helper_touch(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "worker") == 0)
+		return helper_worker(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "cow") == 0)
+		return helper_cow(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "ignore-term") == 0)
+		return helper_ignore_term(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "grandchild") == 0)
+		return helper_grandchild(argc - 1, argv + 1);
 	fprintf(stderr, "runner: no helper '%s'\n", argc ? argv[0] : "");
 	return 2;
 }
