@@ -17,6 +17,7 @@
  */
 #include "supervise.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -909,6 +910,38 @@ static void on_signal(struct sup *s, int sig)
 static void teardown_cgroups(struct sup *s);
 
 /*
+ * A supervisor killed with SIGKILL leaves its empty cohort-<pid> cgroups
+ * behind. Remove those of supervisors that are gone: rmdir only takes
+ * empty cgroups, so one still in use is never touched.
+ */
+static void reap_stale_cgroups(const struct cohort_probe *probe)
+{
+	char parent[COHORT_PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (cohort_cgroup_of_pid(probe, 0, parent, sizeof(parent), NULL) < 0)
+		return;
+	d = opendir(parent);
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		struct cohort_workcg cg = { 0 };
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, "cohort-", 7) != 0)
+			continue;
+		pid = strtol(e->d_name + 7, &end, 10);
+		if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (snprintf(cg.dir, sizeof(cg.dir), "%s/%s", parent, e->d_name) < (int)sizeof(cg.dir))
+			cohort_workcg_destroy(&cg);
+	}
+	closedir(d);
+}
+
+/*
  * Worker cgroups: cohort-<pid> holding the budget, rank-K below it holding
  * each worker's share. Under AUTO a failure falls back to watching.
  */
@@ -918,6 +951,7 @@ static int setup_cgroups(struct sup *s)
 	char name[64];
 	int r;
 
+	reap_stale_cgroups(&o->probe);
 	snprintf(name, sizeof(name), "cohort-%d", (int)getpid());
 	r = cohort_workcg_create(&o->probe, NULL, name, o->budget, &s->parent_cg);
 	if (r < 0) {

@@ -1,0 +1,444 @@
+/*
+ * test-run.c - `cohort run` with real programs: exit codes, signals,
+ * labels, workers that must die with the supervisor, enforcement in each
+ * mode, leak and copy-on-write detection, and the recording.
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RUN "%s/cohort run"
+#define HELPER "%s/tests/runner --helper"
+
+/* Every complete line of a recording, parsed; a cut last line is allowed. */
+struct rec {
+	json_t *lines[20000];
+	size_t n;
+	bool cut;
+};
+
+static void rec_load(struct rec *r, const char *path)
+{
+	char *text = read_file(path), *line, *next;
+
+	CHECK_MSG(text != NULL, "no recording at %s", path);
+	r->n = 0;
+	r->cut = false;
+	for (line = text; *line && r->n < 20000; line = next) {
+		json_error_t err;
+		char *nl = strchr(line, '\n');
+
+		if (!nl) {
+			r->cut = true;   /* the supervisor died mid-line */
+			break;
+		}
+		*nl = '\0';
+		next = nl + 1;
+		r->lines[r->n] = json_loads(line, 0, &err);
+		CHECK_MSG(r->lines[r->n] != NULL, "bad line %zu in %s: %s\n%s", r->n + 1, path, err.text, line);
+		r->n++;
+	}
+	free(text);
+}
+
+static void rec_free(struct rec *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		json_decref(r->lines[i]);
+	r->n = 0;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* Count events of a kind (for a rank, or any when rank < 0). */
+static int events(const struct rec *r, const char *kind, int rank)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		json_t *e = r->lines[i];
+
+		if (strcmp(str(e, "type"), "event") != 0 || strcmp(str(e, "kind"), kind) != 0)
+			continue;
+		if (rank < 0 || json_integer_value(json_object_get(e, "rank")) == rank)
+			n++;
+	}
+	return n;
+}
+
+static json_t *event_of(const struct rec *r, const char *kind, int rank)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		json_t *e = r->lines[i];
+
+		if (strcmp(str(e, "type"), "event") == 0 && strcmp(str(e, "kind"), kind) == 0 &&
+		    (rank < 0 || json_integer_value(json_object_get(e, "rank")) == rank))
+			return e;
+	}
+	return NULL;
+}
+
+static bool alive(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	/* A zombie waiting for its parent is not alive. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return !strstr(buf, ") Z ");
+}
+
+TEST(run_exit_status_like_srun)
+{
+	struct cmd_result r;
+	const char *b = test_build_dir();
+
+	cmd_run(&r, RUN " -q --no-record -n 3 -- sh -c 'exit 0'", b);
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	/* Ranks 1 and 2 fail: the first failure's code. */
+	cmd_run(&r, RUN " -q --no-record -n 3 -- sh -c 'sleep 0.$COHORT_RANK; exit $COHORT_RANK'", b);
+	CHECK_EQ(r.status, 1);
+	cmd_free(&r);
+	cmd_run(&r, RUN " -q --no-record -n 2 -- sh -c 'kill -9 $$'", b);
+	CHECK_EQ(r.status, 128 + 9);
+	cmd_free(&r);
+	cmd_run(&r, RUN " --no-record -n 1 -- /nonexistent/worker", b);
+	CHECK_EQ(r.status, 127);
+	CHECK_CONTAINS(r.err, "cannot run '/nonexistent/worker': No such file or directory");
+	cmd_free(&r);
+}
+
+TEST(run_environment_and_labels)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "COHORT_JOB=myjob " RUN " -q --no-record -l -n 3 -- sh -c "
+	        "'echo rank=$COHORT_RANK size=$COHORT_SIZE job=$COHORT_JOB; echo err$COHORT_RANK >&2'",
+	        test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "0: rank=0 size=3 job=myjob\n");
+	CHECK_CONTAINS(r.out, "1: rank=1 size=3 job=myjob\n");
+	CHECK_CONTAINS(r.out, "2: rank=2 size=3 job=myjob\n");
+	CHECK_CONTAINS(r.err, "1: err1\n");
+	CHECK(strstr(r.out, "err") == NULL);
+	cmd_free(&r);
+	/* A last line without a newline still comes out, labelled. */
+	cmd_run(&r, RUN " -q --no-record -l -n 1 -- printf 'no newline'", test_build_dir());
+	CHECK_CONTAINS(r.out, "0: no newline\n");
+	cmd_free(&r);
+}
+
+TEST(run_usage_errors)
+{
+	static const struct { const char *args, *want; } cases[] = {
+		{ "", "no command to run" },
+		{ "-n 0 -- true", "invalid count '0' for --workers" },
+		{ "--enforce magic -- true", "invalid --enforce 'magic'" },
+		{ "--interval 0 -- true", "invalid value '0' for --interval" },
+		{ "--budget 4Q -- true", "invalid size '4Q' for --budget" },
+		{ "--record x --no-record -- true", "contradict" },
+		{ "--frob -- true", "unknown option '--frob'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cmd_result r;
+
+		cmd_run(&r, RUN " %s", test_build_dir(), cases[i].args);
+		CHECK_MSG(r.status == 2, "'cohort run %s' exited %d", cases[i].args, r.status);
+		CHECK_CONTAINS(r.err, cases[i].want);
+		cmd_free(&r);
+	}
+}
+
+TEST(run_refuses_a_plan_that_does_not_fit)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, RUN " --no-record --budget 100M -n 4 -m 50M -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "not starting: the plan does not fit");
+	CHECK_CONTAINS(r.err, "4 workers x 50.0 MiB = 200.0 MiB, above the 100.0 MiB memory limit");
+	CHECK_CONTAINS(r.err, "use --workers 2");
+	cmd_free(&r);
+	cmd_run(&r, RUN " --no-record --budget 16T -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "--budget 16.0 TiB is above the allocation's");
+	cmd_free(&r);
+}
+
+/* Start `cohort run ARGS` in the background (ARGS made by printf); returns its pid. */
+static pid_t start_bg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static pid_t start_bg(const char *fmt, ...)
+{
+	char args[4096], cmd[8192];
+	va_list ap;
+	pid_t pid;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "exec %s/cohort run %s", test_build_dir(), args);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The worker pids from a recording's spawn events, once all n are there. */
+static int spawned(const char *path, pid_t *pids, int n)
+{
+	for (int tries = 0; tries < 500; tries++) {
+		struct rec r;
+		int got = 0;
+		char *text = read_file(path);
+
+		if (text && strstr(text, "\n")) {
+			free(text);
+			rec_load(&r, path);
+			for (size_t i = 0; i < r.n && got < n; i++)
+				if (strcmp(str(r.lines[i], "type"), "event") == 0 &&
+				    strcmp(str(r.lines[i], "kind"), "spawn") == 0)
+					pids[got++] = (pid_t)json_integer_value(json_object_get(r.lines[i], "pid"));
+			rec_free(&r);
+			if (got == n)
+				return got;
+		} else {
+			free(text);
+		}
+		usleep(10000);
+	}
+	return 0;
+}
+
+TEST(run_workers_die_with_a_killed_supervisor)
+{
+	pid_t sup, pids[3];
+	struct rec r;
+	int st;
+
+	sup = start_bg("-q -n 3 -i 0.05 -o rec.ndjson -- sleep 100");
+	CHECK_EQ(spawned("rec.ndjson", pids, 3), 3);
+	usleep(300000);   /* a few samples in the recording */
+	CHECK_OK(kill(sup, SIGKILL));
+	waitpid(sup, &st, 0);
+	for (int i = 0; i < 3; i++) {
+		int tries = 0;
+
+		while (alive(pids[i]) && tries++ < 200)
+			usleep(10000);
+		CHECK_MSG(!alive(pids[i]), "worker %d outlived its supervisor", (int)pids[i]);
+	}
+	/* The recording of a SIGKILLed supervisor is still readable. */
+	rec_load(&r, "rec.ndjson");
+	CHECK(r.n >= 5);
+	CHECK_STREQ(str(r.lines[0], "type"), "header");
+	CHECK(events(&r, "spawn", -1) == 3);
+	/* Its empty worker cgroups are reaped by the next supervisor that makes some. */
+	if (strcmp(str(r.lines[0], "enforce"), "cgroup") == 0) {
+		struct cmd_result c;
+		long long dead = json_integer_value(json_object_get(r.lines[0], "supervisor_pid"));
+
+		cmd_run(&c, "find /sys/fs/cgroup/memory -name 'cohort-%lld' -type d", dead);
+		CHECK_MSG(c.out[0] != '\0', "the killed supervisor's cgroup is already gone?");
+		cmd_free(&c);
+		cmd_run(&c, "%s/cohort run -q --no-record -n 1 --enforce cgroup -- true; "
+		        "find /sys/fs/cgroup/memory -name 'cohort-%lld' -type d", test_build_dir(), dead);
+		CHECK_MSG(c.out[0] == '\0', "stale cgroup not reaped:\n%s", c.out);
+		cmd_free(&c);
+	}
+	rec_free(&r);
+}
+
+TEST(run_sigterm_forwarded_then_sigkill_after_grace)
+{
+	pid_t sup, pids[2];
+	struct rec r;
+	int st;
+
+	/* Workers that take SIGTERM end with it. */
+	sup = start_bg("-q -n 2 -o rec1.ndjson -- sleep 60");
+	CHECK_EQ(spawned("rec1.ndjson", pids, 2), 2);
+	CHECK_OK(kill(sup, SIGTERM));
+	st = helper_wait(sup, 10000);
+	CHECK_MSG(st != -1, "cohort run did not end after SIGTERM");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM);
+
+	/* Workers that ignore it are killed after the grace period. */
+	sup = start_bg("-q -n 2 --grace 1 -o rec2.ndjson -- " HELPER " ignore-term 60",
+	               test_build_dir());
+	CHECK_EQ(spawned("rec2.ndjson", pids, 2), 2);
+	usleep(200000);   /* let the workers install their SIG_IGN */
+	CHECK_OK(kill(sup, SIGTERM));
+	st = helper_wait(sup, 10000);
+	CHECK_MSG(st != -1, "cohort run did not end 1 s after SIGTERM to workers that ignore it");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGKILL);
+	rec_load(&r, "rec2.ndjson");
+	CHECK(!r.cut);
+	CHECK_EQ(events(&r, "exit", -1), 2);
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&r, "exit", 0), "signal")), SIGKILL);
+	CHECK_CONTAINS(str(event_of(&r, "warning", -1), "message"), "got Terminated");
+	CHECK_STREQ(str(r.lines[r.n - 1], "type"), "end");
+	rec_free(&r);
+}
+
+TEST(run_grandchildren_killed_at_end)
+{
+	struct cmd_result r;
+	char *text;
+	pid_t gc;
+
+	cmd_run(&r, RUN " -q --no-record -n 1 -- " HELPER " grandchild %s/gc.pid",
+	        test_build_dir(), test_build_dir(), test_tmpdir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	text = read_file("gc.pid");
+	CHECK(text != NULL);
+	gc = atoi(text);
+	free(text);
+	CHECK(gc > 0);
+	for (int tries = 0; alive(gc) && tries < 100; tries++)
+		usleep(10000);
+	CHECK_MSG(!alive(gc), "grandchild %d outlived cohort run", (int)gc);
+}
+
+TEST_TIMEOUT(run_watch_stops_the_worker_over_its_budget, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	cmd_run(&r, RUN " -n 2 -i 0.1 --enforce watch --grace 1 -m 100M -o rec.ndjson -- "
+	        HELPER " worker --hold 10M --grow-rank 1 --grow-to 300M --grow-rate 50M --seconds 6",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 128 + SIGTERM);
+	CHECK_CONTAINS(r.err, "rank 1 (pid ");
+	CHECK_CONTAINS(r.err, "above its 100.0 MiB budget: stopped by cohort");
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_STREQ(str(rec.lines[0], "enforce"), "watch");
+	CHECK_EQ(events(&rec, "warning", 1), 1);            /* the soft threshold first */
+	CHECK_EQ(events(&rec, "limit", 1), 1);
+	CHECK_EQ(events(&rec, "limit", 0), 0);
+	CHECK_EQ(events(&rec, "oom_kill", -1), 0);
+	e = event_of(&rec, "exit", 1);
+	CHECK(json_is_true(json_object_get(e, "stopped_by_cohort")));
+	/* Stopped near its limit, not after running away: at most one 0.1 s step (5 MiB) over. */
+	CHECK(json_integer_value(json_object_get(e, "peak_pss")) < (100 + 16) << 20);
+	e = event_of(&rec, "exit", 0);
+	CHECK_EQ(json_integer_value(json_object_get(e, "exit_code")), 0);
+	rec_free(&rec);
+}
+
+TEST_TIMEOUT(run_cgroup_enforcement_oom_kill_recorded, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	if (geteuid() != 0)
+		SKIP("--enforce cgroup needs root here (cgroup v1)");
+	cmd_run(&r, RUN " -n 2 -i 0.1 --enforce cgroup -m 64M -o rec.ndjson -- "
+	        HELPER " worker --hold 10M --grow-rank 0 --grow-to 300M --grow-rate 100M --seconds 4",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 128 + SIGKILL);
+	CHECK_CONTAINS(r.err, "rank 0 (pid ");
+	CHECK_CONTAINS(r.err, "was killed by the kernel's OOM killer: its cgroup limit is 64.0 MiB");
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_STREQ(str(rec.lines[0], "enforce"), "cgroup");
+	CHECK_EQ(events(&rec, "oom_kill", 0), 1);
+	CHECK_EQ(events(&rec, "oom_kill", 1), 0);
+	CHECK_EQ(events(&rec, "limit", -1), 0);
+	e = event_of(&rec, "exit", 0);
+	CHECK_EQ(json_integer_value(json_object_get(e, "signal")), SIGKILL);
+	CHECK(json_is_false(json_object_get(e, "stopped_by_cohort")));
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 1), "exit_code")), 0);
+	/* The worker cgroups are gone afterwards. */
+	cmd_run(&r, "find /sys/fs/cgroup/memory -name 'cohort-%lld' -type d",
+	        (long long)json_integer_value(json_object_get(rec.lines[0], "supervisor_pid")));
+	CHECK_MSG(r.out[0] == '\0', "cgroups left behind:\n%s", r.out);
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+TEST(run_rlimit_makes_allocation_fail_in_the_worker)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, RUN " -q --no-record -n 1 --enforce rlimit -m 64M -- " HELPER " touch 200M",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "malloc failed");
+	cmd_free(&r);
+	cmd_run(&r, RUN " -q --no-record -n 1 --enforce rlimit -m 300M -- " HELPER " touch 200M",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+}
+
+TEST_TIMEOUT(run_leak_flagged_in_the_leaking_worker_only, 90)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+	double rate;
+
+	cmd_run(&r, RUN " -n 3 -i 0.2 --enforce watch -o rec.ndjson -- "
+	        HELPER " worker --hold 20M --leak-rank 1 --leak-rate 8M --seconds 18",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.err, "rank 1 (pid ");
+	CHECK_CONTAINS(r.err, "is leaking");
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "leak", 1), 1);
+	CHECK_EQ(events(&rec, "leak", -1), 1);
+	CHECK_EQ(events(&rec, "cow_unshare", -1), 0);
+	e = event_of(&rec, "leak", 1);
+	rate = json_real_value(json_object_get(e, "rate_bytes_per_s"));
+	CHECK_MSG(rate > 6.0 * (1 << 20) && rate < 10.0 * (1 << 20), "leak rate %.0f B/s, want ~8 MiB/s", rate);
+	CHECK(json_real_value(json_object_get(e, "t")) < 30.0);
+	rec_free(&rec);
+}
+
+TEST_TIMEOUT(run_copy_on_write_is_not_a_leak, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	cmd_run(&r, RUN " -n 1 -i 0.2 --enforce watch -o rec.ndjson -- " HELPER " cow 200M 2 8",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.err, "copy-on-write");
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "cow_unshare", 0), 1);
+	CHECK_EQ(events(&rec, "leak", -1), 0);
+	/* Two children each copied most of the parent's 200 MiB by the end. */
+	e = event_of(&rec, "exit", 0);
+	CHECK_MSG(json_integer_value(json_object_get(e, "cow_copied")) > 300 << 20,
+	          "only %lld bytes counted as copied",
+	          (long long)json_integer_value(json_object_get(e, "cow_copied")));
+	rec_free(&rec);
+}
