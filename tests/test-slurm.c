@@ -85,3 +85,55 @@ TEST_TIMEOUT(slurm_mem_limit_is_enforced_by_oom_kill, 120)
 	CHECK_CONTAINS(r.out, "touched 209715200 bytes");
 	cmd_free(&r);
 }
+
+/* cohort run inside a job step: the budget comes from the job's cgroup. */
+TEST_TIMEOUT(slurm_run_watch_stops_before_the_oom_killer, 120)
+{
+	struct cmd_result r;
+	char *rec;
+
+	need_slurm();
+	cmd_run(&r, "timeout 100 srun --mem=400M -n1 %s/cohort run -n 2 -i 0.1 --grace 1 "
+	        "--enforce watch -o %s/rec.ndjson -- %s/tests/runner --helper worker --hold 10M "
+	        "--grow-rank 1 --grow-to 1G --grow-rate 100M --seconds 6",
+	        test_build_dir(), test_tmpdir(), test_build_dir());
+	CHECK_MSG(r.status == 128 + 15, "srun exited %d:\n%s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "stopped by cohort");
+	CHECK_MSG(strstr(r.err, "oom-kill") == NULL && strstr(r.err, "Out Of Memory") == NULL,
+	          "the kernel's OOM killer acted first:\n%s", r.err);
+	rec = read_file("rec.ndjson");
+	CHECK(rec != NULL);
+	/* 400 MiB from the job's cgroup, less the 64 MiB margin, split over 2 workers. */
+	CHECK_CONTAINS(rec, "\"mem_limit_bytes\":419430400");
+	CHECK_CONTAINS(rec, "\"mem_limit_source\":\"cgroup\"");
+	CHECK_CONTAINS(rec, "\"budget_bytes\":352321536");
+	CHECK_CONTAINS(rec, "\"mem_per_worker_bytes\":176160768");
+	CHECK_CONTAINS(rec, "\"kind\":\"limit\",\"rank\":1");
+	CHECK(strstr(rec, "\"kind\":\"oom_kill\"") == NULL);
+	free(rec);
+	cmd_free(&r);
+}
+
+TEST_TIMEOUT(slurm_run_cgroup_per_worker_inside_the_step, 120)
+{
+	struct cmd_result r;
+	char *rec;
+
+	need_slurm();
+	cmd_run(&r, "timeout 100 srun --mem=400M -n1 %s/cohort run -n 2 -i 0.1 --enforce cgroup -m 64M "
+	        "-o %s/rec.ndjson -- %s/tests/runner --helper worker --hold 10M "
+	        "--grow-rank 0 --grow-to 300M --grow-rate 100M --seconds 4",
+	        test_build_dir(), test_tmpdir(), test_build_dir());
+	CHECK_MSG(r.status == 128 + 9, "srun exited %d:\n%s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "rank 0 (pid ");
+	CHECK_CONTAINS(r.err, "killed by the kernel's OOM killer: its cgroup limit is 64.0 MiB");
+	rec = read_file("rec.ndjson");
+	CHECK(rec != NULL);
+	CHECK_CONTAINS(rec, "\"enforce\":\"cgroup\"");
+	CHECK_CONTAINS(rec, "\"kind\":\"oom_kill\",\"rank\":0");
+	CHECK(strstr(rec, "\"kind\":\"oom_kill\",\"rank\":1") == NULL);
+	/* The worker cgroups sat under the step's: /slurm.../job_N/step_0/... */
+	CHECK_CONTAINS(rec, "/step_0/");
+	free(rec);
+	cmd_free(&r);
+}
