@@ -82,7 +82,8 @@ struct worker {
 
 	struct cohort_trend trend;
 	bool soft_warned, leak_reported, cow_reported;
-	uint64_t cow_copied;
+	uint64_t cow_copied;       /* by its live processes and, cow_gone, by those that exited */
+	uint64_t cow_gone;
 
 	/* Stopping: 0 no, 1 SIGTERM sent, 2 SIGKILL sent. */
 	int stop_stage;
@@ -113,6 +114,7 @@ struct sup {
 	double stop_all_deadline;
 	int first_fail;            /* exit status of the first worker to fail, -1 none */
 	unsigned nevents;
+	unsigned long ticks;
 	char last_problem[COHORT_MSG_MAX];
 };
 
@@ -423,7 +425,10 @@ static void track_trees(struct sup *s)
 		pid_t *pids = NULL;
 		size_t n = 0;
 
-		if (!w->running || cohort_pids_tree(&s->o->probe, w->pid, &pids, &n) < 0)
+		/* Children forked by a worker's other threads: looked for every tenth tick. */
+		if (!w->running || cohort_pids_tree(&s->o->probe, w->pid,
+		                                    s->ticks % 10 == 0 ? COHORT_TREE_ALL_THREADS : 0,
+		                                    &pids, &n) < 0)
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			struct member *m = member_find(s, pids[i]);
@@ -454,6 +459,8 @@ static void track_trees(struct sup *s)
 			i++;
 			continue;
 		}
+		/* What a process copied stays counted after it exits. */
+		s->w[s->m[i].rank].cow_gone += s->m[i].copied;
 		cohort_sampler_remove(s->sampler, s->m[i].pid);
 		s->m[i] = s->m[--s->nm];
 	}
@@ -545,6 +552,7 @@ static void sample(struct sup *s)
 	char a[32], b[32], c[32];
 
 	track_trees(s);
+	s->ticks++;
 	cohort_sampler_tick(s->sampler);
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
@@ -554,7 +562,7 @@ static void sample(struct sup *s)
 		w->nprocs = 0;
 		w->rss = w->pss = w->uss = w->swap = w->shmem = w->shared = w->est = 0;
 		w->pss_age = 0;
-		w->cow_copied = 0;
+		w->cow_copied = w->cow_gone;
 	}
 	count = cohort_sampler_count(s->sampler);
 	for (size_t i = 0; i < count; i++) {

@@ -346,10 +346,15 @@ COHORT_EXPORT int cohort_pids_descendants(const struct cohort_probe *probe, pid_
  * Like cohort_pids_descendants(), but by following <proc>/PID/task/TID/children
  * down from pid instead of reading every process's stat: far cheaper when
  * the tree is small and the node busy, which is why the supervisor uses it
- * every tick. Falls back to cohort_pids_descendants() on kernels without
- * the children files. Same returns.
+ * every tick. With flags 0 only each process's main thread is asked for its
+ * children (one read per process: children forked by other threads are
+ * missed); COHORT_TREE_ALL_THREADS asks every thread. Falls back to
+ * cohort_pids_descendants() on kernels without the children files. Same
+ * returns.
  */
-COHORT_EXPORT int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid,
+#define COHORT_TREE_ALL_THREADS 1
+
+COHORT_EXPORT int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, int flags,
                                    pid_t **ret_pids, size_t *ret_n);
 
 /* Pressure stall information (<proc>/pressure/memory, memory.pressure). */

@@ -10,13 +10,44 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Append the children of every thread of pid to the list. */
-static int children_of(const char *root, pid_t pid, pid_t **out, size_t *n, size_t *cap)
+/* Parse a children file ("12 34 ") onto the list. */
+static int push_children(const char *text, pid_t **out, size_t *n, size_t *cap)
+{
+	const char *p = text;
+	int r = 0;
+
+	while (r == 0 && *p) {
+		uint64_t v;
+
+		if (cohort__parse_u64(p, &v, &p) < 0)
+			break;
+		if (v > 0 && v <= INT32_MAX)
+			r = cohort__pids_push(out, n, cap, (pid_t)v);
+	}
+	return r;
+}
+
+/* Append the children of pid's main thread (or of every thread) to the list. */
+static int children_of(const char *root, pid_t pid, bool all_threads, pid_t **out, size_t *n,
+                       size_t *cap)
 {
 	char dir[COHORT_PATH_MAX], buf[16384];
 	struct dirent *e;
 	DIR *d;
 	int r = 0;
+	ssize_t len;
+
+	if (!all_threads) {
+		len = cohort__slurpf(buf, sizeof(buf), "%s/%d/task/%d/children", root, (int)pid, (int)pid);
+		if (len >= 0)
+			return push_children(buf, out, n, cap);
+		if (len != -ENOENT)
+			return (int)len;
+		/* Gone, or no children files on this kernel: tell them apart. */
+		if (cohort__pathf(dir, sizeof(dir), "%s/%d", root, (int)pid) >= 0 && access(dir, F_OK) == 0)
+			return -ENOSYS;
+		return -ESRCH;
+	}
 
 	if (cohort__pathf(dir, sizeof(dir), "%s/%d/task", root, (int)pid) < 0)
 		return -ENAMETOOLONG;
@@ -24,8 +55,6 @@ static int children_of(const char *root, pid_t pid, pid_t **out, size_t *n, size
 	if (!d)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (r == 0 && (e = readdir(d)) != NULL) {
-		const char *p;
-		ssize_t len;
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
@@ -43,22 +72,14 @@ static int children_of(const char *root, pid_t pid, pid_t **out, size_t *n, size
 		}
 		if (len < 0)
 			continue;
-		for (p = buf; *p; ) {
-			uint64_t v;
-
-			if (cohort__parse_u64(p, &v, &p) < 0)
-				break;
-			if (v > 0 && v <= INT32_MAX)
-				r = cohort__pids_push(out, n, cap, (pid_t)v);
-			if (r < 0)
-				break;
-		}
+		r = push_children(buf, out, n, cap);
 	}
 	closedir(d);
 	return r;
 }
 
-int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, pid_t **ret_pids, size_t *ret_n)
+int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, int flags,
+                     pid_t **ret_pids, size_t *ret_n)
 {
 	const char *root = cohort__proc_root(probe);
 	pid_t *out = NULL;
@@ -70,7 +91,7 @@ int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, pid_t **ret_pi
 	r = cohort__pids_push(&out, &n, &cap, pid);
 	/* Breadth first over out[]; a pid seen twice (a race with reparenting) is kept once below. */
 	for (size_t head = 0; r == 0 && head < n && n < 65536; head++) {
-		r = children_of(root, out[head], &out, &n, &cap);
+		r = children_of(root, out[head], flags & COHORT_TREE_ALL_THREADS, &out, &n, &cap);
 		if (r == -ESRCH && head > 0)
 			r = 0;   /* a descendant that just exited */
 	}

@@ -120,8 +120,9 @@ static int helper_worker(int argc, char **argv)
 
 /*
  * cow SIZE CHILDREN SECONDS: the forked-workers pattern. The parent fills
- * SIZE, forks CHILDREN that wait a moment, then write every page (each
- * write copies a page shared with the parent), then hold until SECONDS.
+ * SIZE, forks CHILDREN that wait 3 s (so that a sampler has read them as
+ * they were at fork), then write every page over 2 s (each write copies a
+ * page shared with the parent), then hold until SECONDS.
  */
 static int helper_cow(int argc, char **argv)
 {
@@ -143,7 +144,7 @@ static int helper_cow(int argc, char **argv)
 		pid_t pid = fork();
 
 		if (pid == 0) {
-			nap(1.5);
+			nap(3);
 			/* Write a tenth of the pages every 0.2 s. */
 			for (int step = 0; step < 10; step++) {
 				uint64_t from = size / 10 * (uint64_t)step, to = size / 10 * (uint64_t)(step + 1);
@@ -152,7 +153,7 @@ static int helper_cow(int argc, char **argv)
 					p[i] = (char)(c + 2);
 				nap(0.2);
 			}
-			nap(seconds - 3.5 > 0 ? seconds - 3.5 : 0);
+			nap(seconds - 5 > 0 ? seconds - 5 : 0);
 			_exit(0);
 		}
 	}

@@ -427,7 +427,7 @@ TEST_TIMEOUT(run_copy_on_write_is_not_a_leak, 60)
 	struct rec rec;
 	json_t *e;
 
-	cmd_run(&r, RUN " -n 1 -i 0.2 --enforce watch -o rec.ndjson -- " HELPER " cow 200M 2 8",
+	cmd_run(&r, RUN " -n 1 -i 0.2 --enforce watch -o rec.ndjson -- " HELPER " cow 200M 2 9",
 	        test_build_dir(), test_build_dir());
 	CHECK_EQ(r.status, 0);
 	CHECK_CONTAINS(r.err, "copy-on-write");

@@ -1,0 +1,135 @@
+/*
+ * bench-supervisor.c - what `cohort run` itself costs while it watches
+ * 64 workers at a 1 s interval, against smem taking the same figures
+ * (PSS and USS of the same processes) once a second in the same run.
+ *
+ *   build/bench/bench-supervisor [WORKERS] [HOLD] [SECONDS]
+ *
+ * Defaults: 64 workers holding 50M each, 30 s. The supervisor's own CPU
+ * (utime + stime of the cohort process, read from /proc) is measured over
+ * the middle of the run, after start-up. The baseline is `smem -P` over
+ * the same pids, run once a second for the same span, its CPU from
+ * getrusage of its children.
+ */
+#include "cohort.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* utime + stime of one process, seconds; -1 when gone. */
+static double cpu_of(pid_t pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut, st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void nap(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static double children_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+	const char *build = getenv("COHORT_BUILD") ? getenv("COHORT_BUILD") : "build";
+	int workers = argc > 1 ? atoi(argv[1]) : 64;
+	const char *hold = argc > 2 ? argv[2] : "50M";
+	int seconds = argc > 3 ? atoi(argv[3]) : 30;
+	char cmd[4096], secs[32], nw[32];
+	double c0, c1, t0, t1, s0, s1, span;
+	pid_t sup;
+	int st;
+
+	snprintf(secs, sizeof(secs), "%d", seconds + 5);
+	snprintf(nw, sizeof(nw), "%d", workers);
+	snprintf(cmd, sizeof(cmd), "%s/tests/runner", build);
+	sup = fork();
+	if (sup == 0) {
+		char cohort[1024];
+
+		snprintf(cohort, sizeof(cohort), "%s/cohort", build);
+		execl(cohort, "cohort", "run", "-q", "--no-record", "--enforce", "watch", "-i", "1",
+		      "-n", nw, "--", cmd, "--helper", "worker", "--hold", hold, "--seconds", secs,
+		      (char *)NULL);
+		_exit(127);
+	}
+	nap(5);   /* start-up: every worker allocated, first page walks done */
+	c0 = cpu_of(sup);
+	t0 = now();
+	nap(seconds / 2.0);
+	c1 = cpu_of(sup);
+	t1 = now();
+	if (c0 < 0 || c1 < 0) {
+		fprintf(stderr, "bench-supervisor: cohort run ended early\n");
+		return 1;
+	}
+
+	/* Baseline: smem over the same workers, once a second, for as long. */
+	snprintf(cmd, sizeof(cmd), "smem -c 'pid pss uss' -P 'runner --helper worker' >/dev/null 2>&1");
+	s0 = children_cpu();
+	span = now();
+	for (int i = 0; i < (int)(seconds / 2.0); i++) {
+		double t = now();
+
+		if (system(cmd) != 0) {
+			fprintf(stderr, "bench-supervisor: smem failed (apt-get install smem)\n");
+			break;
+		}
+		if (now() - t < 1)
+			nap(1 - (now() - t));
+	}
+	s1 = children_cpu();
+	span = now() - span;
+
+	kill(sup, SIGTERM);
+	waitpid(sup, &st, 0);
+
+	double sup_share = (c1 - c0) / (t1 - t0), smem_share = (s1 - s0) / span;
+	printf("supervisor, %d workers x %s, 1 s interval: %.3f%% of one core (%.2f s CPU over %.0f s)\n",
+	       workers, hold, 100 * sup_share, c1 - c0, t1 - t0);
+	printf("smem once a second on the same workers:    %.3f%% of one core (%.2f s CPU over %.0f s)\n",
+	       100 * smem_share, s1 - s0, span);
+	printf("ratio smem / supervisor: %.1fx\n", sup_share > 0 ? smem_share / sup_share : 0);
+	return 0;
+}
