@@ -528,6 +528,7 @@ struct cohort_sample {
 	struct cohort_procmem mem;   /* the last smaps read */
 	uint64_t mem_age_ns;         /* how old mem is, at the last tick */
 	uint64_t mem_cost_ns;        /* CPU time the last smaps read cost */
+	uint64_t mem_reads;          /* smaps reads of this process so far */
 };
 
 /*

@@ -32,6 +32,7 @@ struct entry {
 	struct cohort_procmem mem;
 	uint64_t mem_time_ns;
 	uint64_t cost_ns;
+	uint64_t reads;
 	double prio_moved;        /* scratch for sorting */
 };
 
@@ -212,6 +213,7 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 		e->mem_time_ns = clock_ns(CLOCK_MONOTONIC);
 		e->rss_at_pss = e->statm.rss;
 		e->cost_ns = cost;
+		e->reads++;
 		e->prio_moved = 0;
 		s->stats.smaps_reads++;
 		reads++;
@@ -249,6 +251,7 @@ int cohort_sampler_get(const struct cohort_sampler *s, size_t i, struct cohort_s
 	ret->mem = e->mem;
 	ret->mem_age_ns = e->have_pss && s->last_ns > e->mem_time_ns ? s->last_ns - e->mem_time_ns : 0;
 	ret->mem_cost_ns = e->cost_ns;
+	ret->mem_reads = e->reads;
 	return 0;
 }
 
