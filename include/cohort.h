@@ -482,7 +482,6 @@ enum cohort_shm_verdict {
 	COHORT_SHM_KEEP_MAPPED,       /* a process maps it or holds it open */
 	COHORT_SHM_KEEP_JOB_ALIVE,    /* its job still runs */
 	COHORT_SHM_KEEP_JOB_UNKNOWN,  /* a job name cohort cannot judge */
-	COHORT_SHM_KEEP_UNSURE,       /* reserved: not every process could be inspected */
 	COHORT_SHM_KEEP_CHANGED       /* replaced or removed since it was listed */
 };
 

@@ -394,3 +394,28 @@ TEST(procmem_live_own_cgroup)
 	          (int)getpid(), n, dir);
 	free(pids);
 }
+
+TEST(procmem_cgroup_of_pid_fixture)
+{
+	struct cohort_probe p = fixture("proc-rollup");
+	char cg[1024], dir[512];
+	int version = 0;
+
+	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v1", test_src_dir());
+	p.cgroup_root = cg;
+	CHECK_OK(cohort_cgroup_of_pid(&p, 100, dir, sizeof(dir), &version));
+	CHECK_EQ(version, 1);
+	CHECK_CONTAINS(dir, "cgroup-v1/memory/slurm_node1/uid_1000/job_42/step_0/task_0");
+	/* A container that sees its own cgroup as the root: the leading components go. */
+	CHECK_OK(cohort_cgroup_of_pid(&p, 102, dir, sizeof(dir), &version));
+	CHECK_CONTAINS(dir, "cgroup-v1/memory/slurm_node1/uid_1000/job_42");
+	CHECK(strstr(dir, "docker") == NULL);
+	CHECK_EQ(cohort_cgroup_of_pid(&p, 999, dir, sizeof(dir), &version), -ESRCH);
+	/* v1 hierarchy mounted, but the process names only v2: no memory cgroup here. */
+	CHECK_EQ(cohort_cgroup_of_pid(&p, 101, dir, sizeof(dir), &version), COHORT_ENOCGROUP);
+
+	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v2", test_src_dir());
+	CHECK_OK(cohort_cgroup_of_pid(&p, 101, dir, sizeof(dir), &version));
+	CHECK_EQ(version, 2);
+	CHECK_CONTAINS(dir, "cgroup-v2/system.slice/slurmstepd.scope/job_43/step_0/user/task_0");
+}
