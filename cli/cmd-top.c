@@ -514,7 +514,8 @@ static int run_loop(struct top *t)
 			fill_name(t, row);
 			nrows++;
 		}
-		qsort(rows, nrows, sizeof(*rows), cmp_row);
+		if (nrows > 1)
+			qsort(rows, nrows, sizeof(*rows), cmp_row);
 		read_cgroup(t, &cg);
 		sum(rows, nrows, &tot);
 		if (t->json)

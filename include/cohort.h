@@ -573,6 +573,7 @@ struct cohort_sampler_stats {
 	uint64_t ticks;
 	uint64_t smaps_reads;
 	uint64_t cpu_ns;             /* CPU time spent in reads (statm and smaps) */
+	uint64_t smaps_cpu_ns;       /* of which smaps reads */
 	uint64_t wall_ns;            /* from the first tick to the last */
 	uint64_t worst_age_ns;       /* the oldest PSS among live processes at the last tick */
 };

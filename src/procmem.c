@@ -325,6 +325,8 @@ void cohort__pids_sort_unique(pid_t *pids, size_t *n)
 {
 	size_t out = 0;
 
+	if (*n == 0)
+		return;
 	qsort(pids, *n, sizeof(*pids), cmp_pid);
 	for (size_t i = 0; i < *n; i++)
 		if (out == 0 || pids[out - 1] != pids[i])

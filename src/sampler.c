@@ -192,7 +192,8 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 	s->credit_ns -= (int64_t)(c1 - c0);
 	s->stats.cpu_ns += c1 - c0;
 
-	qsort(s->order, nlive, sizeof(*s->order), cmp_prio);
+	if (nlive > 1)
+		qsort(s->order, nlive, sizeof(*s->order), cmp_prio);
 	for (size_t i = 0; i < nlive && s->credit_ns > 0; i++) {
 		struct entry *e = s->order[i];
 		struct cohort_procmem m;
@@ -202,6 +203,7 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 		cost = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
 		s->credit_ns -= (int64_t)cost;
 		s->stats.cpu_ns += cost;
+		s->stats.smaps_cpu_ns += cost;
 		if (r == -ESRCH) {
 			e->gone = 1;
 			continue;
