@@ -413,3 +413,56 @@ TEST(shm_job_state_pid_reuse_fixture)
 	snprintf(f.job, sizeof(f.job), "local-14");   /* no stat: gone */
 	CHECK_EQ(cohort_shm_job_state(&p, &f), COHORT_JOB_GONE);
 }
+
+static char slurm_job_cmd[2048];
+
+static void run_slurm_job(void *arg)
+{
+	(void)arg;
+	_exit(system(slurm_job_cmd) == 0 ? 0 : 1);
+}
+
+/* A segment of a real SLURM job: kept while the job runs, removed once it has ended. */
+TEST_TIMEOUT(shm_gc_real_slurm_job, 120)
+{
+	const char *s = getenv("COHORT_SLURM");
+	char dir[1024], jobfile[1100], name[128], *job;
+	struct cmd_result r;
+	pid_t pid;
+	int tries = 0;
+
+	if (!s || strncmp(s, "up:", 3) != 0)
+		SKIP("no SLURM test cluster (%s)", s ? s : "run through make check as root");
+	CHECK(getuid() == 0);
+	snprintf(dir, sizeof(dir), "%s/shm", test_tmpdir());
+	CHECK(mkdir(dir, 0755) == 0);
+	snprintf(jobfile, sizeof(jobfile), "%s/job", test_tmpdir());
+	snprintf(slurm_job_cmd, sizeof(slurm_job_cmd),
+	         "timeout 100 srun --mem=100M -n1 sh -c ': > %s/cohort.0.$SLURM_JOB_ID.seg; "
+	         "echo $SLURM_JOB_ID > %s.tmp; mv %s.tmp %s; sleep 3' >/dev/null 2>&1",
+	         dir, jobfile, jobfile, jobfile);
+	pid = helper_spawn(run_slurm_job, NULL);
+	while (!(job = read_file(jobfile)) && ++tries < 300)
+		usleep(100000);
+	CHECK_MSG(job != NULL, "the SLURM job did not start within 30 s");
+	job[strcspn(job, "\n")] = '\0';
+	snprintf(name, sizeof(name), "cohort.0.%s.seg", job);
+
+	cmd_run(&r, "env -u SLURM_JOB_ID COHORT_ROOT_SHM=%s %s/cohort shm gc", dir, test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_MSG(exists(dir, name), "removed while job %s ran:\n%s", job, r.out);
+	CHECK_CONTAINS(r.out, "its job still runs");
+	cmd_free(&r);
+
+	CHECK_MSG(helper_wait(pid, 60000) == 0, "the SLURM job did not end well");
+	/* slurmstepd removes the job's cgroup as the job ends; allow it a moment. */
+	for (tries = 0; tries < 100 && exists(dir, name); tries++) {
+		cmd_run(&r, "env -u SLURM_JOB_ID COHORT_ROOT_SHM=%s %s/cohort shm gc", dir, test_build_dir());
+		CHECK_EQ(r.status, 0);
+		cmd_free(&r);
+		if (exists(dir, name))
+			usleep(200000);
+	}
+	CHECK_MSG(!exists(dir, name), "segment of ended job %s kept after 20 s", job);
+	free(job);
+}

@@ -375,8 +375,8 @@ TEST_TIMEOUT(top_inside_real_slurm_job, 120)
 
 	if (!s || strncmp(s, "up:", 3) != 0)
 		SKIP("no SLURM test cluster (%s)", s ? s : "run through make check as root");
-	cmd_run(&r, "timeout 100 srun --mem=400M -n1 sh -c 'sleep 60 & sleep 60 & sleep 0.5; "
-	            "%s/cohort top --once --json; kill %%1 %%2'", test_build_dir());
+	cmd_run(&r, "timeout 100 srun --mem=400M -n1 sh -c 'sleep 60 & a=$!; sleep 60 & b=$!; sleep 0.5; "
+	            "%s/cohort top --once --json; s=$?; kill $a $b; exit $s'", test_build_dir());
 	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
 	j = json_loads(r.out, 0, &err);
 	CHECK_MSG(j != NULL, "bad JSON (%s):\n%s", err.text, r.out);
