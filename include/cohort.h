@@ -511,6 +511,10 @@ COHORT_EXPORT int cohort_shm_remove(const struct cohort_probe *probe,
 
 /* ---- the sampler: cheap counters every tick, PSS within a CPU budget ---- */
 
+/*
+ * A sampler is used by one thread at a time: calls on the same sampler must
+ * not overlap. It reads the processes' files itself; it starts no thread.
+ */
 struct cohort_sampler;
 
 struct cohort_sampler_opts {
@@ -578,6 +582,11 @@ struct cohort_sampler_stats {
 	uint64_t worst_age_ns;       /* the oldest PSS among live processes at the last tick */
 };
 
+/*
+ * Copy the sampler's totals into *ret: what it has spent, over how long, and
+ * the worst PSS age at the last tick (a never-read process counts from the
+ * first tick). Cannot fail.
+ */
 COHORT_EXPORT void cohort_sampler_stats(const struct cohort_sampler *s,
                                         struct cohort_sampler_stats *ret);
 
