@@ -394,3 +394,38 @@ TEST_TIMEOUT(top_inside_real_slurm_job, 120)
 	json_decref(j);
 	cmd_free(&r);
 }
+
+/*
+ * The brief's case in a real job: 5 processes sharing 300 MB under
+ * --mem=1000M. The RSS sum (what jobacct_gather/linux charges) is above
+ * the limit; the PSS sum and the cgroup's usage are well below it.
+ */
+TEST_TIMEOUT(top_explains_shared_pages_in_real_slurm_job, 120)
+{
+	const char *s = getenv("COHORT_SLURM");
+	struct cmd_result r;
+	json_error_t err;
+	json_t *j, *t, *c;
+	const char *text;
+
+	if (!s || strncmp(s, "up:", 3) != 0)
+		SKIP("no SLURM test cluster (%s)", s ? s : "run through make check as root");
+	cmd_run(&r, "timeout 100 srun --mem=1000M -n1 sh -c '%s/examples/cow-workers/cow-workers --size 300M "
+	            "--workers 5 --hold 30 > cw.out & w=$!; i=0; until [ -s cw.out ] || [ $i -ge 200 ]; do "
+	            "sleep 0.1; i=$((i+1)); done; %s/cohort top --once --json; s=$?; kill $w; exit $s'",
+	        test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	text = r.out;
+	j = json_loads(text, 0, &err);
+	CHECK_MSG(j != NULL, "bad JSON (%s):\n%s", err.text, r.out);
+	t = json_object_get(j, "totals");
+	c = json_object_get(j, "cgroup");
+	CHECK(json_is_object(c));
+	CHECK_EQ_U64(jget(c, "limit_bytes"), 1000 * MB);
+	CHECK_MSG(jget(t, "rss_sum_bytes") > 1000 * MB, "RSS sum %" PRIu64, jget(t, "rss_sum_bytes"));
+	CHECK_MSG(jget(t, "pss_sum_bytes") < 400 * MB, "PSS sum %" PRIu64, jget(t, "pss_sum_bytes"));
+	CHECK_MSG(jget(c, "usage_bytes") < 500 * MB, "cgroup usage %" PRIu64, jget(c, "usage_bytes"));
+	CHECK(jget(c, "usage_bytes") > 300 * MB);
+	json_decref(j);
+	cmd_free(&r);
+}
