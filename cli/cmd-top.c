@@ -447,7 +447,11 @@ static int run_loop(struct top *t)
 	struct cohort_sampler_opts so = { .cpu_budget = t->budget, .probe = &t->probe };
 	struct cohort_sampler *s;
 	struct proc_row *rows = NULL;
-	size_t rcap = 0;
+	struct name_entry {
+		pid_t pid;
+		char name[COHORT_ID_MAX];
+	} *names = NULL;   /* by the sampler's index; a pid moving index is read again */
+	size_t rcap = 0, ncache = 0;
 	int r, status = CLI_OK;
 
 	r = cohort_sampler_create(&so, &s);
@@ -498,6 +502,15 @@ static int run_loop(struct top *t)
 			rows = nr;
 			rcap = n;
 		}
+		if (n > ncache) {
+			struct name_entry *nn = realloc(names, n * sizeof(*nn));
+
+			if (nn) {
+				memset(nn + ncache, 0, (n - ncache) * sizeof(*nn));
+				names = nn;
+				ncache = n;
+			}
+		}
 		for (size_t i = 0; i < n; i++) {
 			struct cohort_sample smp;
 			struct proc_row *row = &rows[nrows];
@@ -511,10 +524,20 @@ static int run_loop(struct top *t)
 			row->have_pss = smp.have_pss;
 			row->mem = smp.mem;
 			row->age_ns = smp.mem_age_ns;
-			fill_name(t, row);
+			/* Names are read once per process, not every refresh. */
+			if (i < ncache && names[i].pid == row->pid) {
+				memcpy(row->name, names[i].name, sizeof(row->name));
+			} else {
+				fill_name(t, row);
+				if (i < ncache) {
+					names[i].pid = row->pid;
+					memcpy(names[i].name, row->name, sizeof(row->name));
+				}
+			}
 			nrows++;
 		}
-		qsort(rows, nrows, sizeof(*rows), cmp_row);
+		if (nrows > 1)
+			qsort(rows, nrows, sizeof(*rows), cmp_row);
 		read_cgroup(t, &cg);
 		sum(rows, nrows, &tot);
 		if (t->json)
@@ -523,6 +546,7 @@ static int run_loop(struct top *t)
 			print_text(t, rows, nrows, &cg, &tot);
 	}
 	free(rows);
+	free(names);
 	cohort_sampler_destroy(s);
 	return status;
 }

@@ -497,7 +497,6 @@ enum cohort_shm_verdict {
 	COHORT_SHM_KEEP_MAPPED,       /* a process maps it or holds it open */
 	COHORT_SHM_KEEP_JOB_ALIVE,    /* its job still runs */
 	COHORT_SHM_KEEP_JOB_UNKNOWN,  /* a job name cohort cannot judge */
-	COHORT_SHM_KEEP_UNSURE,       /* reserved: not every process could be inspected */
 	COHORT_SHM_KEEP_CHANGED       /* replaced or removed since it was listed */
 };
 
@@ -527,6 +526,10 @@ COHORT_EXPORT int cohort_shm_remove(const struct cohort_probe *probe,
 
 /* ---- the sampler: cheap counters every tick, PSS within a CPU budget ---- */
 
+/*
+ * A sampler is used by one thread at a time: calls on the same sampler must
+ * not overlap. It reads the processes' files itself; it starts no thread.
+ */
 struct cohort_sampler;
 
 struct cohort_sampler_opts {
@@ -543,6 +546,7 @@ struct cohort_sample {
 	struct cohort_procmem mem;   /* the last smaps read */
 	uint64_t mem_age_ns;         /* how old mem is, at the last tick */
 	uint64_t mem_cost_ns;        /* CPU time the last smaps read cost */
+	uint64_t mem_reads;          /* smaps reads of this process so far */
 };
 
 /*
@@ -588,10 +592,16 @@ struct cohort_sampler_stats {
 	uint64_t ticks;
 	uint64_t smaps_reads;
 	uint64_t cpu_ns;             /* CPU time spent in reads (statm and smaps) */
+	uint64_t smaps_cpu_ns;       /* of which smaps reads */
 	uint64_t wall_ns;            /* from the first tick to the last */
 	uint64_t worst_age_ns;       /* the oldest PSS among live processes at the last tick */
 };
 
+/*
+ * Copy the sampler's totals into *ret: what it has spent, over how long, and
+ * the worst PSS age at the last tick (a never-read process counts from the
+ * first tick). Cannot fail.
+ */
 COHORT_EXPORT void cohort_sampler_stats(const struct cohort_sampler *s,
                                         struct cohort_sampler_stats *ret);
 

@@ -318,6 +318,26 @@ int cohort_cgroup_read(const struct cohort_probe *probe, const char *dir, struct
 
 /* ---- which cgroup ---- */
 
+/*
+ * base + rel, as a directory that exists. Inside a container without a
+ * cgroup namespace, /proc/PID/cgroup names the full path while the
+ * container sees its own cgroup mounted as the root: drop leading
+ * components of rel until the directory exists, else use base itself.
+ */
+static int existing_dir(const char *base, const char *rel, char *out, size_t size)
+{
+	const char *r = rel;
+
+	while (r && *r && strcmp(r, "/") != 0) {
+		if (cohort__pathf(out, size, "%s%s%s", base, *r == '/' ? "" : "/", r) < 0)
+			return -ENAMETOOLONG;
+		if (is_dir(out))
+			return 0;
+		r = strchr(r + 1, '/');
+	}
+	return cohort__pathf(out, size, "%s", base) < 0 ? -ENAMETOOLONG : 0;
+}
+
 int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t pid, char *ret_dir, size_t size,
                          int *ret_version)
 {
@@ -349,7 +369,7 @@ int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t pid, char *ret_
 				continue;
 			if (cohort__pathf(dir, sizeof(dir), "%s/memory", root) < 0 || !is_dir(dir))
 				continue;
-			if (cohort__pathf(out, sizeof(out), "%s%s", dir, strcmp(c2 + 1, "/") ? c2 + 1 : "") < 0)
+			if (existing_dir(dir, c2 + 1, out, sizeof(out)) < 0)
 				return -ENAMETOOLONG;
 			if (strlen(out) >= size)
 				return -ENAMETOOLONG;
@@ -360,8 +380,7 @@ int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t pid, char *ret_
 		}
 	}
 	if (have_v2 && has_file(root, "cgroup.controllers")) {
-		if (cohort__pathf(out, sizeof(out), "%s%s", root, strcmp(v2, "/") ? v2 : "") < 0 ||
-		    strlen(out) >= size)
+		if (existing_dir(root, v2, out, sizeof(out)) < 0 || strlen(out) >= size)
 			return -ENAMETOOLONG;
 		cohort__strlcpy(ret_dir, out, size);
 		if (ret_version)

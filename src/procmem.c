@@ -325,6 +325,8 @@ void cohort__pids_sort_unique(pid_t *pids, size_t *n)
 {
 	size_t out = 0;
 
+	if (*n == 0)
+		return;
 	qsort(pids, *n, sizeof(*pids), cmp_pid);
 	for (size_t i = 0; i < *n; i++)
 		if (out == 0 || pids[out - 1] != pids[i])
@@ -364,8 +366,8 @@ int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_
 	if (cohort__parse_u64(p + 4, &ppid, &p) < 0 || ppid > 0x7fffffff)
 		return COHORT_EPARSE;
 	if (ret_start) {
-		/* starttime is field 22; we are at field 4 (ppid). */
-		for (int field = 4; field < 22; field++) {
+		/* starttime is field 22; p is at the blank that ends field 4 (ppid). */
+		for (int field = 5; field < 22; field++) {
 			p = strchr(p + 1, ' ');
 			if (!p)
 				return COHORT_EPARSE;

@@ -32,6 +32,7 @@ struct entry {
 	struct cohort_procmem mem;
 	uint64_t mem_time_ns;
 	uint64_t cost_ns;
+	uint64_t reads;
 	double prio_moved;        /* scratch for sorting */
 };
 
@@ -191,7 +192,8 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 	s->credit_ns -= (int64_t)(c1 - c0);
 	s->stats.cpu_ns += c1 - c0;
 
-	qsort(s->order, nlive, sizeof(*s->order), cmp_prio);
+	if (nlive > 1)
+		qsort(s->order, nlive, sizeof(*s->order), cmp_prio);
 	for (size_t i = 0; i < nlive && s->credit_ns > 0; i++) {
 		struct entry *e = s->order[i];
 		struct cohort_procmem m;
@@ -201,6 +203,7 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 		cost = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
 		s->credit_ns -= (int64_t)cost;
 		s->stats.cpu_ns += cost;
+		s->stats.smaps_cpu_ns += cost;
 		if (r == -ESRCH) {
 			e->gone = 1;
 			continue;
@@ -212,6 +215,7 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 		e->mem_time_ns = clock_ns(CLOCK_MONOTONIC);
 		e->rss_at_pss = e->statm.rss;
 		e->cost_ns = cost;
+		e->reads++;
 		e->prio_moved = 0;
 		s->stats.smaps_reads++;
 		reads++;
@@ -249,6 +253,7 @@ int cohort_sampler_get(const struct cohort_sampler *s, size_t i, struct cohort_s
 	ret->mem = e->mem;
 	ret->mem_age_ns = e->have_pss && s->last_ns > e->mem_time_ns ? s->last_ns - e->mem_time_ns : 0;
 	ret->mem_cost_ns = e->cost_ns;
+	ret->mem_reads = e->reads;
 	return 0;
 }
 

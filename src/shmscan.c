@@ -358,7 +358,6 @@ const char *cohort_shm_verdict_name(enum cohort_shm_verdict v)
 	case COHORT_SHM_KEEP_MAPPED:      return "mapped or open";
 	case COHORT_SHM_KEEP_JOB_ALIVE:   return "its job still runs";
 	case COHORT_SHM_KEEP_JOB_UNKNOWN: return "its job cannot be judged";
-	case COHORT_SHM_KEEP_UNSURE:      return "some processes could not be inspected";
 	case COHORT_SHM_KEEP_CHANGED:     return "changed since it was listed";
 	}
 	return "unknown";

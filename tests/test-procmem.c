@@ -394,3 +394,79 @@ TEST(procmem_live_own_cgroup)
 	          (int)getpid(), n, dir);
 	free(pids);
 }
+
+TEST(procmem_cgroup_of_pid_fixture)
+{
+	struct cohort_probe p = fixture("proc-rollup");
+	char cg[1024], dir[512];
+	int version = 0;
+
+	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v1", test_src_dir());
+	p.cgroup_root = cg;
+	CHECK_OK(cohort_cgroup_of_pid(&p, 100, dir, sizeof(dir), &version));
+	CHECK_EQ(version, 1);
+	CHECK_CONTAINS(dir, "cgroup-v1/memory/slurm_node1/uid_1000/job_42/step_0/task_0");
+	/* A container that sees its own cgroup as the root: the leading components go. */
+	CHECK_OK(cohort_cgroup_of_pid(&p, 102, dir, sizeof(dir), &version));
+	CHECK_CONTAINS(dir, "cgroup-v1/memory/slurm_node1/uid_1000/job_42");
+	CHECK(strstr(dir, "docker") == NULL);
+	CHECK_EQ(cohort_cgroup_of_pid(&p, 999, dir, sizeof(dir), &version), -ESRCH);
+	/* v1 hierarchy mounted, but the process names only v2: no memory cgroup here. */
+	CHECK_EQ(cohort_cgroup_of_pid(&p, 101, dir, sizeof(dir), &version), COHORT_ENOCGROUP);
+
+	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v2", test_src_dir());
+	CHECK_OK(cohort_cgroup_of_pid(&p, 101, dir, sizeof(dir), &version));
+	CHECK_EQ(version, 2);
+	CHECK_CONTAINS(dir, "cgroup-v2/system.slice/slurmstepd.scope/job_43/step_0/user/task_0");
+}
+
+/* Children that live a few milliseconds each, forever. */
+static void churn(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pid_t c = fork();
+
+		if (c == 0) {
+			char *p = malloc(1 << 20);
+
+			if (p)
+				memset(p, 1, 1 << 20);
+			usleep(2000);
+			_exit(0);
+		}
+		if (c > 0)
+			waitpid(c, NULL, 0);
+	}
+}
+
+/* Processes exiting while they are listed and read are gone, never an error. */
+TEST_TIMEOUT(procmem_vanishing_processes, 120)
+{
+	pid_t churner = helper_spawn(churn, NULL);
+	int rounds = test_stress() ? 5000 : 300, gone = 0, read_ok = 0;
+
+	for (int i = 0; i < rounds; i++) {
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		CHECK_OK(cohort_pids_descendants(NULL, churner, &pids, &n));
+		for (size_t k = 0; k < n; k++) {
+			struct cohort_procmem m;
+			struct cohort_statm st;
+			struct cohort_procstatus s;
+			int r1 = cohort_proc_smaps(NULL, pids[k], &m);
+			int r2 = cohort_proc_statm(NULL, pids[k], &st);
+			int r3 = cohort_proc_status(NULL, pids[k], &s);
+
+			CHECK_MSG(r1 == 0 || r1 == -ESRCH, "smaps of %d: %d (%s)", (int)pids[k], r1, cohort_strerror(r1));
+			CHECK_MSG(r2 == 0 || r2 == -ESRCH, "statm of %d: %d (%s)", (int)pids[k], r2, cohort_strerror(r2));
+			CHECK_MSG(r3 == 0 || r3 == -ESRCH, "status of %d: %d (%s)", (int)pids[k], r3, cohort_strerror(r3));
+			gone += (r1 == -ESRCH) + (r2 == -ESRCH) + (r3 == -ESRCH);
+			read_ok += r1 == 0;
+		}
+		free(pids);
+	}
+	CHECK(read_ok > 0);
+	printf("# %d reads found the process gone\n", gone);
+}
