@@ -178,8 +178,7 @@ TEST(shm_job_state)
 	struct cohort_shm_file f;
 	struct cohort_probe p = { 0 };
 	char cg[1024];
-	char var[] = "SLURM_JOB_ID=5150";
-	char *env[] = { var, NULL };
+	const char *env[] = { "SLURM_JOB_ID=5150", NULL };
 	pid_t gone = dead_pid();
 
 	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v1", test_src_dir());
