@@ -36,6 +36,7 @@ static void help(FILE *out)
 	        "                             auto (default): cgroup when possible, else watch\n"
 	        "      --soft PERCENT         warn at this share of a limit (default 90)\n"
 	        "  -i, --interval SECONDS     time between samples (default 1; 0.1 works)\n"
+	        "      --pss-budget PERCENT   CPU of one core for PSS page walks (default 1)\n"
 	        "      --grace SECONDS        from SIGTERM to SIGKILL (default 10)\n"
 	        "  -K, --kill-on-bad-exit     stop every worker when one fails\n"
 	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson)\n"
@@ -48,7 +49,7 @@ static void help(FILE *out)
 	        "does not fit, no cgroup, recording unwritable); 127 CMD could not be run.\n");
 }
 
-static int parse_seconds(const char *option, const char *text, double min, double max, double *ret)
+static int parse_number(const char *option, const char *text, double min, double max, double *ret)
 {
 	char *end;
 	double v;
@@ -56,7 +57,7 @@ static int parse_seconds(const char *option, const char *text, double min, doubl
 	errno = 0;
 	v = strtod(text, &end);
 	if (errno || end == text || *end != '\0' || !isfinite(v) || v < min || v > max) {
-		cli_error("invalid value '%s' for %s: expected seconds from %g to %g", text, option, min, max);
+		cli_error("invalid value '%s' for %s: expected a number from %g to %g", text, option, min, max);
 		return -1;
 	}
 	*ret = v;
@@ -140,6 +141,7 @@ static int exec(int argc, char **argv)
 		{ "enforce", required_argument, NULL, 'E' },
 		{ "soft", required_argument, NULL, 'S' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "pss-budget", required_argument, NULL, 'P' },
 		{ "grace", required_argument, NULL, 'G' },
 		{ "kill-on-bad-exit", no_argument, NULL, 'K' },
 		{ "record", required_argument, NULL, 'o' },
@@ -161,6 +163,7 @@ static int exec(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.interval = 1.0;
+	o.pss_budget = 0.01;
 	o.grace = 10.0;
 	o.enforce = ENFORCE_AUTO;
 	opterr = 0;
@@ -200,15 +203,20 @@ static int exec(int argc, char **argv)
 				                       "rlimit, watch or auto", optarg);
 			break;
 		case 'S':
-			if (parse_seconds("--soft", optarg, 1, 100, &soft_pct) < 0)
+			if (parse_number("--soft", optarg, 1, 100, &soft_pct) < 0)
 				return CLI_USAGE;
 			break;
 		case 'i':
-			if (parse_seconds("--interval", optarg, 0.01, 3600, &o.interval) < 0)
+			if (parse_number("--interval", optarg, 0.01, 3600, &o.interval) < 0)
 				return CLI_USAGE;
 			break;
+		case 'P':
+			if (parse_number("--pss-budget", optarg, 0.1, 100, &o.pss_budget) < 0)
+				return CLI_USAGE;
+			o.pss_budget /= 100;
+			break;
 		case 'G':
-			if (parse_seconds("--grace", optarg, 0, 3600, &o.grace) < 0)
+			if (parse_number("--grace", optarg, 0, 3600, &o.grace) < 0)
 				return CLI_USAGE;
 			break;
 		case 'K':

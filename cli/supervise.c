@@ -207,6 +207,7 @@ static void record_header(struct sup *s)
 	json_object_set_new(h, "enforce", json_string(enforce_name(s->enforce)));
 	json_object_set_new(h, "soft_fraction", json_real(o->soft));
 	json_object_set_new(h, "interval_s", json_real(o->interval));
+	json_object_set_new(h, "pss_budget", json_real(o->pss_budget));
 	json_object_set_new(h, "grace_s", json_real(o->grace));
 	if (o->jobacct) {
 		slurm = json_object();
@@ -1009,7 +1010,7 @@ static void teardown_cgroups(struct sup *s)
 
 int supervise(const struct run_opts *o)
 {
-	struct cohort_sampler_opts so = { .cpu_budget = 0.01, .probe = &o->probe };
+	struct cohort_sampler_opts so = { .cpu_budget = o->pss_budget, .probe = &o->probe };
 	struct sup s;
 	sigset_t mask, oldmask;
 	struct timespec ts;

@@ -18,6 +18,7 @@ struct run_opts {
 	enum enforce enforce;         /* AUTO: cgroup when cohort may make them, else watch */
 	double soft;                  /* warning threshold, fraction of a limit */
 	double interval;              /* seconds between samples */
+	double pss_budget;            /* fraction of a core for smaps_rollup reads */
 	double grace;                 /* seconds from SIGTERM to SIGKILL */
 	bool label;                   /* prefix output lines with the rank */
 	bool kill_on_bad_exit;        /* stop everyone when a worker fails */

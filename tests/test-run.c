@@ -151,6 +151,7 @@ TEST(run_usage_errors)
 		{ "-n 0 -- true", "invalid count '0' for --workers" },
 		{ "--enforce magic -- true", "invalid --enforce 'magic'" },
 		{ "--interval 0 -- true", "invalid value '0' for --interval" },
+		{ "--pss-budget 0 -- true", "invalid value '0' for --pss-budget" },
 		{ "--budget 4Q -- true", "invalid size '4Q' for --budget" },
 		{ "--record x --no-record -- true", "contradict" },
 		{ "--frob -- true", "unknown option '--frob'" },
@@ -427,7 +428,9 @@ TEST_TIMEOUT(run_copy_on_write_is_not_a_leak, 60)
 	struct rec rec;
 	json_t *e;
 
-	cmd_run(&r, RUN " -n 1 -i 0.2 --enforce watch -o rec.ndjson -- " HELPER " cow 200M 2 9",
+	/* A generous page-walk budget: the children's first reads must come before they write. */
+	cmd_run(&r, RUN " -n 1 -i 0.2 --pss-budget 20 --enforce watch -o rec.ndjson -- "
+	        HELPER " cow 200M 2 9",
 	        test_build_dir(), test_build_dir());
 	CHECK_EQ(r.status, 0);
 	CHECK_CONTAINS(r.err, "copy-on-write");
