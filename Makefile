@@ -135,7 +135,7 @@ $(O)/cohort.pc: cohort.pc.in Makefile
 check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
 	@COHORT_BUILD=$(O) tests/run-all.sh
 
-demo: all
+demo: all $(EXAMPLES)
 	@COHORT_BUILD=$(O) examples/demo.sh
 
 bench: all $(BENCHES)
