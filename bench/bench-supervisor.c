@@ -3,9 +3,10 @@
  * 64 workers at a 1 s interval, against smem taking the same figures
  * (PSS and USS of the same processes) once a second in the same run.
  *
- *   build/bench/bench-supervisor [WORKERS] [HOLD] [SECONDS]
+ *   build/bench/bench-supervisor [WORKERS] [HOLD] [SECONDS] [PSS_BUDGET_PERCENT]
  *
- * Defaults: 64 workers holding 50M each, 30 s. The supervisor's own CPU
+ * Defaults: 64 workers holding 50M each, 30 s, cohort run's default
+ * page-walk budget. The supervisor's own CPU
  * (utime + stime of the cohort process, read from /proc) is measured over
  * the middle of the run, after start-up. The baseline is `smem -P` over
  * the same pids, run once a second for the same span, its CPU from
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
 	int workers = argc > 1 ? atoi(argv[1]) : 64;
 	const char *hold = argc > 2 ? argv[2] : "50M";
 	int seconds = argc > 3 ? atoi(argv[3]) : 30;
+	const char *pss = argc > 4 ? argv[4] : NULL;
 	char cmd[4096], secs[32], nw[32];
 	double c0, c1, t0, t1, s0, s1, span;
 	pid_t sup;
@@ -89,9 +91,22 @@ int main(int argc, char **argv)
 		char cohort[1024];
 
 		snprintf(cohort, sizeof(cohort), "%s/cohort", build);
-		execl(cohort, "cohort", "run", "-q", "--no-record", "--enforce", "watch", "-i", "1",
-		      "-n", nw, "--", cmd, "--helper", "worker", "--hold", hold, "--seconds", secs,
-		      (char *)NULL);
+		const char *av[32];
+		int n = 0;
+
+		av[n++] = "cohort"; av[n++] = "run"; av[n++] = "-q"; av[n++] = "--no-record";
+		av[n++] = "--enforce"; av[n++] = "watch"; av[n++] = "-i"; av[n++] = "1";
+		if (pss) {
+			av[n++] = "--pss-budget";
+			av[n++] = pss;
+		}
+		av[n++] = "-n"; av[n++] = nw; av[n++] = "--"; av[n++] = cmd; av[n++] = "--helper";
+		av[n++] = "worker"; av[n++] = "--hold"; av[n++] = hold; av[n++] = "--seconds";
+		av[n++] = secs; av[n] = NULL;
+		char *args[32];
+
+		memcpy(args, av, sizeof(args));   /* execv's prototype predates const */
+		execv(cohort, args);
 		_exit(127);
 	}
 	nap(5);   /* start-up: every worker allocated, first page walks done */

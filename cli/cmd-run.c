@@ -36,7 +36,8 @@ static void help(FILE *out)
 	        "                             auto (default): cgroup when possible, else watch\n"
 	        "      --soft PERCENT         warn at this share of a limit (default 90)\n"
 	        "  -i, --interval SECONDS     time between samples (default 1; 0.1 works)\n"
-	        "      --pss-budget PERCENT   CPU of one core for PSS page walks (default 1)\n"
+	        "      --pss-budget PERCENT   CPU of one core for PSS page walks (default 0.6,\n"
+	        "                             which keeps cohort within 1%% of a core)\n"
 	        "      --grace SECONDS        from SIGTERM to SIGKILL (default 10)\n"
 	        "  -K, --kill-on-bad-exit     stop every worker when one fails\n"
 	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson)\n"
@@ -163,7 +164,7 @@ static int exec(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.interval = 1.0;
-	o.pss_budget = 0.01;
+	o.pss_budget = 0.006;
 	o.grace = 10.0;
 	o.enforce = ENFORCE_AUTO;
 	opterr = 0;
