@@ -570,7 +570,7 @@ static void sample(struct sup *s)
 		struct cohort_sample sm;
 		struct member *m;
 		struct worker *w;
-		uint64_t pss_est, uss_est, shared;
+		uint64_t pss_est, shared;
 
 		if (cohort_sampler_get(s->sampler, i, &sm) < 0 || sm.gone)
 			continue;
@@ -581,15 +581,21 @@ static void sample(struct sup *s)
 		w->nprocs++;
 		w->rss += sm.statm.rss;
 		if (!sm.have_pss) {
-			/* No page walk yet: RSS less its file and shmem pages is the best guess. */
-			pss_est = uss_est = sm.statm.rss - (sm.statm.shared < sm.statm.rss ? sm.statm.shared : 0);
-			w->est += pss_est;
+			/*
+			 * No page walk yet. For the worker itself (a fresh exec) RSS less
+			 * its file and shmem pages is its own. A descendant was forked
+			 * inside the tree and shares most of its pages with its parent,
+			 * which statm cannot tell: count nothing until its first walk
+			 * (the sampler walks never-read processes first) rather than
+			 * counting shared pages again and stopping a worker that fits.
+			 */
+			if (sm.pid == w->pid)
+				w->est += sm.statm.rss - (sm.statm.shared < sm.statm.rss ? sm.statm.shared : 0);
 			continue;
 		}
 		shared = sm.mem.shared_clean + sm.mem.shared_dirty;
 		/* What moved since the page walk is counted as the process's own. */
 		pss_est = sm.mem.pss + (sm.statm.rss > sm.mem.rss ? sm.statm.rss - sm.mem.rss : 0);
-		uss_est = sm.mem.uss + (sm.statm.rss > sm.mem.rss ? sm.statm.rss - sm.mem.rss : 0);
 		w->pss += sm.mem.pss;
 		w->uss += sm.mem.uss;
 		w->est += pss_est;
@@ -609,7 +615,6 @@ static void sample(struct sup *s)
 			m->copied = cohort_cow_copied(m->uss0, m->shared0, sm.mem.uss, shared);
 		}
 		w->cow_copied += m->copied;
-		(void)uss_est;
 	}
 
 	for (unsigned k = 0; k < s->nw; k++) {

@@ -445,3 +445,32 @@ TEST_TIMEOUT(run_copy_on_write_is_not_a_leak, 60)
 	          (long long)json_integer_value(json_object_get(e, "cow_copied")));
 	rec_free(&rec);
 }
+
+TEST_TIMEOUT(run_warns_of_slurm_rss_overcount, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	/*
+	 * A job of 1000 MiB (SLURM_MEM_PER_NODE, as sbatch sets it; no SLURM
+	 * config reachable, so the accounting plugin is unknown): five
+	 * processes sharing 300 MiB have an RSS sum of 1.5 GiB and a PSS sum
+	 * of 300 MiB.
+	 */
+	cmd_run(&r, "env -u SLURM_CONF SLURM_JOB_ID=77 SLURM_MEM_PER_NODE=1000 " RUN
+	        " -n 1 -i 0.2 --enforce watch -o rec.ndjson -- %s/examples/cow-workers/cow-workers "
+	        "--size 300M --workers 5 --write 0 --hold 4", test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "SLURM's jobacct_gather/linux counts shared pages once per process");
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_STREQ(str(json_object_get(json_object_get(rec.lines[0], "allocation"), "slurm"), "job_id"), "77");
+	CHECK_EQ(events(&rec, "slurm_rss_risk", -1), 1);
+	e = event_of(&rec, "slurm_rss_risk", -1);
+	CHECK(json_integer_value(json_object_get(e, "rss_sum_bytes")) > 1000LL << 20);
+	CHECK(json_integer_value(json_object_get(e, "pss_sum_bytes")) < 600LL << 20);
+	CHECK_EQ(json_integer_value(json_object_get(e, "limit_bytes")), 1000LL << 20);
+	CHECK_EQ(events(&rec, "limit", -1), 0);
+	rec_free(&rec);
+}
