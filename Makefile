@@ -43,6 +43,7 @@ CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DCOHORT_VERSION='"$(VERSION)"'
 CFLAGS   += -std=c11 $(OPT) $(WARN) -fvisibility=hidden -fPIC -pthread -MMD -MP
 LDFLAGS  += -pthread
 CLI_LIBS := -ljansson -lm
+LIB_LIBS := -ljansson -lm
 
 ifeq ($(SANITIZER),address)
 SANFLAGS := -fsanitize=address -fno-omit-frame-pointer
@@ -99,7 +100,7 @@ $(LIBA): $(LIB_OBJ)
 
 $(LIBSO): $(LIB_OBJ)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libcohort.so.$(SOVERSION) -o $@ $^
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libcohort.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
 	$(Q)ln -sf libcohort.so.$(VERSION) $(O)/libcohort.so.$(SOVERSION)
 	$(Q)ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
 

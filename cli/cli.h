@@ -5,6 +5,7 @@
 #include "cohort.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +29,7 @@ extern const struct cli_cmd cli_cmd_check;
 extern const struct cli_cmd cli_cmd_top;
 extern const struct cli_cmd cli_cmd_shm;
 extern const struct cli_cmd cli_cmd_run;
+extern const struct cli_cmd cli_cmd_report;
 extern const struct cli_cmd cli_cmd_gather;
 
 /* Print "cohort: <message>\n" to stderr. */
@@ -50,6 +52,14 @@ void cli_probe(struct cohort_probe *probe);
 /* JSON: a size (clamped to 2^63-1), the allocation as `cohort check --json` shows it. */
 json_t *cli_json_size(uint64_t v);
 json_t *cli_json_alloc(const struct cohort_alloc *a);
+
+/* Findings, for people (numbered, with fixes; hosts: name each one's host) and as JSON. */
+void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts);
+json_t *cli_json_findings(const struct cohort_finding *f, size_t n);
+
+/* The report as one self-contained HTML page. Returns 0 or -1 on a write error. */
+int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs,
+                   const struct cohort_finding *f, size_t nf);
 
 /* Print a JSON document on stdout, indented, and free it. Returns 0 or -1. */
 int cli_json_print(json_t *root);

@@ -14,6 +14,7 @@ static const struct cli_cmd *const commands[] = {
 	&cli_cmd_top,
 	&cli_cmd_shm,
 	&cli_cmd_run,
+	&cli_cmd_report,
 	&cli_cmd_gather,
 };
 

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +19,17 @@ int recorder_open(struct recorder *rec, const char *path)
 	if (rec->fd < 0)
 		return -errno;
 	snprintf(rec->path, sizeof(rec->path), "%s", path);
+	return 0;
+}
+
+int recorder_open_anon(struct recorder *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->fd = memfd_create("cohort-recording", MFD_CLOEXEC);
+	if (rec->fd < 0)
+		return -errno;
+	snprintf(rec->path, sizeof(rec->path), "(not recorded)");
+	rec->anon = true;
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -142,7 +143,7 @@ static void record(struct sup *s, json_t *obj)
 {
 	int r = recorder_write(&s->rec, obj);
 
-	if (r < 0 && !s->o->quiet)
+	if (r < 0 && !s->o->quiet && !s->rec.anon)
 		cli_error("the recording %s stopped: %s; supervision goes on without it",
 		          s->rec.path, strerror(-r));
 }
@@ -727,6 +728,21 @@ static void sample(struct sup *s)
 	} else {
 		json_object_set_new(rec, "cgroup", json_null());
 	}
+	{
+		struct statvfs sv;
+		struct cohort_meminfo mi;
+
+		if (statvfs(o->probe.shm_path ? o->probe.shm_path : "/dev/shm", &sv) == 0) {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "free", cli_json_size((uint64_t)sv.f_bavail * sv.f_frsize));
+			json_object_set_new(j, "size", cli_json_size((uint64_t)sv.f_blocks * sv.f_frsize));
+			json_object_set_new(rec, "shm", j);
+		}
+		if (cohort_meminfo_read(&o->probe, &mi) == 0)
+			json_object_set_new(rec, "swap_used", cli_json_size(mi.swap_total > mi.swap_free ?
+			                                                  mi.swap_total - mi.swap_free : 0));
+	}
 	if (cohort_psi_read(&o->probe, NULL, &psi) == 0) {
 		json_t *j = json_object();
 
@@ -837,6 +853,32 @@ static void reap(struct sup *s)
 
 /* ---- the loop -------------------------------------------------------- */
 
+/*
+ * The findings, from the recording read back through the library: exactly
+ * what `cohort report` says of the same file.
+ */
+static void findings(struct sup *s)
+{
+	struct cohort_recording *rec;
+	struct cohort_finding *f;
+	char path[64], err[COHORT_MSG_MAX];
+	size_t n;
+
+	if (s->rec.fd < 0 || s->rec.error)
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s->rec.fd);
+	if (cohort_recording_load(path, &rec, err, sizeof(err)) < 0) {
+		cli_error("cannot read back the recording: %s", err);
+		return;
+	}
+	snprintf(rec->path, sizeof(rec->path), "%s", s->rec.path);
+	if (cohort_diagnose(&rec, 1, &f, &n) == 0) {
+		cli_print_findings(stderr, f, n, false);
+		free(f);
+	}
+	cohort_recording_free(rec);
+}
+
 static void summary(struct sup *s)
 {
 	char how[96], a[32], b[32];
@@ -845,7 +887,7 @@ static void summary(struct sup *s)
 	for (unsigned k = 0; k < s->nw; k++)
 		ok += s->w[k].pid > 0 && !s->w[k].running && status_code(s->w[k].status) == 0;
 	fprintf(stderr, "cohort: %u worker%s, %u exited 0", s->nw, s->nw == 1 ? "" : "s", ok);
-	if (s->rec.fd >= 0)
+	if (s->rec.fd >= 0 && !s->rec.anon)
 		fprintf(stderr, "; recording in %s%s", s->rec.path, s->rec.error ? " (stopped early)" : "");
 	fprintf(stderr, "\n  %-5s %-8s %-26s %-11s %-11s\n", "rank", "pid", "end", "peak PSS", "peak USS");
 	for (unsigned k = 0; k < s->nw; k++) {
@@ -858,19 +900,7 @@ static void summary(struct sup *s)
 		fprintf(stderr, "  %-5u %-8d %-26s %-11s %-11s\n", w->rank, (int)w->pid, how,
 		        fmt_size(w->peak_pss, a, sizeof(a)), fmt_size(w->peak_uss, b, sizeof(b)));
 	}
-	for (unsigned k = 0; k < s->nw; k++) {
-		struct worker *w = &s->w[k];
-
-		if (w->oom_killed)
-			fprintf(stderr, "  ! rank %u: killed by the kernel's OOM killer\n", w->rank);
-		else if (w->stop_stage)
-			fprintf(stderr, "  ! %s\n", w->stop_reason);
-		if (w->leak_reported)
-			fprintf(stderr, "  ! rank %u: leaking (see the recording's leak event)\n", w->rank);
-		if (w->cow_reported)
-			fprintf(stderr, "  ! rank %u: %s copied by copy-on-write after fork\n", w->rank,
-			        fmt_size(w->cow_copied, a, sizeof(a)));
-	}
+	findings(s);
 }
 
 static double next_deadline(const struct sup *s, double next_tick)
@@ -1064,6 +1094,8 @@ int supervise(const struct run_opts *o)
 		else
 			s.job_cg[0] = '\0';
 	}
+	if (!o->record)
+		(void)recorder_open_anon(&s.rec);   /* without it, no findings at exit; nothing else */
 	if (o->record && (r = recorder_open(&s.rec, o->record)) < 0) {
 		cli_error("cannot write the recording %s: %s (use --record FILE elsewhere, or --no-record)",
 		          o->record, strerror(-r));

@@ -45,11 +45,15 @@ int supervise(const struct run_opts *opts);
 struct recorder {
 	int fd;
 	int error;                    /* the errno that stopped it, 0 while it records */
+	bool anon;                    /* in memory only (--no-record), for the findings */
 	char path[1024];
 };
 
 /* Open (create or truncate) a recording. Returns 0 or -errno. */
 int recorder_open(struct recorder *rec, const char *path);
+
+/* A recording in memory only: --no-record still gets findings at exit. */
+int recorder_open_anon(struct recorder *rec);
 
 /*
  * Append obj as one line and free it. A failed write stops the recording

@@ -290,13 +290,35 @@ static void detect_cgroup(const struct cohort_probe *pr, struct cohort_alloc *a)
 	}
 }
 
+int cohort_meminfo_read(const struct cohort_probe *probe, struct cohort_meminfo *ret)
+{
+	struct cohort_meminfo mi = { 0 };
+	char buf[16384];
+	ssize_t n;
+	int r;
+
+	n = cohort__slurpf(buf, sizeof(buf), "%s/meminfo", cohort__proc_root(probe));
+	if (n < 0)
+		return (int)n;
+	r = cohort__kv_u64(buf, "MemTotal", true, &mi.total);
+	if (r < 0)
+		return r == -ENOENT ? COHORT_EPARSE : r;
+	if (cohort__kv_u64(buf, "MemAvailable", true, &mi.available) < 0)
+		mi.available = 0;
+	if (cohort__kv_u64(buf, "SwapTotal", true, &mi.swap_total) < 0)
+		mi.swap_total = 0;
+	if (cohort__kv_u64(buf, "SwapFree", true, &mi.swap_free) < 0)
+		mi.swap_free = 0;
+	*ret = mi;
+	return 0;
+}
+
 int cohort_alloc_detect(const struct cohort_probe *probe, struct cohort_alloc *ret)
 {
 	struct cohort_probe pr = { 0 };
 	struct cohort_alloc a;
 	struct statvfs sv;
-	char buf[16384];
-	ssize_t n;
+	struct cohort_meminfo mi;
 	int r;
 
 	if (probe)
@@ -313,18 +335,13 @@ int cohort_alloc_detect(const struct cohort_probe *probe, struct cohort_alloc *r
 	detect_slurm(pr.envp, &a.slurm);
 	detect_cpus(&pr, real, &a);
 
-	n = cohort__slurpf(buf, sizeof(buf), "%s/meminfo", pr.proc_root);
-	if (n < 0)
-		return (int)n;
-	r = cohort__kv_u64(buf, "MemTotal", true, &a.ram_total);
+	r = cohort_meminfo_read(&pr, &mi);
 	if (r < 0)
-		return r == -ENOENT ? COHORT_EPARSE : r;
-	if (cohort__kv_u64(buf, "MemAvailable", true, &a.ram_available) < 0)
-		a.ram_available = 0;
-	if (cohort__kv_u64(buf, "SwapTotal", true, &a.swap_total) < 0)
-		a.swap_total = 0;
-	if (cohort__kv_u64(buf, "SwapFree", true, &a.swap_free) < 0)
-		a.swap_free = 0;
+		return r;
+	a.ram_total = mi.total;
+	a.ram_available = mi.available;
+	a.swap_total = mi.swap_total;
+	a.swap_free = mi.swap_free;
 
 	if (statvfs(pr.shm_path, &sv) == 0) {
 		a.shm_size = (uint64_t)sv.f_blocks * sv.f_frsize;

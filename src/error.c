@@ -25,6 +25,7 @@ const char *cohort_strerror(int err)
 	case COHORT_ELOST:           return "a message was lost with its dead sender";
 	case COHORT_ECORRUPT:        return "shared data failed a bounds or canary check";
 	case COHORT_ENOSPACE:        return "no space left in the segment, queue or arena";
+	case COHORT_EBADREC:         return "not a cohort recording";
 	default:
 		break;
 	}

@@ -1,0 +1,49 @@
+/* findings.c - findings as `cohort run` and `cohort report` print them. */
+#include "cli.h"
+
+#include <string.h>
+
+void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts)
+{
+	if (n == 0) {
+		fprintf(out, "Findings: none: every worker ended well and nothing went wrong on the way.\n");
+		return;
+	}
+	fprintf(out, "Findings, most important first:\n");
+	for (size_t i = 0; i < n; i++) {
+		char who[96] = "";
+
+		if (f[i].rank >= 0)
+			snprintf(who, sizeof(who), ", rank %d", f[i].rank);
+		fprintf(out, "  %zu. %s%s%s%s: %s\n     fix: %s\n", i + 1, cohort_finding_name(f[i].kind),
+		        who, hosts ? " on " : "", hosts ? f[i].host : "", f[i].message, f[i].fix);
+	}
+}
+
+json_t *cli_json_findings(const struct cohort_finding *f, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object(), *ev = json_object();
+
+		json_object_set_new(o, "kind", json_string(cohort_finding_name(f[i].kind)));
+		json_object_set_new(o, "rank", f[i].rank >= 0 ? json_integer(f[i].rank) : json_null());
+		json_object_set_new(o, "pid", f[i].rank >= 0 ? json_integer(f[i].pid) : json_null());
+		json_object_set_new(o, "host", json_string(f[i].host));
+		json_object_set_new(o, "t", f[i].t >= 0 ? json_real(f[i].t) : json_null());
+		json_object_set_new(o, "message", json_string(f[i].message));
+		json_object_set_new(o, "fix", json_string(f[i].fix));
+		for (int k = 0; k < f[i].nevidence; k++) {
+			double v = f[i].evidence[k].value;
+
+			if (v == (double)(long long)v && v < 9.0e18 && v > -9.0e18)
+				json_object_set_new(ev, f[i].evidence[k].name, json_integer((json_int_t)v));
+			else
+				json_object_set_new(ev, f[i].evidence[k].name, json_real(v));
+		}
+		json_object_set_new(o, "evidence", ev);
+		json_array_append_new(a, o);
+	}
+	return a;
+}

@@ -1,0 +1,418 @@
+/*
+ * recording.c - reading back what `cohort run` recorded (docs/recording.md).
+ *
+ * The reader trusts nothing: a line may be cut (the supervisor was
+ * killed), edited, or not JSON at all; numbers may be negative, huge or
+ * strings; ranks may be out of range. Whatever is odd is skipped and
+ * counted, never followed.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT_KNOWN 1
+#define MAX_WORKERS 65536
+#define MAX_LINE (64u << 20)
+
+static void seterr(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t get_u64(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	double d;
+
+	if (json_is_integer(v))
+		return json_integer_value(v) < 0 ? 0 : (uint64_t)json_integer_value(v);
+	if (json_is_real(v)) {
+		d = json_real_value(v);
+		return (d > 0 && d < 1.8e19) ? (uint64_t)d : 0;
+	}
+	return 0;
+}
+
+static double get_num(json_t *o, const char *key, double def)
+{
+	json_t *v = json_object_get(o, key);
+	double d;
+
+	if (!json_is_number(v))
+		return def;
+	d = json_number_value(v);
+	return isfinite(d) ? d : def;
+}
+
+static long get_long(json_t *o, const char *key, long def)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v))
+		return def;
+	if (json_integer_value(v) < -(1LL << 40) || json_integer_value(v) > (1LL << 40))
+		return def;
+	return (long)json_integer_value(v);
+}
+
+static void get_str(json_t *o, const char *key, char *dst, size_t size)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	cohort__strlcpy(dst, v ? v : "", size);
+}
+
+static int read_header(struct cohort_recording *r, json_t *h, char *err, size_t errsize)
+{
+	json_t *alloc, *slurm, *cmd, *cfg, *a;
+	size_t i;
+
+	r->format = (int)get_long(h, "format", 0);
+	if (r->format < 1 || r->format > FORMAT_KNOWN) {
+		seterr(err, errsize, "%s: recording format %d, this cohort reads format %d (upgrade cohort)",
+		       r->path, r->format, FORMAT_KNOWN);
+		return COHORT_EBADREC;
+	}
+	get_str(h, "host", r->host, sizeof(r->host));
+	get_str(h, "job", r->job, sizeof(r->job));
+	r->start = get_num(h, "start", 0);
+	cmd = json_object_get(h, "command");
+	json_array_foreach(cmd, i, a) {
+		const char *w = json_string_value(a);
+		size_t len = strlen(r->command);
+
+		if (!w || len + 2 >= sizeof(r->command))
+			break;
+		snprintf(r->command + len, sizeof(r->command) - len, "%s%s", len ? " " : "", w);
+	}
+	long n = get_long(h, "workers", 0);
+	if (n < 1 || n > MAX_WORKERS) {
+		seterr(err, errsize, "%s: the header says %ld workers", r->path, n);
+		return COHORT_EBADREC;
+	}
+	r->nworkers = (unsigned)n;
+	r->budget = get_u64(h, "budget_bytes");
+	r->mem_per_worker = get_u64(h, "mem_per_worker_bytes");
+	get_str(h, "enforce", r->enforce, sizeof(r->enforce));
+	r->interval = get_num(h, "interval_s", 1);
+	alloc = json_object_get(h, "allocation");
+	r->mem_limit = get_u64(alloc, "mem_limit_bytes");
+	get_str(alloc, "mem_limit_source", r->mem_limit_source, sizeof(r->mem_limit_source));
+	r->shm_free_start = get_u64(alloc, "shm_free_bytes");
+	r->shm_size = get_u64(alloc, "shm_size_bytes");
+	slurm = json_object_get(alloc, "slurm");
+	r->slurm_proc = -1;
+	if (json_is_object(slurm)) {
+		r->slurm = 1;
+		get_str(slurm, "job_id", r->slurm_job, sizeof(r->slurm_job));
+		get_str(slurm, "step_id", r->slurm_step, sizeof(r->slurm_step));
+		r->slurm_proc = get_long(slurm, "proc_id", -1);
+	}
+	cfg = json_object_get(h, "slurm_config");
+	if (json_is_object(cfg)) {
+		get_str(cfg, "jobacct_gather_type", r->jobacct, sizeof(r->jobacct));
+		get_str(cfg, "jobacct_gather_params", r->jobacct_params, sizeof(r->jobacct_params));
+	}
+	r->workers = calloc(r->nworkers, sizeof(*r->workers));
+	if (!r->workers)
+		return -ENOMEM;
+	for (unsigned k = 0; k < r->nworkers; k++) {
+		r->workers[k].rank = (int)k;
+		r->workers[k].exit_code = -1;
+	}
+	return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t ncap;
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 256;
+	while (ncap < need)
+		ncap *= 2;
+	np = realloc(*p, ncap * elem);
+	if (!np)
+		return -ENOMEM;
+	memset((char *)np + *cap * elem, 0, (ncap - *cap) * elem);
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
+struct caps {
+	size_t samples, series, events;
+};
+
+static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
+{
+	struct cohort_rec_sample *s;
+	json_t *tot, *cg, *psi, *shm, *ws, *w;
+	size_t i, n = r->nsamples, need = (n + 1) * r->nworkers;
+
+	if (grow((void **)&r->samples, &c->samples, n + 1, sizeof(*r->samples)) < 0)
+		return -ENOMEM;
+	if (need > c->series) {
+		size_t cap = c->series;
+
+		if (grow((void **)&r->w_pss, &cap, need, sizeof(uint64_t)) < 0)
+			return -ENOMEM;
+		cap = c->series;
+		if (grow((void **)&r->w_uss, &cap, need, sizeof(uint64_t)) < 0)
+			return -ENOMEM;
+		cap = c->series;
+		if (grow((void **)&r->w_rss, &cap, need, sizeof(uint64_t)) < 0)
+			return -ENOMEM;
+		c->series = cap;
+	}
+	s = &r->samples[n];
+	memset(s, 0, sizeof(*s));
+	s->t = get_num(o, "t", 0);
+	tot = json_object_get(o, "totals");
+	s->rss_sum = get_u64(tot, "rss_sum");
+	s->pss_sum = get_u64(tot, "pss_sum");
+	s->uss_sum = get_u64(tot, "uss_sum");
+	s->est_sum = get_u64(tot, "pss_est_sum");
+	cg = json_object_get(o, "cgroup");
+	if (json_is_object(cg)) {
+		s->has_cgroup = 1;
+		s->cg_usage = get_u64(cg, "usage");
+		s->cg_limit = get_u64(cg, "limit");
+		s->cg_shmem = get_u64(cg, "shmem");
+		s->cg_swap = get_u64(cg, "swap");
+		s->cg_oom_kill = get_u64(cg, "oom_kill");
+	}
+	psi = json_object_get(o, "psi");
+	s->psi_some10 = get_num(psi, "some_avg10", -1);
+	s->psi_full10 = get_num(psi, "full_avg10", -1);
+	shm = json_object_get(o, "shm");
+	s->shm_free = get_u64(shm, "free");
+	s->swap_used = get_u64(o, "swap_used");
+	ws = json_object_get(o, "workers");
+	json_array_foreach(ws, i, w) {
+		long rank = get_long(w, "rank", -1);
+		struct cohort_rec_worker *wk;
+		uint64_t pss, uss, rss, est;
+
+		if (rank < 0 || rank >= (long)r->nworkers)
+			continue;
+		wk = &r->workers[rank];
+		pss = get_u64(w, "pss");
+		uss = get_u64(w, "uss");
+		rss = get_u64(w, "rss");
+		est = get_u64(w, "pss_est");
+		r->w_pss[n * r->nworkers + (size_t)rank] = pss;
+		r->w_uss[n * r->nworkers + (size_t)rank] = uss;
+		r->w_rss[n * r->nworkers + (size_t)rank] = rss;
+		if (pss > wk->peak_pss) wk->peak_pss = pss;
+		if (uss > wk->peak_uss) wk->peak_uss = uss;
+		if (rss > wk->peak_rss) wk->peak_rss = rss;
+		if (est > wk->peak_est) wk->peak_est = est;
+		wk->last_est = est;
+		if (get_u64(w, "cow_copied") > wk->cow_copied)
+			wk->cow_copied = get_u64(w, "cow_copied");
+		if (!wk->pid)
+			wk->pid = (pid_t)get_long(w, "pid", 0);
+	}
+	r->nsamples++;
+	return 0;
+}
+
+static void read_crash(struct cohort_rec_event *e, json_t *o)
+{
+	json_t *bt = json_object_get(o, "backtrace"), *f;
+	const char *addr = json_string_value(json_object_get(o, "fault_addr"));
+	size_t i;
+
+	if (addr)
+		e->fault_addr = strtoull(addr, NULL, 16);
+	e->in_guard = json_is_true(json_object_get(o, "in_guard"));
+	get_str(o, "where", e->where, sizeof(e->where));
+	json_array_foreach(bt, i, f) {
+		const char *line = json_string_value(f);
+		size_t len = strlen(e->backtrace);
+
+		if (!line || len + strlen(line) + 2 >= sizeof(e->backtrace))
+			break;
+		snprintf(e->backtrace + len, sizeof(e->backtrace) - len, "%s\n", line);
+	}
+}
+
+static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
+{
+	struct cohort_rec_event *e;
+	const char *key;
+	json_t *v;
+	long rank;
+
+	if (grow((void **)&r->events, &c->events, r->nevents + 1, sizeof(*r->events)) < 0)
+		return -ENOMEM;
+	e = &r->events[r->nevents];
+	memset(e, 0, sizeof(*e));
+	e->t = get_num(o, "t", 0);
+	get_str(o, "kind", e->kind, sizeof(e->kind));
+	get_str(o, "message", e->message, sizeof(e->message));
+	rank = get_long(o, "rank", -1);
+	e->rank = rank >= 0 && rank < (long)r->nworkers ? (int)rank : -1;
+	e->pid = (pid_t)get_long(o, "pid", 0);
+	json_object_foreach(o, key, v) {
+		if (!json_is_number(v) || strcmp(key, "t") == 0 || strcmp(key, "rank") == 0 ||
+		    strcmp(key, "pid") == 0 || e->nnums == COHORT_EVENT_NUMS)
+			continue;
+		cohort__strlcpy(e->nums[e->nnums].name, key, sizeof(e->nums[0].name));
+		e->nums[e->nnums].value = isfinite(json_number_value(v)) ? json_number_value(v) : 0;
+		e->nnums++;
+	}
+	if (strcmp(e->kind, "crash_info") == 0)
+		read_crash(e, o);
+	if (e->rank >= 0 && strcmp(e->kind, "exit") == 0) {
+		struct cohort_rec_worker *w = &r->workers[e->rank];
+		json_t *code = json_object_get(o, "exit_code"), *sig = json_object_get(o, "signal");
+
+		w->ended = 1;
+		w->end = e->t;
+		w->exit_code = json_is_integer(code) ? (int)get_long(o, "exit_code", -1) : -1;
+		w->signal = json_is_integer(sig) ? (int)get_long(o, "signal", 0) : 0;
+		w->stopped_by_cohort = json_is_true(json_object_get(o, "stopped_by_cohort"));
+		if (get_u64(o, "peak_pss") > w->peak_pss) w->peak_pss = get_u64(o, "peak_pss");
+		if (get_u64(o, "peak_uss") > w->peak_uss) w->peak_uss = get_u64(o, "peak_uss");
+		if (get_u64(o, "peak_rss") > w->peak_rss) w->peak_rss = get_u64(o, "peak_rss");
+		if (get_u64(o, "cow_copied") > w->cow_copied) w->cow_copied = get_u64(o, "cow_copied");
+		w->last_est = get_u64(o, "last_est") ? get_u64(o, "last_est") : w->last_est;
+	}
+	if (e->rank >= 0 && strcmp(e->kind, "spawn") == 0) {
+		r->workers[e->rank].pid = e->pid;
+		r->workers[e->rank].start = e->t;
+	}
+	r->nevents++;
+	return 0;
+}
+
+int cohort_recording_load(const char *path, struct cohort_recording **ret, char *err, size_t errsize)
+{
+	struct cohort_recording *r;
+	struct caps caps = { 0 };
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0, lineno = 0;
+	ssize_t len;
+	int rc = 0;
+
+	f = fopen(path, "re");
+	if (!f) {
+		rc = -errno;
+		seterr(err, errsize, "cannot read %s: %s", path, strerror(errno));
+		return rc;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	cohort__strlcpy(r->path, path, sizeof(r->path));
+	r->exit_status = -1;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		json_error_t jerr;
+		json_t *o;
+		const char *type;
+
+		lineno++;
+		if (line[len - 1] != '\n') {
+			r->cut = 1;    /* the supervisor died writing it */
+			break;
+		}
+		if ((size_t)len > MAX_LINE) {
+			r->bad_lines++;
+			continue;
+		}
+		o = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
+		type = json_string_value(json_object_get(o, "type"));
+		if (lineno == 1) {
+			if (!o || !type || strcmp(type, "header") != 0) {
+				seterr(err, errsize, "%s is not a cohort recording: its first line is not "
+				       "a cohort header", path);
+				json_decref(o);
+				rc = COHORT_EBADREC;
+				goto out;
+			}
+			rc = read_header(r, o, err, errsize);
+			json_decref(o);
+			if (rc < 0)
+				goto out;
+			continue;
+		}
+		if (!o || !type) {
+			r->bad_lines++;
+		} else if (strcmp(type, "sample") == 0) {
+			rc = read_sample(r, &caps, o);
+			r->duration = get_num(o, "t", r->duration);
+		} else if (strcmp(type, "event") == 0) {
+			rc = read_event(r, &caps, o);
+			r->duration = get_num(o, "t", r->duration);
+		} else if (strcmp(type, "end") == 0) {
+			r->ended = 1;
+			r->exit_status = (int)get_long(o, "exit_status", -1);
+			r->duration = get_num(o, "t", r->duration);
+		} else {
+			r->bad_lines++;
+		}
+		json_decref(o);
+		if (rc < 0)
+			goto out;
+	}
+	if (lineno == 0 && !r->cut) {
+		seterr(err, errsize, "%s is empty: not a cohort recording", path);
+		rc = COHORT_EBADREC;
+		goto out;
+	}
+	if (r->nworkers == 0) {
+		seterr(err, errsize, "%s is not a cohort recording: it has no complete header line", path);
+		rc = COHORT_EBADREC;
+		goto out;
+	}
+out:
+	free(line);
+	fclose(f);
+	if (rc < 0) {
+		cohort_recording_free(r);
+		return rc;
+	}
+	*ret = r;
+	return 0;
+}
+
+void cohort_recording_free(struct cohort_recording *r)
+{
+	if (!r)
+		return;
+	free(r->workers);
+	free(r->samples);
+	free(r->w_pss);
+	free(r->w_uss);
+	free(r->w_rss);
+	free(r->events);
+	free(r);
+}
+
+double cohort_rec_event_num(const struct cohort_rec_event *e, const char *name, double def)
+{
+	for (int i = 0; i < e->nnums; i++)
+		if (strcmp(e->nums[i].name, name) == 0)
+			return e->nums[i].value;
+	return def;
+}
