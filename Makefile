@@ -86,7 +86,9 @@ BENCHES := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
 .PHONY: all check demo bench fuzz static install uninstall clean stress
-all: $(LIBA) $(LIBSO) $(COHORT) $(O)/cohort.pc
+CATCH   := $(O)/libcohort-catch.so
+
+all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,6 +105,12 @@ $(LIBSO): $(LIB_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libcohort.so.$(SOVERSION) -o $@ $^ $(LIB_LIBS)
 	$(Q)ln -sf libcohort.so.$(VERSION) $(O)/libcohort.so.$(SOVERSION)
 	$(Q)ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
+
+# The preload shim is never built with a sanitizer: it goes into other people's programs.
+$(CATCH): shim/catch.c
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -std=c11 $(OPT) $(WARN) -fPIC -shared -fvisibility=hidden -o $@ $<
 
 $(COHORT): $(CLI_OBJ) $(LIBA)
 	$(call say,LD,$@)
@@ -165,6 +173,8 @@ install: all
 	install -m 0755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/libcohort.so.$(VERSION)
 	ln -sf libcohort.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcohort.so.$(SOVERSION)
 	ln -sf libcohort.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcohort.so
+	install -d $(DESTDIR)$(PREFIX)/lib/cohort
+	install -m 0755 $(CATCH) $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so
 	install -m 0644 include/cohort.h $(DESTDIR)$(PREFIX)/include/cohort.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cohort.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
@@ -173,7 +183,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/cohort $(DESTDIR)$(PREFIX)/include/cohort.h \
 	      $(DESTDIR)$(PREFIX)/lib/libcohort.a $(DESTDIR)$(PREFIX)/lib/libcohort.so* \
-	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so \
 	      $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
 
 clean:

@@ -40,6 +40,9 @@ static void help(FILE *out)
 	        "                             which keeps cohort within 1%% of a core)\n"
 	        "      --grace SECONDS        from SIGTERM to SIGKILL (default 10)\n"
 	        "  -K, --kill-on-bad-exit     stop every worker when one fails\n"
+	        "      --no-catch             do not preload cohort's shim that records a fatal\n"
+	        "                             signal's address and backtrace (on by default,\n"
+	        "                             except for sanitizer-built programs)\n"
 	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson)\n"
 	        "      --no-record            record nothing\n"
 	        "  -q, --quiet                no live warnings and no summary\n"
@@ -120,6 +123,92 @@ static void job_token(const struct cohort_alloc *a, char *job, size_t jsize,
 	}
 }
 
+/* The program a command will run: argv0 itself when it has a slash, else found on PATH. */
+static bool resolve(const char *argv0, char *out, size_t size)
+{
+	const char *path = getenv("PATH");
+	char dir[4096];
+
+	if (strchr(argv0, '/')) {
+		snprintf(out, size, "%s", argv0);
+		return access(out, X_OK) == 0;
+	}
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p; ) {
+		size_t n = strcspn(p, ":");
+
+		snprintf(dir, sizeof(dir), "%.*s", (int)n, p);
+		snprintf(out, size, "%s/%s", n ? dir : ".", argv0);
+		if (access(out, X_OK) == 0)
+			return true;
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return false;
+}
+
+/* Does the file contain a sanitizer runtime's entry point? (It would fight the shim's handlers.) */
+static bool sanitized(const char *file)
+{
+	static const char *const marks[] = { "__asan_init", "__tsan_init", "__msan_init", "__hwasan_init" };
+	char buf[65536 + 32];
+	size_t keep = 0, n;
+	bool found = false;
+	long total = 0;
+	FILE *f = fopen(file, "re");
+
+	if (!f)
+		return false;
+	while (!found && total < (256L << 20) && (n = fread(buf + keep, 1, 65536, f)) > 0) {
+		size_t len = keep + n;
+
+		total += (long)n;
+		for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]) && !found; m++)
+			found = memmem(buf, len, marks[m], strlen(marks[m])) != NULL;
+		keep = len < 31 ? len : 31;
+		memmove(buf, buf + len - keep, keep);
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * The preload shim: COHORT_CATCH_LIB, else beside the cohort binary (the
+ * build tree), else in ../lib/cohort/ (an installed tree).
+ */
+static void find_catch(struct run_opts *o)
+{
+	static char lib[4096];
+	char exe[4096], prog[4096], *slash;
+	const char *env = getenv("COHORT_CATCH_LIB");
+	ssize_t n;
+
+	o->catch_off = "the shim libcohort-catch.so was not found beside cohort or in ../lib/cohort";
+	if (env && *env) {
+		snprintf(lib, sizeof(lib), "%s", env);
+	} else {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return;
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (!slash)
+			return;
+		*slash = '\0';
+		snprintf(lib, sizeof(lib), "%s/libcohort-catch.so", exe);
+		if (access(lib, R_OK) != 0)
+			snprintf(lib, sizeof(lib), "%s/../lib/cohort/libcohort-catch.so", exe);
+	}
+	if (access(lib, R_OK) != 0 || strchr(lib, ' ') || strchr(lib, ':'))
+		return;
+	if (resolve(o->argv[0], prog, sizeof(prog)) && sanitized(prog)) {
+		o->catch_off = "the command is built with a sanitizer, which reports crashes itself";
+		return;
+	}
+	o->catch_lib = lib;
+	o->catch_off = NULL;
+}
+
 static int refuse(const struct run_opts *o, const struct cohort_verdict *v)
 {
 	cli_error("not starting: the plan does not fit");
@@ -148,6 +237,8 @@ static int exec(int argc, char **argv)
 		{ "record", required_argument, NULL, 'o' },
 		{ "no-record", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "catch", no_argument, NULL, 'C' },
+		{ "no-catch", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -156,7 +247,7 @@ static int exec(int argc, char **argv)
 	struct cohort_alloc within;
 	struct cohort_plan plan;
 	struct cohort_verdict verdict;
-	bool no_record = false;
+	bool no_record = false, no_catch = false;
 	double soft_pct = 90;
 	int c, r;
 	char a[32], b[32];
@@ -232,6 +323,12 @@ static int exec(int argc, char **argv)
 		case 'q':
 			o.quiet = true;
 			break;
+		case 'C':
+			no_catch = false;
+			break;
+		case 'c':
+			no_catch = true;
+			break;
 		case 'h':
 			help(stdout);
 			return CLI_OK;
@@ -303,6 +400,10 @@ static int exec(int argc, char **argv)
 	if (!no_record && !o.record)
 		o.record = recname;
 	slurm_jobacct(&o);
+	if (no_catch)
+		o.catch_off = "--no-catch";
+	else
+		find_catch(&o);
 	return supervise(&o);
 }
 

@@ -17,6 +17,14 @@ void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, boo
 			snprintf(who, sizeof(who), ", rank %d", f[i].rank);
 		fprintf(out, "  %zu. %s%s%s%s: %s\n     fix: %s\n", i + 1, cohort_finding_name(f[i].kind),
 		        who, hosts ? " on " : "", hosts ? f[i].host : "", f[i].message, f[i].fix);
+		if (f[i].backtrace[0]) {
+			char bt[sizeof(f[i].backtrace)], *line, *save = NULL;
+
+			memcpy(bt, f[i].backtrace, sizeof(bt));
+			fprintf(out, "     backtrace:\n");
+			for (line = strtok_r(bt, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+				fprintf(out, "       %s\n", line);
+		}
 	}
 }
 
@@ -43,6 +51,15 @@ json_t *cli_json_findings(const struct cohort_finding *f, size_t n)
 				json_object_set_new(ev, f[i].evidence[k].name, json_real(v));
 		}
 		json_object_set_new(o, "evidence", ev);
+		if (f[i].backtrace[0]) {
+			json_t *bt = json_array();
+			char copy[sizeof(f[i].backtrace)], *line, *save = NULL;
+
+			memcpy(copy, f[i].backtrace, sizeof(copy));
+			for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+				json_array_append_new(bt, json_string(line));
+			json_object_set_new(o, "backtrace", bt);
+		}
 		json_array_append_new(a, o);
 	}
 	return a;

@@ -246,7 +246,13 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 		esc(out, f[i].message);
 		fputs("</div><div class=\"fix\">Fix: ", out);
 		esc(out, f[i].fix);
-		fputs("</div></div>\n", out);
+		fputs("</div>", out);
+		if (f[i].backtrace[0]) {
+			fputs("<pre class=\"bt\">", out);
+			esc(out, f[i].backtrace);
+			fputs("</pre>", out);
+		}
+		fputs("</div>\n", out);
 	}
 
 	for (size_t n = 0; n < nrecs; n++) {

@@ -107,6 +107,7 @@ struct sup {
 	double wall0;              /* CLOCK_REALTIME at start */
 	struct cohort_workcg parent_cg;
 	bool has_parent_cg;
+	char catch_dir[64];        /* where the preload shim writes crash.<pid>, "" when off */
 	char job_cg[COHORT_PATH_MAX]; /* the cgroup that holds the limit, for its counters */
 	uint64_t oom_kill_base;    /* its oom_kill counter at start */
 	uint64_t oom_kill_seen;
@@ -218,6 +219,9 @@ static void record_header(struct sup *s)
 	}
 	json_object_set_new(h, "slurm_config", slurm);
 	json_object_set_new(h, "job_cgroup", s->job_cg[0] ? json_string(s->job_cg) : json_null());
+	json_object_set_new(h, "catch", s->catch_dir[0] ? json_true() : json_false());
+	if (!s->catch_dir[0])
+		json_object_set_new(h, "catch_off", json_string(o->catch_off ? o->catch_off : "not available"));
 	record(s, h);
 }
 
@@ -313,6 +317,14 @@ static void child_exec(const struct sup *s, struct worker *w, int errfd, int out
 	setenv("COHORT_JOB", o->job, 1);
 	snprintf(value, sizeof(value), "%llu", (unsigned long long)o->mem_per_worker);
 	setenv("COHORT_MEM_PER_WORKER", value, 1);
+	if (s->catch_dir[0]) {
+		const char *old = getenv("LD_PRELOAD");
+		char pre[2048];
+
+		snprintf(pre, sizeof(pre), "%s%s%s", o->catch_lib, old && *old ? " " : "", old ? old : "");
+		setenv("LD_PRELOAD", pre, 1);
+		setenv("COHORT_CATCH_DIR", s->catch_dir, 1);
+	}
 	execvp(o->argv[0], o->argv);
 	e = -errno;
 fail_errno:
@@ -774,6 +786,88 @@ static int status_code(int st)
 	return 1;
 }
 
+/*
+ * Crash files the preload shim wrote (crash.<pid>): one crash_info event
+ * each, attributed to the worker whose tree held the pid.
+ */
+static void collect_crashes(struct sup *s)
+{
+	struct dirent *e;
+	DIR *d;
+
+	if (!s->catch_dir[0] || !(d = opendir(s->catch_dir)))
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[600], line[600];
+		json_t *x, *frames;
+		const struct worker *w = NULL;
+		struct member *m;
+		FILE *f;
+		pid_t pid;
+		bool in_frames = false, guard = false;
+		char fault[512] = "", below[512] = "", where[512] = "";
+
+		if (strncmp(e->d_name, "crash.", 6) != 0)
+			continue;
+		pid = (pid_t)atoi(e->d_name + 6);
+		snprintf(path, sizeof(path), "%s/%s", s->catch_dir, e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		x = json_object();
+		frames = json_array();
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (in_frames)
+				json_array_append_new(frames, json_string(line));
+			else if (strcmp(line, "frames") == 0)
+				in_frames = true;
+			else if (strncmp(line, "signal ", 7) == 0)
+				json_object_set_new(x, "signal", json_integer(atoi(line + 7)));
+			else if (strncmp(line, "code ", 5) == 0)
+				json_object_set_new(x, "code", json_integer(atoi(line + 5)));
+			else if (strncmp(line, "addr ", 5) == 0)
+				json_object_set_new(x, "fault_addr", json_string(line + 5));
+			else if (strncmp(line, "fault ", 6) == 0)
+				snprintf(fault, sizeof(fault), "%s", line + 6);
+			else if (strncmp(line, "map ", 4) == 0)
+				snprintf(below, sizeof(below), "%s", line + 4);
+		}
+		fclose(f);
+		unlink(path);
+		/*
+		 * A maps line: "lo-hi perms offset dev inode path". The address is
+		 * in a segment's guard page when the mapping holding it has no
+		 * access and the one just below is a /dev/shm file.
+		 */
+		{
+			const char *fp = strchr(fault, ' '), *bp = strrchr(below, ' ');
+
+			if (fault[0] && fp && strncmp(fp + 1, "---p", 4) == 0 && bp && strstr(below, "/dev/shm/")) {
+				guard = true;
+				snprintf(where, sizeof(where), "segment %s", bp + 1);
+			} else if (fault[0]) {
+				const char *path_ = strrchr(fault, ' ');
+
+				snprintf(where, sizeof(where), "%s", path_ && path_[1] ? path_ + 1 : "an anonymous mapping");
+			}
+		}
+		json_object_set_new(x, "in_guard", json_boolean(guard));
+		json_object_set_new(x, "where", json_string(where));
+		json_object_set_new(x, "backtrace", frames);
+		m = member_find(s, pid);
+		for (unsigned k = 0; k < s->nw && !w; k++)
+			if (s->w[k].pid == pid || (m && m->rank == k))
+				w = &s->w[k];
+		event(s, "crash_info", w, false, x, "pid %d: fatal signal %d at %s%s%s", (int)pid,
+		      (int)json_integer_value(json_object_get(x, "signal")),
+		      json_string_value(json_object_get(x, "fault_addr")) ?
+		      json_string_value(json_object_get(x, "fault_addr")) : "?",
+		      where[0] ? " in " : "", where);
+	}
+	closedir(d);
+}
+
 static void worker_exited(struct sup *s, struct worker *w, int st)
 {
 	const struct run_opts *o = s->o;
@@ -787,6 +881,8 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	w->end = rel(s);
 	s->running--;
 	describe_status(st, how, sizeof(how));
+	if (WIFSIGNALED(st))
+		collect_crashes(s);
 
 	/* The kernel's OOM killer: the worker's own cgroup says so, or the job's counter rose. */
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && w->stop_stage < 2) {
@@ -1102,6 +1198,11 @@ int supervise(const struct run_opts *o)
 		rc = CLI_ERROR;
 		goto out;
 	}
+	if (o->catch_lib) {
+		snprintf(s.catch_dir, sizeof(s.catch_dir), "/tmp/cohort-catch-XXXXXX");
+		if (!mkdtemp(s.catch_dir))
+			s.catch_dir[0] = '\0';
+	}
 	s.enforce = o->enforce;
 	if ((s.enforce == ENFORCE_CGROUP || s.enforce == ENFORCE_AUTO) && setup_cgroups(&s) < 0) {
 		rc = CLI_ERROR;
@@ -1187,6 +1288,7 @@ int supervise(const struct run_opts *o)
 			kill(-s.w[k].pid, SIGKILL);
 	reap(&s);
 
+	collect_crashes(&s);   /* of grandchildren that died after their worker */
 	if (rc == 0) {
 		rc = s.first_fail >= 0 ? s.first_fail : 0;
 		for (unsigned k = 0; rc == 0 && k < s.nw; k++)
@@ -1210,6 +1312,10 @@ int supervise(const struct run_opts *o)
 out_mask:
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 out:
+	if (s.catch_dir[0]) {
+		collect_crashes(&s);   /* empties it, recording what is left */
+		rmdir(s.catch_dir);
+	}
 	teardown_cgroups(&s);
 	recorder_close(&s.rec);
 	cohort_sampler_destroy(s.sampler);

@@ -29,6 +29,8 @@ struct run_opts {
 	struct cohort_alloc alloc;
 	uint64_t margin;              /* what the default budget leaves to the supervisor and page cache */
 	const char *budget_source;    /* "--budget", or how it was derived */
+	const char *catch_lib;        /* the preload shim for fatal signals, or NULL */
+	const char *catch_off;        /* why it is off, when catch_lib is NULL */
 	const char *jobacct;          /* SLURM's JobAcctGatherType, or NULL */
 	const char *jobacct_params;   /* SLURM's JobAcctGatherParams, or NULL */
 };

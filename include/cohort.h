@@ -839,6 +839,7 @@ struct cohort_finding {
 	int nevidence;
 	struct { char name[32]; double value; char unit[8]; } evidence[COHORT_EVIDENCE_MAX];
 	double t;                        /* when, seconds from the start; -1 for the whole run */
+	char backtrace[2048];            /* a crash's frames, innermost first, one per line, or "" */
 };
 
 /*

@@ -110,6 +110,31 @@ static void crash_details(struct cohort_finding *f, const struct cohort_rec_even
 	if (!c)
 		return;
 	evidence(f, "fault_addr", (double)c->fault_addr, "addr");
+	/* The frames from the signal on: the shim's own and the kernel's trampoline go. */
+	{
+		const char *p = c->backtrace, *nl;
+		bool after_shim = false;
+		size_t len = 0;
+
+		for (; *p; p = nl + 1) {
+			nl = strchr(p, '\n');
+			if (!nl)
+				break;
+			if (memmem(p, (size_t)(nl - p), "libcohort-catch.so", 18)) {
+				after_shim = true;
+				continue;
+			}
+			if (after_shim) {   /* the signal trampoline in libc */
+				after_shim = false;
+				continue;
+			}
+			if (len + (size_t)(nl - p) + 2 < sizeof(f->backtrace)) {
+				memcpy(f->backtrace + len, p, (size_t)(nl - p) + 1);
+				len += (size_t)(nl - p) + 1;
+				f->backtrace[len] = '\0';
+			}
+		}
+	}
 	if (c->in_guard)
 		snprintf(buf, size, " at address 0x%llx, in the guard page after %s: a write past the "
 		         "end of the segment", (unsigned long long)c->fault_addr, c->where);
