@@ -135,7 +135,7 @@ $(O)/bench/%: bench/%.c $(LIBA)
 $(O)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(call say,CCLD,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fvisibility=default $(LDFLAGS) -rdynamic -o $@ $< $(LIBA) $(LIB_LIBS) -lrt
 
 $(O)/cohort.pc: cohort.pc.in Makefile
 	@mkdir -p $(O)

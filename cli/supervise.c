@@ -787,6 +787,42 @@ static int status_code(int st)
 }
 
 /*
+ * A frame as backtrace_symbols writes it, "path(+0x12f4)[0x...]" or
+ * "path(func+0x2a)[0x...]", made readable with addr2line when it is there
+ * and the binary has symbols or debug information: "func at file.c:42
+ * (path+0x12f4)". Left as it was otherwise.
+ */
+static void symbolize(const char *frame, char *out, size_t size)
+{
+	const char *open_ = strchr(frame, '('), *plus, *close_;
+	char path[512], cmd[1200], fn[256] = "", loc[512] = "";
+	unsigned long long off;
+	FILE *p;
+
+	snprintf(out, size, "%s", frame);
+	if (!open_ || open_[1] != '+' || !(close_ = strchr(open_, ')')) || (size_t)(open_ - frame) >= sizeof(path))
+		return;
+	plus = open_ + 1;
+	if (sscanf(plus, "+0x%llx", &off) != 1)
+		return;
+	snprintf(path, sizeof(path), "%.*s", (int)(open_ - frame), frame);
+	if (strpbrk(path, "'\\\"$`") || access("/usr/bin/addr2line", X_OK) != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "/usr/bin/addr2line -f -C -e '%s' 0x%llx 2>/dev/null", path, off);
+	p = popen(cmd, "r");
+	if (!p)
+		return;
+	if (fgets(fn, sizeof(fn), p) && fgets(loc, sizeof(loc), p)) {
+		fn[strcspn(fn, "\n")] = '\0';
+		loc[strcspn(loc, "\n")] = '\0';
+		if (strcmp(fn, "??") != 0)
+			snprintf(out, size, "%s at %s (%s+0x%llx)", fn,
+			         strncmp(loc, "??", 2) == 0 ? "?" : loc, path, off);
+	}
+	pclose(p);
+}
+
+/*
  * Crash files the preload shim wrote (crash.<pid>): one crash_info event
  * each, attributed to the worker whose tree held the pid.
  */
@@ -818,8 +854,12 @@ static void collect_crashes(struct sup *s)
 		frames = json_array();
 		while (fgets(line, sizeof(line), f)) {
 			line[strcspn(line, "\n")] = '\0';
-			if (in_frames)
-				json_array_append_new(frames, json_string(line));
+			if (in_frames) {
+				char sym[1024];
+
+				symbolize(line, sym, sizeof(sym));
+				json_array_append_new(frames, json_string(sym));
+			}
 			else if (strcmp(line, "frames") == 0)
 				in_frames = true;
 			else if (strncmp(line, "signal ", 7) == 0)
