@@ -4,7 +4,9 @@
  */
 #include "harness.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,6 +193,24 @@ static int helper_grandchild(int argc, char **argv)
 	return 0;
 }
 
+/* bus-error FILE: map a file past its end and touch the page beyond: SIGBUS. */
+static int helper_bus_error(int argc, char **argv)
+{
+	char *p;
+	int fd;
+
+	if (argc < 1)
+		return 2;
+	fd = open(argv[0], O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 4096) < 0)
+		return 3;
+	p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return 3;
+	p[4096 + 100] = 1;
+	return 0;
+}
+
 int test_helper_main(int argc, char **argv);
 
 int test_helper_main(int argc, char **argv)
@@ -203,6 +223,8 @@ int test_helper_main(int argc, char **argv)
 		return helper_cow(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "ignore-term") == 0)
 		return helper_ignore_term(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "bus-error") == 0)
+		return helper_bus_error(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "grandchild") == 0)
 		return helper_grandchild(argc - 1, argv + 1);
 	fprintf(stderr, "runner: no helper '%s'\n", argc ? argv[0] : "");
