@@ -79,10 +79,20 @@ static void chart(FILE *out, const struct chart *c)
 	size_t every = r->nsamples > MAX_POINTS ? r->nsamples / MAX_POINTS + 1 : 1;
 	char lab[32];
 
+	double dmax = 0;
+	bool limit_off = false;
+
 	for (int k = 0; k < c->ns; k++)
 		for (size_t i = 0; i < r->nsamples; i++)
-			if ((double)c->s[k].v[i * c->s[k].stride] > ymax)
-				ymax = (double)c->s[k].v[i * c->s[k].stride];
+			if ((double)c->s[k].v[i * c->s[k].stride] > dmax)
+				dmax = (double)c->s[k].v[i * c->s[k].stride];
+	/* A limit far above the data would flatten it: then the limit is only named. */
+	if (c->hline && (double)c->hline > 4 * dmax && dmax > 0) {
+		limit_off = true;
+		ymax = dmax;
+	} else if (dmax > ymax) {
+		ymax = dmax;
+	}
 	if (ymax <= 0)
 		ymax = 1 << 20;
 	ymax *= 1.08;
@@ -123,7 +133,11 @@ static void chart(FILE *out, const struct chart *c)
 			fprintf(out, " %d", e->rank);
 		fputs("</text>\n", out);
 	}
-	if (c->hline) {
+	if (c->hline && limit_off) {
+		fprintf(out, "<text x=\"%d\" y=\"%d\" class=\"limlab\">", W - MR - 4, MT - 8);
+		esc(out, c->hline_label);
+		fprintf(out, " %s: far above, not drawn</text>\n", cohort_size_format(c->hline, lab, sizeof(lab)));
+	} else if (c->hline) {
 		fprintf(out, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"limit\"/>"
 		        "<text x=\"%d\" y=\"%.1f\" class=\"limlab\">", ML, W - MR, Y(c->hline), Y(c->hline),
 		        W - MR - 4, Y(c->hline) - 4);
