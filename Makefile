@@ -125,7 +125,7 @@ $(RUNNER): $(TEST_OBJ) $(LIBA)
 $(O)/fuzz/%: fuzz/%.c fuzz/fuzz-main.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(call say,CCLD,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/fuzz-main.c $(LIBA) $(CLI_LIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/fuzz-main.c $(LIBA) $(LIB_LIBS)
 
 $(O)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(dir $@)

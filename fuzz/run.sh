@@ -14,7 +14,7 @@ for t in fuzz/fuzz-*.c; do
 	short=${name#fuzz-}
 	$CLANG -g -O1 -std=c11 -D_GNU_SOURCE -DCOHORT_VERSION='"fuzz"' -Iinclude -Isrc \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o "build-fuzz/$name" "$t" src/*.c -pthread -lrt
+		-o "build-fuzz/$name" "$t" src/*.c -pthread -lrt -ljansson -lm
 	mkdir -p "fuzz/corpus/$short" "fuzz/out/$short" "build-fuzz/work/$short"
 	echo "## $name for $SECS s"
 	# Fuzz in a scratch corpus seeded from the kept one, then merge back only
