@@ -10,7 +10,20 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Parse a children file ("12 34 ") onto the list. */
+static bool listed(const pid_t *pids, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pids[i] == pid)
+			return true;
+	return false;
+}
+
+/*
+ * Parse a children file ("12 34 ") onto the list. A pid already listed is
+ * skipped: the kernel never makes a cycle, but a pid reused during the walk,
+ * or a hostile tree, could, and the walk would then visit the same
+ * processes over and over.
+ */
 static int push_children(const char *text, pid_t **out, size_t *n, size_t *cap)
 {
 	const char *p = text;
@@ -21,7 +34,7 @@ static int push_children(const char *text, pid_t **out, size_t *n, size_t *cap)
 
 		if (cohort__parse_u64(p, &v, &p) < 0)
 			break;
-		if (v > 0 && v <= INT32_MAX)
+		if (v > 0 && v <= INT32_MAX && !listed(*out, *n, (pid_t)v))
 			r = cohort__pids_push(out, n, cap, (pid_t)v);
 	}
 	return r;
