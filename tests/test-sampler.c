@@ -179,14 +179,22 @@ TEST_TIMEOUT(sampler_budget_order_and_bound, 60)
 	for (int i = 0; i < N; i++)
 		if (freshest < 0 || first_age[i] < first_age[freshest])
 			freshest = i;
-	kill(pids[freshest], SIGUSR1);
-	for (int t = 0; t < 250; t++) {
-		struct cohort_statm sm;
+	/*
+	 * Wait for the whole growth: the resident size before the signal plus
+	 * 16 MiB, not an absolute 32 MiB, which a sanitizer's own resident
+	 * memory reaches before the growth has finished.
+	 */
+	{
+		struct cohort_statm before, sm;
 
-		CHECK_OK(cohort_proc_statm(NULL, pids[freshest], &sm));
-		if (sm.rss >= 32 * MB)
-			break;
-		usleep(20000);
+		CHECK_OK(cohort_proc_statm(NULL, pids[freshest], &before));
+		kill(pids[freshest], SIGUSR1);
+		for (int t = 0; t < 250; t++) {
+			CHECK_OK(cohort_proc_statm(NULL, pids[freshest], &sm));
+			if (sm.rss >= before.rss + 16 * MB)
+				break;
+			usleep(20000);
+		}
 	}
 	for (int t = 0; t < 500 && reread < 0; t++) {
 		usleep(20000);
