@@ -832,6 +832,20 @@ static void symbolize(const char *frame, char *out, size_t size)
 	pclose(p);
 }
 
+/* The path of a /proc/PID/maps line: what follows the fifth field, or "". */
+static const char *maps_path(const char *line)
+{
+	const char *p = line;
+
+	for (int field = 0; field < 5; field++) {
+		while (*p && *p != ' ')
+			p++;
+		while (*p == ' ')
+			p++;
+	}
+	return p;
+}
+
 /*
  * Crash files the preload shim wrote (crash.<pid>): one crash_info event
  * each, attributed to the worker whose tree held the pid.
@@ -886,20 +900,20 @@ static void collect_crashes(struct sup *s)
 		fclose(f);
 		unlink(path);
 		/*
-		 * A maps line: "lo-hi perms offset dev inode path". The address is
-		 * in a segment's guard page when the mapping holding it has no
-		 * access and the one just below is a /dev/shm file.
+		 * A maps line: "lo-hi perms offset dev inode   path", the path
+		 * perhaps with spaces and " (deleted)". The address is in a
+		 * segment's guard page when the mapping holding it has no access
+		 * and the one just below is a /dev/shm file.
 		 */
 		{
-			const char *fp = strchr(fault, ' '), *bp = strrchr(below, ' ');
+			const char *fpath = maps_path(fault), *bpath = maps_path(below);
+			const char *fperm = strchr(fault, ' ');
 
-			if (fault[0] && fp && strncmp(fp + 1, "---p", 4) == 0 && bp && strstr(below, "/dev/shm/")) {
+			if (fault[0] && fperm && strncmp(fperm + 1, "---p", 4) == 0 && strstr(bpath, "/dev/shm/")) {
 				guard = true;
-				snprintf(where, sizeof(where), "segment %s", bp + 1);
+				snprintf(where, sizeof(where), "segment %s", bpath);
 			} else if (fault[0]) {
-				const char *path_ = strrchr(fault, ' ');
-
-				snprintf(where, sizeof(where), "%s", path_ && path_[1] ? path_ + 1 : "an anonymous mapping");
+				snprintf(where, sizeof(where), "%s", fpath[0] ? fpath : "an anonymous mapping");
 			}
 		}
 		json_object_set_new(x, "in_guard", json_boolean(guard));
