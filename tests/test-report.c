@@ -369,7 +369,7 @@ TEST_TIMEOUT(report_merges_recordings_and_html_renders, 120)
 	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
 	CHECK_CONTAINS(r.out, "a.ndjson: 2 workers");
 	CHECK_CONTAINS(r.out, "b.ndjson: 1 worker");
-	CHECK_CONTAINS(r.out, "exit_nonzero, rank 0 on ");
+	CHECK_CONTAINS(r.out, "exit_nonzero, rank 0: ");
 	CHECK_CONTAINS(r.out, "HTML report: page.html");
 	cmd_free(&r);
 	html = read_file("page.html");
