@@ -61,7 +61,11 @@ static void text(struct cohort_recording *const *recs, size_t n, const struct co
 		}
 		printf("\n");
 	}
-	cli_print_findings(stdout, f, nf, n > 1);
+	bool hosts = false;
+
+	for (size_t i = 1; i < n; i++)
+		hosts |= strcmp(recs[i]->host, recs[0]->host) != 0;
+	cli_print_findings(stdout, f, nf, hosts);
 }
 
 static int json(struct cohort_recording *const *recs, size_t n, const struct cohort_finding *f, size_t nf)

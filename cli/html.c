@@ -252,7 +252,7 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 		        cohort_finding_name(f[i].kind), cohort_finding_name(f[i].kind));
 		if (f[i].rank >= 0)
 			fprintf(out, " rank %d", f[i].rank);
-		if (nrecs > 1) {
+		if (nrecs > 1 && strcmp(recs[0]->host, recs[nrecs - 1]->host) != 0) {
 			fputs(" on ", out);
 			esc(out, f[i].host);
 		}

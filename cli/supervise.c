@@ -109,8 +109,14 @@ struct sup {
 	bool has_parent_cg;
 	char catch_dir[64];        /* where the preload shim writes crash.<pid>, "" when off */
 	char job_cg[COHORT_PATH_MAX]; /* the cgroup that holds the limit, for its counters */
-	uint64_t oom_kill_base;    /* its oom_kill counter at start */
-	uint64_t oom_kill_seen;
+	/*
+	 * The cgroups from the supervisor's own up to job_cg: on cgroup v1 an
+	 * OOM kill is counted (oom_control's oom_kill) only in the cgroup whose
+	 * limit was hit, which may be the step's rather than the job's.
+	 */
+	char oom_levels[16][COHORT_PATH_MAX];
+	int noom_levels;
+	uint64_t oom_kill_seen;    /* their summed oom_kill counters, as last accounted */
 	bool total_warned, slurm_risk_warned;
 	int stopping;              /* 0, 1 after a signal (graceful), 2 after a second */
 	double stop_all_deadline;
@@ -662,7 +668,13 @@ static void sample(struct sup *s)
 	}
 
 	/* The budget as a whole: stop the largest worker before the kernel kills one at random. */
-	if (s->enforce == ENFORCE_WATCH && est_sum > o->budget) {
+	/* Workers already being stopped will give their memory back: count only the others. */
+	uint64_t est_staying = 0;
+
+	for (unsigned k = 0; k < s->nw; k++)
+		if (s->w[k].running && !s->w[k].stop_stage)
+			est_staying += s->w[k].est;
+	if (s->enforce == ENFORCE_WATCH && est_staying > o->budget) {
 		struct worker *big = NULL;
 
 		for (unsigned k = 0; k < s->nw; k++)
@@ -714,7 +726,7 @@ static void sample(struct sup *s)
 		      "process and may kill the job (ask for JobAcctGatherParams=UsePss, or --mem=%lluM)",
 		      fmt_size(rss_sum, a, sizeof(a)), fmt_size(o->alloc.mem_limit, b, sizeof(b)),
 		      fmt_size(pss_sum, c, sizeof(c)),
-		      (unsigned long long)(rss_sum / MiB * 12 / 10));
+		      (unsigned long long)((rss_sum + rss_sum / 10) / MiB + 1));
 	}
 
 	json_object_set_new(rec, "type", json_string("sample"));
@@ -735,8 +747,6 @@ static void sample(struct sup *s)
 		json_object_set_new(j, "swap", cli_json_size(cg.swap));
 		json_object_set_new(j, "oom_kill", json_integer((json_int_t)cg.oom_kill));
 		json_object_set_new(rec, "cgroup", j);
-		if (cg.oom_kill > s->oom_kill_seen)
-			s->oom_kill_seen = cg.oom_kill;
 	} else {
 		json_object_set_new(rec, "cgroup", json_null());
 	}
@@ -822,6 +832,20 @@ static void symbolize(const char *frame, char *out, size_t size)
 	pclose(p);
 }
 
+/* The path of a /proc/PID/maps line: what follows the fifth field, or "". */
+static const char *maps_path(const char *line)
+{
+	const char *p = line;
+
+	for (int field = 0; field < 5; field++) {
+		while (*p && *p != ' ')
+			p++;
+		while (*p == ' ')
+			p++;
+	}
+	return p;
+}
+
 /*
  * Crash files the preload shim wrote (crash.<pid>): one crash_info event
  * each, attributed to the worker whose tree held the pid.
@@ -876,20 +900,20 @@ static void collect_crashes(struct sup *s)
 		fclose(f);
 		unlink(path);
 		/*
-		 * A maps line: "lo-hi perms offset dev inode path". The address is
-		 * in a segment's guard page when the mapping holding it has no
-		 * access and the one just below is a /dev/shm file.
+		 * A maps line: "lo-hi perms offset dev inode   path", the path
+		 * perhaps with spaces and " (deleted)". The address is in a
+		 * segment's guard page when the mapping holding it has no access
+		 * and the one just below is a /dev/shm file.
 		 */
 		{
-			const char *fp = strchr(fault, ' '), *bp = strrchr(below, ' ');
+			const char *fpath = maps_path(fault), *bpath = maps_path(below);
+			const char *fperm = strchr(fault, ' ');
 
-			if (fault[0] && fp && strncmp(fp + 1, "---p", 4) == 0 && bp && strstr(below, "/dev/shm/")) {
+			if (fault[0] && fperm && strncmp(fperm + 1, "---p", 4) == 0 && strstr(bpath, "/dev/shm/")) {
 				guard = true;
-				snprintf(where, sizeof(where), "segment %s", bp + 1);
+				snprintf(where, sizeof(where), "segment %s", bpath);
 			} else if (fault[0]) {
-				const char *path_ = strrchr(fault, ' ');
-
-				snprintf(where, sizeof(where), "%s", path_ && path_[1] ? path_ + 1 : "an anonymous mapping");
+				snprintf(where, sizeof(where), "%s", fpath[0] ? fpath : "an anonymous mapping");
 			}
 		}
 		json_object_set_new(x, "in_guard", json_boolean(guard));
@@ -906,6 +930,18 @@ static void collect_crashes(struct sup *s)
 		      where[0] ? " in " : "", where);
 	}
 	closedir(d);
+}
+
+/* The OOM kills counted in the cgroups from the supervisor's up to the job's. */
+static uint64_t oom_kills(const struct sup *s)
+{
+	struct cohort_cgmem cg;
+	uint64_t n = 0;
+
+	for (int i = 0; i < s->noom_levels; i++)
+		if (cohort_cgroup_read(&s->o->probe, s->oom_levels[i], &cg) == 0)
+			n += cg.oom_kill;
+	return n;
 }
 
 static void worker_exited(struct sup *s, struct worker *w, int st)
@@ -928,10 +964,13 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && w->stop_stage < 2) {
 		if (w->has_cg && cohort_cgroup_read(&o->probe, w->cg.dir, &cg) == 0 && cg.oom_kill > 0)
 			oom = true;
-		else if (s->job_cg[0] && cohort_cgroup_read(&o->probe, s->job_cg, &cg) == 0 &&
-		         cg.oom_kill > s->oom_kill_seen) {
-			s->oom_kill_seen = cg.oom_kill;
-			oom = true;
+		else if (s->noom_levels) {
+			uint64_t now_ = oom_kills(s);
+
+			if (now_ > s->oom_kill_seen) {
+				s->oom_kill_seen = now_;
+				oom = true;
+			}
 		}
 	}
 	json_object_set_new(x, "status", json_string(how));
@@ -1224,11 +1263,26 @@ int supervise(const struct run_opts *o)
 	}
 	if (s.job_cg[0]) {
 		struct cohort_cgmem cg;
+		char dir[COHORT_PATH_MAX];
+		size_t jlen = strlen(s.job_cg);
 
-		if (cohort_cgroup_read(&o->probe, s.job_cg, &cg) == 0)
-			s.oom_kill_base = s.oom_kill_seen = cg.oom_kill;
-		else
+		if (cohort_cgroup_read(&o->probe, s.job_cg, &cg) < 0)
 			s.job_cg[0] = '\0';
+		/* From the supervisor's own cgroup up to the job's (or the job's alone). */
+		if (s.job_cg[0] && cohort_cgroup_of_pid(&o->probe, 0, dir, sizeof(dir), NULL) == 0 &&
+		    strncmp(dir, s.job_cg, jlen) == 0 && (dir[jlen] == '/' || dir[jlen] == '\0')) {
+			while (s.noom_levels < 16) {
+				char *slash;
+
+				snprintf(s.oom_levels[s.noom_levels++], COHORT_PATH_MAX, "%s", dir);
+				if (strlen(dir) <= jlen || !(slash = strrchr(dir, '/')))
+					break;
+				*slash = '\0';
+			}
+		} else if (s.job_cg[0]) {
+			snprintf(s.oom_levels[s.noom_levels++], COHORT_PATH_MAX, "%s", s.job_cg);
+		}
+		s.oom_kill_seen = oom_kills(&s);
 	}
 	if (!o->record)
 		(void)recorder_open_anon(&s.rec);   /* without it, no findings at exit; nothing else */

@@ -1,0 +1,270 @@
+/*
+ * test-slurm-faults.c - each failure of a multi-worker job, end to end
+ * under the real SLURM test cluster, as a user meets it: srun or sbatch
+ * with --mem, cohort run around the examples in examples/faults, and
+ * cohort's finding checked against what SLURM itself says.
+ *
+ * Cases that need another SLURM configuration reconfigure the cluster in
+ * a child process and restore it afterwards whatever the child did.
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define COHORT "%s/cohort"
+#define FAULT "%s/examples/faults/"
+
+static const char *cluster_dir(void)
+{
+	const char *s = getenv("COHORT_SLURM");
+
+	if (!s)
+		SKIP("the SLURM suite runs through make check, which starts the test cluster");
+	if (strncmp(s, "failed", 6) == 0)
+		test_fail(__FILE__, __LINE__, "SLURM test cluster: %s", s);
+	if (strncmp(s, "up: ", 4) != 0)
+		SKIP("SLURM test cluster %s", s);
+	return s + 4;
+}
+
+/* cohort report --json on files (a shell glob is fine). */
+static json_t *report(const char *files)
+{
+	struct cmd_result r;
+	json_error_t err;
+	json_t *j;
+
+	cmd_run(&r, "cd %s && " COHORT " report --json %s", test_tmpdir(), test_build_dir(), files);
+	CHECK_MSG(r.status == 0, "cohort report %s exited %d: %s", files, r.status, r.err);
+	j = json_loads(r.out, 0, &err);
+	CHECK_MSG(j != NULL, "not JSON: %s", err.text);
+	cmd_free(&r);
+	return j;
+}
+
+static json_t *finding(json_t *rep, const char *kind, int rank)
+{
+	json_t *d = json_object_get(rep, "diagnosis"), *f;
+	size_t i;
+
+	json_array_foreach(d, i, f)
+		if (strcmp(json_string_value(json_object_get(f, "kind")), kind) == 0 &&
+		    (rank < -1 || json_integer_value(json_object_get(f, "rank")) == rank ||
+		     (rank == -1 && json_is_null(json_object_get(f, "rank")))))
+			return f;
+	return NULL;
+}
+
+static long long ev(json_t *f, const char *name)
+{
+	json_t *v = json_object_get(json_object_get(f, "evidence"), name);
+
+	CHECK_MSG(json_is_number(v), "no evidence '%s'", name);
+	return (long long)json_number_value(v);
+}
+
+TEST_TIMEOUT(slurm_fault_oom_kill_of_one_worker, 120)
+{
+	struct cmd_result r;
+	json_t *rep, *f;
+
+	cluster_dir();
+	/* Sampling every 5 s: the kernel's OOM killer acts before cohort could. */
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=200M -n1 " COHORT " run -n 3 -i 5 --enforce watch "
+	        "-o oom.ndjson -- " FAULT "grow --size 400 --rank 1", test_tmpdir(), test_build_dir(),
+	        test_build_dir());
+	/* SLURM's own words. */
+	CHECK_CONTAINS(r.err, "Detected 1 oom-kill event(s)");
+	CHECK_CONTAINS(r.err, "Out Of Memory");
+	/* cohort's, next to them. */
+	CHECK_CONTAINS(r.err, "1. oom_kill, rank 1:");
+	cmd_free(&r);
+	rep = report("oom.ndjson");
+	f = finding(rep, "oom_kill", 1);
+	CHECK_MSG(f != NULL, "no oom_kill finding for rank 1");
+	CHECK_EQ(ev(f, "limit_bytes"), 200LL << 20);
+	CHECK(finding(rep, "oom_kill", 0) == NULL && finding(rep, "oom_kill", 2) == NULL);
+	json_decref(rep);
+}
+
+/* sbatch a script and wait; its output in out. */
+static void sbatch(struct cmd_result *r, const char *mem, const char *script)
+{
+	write_file("job.sh", "#!/bin/sh\n%s\necho srun=$?\n", script);
+	cmd_run(r, "cd %s && chmod +x job.sh && timeout 150 sbatch --wait --mem=%s -o job.out ./job.sh; "
+	        "cat job.out", test_tmpdir(), mem);
+}
+
+static void rss_overcount_case(void *arg)
+{
+	const char *dir = arg;
+	struct cmd_result r;
+	json_t *rep, *f;
+	char job[2048];
+
+	snprintf(job, sizeof(job), "srun %s/cohort run -n 1 -i 0.5 -o %s/shared.ndjson -- "
+	         "%s/examples/cow-workers/cow-workers --size 300M --workers 5 --write 0 --hold 8",
+	         test_build_dir(), test_tmpdir(), test_build_dir());
+	/* SLURM counting RSS, killing on it; ConstrainRAMSpace=no, as OverMemoryKill requires. */
+	cmd_run(&r, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill\n"
+	        "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no %s/tests/slurm/cluster.sh start %s",
+	        test_src_dir(), dir);
+	CHECK_MSG(r.status == 0, "reconfiguring the cluster failed: %s", r.err);
+	cmd_free(&r);
+
+	/* Five processes sharing 300 MiB: real use about 300 MiB, RSS sum 1.5 GiB, --mem=1000M. */
+	sbatch(&r, "1000M", job);
+	CHECK_CONTAINS(r.out, "exceeded memory limit");
+	CHECK_CONTAINS(r.out, "> 1048576000), being killed");
+	CHECK_CONTAINS(r.out, "srun=137");
+	cmd_free(&r);
+	rep = report("shared.ndjson");
+	f = finding(rep, "slurm_rss_overcount", -1);
+	CHECK_MSG(f != NULL, "no slurm_rss_overcount finding");
+	CHECK(ev(f, "rss_sum_bytes") > 1048576000LL);
+	CHECK(ev(f, "pss_sum_bytes") < 1048576000LL / 2);
+	CHECK_EQ(ev(f, "limit_bytes"), 1048576000LL);
+	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "killed this one");
+	CHECK(finding(rep, "cut", -1) != NULL);
+	json_decref(rep);
+
+	/* The same job with UsePss: it runs, and cohort has nothing to say about SLURM. */
+	cmd_run(&r, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill,UsePss\n"
+	        "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no %s/tests/slurm/cluster.sh start %s",
+	        test_src_dir(), dir);
+	CHECK_MSG(r.status == 0, "reconfiguring the cluster failed: %s", r.err);
+	cmd_free(&r);
+	sbatch(&r, "1000M", job);
+	CHECK_MSG(strstr(r.out, "exceeded memory limit") == NULL, "killed with UsePss:\n%s", r.out);
+	CHECK_CONTAINS(r.out, "srun=0");
+	cmd_free(&r);
+	rep = report("shared.ndjson");
+	CHECK(finding(rep, "slurm_rss_overcount", -2) == NULL);
+	CHECK(finding(rep, "cut", -2) == NULL);
+	json_decref(rep);
+}
+
+TEST_TIMEOUT(slurm_fault_shared_pages_counted_n_times, 400)
+{
+	const char *dir = cluster_dir();
+	struct cmd_result r;
+	pid_t pid;
+	int st;
+
+	static char dir_copy[1024];
+
+	snprintf(dir_copy, sizeof(dir_copy), "%s", dir);
+	pid = helper_spawn(rss_overcount_case, dir_copy);
+	st = helper_wait(pid, 380000);
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+	/* Leave the cluster as it was found. */
+	cmd_run(&r, "%s/tests/slurm/cluster.sh start %s", test_src_dir(), dir);
+	CHECK_MSG(r.status == 0, "restoring the cluster failed: %s", r.err);
+	cmd_free(&r);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the case failed (status %d)", st);
+}
+
+TEST_TIMEOUT(slurm_fault_shm_exhausted, 120)
+{
+	struct cmd_result r;
+	json_t *rep, *f;
+
+	cluster_dir();
+	/* The job's own 32 MiB /dev/shm (a private mount, as job_container/tmpfs gives). */
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=400M -n1 unshare -m sh -c 'mount -t tmpfs -o size=32M "
+	        "tmpfs /dev/shm && exec " COHORT " run -n 1 -i 0.1 -o shm.ndjson -- " FAULT "shm-full --size 64'",
+	        test_tmpdir(), test_build_dir(), test_build_dir());
+	CHECK_CONTAINS(r.err, "Bus error");
+	CHECK_CONTAINS(r.err, "1. shm_exhausted, rank 0:");
+	cmd_free(&r);
+	rep = report("shm.ndjson");
+	f = finding(rep, "shm_exhausted", 0);
+	CHECK(f != NULL);
+	CHECK_EQ(ev(f, "shm_size_bytes"), 32LL << 20);
+	json_decref(rep);
+}
+
+TEST_TIMEOUT(slurm_fault_segfault, 120)
+{
+	struct cmd_result r;
+	json_t *rep, *f;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	SKIP("the example is built with a sanitizer here, which catches the signal itself");
+#endif
+	cluster_dir();
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=200M -n1 " COHORT " run -n 2 -o segv.ndjson -- "
+	        "sh -c 'if [ $COHORT_RANK = 1 ]; then exec " FAULT "segfault; fi'",
+	        test_tmpdir(), test_build_dir(), test_build_dir());
+	CHECK_CONTAINS(r.err, "Segmentation fault");
+	cmd_free(&r);
+	rep = report("segv.ndjson");
+	f = finding(rep, "segfault", 1);
+	CHECK(f != NULL);
+	CHECK(ev(f, "fault_addr") > 0);
+	CHECK_CONTAINS(json_dumps(json_object_get(f, "backtrace"), 0), "store");
+	json_decref(rep);
+}
+
+TEST_TIMEOUT(slurm_fault_leak_and_copy_on_write, 180)
+{
+	struct cmd_result r;
+	json_t *rep, *f;
+
+	cluster_dir();
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=600M -n1 " COHORT " run -n 2 -i 0.2 --enforce watch "
+	        "-o leak.ndjson -- " FAULT "leak --rate 8 --seconds 16 --rank 1",
+	        test_tmpdir(), test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	cmd_free(&r);
+	rep = report("leak.ndjson");
+	f = finding(rep, "leak", 1);
+	CHECK_MSG(f != NULL, "no leak finding for rank 1");
+	CHECK(finding(rep, "leak", 0) == NULL);
+	json_decref(rep);
+
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=1200M -n1 " COHORT " run -n 1 -i 0.2 --pss-budget 20 "
+	        "--enforce watch -o cow.ndjson -- %s/examples/cow-workers/cow-workers --size 200M "
+	        "--workers 3 --write 100 --hold 3", test_tmpdir(), test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	cmd_free(&r);
+	rep = report("cow.ndjson");
+	f = finding(rep, "cow_unshare", 0);
+	CHECK_MSG(f != NULL, "no cow_unshare finding");
+	CHECK(ev(f, "copied_bytes") > 200LL << 20);
+	CHECK(finding(rep, "leak", -2) == NULL);
+	json_decref(rep);
+}
+
+TEST_TIMEOUT(slurm_multi_task_step_merged_report, 120)
+{
+	struct cmd_result r;
+	json_t *rep, *recs;
+
+	cluster_dir();
+	/* Two tasks, two workers each: one recording per task, merged by cohort report. */
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=400M -n2 " COHORT " run -q -n 2 -i 0.2 -- "
+	        "sh -c 'sleep 1; exit $COHORT_RANK'", test_tmpdir(), test_build_dir());
+	CHECK_CONTAINS(r.err, "Exited with exit code 1");
+	cmd_free(&r);
+	cmd_run(&r, "cd %s && ls cohort-*.ndjson | wc -l", test_tmpdir());
+	CHECK_EQ(atoi(r.out), 2);
+	cmd_free(&r);
+	rep = report("cohort-*.ndjson");
+	recs = json_object_get(rep, "recordings");
+	CHECK_EQ(json_array_size(recs), 2);
+	CHECK_EQ(json_array_size(json_object_get(rep, "workers")), 4);
+	/* Rank 1 of each task exited 1: two findings, one per recording. */
+	size_t i, n = 0;
+	json_t *f;
+	json_array_foreach(json_object_get(rep, "diagnosis"), i, f)
+		n += strcmp(json_string_value(json_object_get(f, "kind")), "exit_nonzero") == 0;
+	CHECK_EQ(n, 2);
+	json_decref(rep);
+}
