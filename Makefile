@@ -5,6 +5,7 @@
 #   make demo            build and run the demonstration job on this machine
 #   make bench           build and run the benchmarks in bench/
 #   make fuzz            run each fuzz target under libFuzzer (clang)
+#   make valgrind        every cohort command under valgrind memcheck
 #   make static          one statically linked cohort binary
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #
@@ -95,7 +96,7 @@ FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
-.PHONY: all check demo bench fuzz static install uninstall clean stress
+.PHONY: all check demo bench fuzz static install uninstall clean stress valgrind
 CATCH   := $(O)/libcohort-catch.so
 
 all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc
@@ -167,6 +168,10 @@ bench: all $(BENCHES)
 
 stress: all $(RUNNER) $(EXAMPLES)
 	@COHORT_BUILD=$(O) COHORT_STRESS=1 $(RUNNER) --stress
+
+# Every cohort command under valgrind memcheck (errors and definite leaks fail).
+valgrind: all
+	@COHORT_BUILD=$(O) tests/valgrind.sh
 
 # libFuzzer build of every target; FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
