@@ -313,6 +313,8 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 	ssize_t len;
 	int rc = 0;
 
+	if (err && errsize)
+		err[0] = '\0';
 	f = fopen(path, "re");
 	if (!f) {
 		rc = -errno;
@@ -322,11 +324,13 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		fclose(f);
+		seterr(err, errsize, "cannot read %s: out of memory", path);
 		return -ENOMEM;
 	}
 	cohort__strlcpy(r->path, path, sizeof(r->path));
 	r->exit_status = -1;
-	while ((len = getline(&line, &cap, f)) > 0) {
+	/* errno tells the end of the file from a failure (ENOMEM, EIO) of getline. */
+	while ((errno = 0, len = getline(&line, &cap, f)) > 0) {
 		json_error_t jerr;
 		json_t *o;
 		const char *type;
@@ -375,6 +379,11 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 		if (rc < 0)
 			goto out;
 	}
+	if (len < 0 && (errno != 0 || ferror(f))) {
+		rc = errno ? -errno : -EIO;
+		seterr(err, errsize, "cannot read %s after line %zu: %s", path, lineno, strerror(-rc));
+		goto out;
+	}
 	if (lineno == 0 && !r->cut) {
 		seterr(err, errsize, "%s is empty: not a cohort recording", path);
 		rc = COHORT_EBADREC;
@@ -388,6 +397,8 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 out:
 	free(line);
 	fclose(f);
+	if (rc == -ENOMEM && err && errsize && !err[0])
+		seterr(err, errsize, "cannot read %s: out of memory", path);
 	if (rc < 0) {
 		cohort_recording_free(r);
 		return rc;

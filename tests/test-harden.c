@@ -1,0 +1,221 @@
+/*
+ * test-harden.c - the supervisor under resource limits: out of file
+ * descriptors, out of memory, a full disk for its recording, and thousands
+ * of short-lived children with no descriptor or zombie left behind.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define COHORT "%s/cohort"
+
+/*
+ * Start `cohort run ARGS -- sh -c SCRIPT` with stdout and stderr in
+ * sup.out and sup.err of the test directory. Returns the supervisor's pid.
+ */
+static pid_t start_run(const char *args, const char *script)
+{
+	char cohort[1024], cmd[4096];
+	pid_t pid;
+
+	snprintf(cohort, sizeof(cohort), "%s/cohort", test_build_dir());
+	snprintf(cmd, sizeof(cmd), "exec '%s' run %s -- sh -c '%s' >sup.out 2>sup.err", cohort, args,
+	         script);
+	pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0);
+	return pid;
+}
+
+/* Wait (at most timeout_ms) for a file the workers create. */
+static bool wait_file(const char *path, unsigned timeout_ms)
+{
+	for (unsigned t = 0; t < timeout_ms; t += 20) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+static unsigned count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Children of pid that are zombies (exited, not reaped). */
+static unsigned count_zombies(pid_t parent)
+{
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[512], *p;
+		int ppid;
+		char state;
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) != NULL &&
+		    sscanf(p + 1, " %c %d", &state, &ppid) == 2 && state == 'Z' && ppid == parent)
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Run to the end; returns the exit code (128+signal for a signal), -1 on timeout. */
+static int finish(pid_t pid, unsigned timeout_ms)
+{
+	int st = helper_wait(pid, timeout_ms);
+
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		helper_wait(pid, 5000);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+TEST_TIMEOUT(harden_run_survives_emfile, 60)
+{
+	struct rlimit rl = { 3, 3 };
+	char *out, *err;
+	pid_t sup;
+
+	/* The workers start, then the supervisor may open no new descriptor at all. */
+	sup = start_run("-n 2 -i 0.05 -o rec.ndjson", "touch started.$COHORT_RANK; sleep 1.5");
+	CHECK(wait_file("started.0", 20000) && wait_file("started.1", 20000));
+	CHECK_OK(prlimit(sup, RLIMIT_NOFILE, &rl, NULL));
+	CHECK_EQ(finish(sup, 30000), 0);
+	out = read_file("sup.out");
+	err = read_file("sup.err");
+	CHECK_CONTAINS(err, "2 exited 0");
+	/* What it could not do, it says, with the reason. */
+	CHECK_CONTAINS(err, "Too many open files");
+	free(out);
+	free(err);
+}
+
+TEST_TIMEOUT(harden_run_survives_enomem, 60)
+{
+	struct rlimit rl;
+	char path[64], *status, *vm, *out, *err;
+	pid_t sup;
+
+#if defined(__SANITIZE_ADDRESS__)
+	SKIP("an AddressSanitizer build aborts when its allocator is refused memory (it never returns NULL)");
+#endif
+	sup = start_run("-n 2 -i 0.05 -o rec.ndjson", "touch started.$COHORT_RANK; sleep 1.5");
+	CHECK(wait_file("started.0", 20000) && wait_file("started.1", 20000));
+	/* No more address space than it has now: every new mapping fails. */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)sup);
+	status = read_file(path);
+	CHECK(status != NULL);
+	vm = strstr(status, "VmSize:");
+	CHECK(vm != NULL);
+	rl.rlim_cur = rl.rlim_max = strtoull(vm + 7, NULL, 10) * 1024;
+	free(status);
+	CHECK_OK(prlimit(sup, RLIMIT_AS, &rl, NULL));
+	CHECK_EQ(finish(sup, 30000), 0);
+	out = read_file("sup.out");
+	err = read_file("sup.err");
+	CHECK_CONTAINS(err, "2 exited 0");
+	CHECK_CONTAINS(err, "out of memory");
+	free(out);
+	free(err);
+}
+
+TEST_TIMEOUT(harden_run_recording_disk_full_keeps_supervising, 60)
+{
+	struct cmd_result r;
+
+	if (geteuid() != 0)
+		SKIP("mounting a small tmpfs in a private mount namespace needs root");
+	/*
+	 * A 16 KiB disk fills within a second; rank 1 then grows past its
+	 * budget, and must still be stopped by cohort although nothing is
+	 * recorded any more.
+	 */
+	cmd_run(&r, "mkdir -p disk && unshare -m sh -c 'mount -t tmpfs -o size=16k tmpfs disk && "
+	        COHORT " run -n 2 -i 0.02 --enforce watch --grace 1 -m 100M -o disk/rec.ndjson -- "
+	        "%s/examples/faults/grow --size 300 --rank 1'",
+	        test_build_dir(), test_build_dir());
+	CHECK_CONTAINS(r.err, "stopped: No space left on device; supervision goes on without it");
+	CHECK_CONTAINS(r.err, "above its 100.0 MiB budget: stopped by cohort");
+	CHECK_CONTAINS(r.err, "(stopped early)");
+	CHECK_EQ(r.status, 128 + SIGTERM);
+	/* The message comes once, not once per sample. */
+	CHECK_MSG(strstr(strstr(r.err, "No space left") + 1, "No space left") == NULL, "%s", r.err);
+	cmd_free(&r);
+}
+
+/*
+ * Each of 2 workers starts `spawns` short-lived children (10,000 in all
+ * under make stress), half of them
+ * orphaned at once (they are reparented to the supervisor, a subreaper),
+ * then waits. The supervisor must end with the descriptors it had and no
+ * zombie.
+ */
+TEST_TIMEOUT(harden_run_many_spawns_no_leak, 300)
+{
+	unsigned spawns = test_stress() ? 5000 : 200, fds_before, fds_after, zombies = 0;
+	char script[512], *out;
+	pid_t sup;
+
+	snprintf(script, sizeof(script),
+	         "touch ready.$COHORT_RANK; i=0; while [ $i -lt %u ]; do /bin/true; (/bin/true &); "
+	         "i=$((i + 2)); done; touch done.$COHORT_RANK; sleep 2", spawns);
+	sup = start_run("-n 2 -i 0.02 -o rec.ndjson", script);
+	CHECK(wait_file("ready.0", 20000) && wait_file("ready.1", 20000));
+	usleep(200000);
+	fds_before = count_fds(sup);
+	CHECK(fds_before > 0);
+	CHECK(wait_file("done.0", 240000) && wait_file("done.1", 20000));
+	/* The supervisor reaps on its next tick (0.02 s); allow it a second. */
+	for (int t = 0; t < 50; t++) {
+		zombies = count_zombies(sup);
+		if (zombies == 0)
+			break;
+		usleep(20000);
+	}
+	fds_after = count_fds(sup);
+	CHECK_MSG(zombies == 0, "%u zombie children of the supervisor after %u spawns", zombies, spawns);
+	CHECK_MSG(fds_after <= fds_before, "the supervisor held %u descriptors, then %u after %u spawns",
+	          fds_before, fds_after, spawns);
+	CHECK_EQ(finish(sup, 30000), 0);
+	out = read_file("sup.err");
+	CHECK_CONTAINS(out, "2 exited 0");
+	free(out);
+}
