@@ -81,10 +81,10 @@ bool cohort__pid_alive(pid_t pid, uint64_t start);
  * timeout_ms (negative: no limit). Returns 0 when woken or when *addr had
  * already changed, COHORT_ETIMEDOUT, or -EINTR.
  */
-int cohort__futex_wait(uint32_t *addr, uint32_t val, int timeout_ms);
+int cohort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int timeout_ms);
 
 /* Wake up to n waiters of a process-shared futex. */
-void cohort__futex_wake(uint32_t *addr, int n);
+void cohort__futex_wake(_Atomic uint32_t *addr, int n);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t cohort__now_ms(void);

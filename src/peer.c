@@ -153,7 +153,7 @@ int cohort__ms_left(uint64_t deadline, int cap_ms)
 	return left;
 }
 
-int cohort__futex_wait(uint32_t *addr, uint32_t val, int timeout_ms)
+int cohort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int timeout_ms)
 {
 	struct timespec ts, *tsp = NULL;
 	long r;
@@ -178,7 +178,7 @@ int cohort__futex_wait(uint32_t *addr, uint32_t val, int timeout_ms)
 	}
 }
 
-void cohort__futex_wake(uint32_t *addr, int n)
+void cohort__futex_wake(_Atomic uint32_t *addr, int n)
 {
 	syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }

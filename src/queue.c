@@ -1,0 +1,351 @@
+/*
+ * queue.c - a bounded MPMC queue of variable-size messages in shared
+ * memory that a kill -9 cannot wedge.
+ *
+ * Lock-free bounded queues (Vyukov's, ck_ring's multi-producer enqueue)
+ * let a producer claim a slot and fill it later: killed in between, it
+ * leaves a slot that is claimed and never filled, and every consumer stops
+ * there for good. This queue never publishes a claim. The ring is a byte
+ * ring with two monotonic positions, tail (producers) and head (consumers).
+ * Producers serialise on one robust mutex, consumers on another, so one
+ * producer and one consumer never touch each other's lock. A producer
+ * writes its record beyond the tail, then publishes the new tail with one
+ * store; a consumer copies a record out, then publishes the new head with
+ * one store. Whatever instruction a process dies at, the positions are
+ * consistent: the kernel hands its lock to the next comer with
+ * COHORT_EOWNERDEAD, which only has to settle the books (was the dead
+ * process's message published or taken?) before going on.
+ *
+ * Records: a u32 length, a u32 tag, the payload padded to 8 bytes. A
+ * record never wraps: when it does not fit before the ring's end a WRAP
+ * tag fills the rest.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define QUEUE_MAGIC 0x3145554555514843ULL   /* "CHQUEUE1" */
+#define TAG_MSG  0x4d534731u
+#define TAG_WRAP 0x50415257u
+#define SPINS 1000
+
+/*
+ * A side's progress word: count << 1 | busy. One store both finishes an
+ * operation and counts it, so recovery never has to guess whether the
+ * dead process had counted its message.
+ */
+#define BUSY 1u
+#define NO_TARGET UINT64_MAX
+
+struct cohort_queue {
+	/* line 0: set once by init */
+	uint64_t magic;
+	uint64_t capacity;      /* ring bytes, a multiple of 16 */
+	uint64_t max_msg;
+	uint64_t region;        /* bytes of the whole region */
+	unsigned char pad0[32];
+
+	cohort_mutex_t plock;   /* line 1 */
+	cohort_mutex_t clock;   /* line 2 */
+
+	/* line 3: written by producers */
+	_Alignas(64) _Atomic uint64_t tail;
+	_Atomic uint64_t pword;     /* sent << 1 | busy */
+	_Atomic uint64_t ptarget;   /* the tail the busy producer will publish */
+	_Atomic uint32_t pgen;      /* futex word consumers sleep on */
+	_Atomic uint32_t pwaiters;  /* producers asleep waiting for room */
+
+	/* line 4: written by consumers */
+	_Alignas(64) _Atomic uint64_t head;
+	_Atomic uint64_t cword;     /* received << 1 | busy */
+	_Atomic uint64_t ctarget;
+	_Atomic uint32_t cgen;      /* futex word producers sleep on */
+	_Atomic uint32_t cwaiters;  /* consumers asleep waiting for a message */
+
+	/* line 5: recovery statistics */
+	_Alignas(64) _Atomic uint64_t lost_send;
+	_Atomic uint64_t lost_recv;
+	_Atomic uint64_t recovered;
+	_Atomic int32_t last_dead;
+};
+
+_Static_assert(sizeof(struct cohort_queue) <= COHORT_QUEUE_HEADER, "queue header too large");
+
+static unsigned char *ring(cohort_queue_t *q)
+{
+	return (unsigned char *)q + COHORT_QUEUE_HEADER;
+}
+
+size_t cohort_queue_footprint(size_t capacity)
+{
+	capacity = (capacity + 15) & ~(size_t)15;
+	return COHORT_QUEUE_HEADER + capacity;
+}
+
+int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q)
+{
+	cohort_queue_t *q = mem;
+	int r;
+
+	if (!mem || !ret_q || ((uintptr_t)mem & 63) || size < cohort_queue_footprint(1024))
+		return -EINVAL;
+	memset(q, 0, COHORT_QUEUE_HEADER);
+	q->capacity = (size - COHORT_QUEUE_HEADER) & ~(uint64_t)15;
+	if (q->capacity > (uint64_t)INT_MAX * 2)
+		q->capacity = (uint64_t)INT_MAX * 2 & ~(uint64_t)15;
+	q->max_msg = q->capacity / 2 - 8;
+	q->region = size;
+	r = cohort_mutex_init(&q->plock);
+	if (r == 0)
+		r = cohort_mutex_init(&q->clock);
+	if (r < 0)
+		return r;
+	atomic_store(&q->magic, QUEUE_MAGIC);
+	*ret_q = q;
+	return 0;
+}
+
+int cohort_queue_attach(void *mem, size_t size, cohort_queue_t **ret_q)
+{
+	cohort_queue_t *q = mem;
+
+	if (!mem || !ret_q || ((uintptr_t)mem & 63) || size < COHORT_QUEUE_HEADER)
+		return -EINVAL;
+	if (atomic_load(&q->magic) != QUEUE_MAGIC || q->region != size ||
+	    q->capacity < 1024 || q->capacity % 16 || q->capacity > size - COHORT_QUEUE_HEADER ||
+	    q->max_msg != q->capacity / 2 - 8)
+		return COHORT_EBADSEG;
+	*ret_q = q;
+	return 0;
+}
+
+size_t cohort_queue_max_message(const cohort_queue_t *q)
+{
+	return (size_t)q->max_msg;
+}
+
+static uint64_t rec_size(uint64_t len)
+{
+	return 8 + ((len + 7) & ~(uint64_t)7);
+}
+
+/*
+ * Take a side's lock. If its holder died, settle that side's books: the
+ * dead process's operation happened iff the position reached its target.
+ */
+static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline)
+{
+	cohort_mutex_t *m = producer ? &q->plock : &q->clock;
+	int r = cohort_mutex_lock(m, deadline ? cohort__ms_left(deadline, -1) : -1);
+
+	if (r != COHORT_EOWNERDEAD)
+		return r == -EBUSY ? COHORT_ETIMEDOUT : r;
+
+	_Atomic uint64_t *word = producer ? &q->pword : &q->cword;
+	uint64_t w = atomic_load(word);
+
+	if (w & BUSY) {
+		uint64_t pos = atomic_load(producer ? &q->tail : &q->head);
+		uint64_t target = atomic_load(producer ? &q->ptarget : &q->ctarget);
+		bool done = pos == target;
+
+		if (producer) {
+			/* Published: it counts as sent. Not published: lost. */
+			if (!done)
+				atomic_fetch_add(&q->lost_send, 1);
+		} else {
+			/* Taken but never returned: lost with the consumer. Not taken: still queued. */
+			if (done)
+				atomic_fetch_add(&q->lost_recv, 1);
+		}
+		atomic_store(word, ((w >> 1) + (done ? 1 : 0)) << 1);
+	}
+	atomic_fetch_add(&q->recovered, 1);
+	atomic_store(&q->last_dead, (int32_t)cohort_mutex_last_dead(m));
+	cohort_mutex_consistent(m);
+	return 0;
+}
+
+int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeout_ms)
+{
+	uint64_t deadline = cohort__deadline(timeout_ms), cap = q->capacity;
+	uint64_t rec = rec_size(len);
+	int r;
+
+	if (len == 0 || len > q->max_msg)
+		return -EMSGSIZE;
+	for (;;) {
+		r = lock_side(q, true, deadline);
+		if (r < 0)
+			return r;
+		/*
+		 * Busy from here on: a death before the tail is published
+		 * loses this message, and recovery counts it.
+		 */
+		uint64_t w = atomic_load_explicit(&q->pword, memory_order_relaxed);
+		atomic_store_explicit(&q->ptarget, NO_TARGET, memory_order_relaxed);
+		atomic_store_explicit(&q->pword, w | BUSY, memory_order_relaxed);
+
+		uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+		uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+		uint64_t idx = t % cap, pad = cap - idx < rec ? cap - idx : 0;
+
+		if (t - h > cap) {
+			atomic_store_explicit(&q->pword, w, memory_order_relaxed);
+			cohort_mutex_unlock(&q->plock);
+			return COHORT_ECORRUPT;
+		}
+		if (t - h + pad + rec <= cap) {
+			unsigned char *p;
+			uint32_t hdr[2] = { (uint32_t)len, TAG_MSG };
+
+			atomic_store_explicit(&q->ptarget, t + pad + rec, memory_order_relaxed);
+			if (pad) {
+				uint32_t wrap[2] = { 0, TAG_WRAP };
+
+				memcpy(ring(q) + idx, wrap, sizeof(wrap));
+				idx = 0;
+			}
+			p = ring(q) + idx;
+			memcpy(p, hdr, sizeof(hdr));
+			memcpy(p + 8, msg, len);
+			/* Publish; seq_cst pairs with a consumer's cwaiters increment. */
+			atomic_store(&q->tail, t + pad + rec);
+			atomic_store_explicit(&q->pword, ((w >> 1) + 1) << 1, memory_order_release);
+			cohort_mutex_unlock(&q->plock);
+			if (atomic_load(&q->cwaiters)) {
+				atomic_fetch_add(&q->pgen, 1);
+				cohort__futex_wake(&q->pgen, INT_MAX);
+			}
+			return 0;
+		}
+		atomic_store_explicit(&q->pword, w, memory_order_relaxed);
+		cohort_mutex_unlock(&q->plock);
+		if (timeout_ms == 0)
+			return -EAGAIN;
+
+		/* Full: wait for the head to move. */
+		bool moved = false;
+		for (int i = 0; i < SPINS && !moved; i++) {
+			cohort__cpu_relax();
+			moved = atomic_load_explicit(&q->head, memory_order_relaxed) != h;
+		}
+		if (!moved) {
+			int left = cohort__ms_left(deadline, -1);
+
+			if (left == 0)
+				return COHORT_ETIMEDOUT;
+			atomic_fetch_add(&q->pwaiters, 1);
+			uint32_t g = atomic_load(&q->cgen);
+			if (atomic_load(&q->head) == h)
+				cohort__futex_wait(&q->cgen, g, left);
+			atomic_fetch_sub(&q->pwaiters, 1);
+		}
+	}
+}
+
+int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
+{
+	uint64_t deadline = cohort__deadline(timeout_ms), cap = q->capacity;
+	int r;
+
+	for (;;) {
+		uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+
+		/* Take the lock only when there is something to take. */
+		if (t != atomic_load_explicit(&q->head, memory_order_relaxed)) {
+			r = lock_side(q, false, deadline);
+			if (r < 0)
+				return r;
+			uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+			t = atomic_load_explicit(&q->tail, memory_order_acquire);
+			if (t - h > cap) {
+				r = COHORT_ECORRUPT;
+				goto unlock;
+			}
+			if (t != h) {
+				uint64_t idx = h % cap, skip = 0, rec;
+				uint32_t hdr[2];
+
+				memcpy(hdr, ring(q) + idx, sizeof(hdr));
+				if (hdr[1] == TAG_WRAP) {
+					skip = cap - idx;
+					idx = 0;
+					if (t - h <= skip) {
+						r = COHORT_ECORRUPT;
+						goto unlock;
+					}
+					memcpy(hdr, ring(q), sizeof(hdr));
+				}
+				rec = rec_size(hdr[0]);
+				if (hdr[1] != TAG_MSG || hdr[0] == 0 || hdr[0] > q->max_msg ||
+				    skip + rec > t - h || idx + rec > cap) {
+					r = COHORT_ECORRUPT;
+					goto unlock;
+				}
+				if (hdr[0] > size) {
+					r = -EMSGSIZE;
+					goto unlock;
+				}
+				uint64_t w = atomic_load_explicit(&q->cword, memory_order_relaxed);
+				atomic_store_explicit(&q->ctarget, h + skip + rec, memory_order_relaxed);
+				atomic_store_explicit(&q->cword, w | BUSY, memory_order_relaxed);
+				memcpy(buf, ring(q) + idx + 8, hdr[0]);
+				atomic_store(&q->head, h + skip + rec);
+				atomic_store_explicit(&q->cword, ((w >> 1) + 1) << 1, memory_order_release);
+				cohort_mutex_unlock(&q->clock);
+				if (atomic_load(&q->pwaiters)) {
+					atomic_fetch_add(&q->cgen, 1);
+					cohort__futex_wake(&q->cgen, INT_MAX);
+				}
+				return (int)hdr[0];
+			}
+			cohort_mutex_unlock(&q->clock);
+		}
+		if (timeout_ms == 0)
+			return -EAGAIN;
+
+		/* Empty: wait for the tail to move. */
+		bool moved = false;
+		for (int i = 0; i < SPINS && !moved; i++) {
+			cohort__cpu_relax();
+			moved = atomic_load_explicit(&q->tail, memory_order_relaxed) != t;
+		}
+		if (!moved) {
+			int left = cohort__ms_left(deadline, -1);
+
+			if (left == 0)
+				return COHORT_ETIMEDOUT;
+			atomic_fetch_add(&q->cwaiters, 1);
+			uint32_t g = atomic_load(&q->pgen);
+			if (atomic_load(&q->tail) == t)
+				cohort__futex_wait(&q->pgen, g, left);
+			atomic_fetch_sub(&q->cwaiters, 1);
+		}
+	}
+unlock:
+	cohort_mutex_unlock(&q->clock);
+	return r;
+}
+
+int cohort_queue_stats(const cohort_queue_t *cq, struct cohort_queue_stats *ret)
+{
+	cohort_queue_t *q = (cohort_queue_t *)(uintptr_t)cq;
+	struct cohort_queue_stats s;
+	uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
+
+	memset(&s, 0, sizeof(s));
+	s.capacity = q->capacity;
+	s.used = t >= h ? t - h : 0;
+	s.sent = atomic_load(&q->pword) >> 1;
+	s.received = atomic_load(&q->cword) >> 1;
+	s.lost_send = atomic_load(&q->lost_send);
+	s.lost_recv = atomic_load(&q->lost_recv);
+	s.recovered = atomic_load(&q->recovered);
+	s.last_dead = (pid_t)atomic_load(&q->last_dead);
+	*ret = s;
+	return 0;
+}
