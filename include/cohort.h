@@ -391,7 +391,11 @@ COHORT_EXPORT int cohort_mutex_unlock(cohort_mutex_t *m);
 /* The pid of the process holding the mutex, or 0 when free (for diagnostics; it may change at once). */
 COHORT_EXPORT pid_t cohort_mutex_owner(const cohort_mutex_t *m);
 
-/* The pid of the last owner that died holding the mutex, 0 if none. */
+/*
+ * The pid of the last owner that died holding the mutex; 0 if none, or if
+ * it died within the few instructions between taking the lock and
+ * recording its pid.
+ */
 COHORT_EXPORT pid_t cohort_mutex_last_dead(const cohort_mutex_t *m);
 
 #define COHORT_MEMBERS_MAX 64   /* processes in one barrier or semaphore */

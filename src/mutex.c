@@ -62,8 +62,18 @@ static int took(struct mutex *m, int r)
 		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
 		return 0;
 	case EOWNERDEAD:
-		/* owner still holds the dead process's pid: it never got to clear it. */
-		atomic_store(&m->last_dead, atomic_load(&m->owner));
+		/*
+		 * owner still holds the dead process's pid, unless it died in the
+		 * few instructions between taking the lock and recording itself:
+		 * then owner names an earlier holder, alive, and we say 0.
+		 */
+		{
+			int32_t dead = atomic_load(&m->owner);
+
+			if (dead == me || cohort__pid_alive(dead, 0))
+				dead = 0;
+			atomic_store(&m->last_dead, dead);
+		}
 		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
 		return COHORT_EOWNERDEAD;
 	case ENOTRECOVERABLE:
@@ -112,12 +122,16 @@ int cohort_mutex_unlock(cohort_mutex_t *cm)
 	int32_t me = (int32_t)getpid();
 	int r;
 
-	/* Clear the owner only if it is us; glibc then judges the thread. */
-	bool mine = atomic_compare_exchange_strong(&m->owner, &me, 0);
+	/*
+	 * Clear the owner after unlocking, and only if it is still us: cleared
+	 * before, a death between the two steps would leave a held mutex
+	 * showing no owner.
+	 */
 	r = pthread_mutex_unlock(&m->m);
-	if (r && mine)
-		atomic_store(&m->owner, me);
-	return -r;
+	if (r)
+		return -r;
+	atomic_compare_exchange_strong(&m->owner, &me, 0);
+	return 0;
 }
 
 pid_t cohort_mutex_owner(const cohort_mutex_t *cm)
