@@ -66,6 +66,14 @@ void cohort__strlcpy(char *dst, const char *src, size_t size);
  */
 int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state);
 
+/*
+ * The calling process's pid, cached (getpid is a system call); reset in
+ * the child of fork() through pthread_atfork. A child made with a raw
+ * clone() that skips the fork handlers must not use cohort's shared
+ * objects before it execs.
+ */
+pid_t cohort__pid(void);
+
 /* The calling process's start time (cached per pid, so right after fork). */
 uint64_t cohort__self_start(void);
 

@@ -55,7 +55,7 @@ int cohort_mutex_init(cohort_mutex_t *cm)
 
 static int took(struct mutex *m, int r)
 {
-	int32_t me = (int32_t)getpid();
+	int32_t me = (int32_t)cohort__pid();
 
 	switch (r) {
 	case 0:
@@ -89,17 +89,17 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 {
 	struct mutex *m = M(cm);
 	struct timespec ts;
+	int r;
 
+	/*
+	 * No spinning before sleeping: glibc has no adaptive robust mutex, and
+	 * spinning on trylock measured slower with more processes than CPUs
+	 * (bench/bench-mutex.c).
+	 */
 	if (timeout_ms < 0)
 		return took(m, pthread_mutex_lock(&m->m));
-	if (timeout_ms == 0)
-		return took(m, pthread_mutex_trylock(&m->m));
-	/*
-	 * A robust mutex cannot spin in glibc (no adaptive type), so try once
-	 * before paying for the clock read.
-	 */
-	int r = pthread_mutex_trylock(&m->m);
-	if (r != EBUSY)
+	r = pthread_mutex_trylock(&m->m);
+	if (r != EBUSY || timeout_ms == 0)
 		return took(m, r);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -119,18 +119,22 @@ int cohort_mutex_consistent(cohort_mutex_t *cm)
 int cohort_mutex_unlock(cohort_mutex_t *cm)
 {
 	struct mutex *m = M(cm);
-	int32_t me = (int32_t)getpid();
+	int32_t me = (int32_t)cohort__pid();
 	int r;
 
 	/*
 	 * Clear the owner after unlocking, and only if it is still us: cleared
 	 * before, a death between the two steps would leave a held mutex
-	 * showing no owner.
+	 * showing no owner. A plain load and store, not a compare-and-swap
+	 * (which costs as much as the whole unlock): the next owner may store
+	 * its pid between the two, and then shows as 0 until it unlocks; the
+	 * owner is for diagnostics, and this window is two instructions wide.
 	 */
 	r = pthread_mutex_unlock(&m->m);
 	if (r)
 		return -r;
-	atomic_compare_exchange_strong(&m->owner, &me, 0);
+	if (atomic_load_explicit(&m->owner, memory_order_relaxed) == me)
+		atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
 	return 0;
 }
 

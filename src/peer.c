@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,11 +60,41 @@ int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state)
 	return 0;
 }
 
+/*
+ * getpid() is a system call since glibc 2.25, and the hot paths (mutex
+ * lock and unlock) need the pid every time: cache it, and forget it in the
+ * child of every fork.
+ */
+static _Atomic pid_t my_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void)
+{
+	atomic_store_explicit(&my_pid, 0, memory_order_relaxed);
+}
+
+static void register_forget(void)
+{
+	pthread_atfork(NULL, NULL, forget_pid);
+}
+
+pid_t cohort__pid(void)
+{
+	pid_t p = atomic_load_explicit(&my_pid, memory_order_relaxed);
+
+	if (__builtin_expect(p != 0, 1))
+		return p;
+	pthread_once(&pid_once, register_forget);
+	p = getpid();
+	atomic_store_explicit(&my_pid, p, memory_order_relaxed);
+	return p;
+}
+
 uint64_t cohort__self_start(void)
 {
 	static _Atomic pid_t cached_pid;
 	static _Atomic uint64_t cached_start;
-	pid_t me = getpid();
+	pid_t me = cohort__pid();
 	uint64_t start = 0;
 
 	if (atomic_load(&cached_pid) == me)

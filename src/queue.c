@@ -238,9 +238,16 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 
 			if (left == 0)
 				return COHORT_ETIMEDOUT;
+			/*
+			 * Sleep until a consumer sees half the ring free (see recv).
+			 * The condition is checked after announcing ourselves, so a
+			 * consumer that frees the space before we sleep either sees
+			 * pwaiters or we see the space.
+			 */
 			atomic_fetch_add(&q->pwaiters, 1);
 			uint32_t g = atomic_load(&q->cgen);
-			if (atomic_load(&q->head) == h)
+			uint64_t hn = atomic_load(&q->head);
+			if (hn == h || atomic_load(&q->tail) - hn > cap / 2)
 				cohort__futex_wait(&q->cgen, g, left);
 			atomic_fetch_sub(&q->pwaiters, 1);
 		}
@@ -297,7 +304,13 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				atomic_store(&q->head, h + skip + rec);
 				atomic_store_explicit(&q->cword, ((w >> 1) + 1) << 1, memory_order_release);
 				cohort_mutex_unlock(&q->clock);
-				if (atomic_load(&q->pwaiters)) {
+				/*
+				 * Wake sleeping producers only once half the ring is free:
+				 * woken per message, a producer would sleep again at once,
+				 * a system call per message on both sides.
+				 */
+				if (atomic_load(&q->pwaiters) &&
+				    t - (h + skip + rec) <= cap / 2) {
 					atomic_fetch_add(&q->cgen, 1);
 					cohort__futex_wake(&q->cgen, INT_MAX);
 				}

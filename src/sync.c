@@ -58,7 +58,7 @@ _Static_assert(sizeof(struct sem) <= sizeof(cohort_sem_t), "cohort_sem_t too sma
 /* This process's slot among the first limit slots, attaching if needed. */
 static int roster_attach(struct roster *r, unsigned limit)
 {
-	int32_t me = (int32_t)getpid();
+	int32_t me = (int32_t)cohort__pid();
 	uint64_t start = cohort__self_start();
 
 	for (unsigned i = 0; i < limit; i++)
@@ -83,7 +83,7 @@ static int roster_attach(struct roster *r, unsigned limit)
 /* A dead member's pid, or 0 when every member lives. */
 static pid_t roster_find_dead(struct roster *r, unsigned limit)
 {
-	int32_t me = (int32_t)getpid();
+	int32_t me = (int32_t)cohort__pid();
 
 	for (unsigned i = 0; i < limit; i++) {
 		int32_t pid = atomic_load(&r->m[i].pid);
