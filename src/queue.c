@@ -40,32 +40,46 @@
 #define BUSY 1u
 #define NO_TARGET UINT64_MAX
 
+/*
+ * The header, one cache line per group of fields written together, so
+ * that a producer and a consumer on two CPUs exchange as few lines as
+ * possible: the tail line and the record's lines per message. Each side
+ * keeps a cached copy of the other side's position and reads the real one
+ * only when the cached one says full (producers) or empty (consumers).
+ */
 struct cohort_queue {
-	/* line 0: set once by init */
+	/* set once by init */
 	uint64_t magic;
 	uint64_t capacity;      /* ring bytes, a multiple of 16 */
 	uint64_t max_msg;
 	uint64_t region;        /* bytes of the whole region */
-	unsigned char pad0[32];
 
-	cohort_mutex_t plock;   /* line 1 */
-	cohort_mutex_t clock;   /* line 2 */
+	cohort_mutex_t plock;
+	cohort_mutex_t clock;
 
-	/* line 3: written by producers */
-	_Alignas(64) _Atomic uint64_t tail;
-	_Atomic uint64_t pword;     /* sent << 1 | busy */
+	/* producers only, under plock */
+	_Alignas(64) _Atomic uint64_t pword;     /* sent << 1 | busy */
 	_Atomic uint64_t ptarget;   /* the tail the busy producer will publish */
+	_Atomic uint64_t head_seen; /* the head as producers last read it */
+
+	/* written by producers, read by consumers */
+	_Alignas(64) _Atomic uint64_t tail;
 	_Atomic uint32_t pgen;      /* futex word consumers sleep on */
-	_Atomic uint32_t pwaiters;  /* producers asleep waiting for room */
 
-	/* line 4: written by consumers */
-	_Alignas(64) _Atomic uint64_t head;
-	_Atomic uint64_t cword;     /* received << 1 | busy */
+	/* consumers only, under clock */
+	_Alignas(64) _Atomic uint64_t cword;     /* received << 1 | busy */
 	_Atomic uint64_t ctarget;
-	_Atomic uint32_t cgen;      /* futex word producers sleep on */
-	_Atomic uint32_t cwaiters;  /* consumers asleep waiting for a message */
+	_Atomic uint64_t tail_seen; /* the tail as consumers last read it */
 
-	/* line 5: recovery statistics */
+	/* written by consumers, read by producers */
+	_Alignas(64) _Atomic uint64_t head;
+	_Atomic uint32_t cgen;      /* futex word producers sleep on */
+
+	/* written only by processes about to sleep: read-mostly */
+	_Alignas(64) _Atomic uint32_t cwaiters;  /* consumers asleep waiting for a message */
+	_Alignas(64) _Atomic uint32_t pwaiters;  /* producers asleep waiting for room */
+
+	/* recovery statistics */
 	_Alignas(64) _Atomic uint64_t lost_send;
 	_Atomic uint64_t lost_recv;
 	_Atomic uint64_t recovered;
@@ -190,8 +204,14 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 		atomic_store_explicit(&q->pword, w | BUSY, memory_order_relaxed);
 
 		uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-		uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+		uint64_t h = atomic_load_explicit(&q->head_seen, memory_order_relaxed);
 		uint64_t idx = t % cap, pad = cap - idx < rec ? cap - idx : 0;
+
+		if (t - h > cap || t - h + pad + rec > cap) {
+			/* Full by the cached head: read the real one. */
+			h = atomic_load_explicit(&q->head, memory_order_acquire);
+			atomic_store_explicit(&q->head_seen, h, memory_order_relaxed);
+		}
 
 		if (t - h > cap) {
 			atomic_store_explicit(&q->pword, w, memory_order_relaxed);
@@ -260,15 +280,23 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 	int r;
 
 	for (;;) {
-		uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+		uint64_t t = atomic_load_explicit(&q->tail_seen, memory_order_relaxed);
+		uint64_t h0 = atomic_load_explicit(&q->head, memory_order_relaxed);
 
+		if (t == h0)
+			t = atomic_load_explicit(&q->tail, memory_order_acquire);
 		/* Take the lock only when there is something to take. */
-		if (t != atomic_load_explicit(&q->head, memory_order_relaxed)) {
+		if (t != h0) {
 			r = lock_side(q, false, deadline);
 			if (r < 0)
 				return r;
 			uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-			t = atomic_load_explicit(&q->tail, memory_order_acquire);
+			t = atomic_load_explicit(&q->tail_seen, memory_order_relaxed);
+			if (t == h || t - h > cap) {
+				/* Empty by the cached tail: read the real one. */
+				t = atomic_load_explicit(&q->tail, memory_order_acquire);
+				atomic_store_explicit(&q->tail_seen, t, memory_order_relaxed);
+			}
 			if (t - h > cap) {
 				r = COHORT_ECORRUPT;
 				goto unlock;
