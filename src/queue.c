@@ -16,6 +16,17 @@
  * COHORT_EOWNERDEAD, which only has to settle the books (was the dead
  * process's message published or taken?) before going on.
  *
+ * Waking a sleeper needs a store-load fence on the fast path (publish the
+ * position, then look for sleepers): a locked instruction, which waits for
+ * the record's stores to reach the other CPU and costs more than the rest
+ * of the operation. Where the kernel offers it, the fence moves to the
+ * slow path instead: a process about to sleep calls
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs a full barrier
+ * on every CPU running a process of the queue, so that either the
+ * publisher's position is visible to the sleeper or the sleeper's count
+ * is visible to the publisher. Processes register for it on their first
+ * operation; where it is missing, publishing uses a locked store.
+ *
  * Records: a u32 length, a u32 tag, the payload padded to 8 bytes. A
  * record never wraps: when it does not fit before the ring's end a WRAP
  * tag fills the rest.
@@ -24,8 +35,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define QUEUE_MAGIC 0x3145554555514843ULL   /* "CHQUEUE1" */
 #define TAG_MSG  0x4d534731u
@@ -53,6 +67,7 @@ struct cohort_queue {
 	uint64_t capacity;      /* ring bytes, a multiple of 16 */
 	uint64_t max_msg;
 	uint64_t region;        /* bytes of the whole region */
+	uint32_t asym;          /* 1: sleepers fence with membarrier (see above) */
 
 	cohort_mutex_t plock;
 	cohort_mutex_t clock;
@@ -88,6 +103,55 @@ struct cohort_queue {
 
 _Static_assert(sizeof(struct cohort_queue) <= COHORT_QUEUE_HEADER, "queue header too large");
 
+static long membarrier(int cmd)
+{
+	return syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+/* Does this kernel offer the expedited global membarrier? */
+static bool asym_supported(void)
+{
+	long r = membarrier(MEMBARRIER_CMD_QUERY);
+
+	return r > 0 && (r & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+	       (r & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+}
+
+/*
+ * May this process publish without a locked store? Only once it is
+ * registered, so that a sleeper's membarrier reaches it.
+ */
+static bool fast_publish(const cohort_queue_t *q)
+{
+	static _Atomic pid_t registered;
+	pid_t me;
+
+	if (!q->asym)
+		return false;
+	me = cohort__pid();
+	if (atomic_load_explicit(&registered, memory_order_relaxed) == me)
+		return true;
+	if (membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0)
+		return false;
+	atomic_store(&registered, me);
+	return true;
+}
+
+/*
+ * Before sleeping, after announcing ourselves: make every publisher's
+ * position visible to us, or our announcement visible to it. Returns the
+ * longest we may sleep: without the fence, a wake-up can be missed, so
+ * sleep in short slices.
+ */
+static int fence_before_sleep(const cohort_queue_t *q, int left)
+{
+	if (q->asym && membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
+		return left;
+	if (!q->asym)
+		return left;   /* every publisher used a locked store */
+	return left < 0 || left > 10 ? 10 : left;
+}
+
 static unsigned char *ring(cohort_queue_t *q)
 {
 	return (unsigned char *)q + COHORT_QUEUE_HEADER;
@@ -112,6 +176,7 @@ int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q)
 		q->capacity = (uint64_t)INT_MAX * 2 & ~(uint64_t)15;
 	q->max_msg = q->capacity / 2 - 8;
 	q->region = size;
+	q->asym = asym_supported();
 	r = cohort_mutex_init(&q->plock);
 	if (r == 0)
 		r = cohort_mutex_init(&q->clock);
@@ -130,7 +195,7 @@ int cohort_queue_attach(void *mem, size_t size, cohort_queue_t **ret_q)
 		return -EINVAL;
 	if (atomic_load(&q->magic) != QUEUE_MAGIC || q->region != size ||
 	    q->capacity < 1024 || q->capacity % 16 || q->capacity > size - COHORT_QUEUE_HEADER ||
-	    q->max_msg != q->capacity / 2 - 8)
+	    q->max_msg != q->capacity / 2 - 8 || q->asym > 1)
 		return COHORT_EBADSEG;
 	*ret_q = q;
 	return 0;
@@ -191,6 +256,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 
 	if (len == 0 || len > q->max_msg)
 		return -EMSGSIZE;
+	bool fast = fast_publish(q);
 	for (;;) {
 		r = lock_side(q, true, deadline);
 		if (r < 0)
@@ -232,11 +298,14 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 			p = ring(q) + idx;
 			memcpy(p, hdr, sizeof(hdr));
 			memcpy(p + 8, msg, len);
-			/* Publish; seq_cst pairs with a consumer's cwaiters increment. */
-			atomic_store(&q->tail, t + pad + rec);
+			/* Publish: see the top of the file for why a plain store may do. */
+			if (fast)
+				atomic_store_explicit(&q->tail, t + pad + rec, memory_order_release);
+			else
+				atomic_store(&q->tail, t + pad + rec);
 			atomic_store_explicit(&q->pword, ((w >> 1) + 1) << 1, memory_order_release);
 			cohort_mutex_unlock(&q->plock);
-			if (atomic_load(&q->cwaiters)) {
+			if (atomic_load_explicit(&q->cwaiters, memory_order_relaxed)) {
 				atomic_fetch_add(&q->pgen, 1);
 				cohort__futex_wake(&q->pgen, INT_MAX);
 			}
@@ -265,6 +334,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 			 * pwaiters or we see the space.
 			 */
 			atomic_fetch_add(&q->pwaiters, 1);
+			left = fence_before_sleep(q, left);
 			uint32_t g = atomic_load(&q->cgen);
 			uint64_t hn = atomic_load(&q->head);
 			if (hn == h || atomic_load(&q->tail) - hn > cap / 2)
@@ -277,6 +347,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 {
 	uint64_t deadline = cohort__deadline(timeout_ms), cap = q->capacity;
+	bool fast = fast_publish(q);
 	int r;
 
 	for (;;) {
@@ -329,7 +400,10 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				atomic_store_explicit(&q->ctarget, h + skip + rec, memory_order_relaxed);
 				atomic_store_explicit(&q->cword, w | BUSY, memory_order_relaxed);
 				memcpy(buf, ring(q) + idx + 8, hdr[0]);
-				atomic_store(&q->head, h + skip + rec);
+				if (fast)
+					atomic_store_explicit(&q->head, h + skip + rec, memory_order_release);
+				else
+					atomic_store(&q->head, h + skip + rec);
 				atomic_store_explicit(&q->cword, ((w >> 1) + 1) << 1, memory_order_release);
 				cohort_mutex_unlock(&q->clock);
 				/*
@@ -337,7 +411,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				 * woken per message, a producer would sleep again at once,
 				 * a system call per message on both sides.
 				 */
-				if (atomic_load(&q->pwaiters) &&
+				if (atomic_load_explicit(&q->pwaiters, memory_order_relaxed) &&
 				    t - (h + skip + rec) <= cap / 2) {
 					atomic_fetch_add(&q->cgen, 1);
 					cohort__futex_wake(&q->cgen, INT_MAX);
@@ -361,6 +435,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 			if (left == 0)
 				return COHORT_ETIMEDOUT;
 			atomic_fetch_add(&q->cwaiters, 1);
+			left = fence_before_sleep(q, left);
 			uint32_t g = atomic_load(&q->pgen);
 			if (atomic_load(&q->tail) == t)
 				cohort__futex_wait(&q->pgen, g, left);
