@@ -305,6 +305,8 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 				atomic_store(&q->tail, t + pad + rec);
 			atomic_store_explicit(&q->pword, ((w >> 1) + 1) << 1, memory_order_release);
 			cohort_mutex_unlock(&q->plock);
+			/* The compiler must not read the sleepers before publishing. */
+			atomic_signal_fence(memory_order_seq_cst);
 			if (atomic_load_explicit(&q->cwaiters, memory_order_relaxed)) {
 				atomic_fetch_add(&q->pgen, 1);
 				cohort__futex_wake(&q->pgen, INT_MAX);
@@ -411,6 +413,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				 * woken per message, a producer would sleep again at once,
 				 * a system call per message on both sides.
 				 */
+				atomic_signal_fence(memory_order_seq_cst);
 				if (atomic_load_explicit(&q->pwaiters, memory_order_relaxed) &&
 				    t - (h + skip + rec) <= cap / 2) {
 					atomic_fetch_add(&q->cgen, 1);
