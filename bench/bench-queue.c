@@ -7,7 +7,7 @@
  *
  * Baselines, in the same run: a pipe pair, a UNIX socketpair, a POSIX
  * message queue, and a shared cache line (round trip only). Each figure is
- * the median of RUNS runs.
+ * the median of RUNS runs. The two processes are pinned to CPUs 0 and 1.
  */
 #include <cohort.h>
 
@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <mqueue.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,8 +28,8 @@
 
 #define RUNS 7
 #define MSG 64
-static long rt_iters = 100000;
-static long tp_iters = 1000000;
+static long rt_iters = 20000;
+static long tp_iters = 300000;
 
 enum kind { K_QUEUE, K_PIPE, K_SOCKET, K_MQ, K_CACHELINE };
 static const char *const names[] = { "cohort_queue", "pipe pair", "socketpair", "POSIX mq",
@@ -41,6 +42,22 @@ struct shared {
 
 static struct shared *sh;
 static size_t qbytes;
+
+/*
+ * Pin the calling process to one CPU: every transport is measured with its
+ * two processes on two different CPUs (when there are two), so that the
+ * scheduler placing both on one CPU does not decide the figure.
+ */
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
 
 static void die(const char *what)
 {
@@ -198,6 +215,7 @@ static double round_trip(enum kind k)
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
+		pin(1);
 		for (long i = 0; i < rt_iters; i++) {
 			if (k == K_CACHELINE) {
 				while (atomic_load_explicit(&sh->line, memory_order_acquire) != (uint64_t)(2 * i + 1))
@@ -241,6 +259,7 @@ static double throughput(enum kind k)
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
+		pin(1);
 		for (long i = 0; i < tp_iters; i++)
 			xsend(k, &c, 0, m);
 		_exit(0);
@@ -261,6 +280,7 @@ int main(int argc, char **argv)
 		rt_iters /= 10;
 		tp_iters /= 10;
 	}
+	pin(0);
 	qbytes = cohort_queue_footprint(64 * 1024);
 	sh = mmap(NULL, sizeof(*sh) + 2 * qbytes, PROT_READ | PROT_WRITE,
 	          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
