@@ -120,21 +120,25 @@ int cohort_mutex_unlock(cohort_mutex_t *cm)
 {
 	struct mutex *m = M(cm);
 	int32_t me = (int32_t)cohort__pid();
+	bool mine = atomic_load_explicit(&m->owner, memory_order_relaxed) == me;
 	int r;
 
 	/*
-	 * Clear the owner after unlocking, and only if it is still us: cleared
-	 * before, a death between the two steps would leave a held mutex
-	 * showing no owner. A plain load and store, not a compare-and-swap
-	 * (which costs as much as the whole unlock): the next owner may store
-	 * its pid between the two, and then shows as 0 until it unlocks; the
-	 * owner is for diagnostics, and this window is two instructions wide.
+	 * Clear the owner before unlocking, while the cache line is still
+	 * ours: after the unlock another process may already have taken the
+	 * line, and touching it again would cost a miss per unlock under
+	 * contention (bench/bench-mutex.c). A death between the two steps
+	 * leaves a held mutex showing no owner; the next locker then reports
+	 * the dead owner as unknown (0).
 	 */
-	r = pthread_mutex_unlock(&m->m);
-	if (r)
-		return -r;
-	if (atomic_load_explicit(&m->owner, memory_order_relaxed) == me)
+	if (mine)
 		atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
+	r = pthread_mutex_unlock(&m->m);
+	if (r) {
+		if (mine)
+			atomic_store_explicit(&m->owner, me, memory_order_relaxed);
+		return -r;
+	}
 	return 0;
 }
 
