@@ -8,6 +8,7 @@
 #include "cohort.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define COHORT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -72,7 +73,15 @@ int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state);
  * clone() that skips the fork handlers must not use cohort's shared
  * objects before it execs.
  */
-pid_t cohort__pid(void);
+extern _Atomic pid_t cohort__pid_cache;
+pid_t cohort__pid_slow(void);
+
+static inline pid_t cohort__pid(void)
+{
+	pid_t p = atomic_load_explicit(&cohort__pid_cache, memory_order_relaxed);
+
+	return __builtin_expect(p != 0, 1) ? p : cohort__pid_slow();
+}
 
 /* The calling process's start time (cached per pid, so right after fork). */
 uint64_t cohort__self_start(void);

@@ -24,6 +24,7 @@ struct mutex {
 	pthread_mutex_t m;
 	_Atomic int32_t owner;      /* pid of the holder, 0 when free */
 	_Atomic int32_t last_dead;  /* pid of the last holder that died */
+	_Atomic int32_t claim;      /* pid of the last process that asked for the lock */
 };
 
 _Static_assert(sizeof(struct mutex) <= sizeof(cohort_mutex_t), "cohort_mutex_t too small");
@@ -53,26 +54,55 @@ int cohort_mutex_init(cohort_mutex_t *cm)
 	return -r;
 }
 
-static int took(struct mutex *m, int r)
+/* Does the lock word say free? glibc's layout; elsewhere assume so. */
+static inline bool lock_word_free(const struct mutex *m)
 {
-	int32_t me = (int32_t)cohort__pid();
+#ifdef __GLIBC__
+	return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED) == 0;
+#else
+	(void)m;
+	return true;
+#endif
+}
+
+static bool dead_pid(int32_t pid, int32_t me)
+{
+	return pid > 0 && pid != me && !cohort__pid_alive(pid, 0);
+}
+
+/* prev_claim: the claim this locker overwrote with its own. */
+static inline int took(struct mutex *m, int r, int32_t me, int32_t prev_claim)
+{
+	/*
+	 * Once we are recorded as the owner (or did not get the lock), our
+	 * claim has served: left behind, it could later name a process that
+	 * exited innocently.
+	 */
+	if (r == 0)
+		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
+	if (atomic_load_explicit(&m->claim, memory_order_relaxed) == me)
+		atomic_store_explicit(&m->claim, 0, memory_order_relaxed);
 
 	switch (r) {
 	case 0:
-		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
 		return 0;
 	case EOWNERDEAD:
 		/*
-		 * owner still holds the dead process's pid, unless it died in the
-		 * few instructions between taking the lock and recording itself:
-		 * then owner names an earlier holder, alive, and we say 0.
+		 * owner still holds the dead process's pid, unless it died
+		 * between taking the lock and recording itself (a signal is
+		 * often taken right after the locked instruction that took the
+		 * lock). Then the claim it wrote before asking, which this
+		 * locker read before writing its own, names it; a claimant that
+		 * is alive is not it, and then we say 0 rather than guess.
 		 */
 		{
 			int32_t dead = atomic_load(&m->owner);
 
-			if (dead == me || cohort__pid_alive(dead, 0))
-				dead = 0;
+			if (!dead_pid(dead, me))
+				dead = dead_pid(prev_claim, me) ? prev_claim : 0;
 			atomic_store(&m->last_dead, dead);
+			if (dead)
+				atomic_compare_exchange_strong(&m->claim, &dead, 0);
 		}
 		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
 		return COHORT_EOWNERDEAD;
@@ -89,7 +119,20 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 {
 	struct mutex *m = M(cm);
 	struct timespec ts;
+	int32_t me = (int32_t)cohort__pid();
+	int32_t prev;
 	int r;
+
+	/*
+	 * Claim the mutex when it looks free, before taking it: a holder
+	 * killed between taking the lock and recording itself is then still
+	 * named. Waiters do not claim (that would add a store per waiter to
+	 * the contended line); a holder that came through the wait and died
+	 * in that window is reported as unknown.
+	 */
+	prev = atomic_load_explicit(&m->claim, memory_order_relaxed);
+	if (prev != me && lock_word_free(m))
+		atomic_store_explicit(&m->claim, me, memory_order_relaxed);
 
 	/*
 	 * No spinning before sleeping: glibc has no adaptive robust mutex, and
@@ -97,10 +140,10 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 	 * (bench/bench-mutex.c).
 	 */
 	if (timeout_ms < 0)
-		return took(m, pthread_mutex_lock(&m->m));
+		return took(m, pthread_mutex_lock(&m->m), me, prev);
 	r = pthread_mutex_trylock(&m->m);
 	if (r != EBUSY || timeout_ms == 0)
-		return took(m, r);
+		return took(m, r, me, prev);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -108,7 +151,7 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	return took(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts));
+	return took(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts), me, prev);
 }
 
 int cohort_mutex_consistent(cohort_mutex_t *cm)

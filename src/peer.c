@@ -65,12 +65,12 @@ int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state)
  * lock and unlock) need the pid every time: cache it, and forget it in the
  * child of every fork.
  */
-static _Atomic pid_t my_pid;
+_Atomic pid_t cohort__pid_cache;
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 
 static void forget_pid(void)
 {
-	atomic_store_explicit(&my_pid, 0, memory_order_relaxed);
+	atomic_store_explicit(&cohort__pid_cache, 0, memory_order_relaxed);
 }
 
 static void register_forget(void)
@@ -78,15 +78,13 @@ static void register_forget(void)
 	pthread_atfork(NULL, NULL, forget_pid);
 }
 
-pid_t cohort__pid(void)
+pid_t cohort__pid_slow(void)
 {
-	pid_t p = atomic_load_explicit(&my_pid, memory_order_relaxed);
+	pid_t p;
 
-	if (__builtin_expect(p != 0, 1))
-		return p;
 	pthread_once(&pid_once, register_forget);
 	p = getpid();
-	atomic_store_explicit(&my_pid, p, memory_order_relaxed);
+	atomic_store_explicit(&cohort__pid_cache, p, memory_order_relaxed);
 	return p;
 }
 
