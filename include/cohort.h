@@ -393,8 +393,8 @@ COHORT_EXPORT pid_t cohort_mutex_owner(const cohort_mutex_t *m);
 
 /*
  * The pid of the last owner that died holding the mutex; 0 if none, or if
- * it died within the few instructions between taking the lock and
- * recording its pid.
+ * it cannot be told for sure (a death in the few instructions around
+ * taking or releasing the lock). It never names a process that is alive.
  */
 COHORT_EXPORT pid_t cohort_mutex_last_dead(const cohort_mutex_t *m);
 
