@@ -38,7 +38,7 @@
 #define CANARY 0xc0ffee15deadbeefULL
 
 struct cohort_arena {
-	uint64_t magic;
+	_Atomic uint64_t magic;
 	uint64_t size;                 /* bytes of the region */
 	unsigned char pad0[48];
 	cohort_mutex_t lock;

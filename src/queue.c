@@ -63,7 +63,7 @@
  */
 struct cohort_queue {
 	/* set once by init */
-	uint64_t magic;
+	_Atomic uint64_t magic;
 	uint64_t capacity;      /* ring bytes, a multiple of 16 */
 	uint64_t max_msg;
 	uint64_t region;        /* bytes of the whole region */
