@@ -44,7 +44,9 @@
 #define QUEUE_MAGIC 0x3145554555514843ULL   /* "CHQUEUE1" */
 #define TAG_MSG  0x4d534731u
 #define TAG_WRAP 0x50415257u
-#define SPINS 1000
+#define SPIN_MIN 64
+#define SPIN_MAX 8192
+#define SPIN_START 1024
 
 /*
  * A side's progress word: count << 1 | busy. One store both finishes an
@@ -76,6 +78,7 @@ struct cohort_queue {
 	_Alignas(64) _Atomic uint64_t pword;     /* sent << 1 | busy */
 	_Atomic uint64_t ptarget;   /* the tail the busy producer will publish */
 	_Atomic uint64_t head_seen; /* the head as producers last read it */
+	_Atomic uint32_t pspin;     /* producers' current spin budget */
 
 	/* written by producers, read by consumers */
 	_Alignas(64) _Atomic uint64_t tail;
@@ -85,6 +88,7 @@ struct cohort_queue {
 	_Alignas(64) _Atomic uint64_t cword;     /* received << 1 | busy */
 	_Atomic uint64_t ctarget;
 	_Atomic uint64_t tail_seen; /* the tail as consumers last read it */
+	_Atomic uint32_t cspin;     /* consumers' current spin budget */
 
 	/* written by consumers, read by producers */
 	_Alignas(64) _Atomic uint64_t head;
@@ -150,6 +154,32 @@ static int fence_before_sleep(const cohort_queue_t *q, int left)
 	if (!q->asym)
 		return left;   /* every publisher used a locked store */
 	return left < 0 || left > 10 ? 10 : left;
+}
+
+/*
+ * Adaptive spinning: spin up to the side's budget for the position to
+ * move. A wait that ends while spinning doubles the budget (the peer is
+ * running and quick); one that has to sleep halves it (spinning only
+ * burned a CPU the peer may have needed). The budget is a shared hint:
+ * racing updates are harmless.
+ */
+static bool spin_until_moved(_Atomic uint64_t *pos, uint64_t seen, _Atomic uint32_t *budget)
+{
+	uint32_t n = atomic_load_explicit(budget, memory_order_relaxed);
+
+	if (n < SPIN_MIN || n > SPIN_MAX)
+		n = SPIN_START;
+	for (uint32_t i = 0; i < n; i++) {
+		cohort__cpu_relax();
+		if (atomic_load_explicit(pos, memory_order_relaxed) != seen) {
+			if (n < SPIN_MAX)
+				atomic_store_explicit(budget, n * 2, memory_order_relaxed);
+			return true;
+		}
+	}
+	if (n > SPIN_MIN)
+		atomic_store_explicit(budget, n / 2, memory_order_relaxed);
+	return false;
 }
 
 static unsigned char *ring(cohort_queue_t *q)
@@ -319,12 +349,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 			return -EAGAIN;
 
 		/* Full: wait for the head to move. */
-		bool moved = false;
-		for (int i = 0; i < SPINS && !moved; i++) {
-			cohort__cpu_relax();
-			moved = atomic_load_explicit(&q->head, memory_order_relaxed) != h;
-		}
-		if (!moved) {
+		if (!spin_until_moved(&q->head, h, &q->pspin)) {
 			int left = cohort__ms_left(deadline, -1);
 
 			if (left == 0)
@@ -427,12 +452,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 			return -EAGAIN;
 
 		/* Empty: wait for the tail to move. */
-		bool moved = false;
-		for (int i = 0; i < SPINS && !moved; i++) {
-			cohort__cpu_relax();
-			moved = atomic_load_explicit(&q->tail, memory_order_relaxed) != t;
-		}
-		if (!moved) {
+		if (!spin_until_moved(&q->tail, t, &q->cspin)) {
 			int left = cohort__ms_left(deadline, -1);
 
 			if (left == 0)
