@@ -417,9 +417,17 @@ COHORT_EXPORT int cohort_barrier_init(cohort_barrier_t *b, unsigned n);
 /*
  * Join the barrier's members so that others see this process if it dies
  * before it reaches the barrier. Idempotent. Returns 0, or -ENOSPC when
- * n processes are already members.
+ * COHORT_MEMBERS_MAX processes are already members.
  */
 COHORT_EXPORT int cohort_barrier_attach(cohort_barrier_t *b);
+
+/*
+ * Leave the barrier for good, cleanly: the barrier now waits for one
+ * process fewer (releasing the round if everyone else is already there),
+ * and this process's exit will not be taken for a death. Returns 0, or
+ * -ENOENT when the caller is not a member.
+ */
+COHORT_EXPORT int cohort_barrier_detach(cohort_barrier_t *b);
 
 /*
  * Wait until n members have arrived. Returns 1 in exactly one process of
@@ -433,8 +441,8 @@ COHORT_EXPORT int cohort_barrier_wait(cohort_barrier_t *b, int timeout_ms);
 COHORT_EXPORT pid_t cohort_barrier_dead(const cohort_barrier_t *b);
 
 /*
- * A counting semaphore placed in a segment. Members attach (wait and post
- * attach too), and each member's holdings (waits not yet matched by its
+ * A counting semaphore placed in a segment. Members attach (wait attaches
+ * too), and each member's holdings (waits not yet matched by its
  * posts) are tracked, so that when a member dies waiters get
  * COHORT_EPEERDEAD naming it instead of waiting forever for units the dead
  * process took with it. cohort_sem_reap() then removes dead members and
@@ -451,6 +459,13 @@ COHORT_EXPORT int cohort_sem_init(cohort_sem_t *s, unsigned value);
 COHORT_EXPORT int cohort_sem_attach(cohort_sem_t *s);
 
 /*
+ * Leave the members cleanly, so that this process's exit is not taken for
+ * a death; units it still holds are posted back. Returns the number of
+ * units given back (>= 0), or -ENOENT when the caller is not a member.
+ */
+COHORT_EXPORT int cohort_sem_detach(cohort_sem_t *s);
+
+/*
  * Take one unit, waiting at most timeout_ms. Returns 0, COHORT_ETIMEDOUT
  * (-EAGAIN when timeout_ms is 0 and no unit is free), COHORT_EPEERDEAD
  * when a member has died (see cohort_sem_dead and cohort_sem_reap), or
@@ -458,7 +473,10 @@ COHORT_EXPORT int cohort_sem_attach(cohort_sem_t *s);
  */
 COHORT_EXPORT int cohort_sem_wait(cohort_sem_t *s, int timeout_ms);
 
-/* Give one unit back. Returns 0, or -EOVERFLOW at 2^31-1 units. */
+/*
+ * Give one unit back. Any process may post; a member's post first settles
+ * a unit it holds. Returns 0, or -EOVERFLOW at 2^31-1 units.
+ */
 COHORT_EXPORT int cohort_sem_post(cohort_sem_t *s);
 
 /* The units free now. */

@@ -34,7 +34,7 @@ struct roster {
 
 struct barrier {
 	uint32_t magic;
-	uint32_t n;
+	_Atomic uint32_t n;        /* members expected; detach lowers it */
 	_Atomic uint32_t arrived;
 	_Atomic uint32_t gen;      /* futex word: bumped when a round completes */
 	_Atomic uint32_t broken;
@@ -113,7 +113,7 @@ int cohort_barrier_init(cohort_barrier_t *cb, unsigned n)
 	if (!cb || n == 0 || n > COHORT_MEMBERS_MAX)
 		return -EINVAL;
 	memset(cb, 0, sizeof(*cb));
-	b->n = n;
+	atomic_store(&b->n, n);
 	atomic_store(&b->gen, 0);
 	b->magic = BARRIER_MAGIC;
 	return 0;
@@ -123,10 +123,53 @@ int cohort_barrier_attach(cohort_barrier_t *cb)
 {
 	struct barrier *b = (struct barrier *)(void *)cb;
 
-	if (b->magic != BARRIER_MAGIC || b->n == 0 || b->n > COHORT_MEMBERS_MAX)
+	if (b->magic != BARRIER_MAGIC || atomic_load(&b->n) > COHORT_MEMBERS_MAX)
 		return COHORT_ECORRUPT;
-	int r = roster_attach(&b->r, b->n);
-	return r < 0 ? r : 0;
+	int r = roster_attach(&b->r, COHORT_MEMBERS_MAX);
+	if (r < 0)
+		return r;
+	return 0;
+}
+
+/* This process's slot, without attaching; -ENOENT when it is not a member. */
+static int roster_find(struct roster *r)
+{
+	int32_t me = (int32_t)cohort__pid();
+
+	for (unsigned i = 0; i < COHORT_MEMBERS_MAX; i++)
+		if (atomic_load(&r->m[i].pid) == me)
+			return (int)i;
+	return -ENOENT;
+}
+
+/* Release the round: only the caller whose CAS empties arrived does it. */
+static bool barrier_trip(struct barrier *b, uint32_t arrived)
+{
+	if (!atomic_compare_exchange_strong(&b->arrived, &arrived, 0))
+		return false;
+	atomic_fetch_add(&b->gen, 1);
+	cohort__futex_wake(&b->gen, INT_MAX);
+	return true;
+}
+
+int cohort_barrier_detach(cohort_barrier_t *cb)
+{
+	struct barrier *b = (struct barrier *)(void *)cb;
+	int slot;
+
+	if (b->magic != BARRIER_MAGIC)
+		return COHORT_ECORRUPT;
+	slot = roster_find(&b->r);
+	if (slot < 0)
+		return slot;
+	atomic_store(&b->r.m[slot].start, 0);
+	atomic_store(&b->r.m[slot].pid, 0);
+	uint32_t n = atomic_fetch_sub(&b->n, 1) - 1;
+	uint32_t a = atomic_load(&b->arrived);
+	/* Those already waiting may now be all that is left. */
+	if (n > 0 && a >= n)
+		barrier_trip(b, a);
+	return 0;
 }
 
 static void barrier_break(struct barrier *b, pid_t dead)
@@ -152,13 +195,8 @@ int cohort_barrier_wait(cohort_barrier_t *cb, int timeout_ms)
 		return COHORT_EPEERDEAD;
 	g = atomic_load(&b->gen);
 	a = atomic_fetch_add(&b->arrived, 1) + 1;
-	if (a >= b->n) {
-		/* The last to arrive opens the next round, then releases this one. */
-		atomic_store(&b->arrived, 0);
-		atomic_fetch_add(&b->gen, 1);
-		cohort__futex_wake(&b->gen, INT_MAX);
-		return 1;
-	}
+	if (a >= atomic_load(&b->n) && barrier_trip(b, a))
+		return 1;   /* the last to arrive released the round */
 	for (int i = 0; i < SPINS; i++) {
 		if (atomic_load_explicit(&b->gen, memory_order_acquire) != g)
 			return 0;
@@ -173,7 +211,7 @@ int cohort_barrier_wait(cohort_barrier_t *cb, int timeout_ms)
 			return 0;
 		if (atomic_load(&b->broken))
 			return COHORT_EPEERDEAD;
-		pid_t dead = roster_find_dead(&b->r, b->n);
+		pid_t dead = roster_find_dead(&b->r, COHORT_MEMBERS_MAX);
 		if (dead) {
 			barrier_break(b, dead);
 			return COHORT_EPEERDEAD;
@@ -278,18 +316,40 @@ static void sem_give(struct sem *s, uint32_t units)
 int cohort_sem_post(cohort_sem_t *cs)
 {
 	struct sem *s = (struct sem *)(void *)cs;
-	int slot = sem_slot(s);
-	uint32_t h;
+	int slot;
 
-	if (slot < 0)
-		return slot;
+	if (s->magic != SEM_MAGIC)
+		return COHORT_ECORRUPT;
 	if (atomic_load(&s->value) >= INT32_MAX)
 		return -EOVERFLOW;
-	h = atomic_load(&s->r.m[slot].held);
-	while (h > 0 && !atomic_compare_exchange_weak(&s->r.m[slot].held, &h, h - 1))
-		;
+	/* A poster need not be a member; a member posts back what it holds first. */
+	slot = roster_find(&s->r);
+	if (slot >= 0) {
+		uint32_t h = atomic_load(&s->r.m[slot].held);
+
+		while (h > 0 && !atomic_compare_exchange_weak(&s->r.m[slot].held, &h, h - 1))
+			;
+	}
 	sem_give(s, 1);
 	return 0;
+}
+
+int cohort_sem_detach(cohort_sem_t *cs)
+{
+	struct sem *s = (struct sem *)(void *)cs;
+	int slot;
+
+	if (s->magic != SEM_MAGIC)
+		return COHORT_ECORRUPT;
+	slot = roster_find(&s->r);
+	if (slot < 0)
+		return slot;
+	uint32_t held = atomic_exchange(&s->r.m[slot].held, 0);
+	atomic_store(&s->r.m[slot].start, 0);
+	atomic_store(&s->r.m[slot].pid, 0);
+	if (held)
+		sem_give(s, held);
+	return (int)held;
 }
 
 unsigned cohort_sem_value(const cohort_sem_t *cs)

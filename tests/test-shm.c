@@ -593,6 +593,32 @@ TEST(shm_barrier_dead_member_ends_the_wait)
 	CHECK_EQ(cohort_barrier_dead(&s->b), 0);
 }
 
+static void wait_then_detach(void *arg)
+{
+	struct bar_shared *s = arg;
+
+	if (cohort_barrier_wait(&s->b, 10000) < 0)
+		_exit(10);
+	if (cohort_barrier_detach(&s->b) != 0)
+		_exit(11);
+	if (cohort_barrier_detach(&s->b) != -ENOENT)
+		_exit(12);
+}
+
+TEST(shm_barrier_detach_is_a_clean_exit)
+{
+	struct bar_shared *s = shared(sizeof(*s));
+
+	CHECK_OK(cohort_barrier_init(&s->b, 2));
+	pid_t pid = helper_spawn(wait_then_detach, s);
+	CHECK(cohort_barrier_wait(&s->b, 10000) >= 0);
+	CHECK_EQ(wait_exit(pid), 0);
+	/* It left cleanly: alone now, this process passes the barrier at once. */
+	CHECK_EQ(cohort_barrier_wait(&s->b, 10000), 1);
+	CHECK_EQ(cohort_barrier_wait(&s->b, 10000), 1);
+	CHECK_EQ(cohort_barrier_dead(&s->b), 0);
+}
+
 /* ---- semaphore ---- */
 
 struct sem_shared {
@@ -655,6 +681,43 @@ TEST(shm_sem_counts_and_survives_a_dead_holder)
 	CHECK_EQ(cohort_sem_wait(&s->s, 20) , 0);
 	CHECK_EQ(cohort_sem_wait(&s->s, 20) , 0);
 	CHECK_EQ(cohort_sem_wait(&s->s, 20), COHORT_ETIMEDOUT);
+}
+
+static void take_one_and_detach(void *arg)
+{
+	struct sem_shared *s = arg;
+
+	if (cohort_sem_wait(&s->s, 1000) != 0)
+		_exit(10);
+	if (cohort_sem_detach(&s->s) != 1)
+		_exit(11);
+}
+
+static void post_only(void *arg)
+{
+	struct sem_shared *s = arg;
+
+	for (int i = 0; i < 100; i++)
+		if (cohort_sem_post(&s->s) != 0)
+			_exit(10);
+}
+
+TEST(shm_sem_detach_and_posters_that_are_not_members)
+{
+	struct sem_shared *s = shared(sizeof(*s));
+
+	CHECK_OK(cohort_sem_init(&s->s, 1));
+	CHECK_EQ(wait_exit(helper_spawn(take_one_and_detach, s)), 0);
+	/* Its unit came back, and its exit is not a death. */
+	CHECK_EQ(cohort_sem_value(&s->s), 1);
+	CHECK_OK(cohort_sem_wait(&s->s, 1000));
+	CHECK_EQ(cohort_sem_wait(&s->s, 30), COHORT_ETIMEDOUT);
+	/* Many short-lived posters never fill the member table. */
+	for (int i = 0; i < COHORT_MEMBERS_MAX + 8; i++)
+		CHECK_EQ(wait_exit(helper_spawn(post_only, s)), 0);
+	CHECK_EQ(cohort_sem_value(&s->s), 100 * (COHORT_MEMBERS_MAX + 8));
+	CHECK_EQ(cohort_sem_detach(&s->s), 1);
+	CHECK_EQ(cohort_sem_detach(&s->s), -ENOENT);
 }
 
 /* ---- queue ---- */
