@@ -245,13 +245,17 @@ static uint64_t rec_size(uint64_t len)
  * Take a side's lock. If its holder died, settle that side's books: the
  * dead process's operation happened iff the position reached its target.
  */
-static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline)
+static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline, int timeout_ms)
 {
 	cohort_mutex_t *m = producer ? &q->plock : &q->clock;
 	int r = cohort_mutex_lock(m, deadline ? cohort__ms_left(deadline, -1) : -1);
 
-	if (r != COHORT_EOWNERDEAD)
-		return r == -EBUSY ? COHORT_ETIMEDOUT : r;
+	if (r != COHORT_EOWNERDEAD) {
+		/* Busy without waiting is "try again", as full or empty is. */
+		if (r == -EBUSY || (r == COHORT_ETIMEDOUT && timeout_ms == 0))
+			return -EAGAIN;
+		return r;
+	}
 
 	_Atomic uint64_t *word = producer ? &q->pword : &q->cword;
 	uint64_t w = atomic_load(word);
@@ -288,7 +292,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 		return -EMSGSIZE;
 	bool fast = fast_publish(q);
 	for (;;) {
-		r = lock_side(q, true, deadline);
+		r = lock_side(q, true, deadline, timeout_ms);
 		if (r < 0)
 			return r;
 		/*
@@ -385,7 +389,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 			t = atomic_load_explicit(&q->tail, memory_order_acquire);
 		/* Take the lock only when there is something to take. */
 		if (t != h0) {
-			r = lock_side(q, false, deadline);
+			r = lock_side(q, false, deadline, timeout_ms);
 			if (r < 0)
 				return r;
 			uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
