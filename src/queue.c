@@ -252,8 +252,8 @@ static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline, int ti
 
 	if (r != COHORT_EOWNERDEAD) {
 		/* Busy without waiting is "try again", as full or empty is. */
-		if (r == -EBUSY || (r == COHORT_ETIMEDOUT && timeout_ms == 0))
-			return -EAGAIN;
+		if (r == -EBUSY || r == COHORT_ETIMEDOUT)
+			return timeout_ms == 0 ? -EAGAIN : COHORT_ETIMEDOUT;
 		return r;
 	}
 
