@@ -70,17 +70,19 @@ static bool dead_pid(int32_t pid, int32_t me)
 	return pid > 0 && pid != me && !cohort__pid_alive(pid, 0);
 }
 
-/* prev_claim: the claim this locker overwrote with its own. */
-static inline int took(struct mutex *m, int r, int32_t me, int32_t prev_claim)
+static inline int took(struct mutex *m, int r, int32_t me)
 {
 	/*
 	 * Once we are recorded as the owner (or did not get the lock), our
 	 * claim has served: left behind, it could later name a process that
 	 * exited innocently.
 	 */
-	if (r == 0)
+	if (r == 0) {
 		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
-	if (atomic_load_explicit(&m->claim, memory_order_relaxed) == me)
+		atomic_store_explicit(&m->claim, 0, memory_order_relaxed);
+		return 0;
+	}
+	if (r != EOWNERDEAD && atomic_load_explicit(&m->claim, memory_order_relaxed) == me)
 		atomic_store_explicit(&m->claim, 0, memory_order_relaxed);
 
 	switch (r) {
@@ -91,15 +93,17 @@ static inline int took(struct mutex *m, int r, int32_t me, int32_t prev_claim)
 		 * owner still holds the dead process's pid, unless it died
 		 * between taking the lock and recording itself (a signal is
 		 * often taken right after the locked instruction that took the
-		 * lock). Then the claim it wrote before asking, which this
-		 * locker read before writing its own, names it; a claimant that
-		 * is alive is not it, and then we say 0 rather than guess.
+		 * lock). Then the claim it wrote before taking the lock names
+		 * it: nobody claims a lock whose word is not free, and the word
+		 * has not been free since. A claimant that is alive is not it,
+		 * and then we say 0 rather than guess.
 		 */
 		{
 			int32_t dead = atomic_load(&m->owner);
+			int32_t claim = atomic_load(&m->claim);
 
 			if (!dead_pid(dead, me))
-				dead = dead_pid(prev_claim, me) ? prev_claim : 0;
+				dead = dead_pid(claim, me) ? claim : 0;
 			atomic_store(&m->last_dead, dead);
 			if (dead)
 				atomic_compare_exchange_strong(&m->claim, &dead, 0);
@@ -120,7 +124,6 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 	struct mutex *m = M(cm);
 	struct timespec ts;
 	int32_t me = (int32_t)cohort__pid();
-	int32_t prev;
 	int r;
 
 	/*
@@ -130,8 +133,7 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 	 * the contended line); a holder that came through the wait and died
 	 * in that window is reported as unknown.
 	 */
-	prev = atomic_load_explicit(&m->claim, memory_order_relaxed);
-	if (prev != me && lock_word_free(m))
+	if (lock_word_free(m))
 		atomic_store_explicit(&m->claim, me, memory_order_relaxed);
 
 	/*
@@ -140,10 +142,10 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 	 * (bench/bench-mutex.c).
 	 */
 	if (timeout_ms < 0)
-		return took(m, pthread_mutex_lock(&m->m), me, prev);
+		return took(m, pthread_mutex_lock(&m->m), me);
 	r = pthread_mutex_trylock(&m->m);
 	if (r != EBUSY || timeout_ms == 0)
-		return took(m, r, me, prev);
+		return took(m, r, me);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -151,7 +153,7 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	return took(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts), me, prev);
+	return took(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts), me);
 }
 
 int cohort_mutex_consistent(cohort_mutex_t *cm)
