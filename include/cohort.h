@@ -332,6 +332,18 @@ COHORT_EXPORT int cohort_seg_close(struct cohort_seg *seg);
  */
 COHORT_EXPORT int cohort_seg_unlink(const char *name, const struct cohort_seg_options *options);
 
+/*
+ * Remove every segment of this user and job (options->job, or the job
+ * scope as for create) from the segment directory: what a supervisor does
+ * when the job ends, so that no segment outlives it. Only files named
+ * cohort.<uid>.<job>.<name> with a valid name are touched, never followed
+ * if symlinks. Returns the number removed (>= 0), or -errno when the
+ * directory cannot be read; *ret_failed, when not NULL, gets the number
+ * that could not be removed.
+ */
+COHORT_EXPORT int cohort_seg_unlink_job(const struct cohort_seg_options *options,
+                                        unsigned *ret_failed);
+
 /* The data of a segment (page aligned), and its size in bytes as created. */
 COHORT_EXPORT void *cohort_seg_data(const struct cohort_seg *seg);
 COHORT_EXPORT size_t cohort_seg_size(const struct cohort_seg *seg);

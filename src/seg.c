@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -507,4 +508,45 @@ int cohort_seg_stat(const char *path, struct cohort_seg_info *ret_info)
 	info.creator_alive = cohort__pid_alive(info.creator_pid, info.creator_start);
 	*ret_info = info;
 	return 0;
+}
+
+int cohort_seg_unlink_job(const struct cohort_seg_options *o, unsigned *ret_failed)
+{
+	char job[COHORT_ID_MAX], prefix[COHORT_ID_MAX + 48];
+	unsigned failed = 0;
+	int removed = 0, dfd, r;
+	struct dirent *de;
+	DIR *d;
+
+	r = cohort_seg_job(o, job, sizeof(job));
+	if (r < 0)
+		return r;
+	r = cohort__pathf(prefix, sizeof(prefix), "cohort.%u.%s.", (unsigned)getuid(), job);
+	if (r < 0)
+		return r;
+	dfd = open(seg_dir(o), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(prefix);
+
+		if (strncmp(de->d_name, prefix, n) != 0 ||
+		    !valid_token(de->d_name + n, COHORT_SEG_NAME_MAX))
+			continue;
+		/* unlinkat never follows a symlink: it removes the link itself. */
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			failed++;
+	}
+	closedir(d);
+	if (ret_failed)
+		*ret_failed = failed;
+	return removed;
 }

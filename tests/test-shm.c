@@ -292,6 +292,46 @@ TEST(shm_seg_refuses_foreign_and_corrupt)
 	CHECK_EQ(cohort_seg_stat(other, &(struct cohort_seg_info){ 0 }), 0);
 }
 
+TEST(shm_seg_unlink_job_removes_that_job_only)
+{
+	struct cohort_seg_options o;
+	struct cohort_seg *s;
+	char why[256], path[512];
+	unsigned failed = 99;
+
+	opts_here(&o, why, sizeof(why));
+	o.job = "gone";
+	CHECK_OK(cohort_seg_create("a", 10, &o, &s));
+	cohort_seg_close(s);
+	CHECK_OK(cohort_seg_create("b", 10, &o, &s));
+	cohort_seg_close(s);
+	o.job = "gone2";    /* a job whose name extends the other's */
+	CHECK_OK(cohort_seg_create("a", 10, &o, &s));
+	cohort_seg_close(s);
+	o.job = "stays";
+	CHECK_OK(cohort_seg_create("a", 10, &o, &s));
+	cohort_seg_close(s);
+	write_file("unrelated", "x");
+	snprintf(path, sizeof(path), "cohort.%u.gone.bad.name", (unsigned)getuid());
+	write_file(path, "not a segment name of ours");
+
+	o.job = "gone";
+	CHECK_EQ(cohort_seg_unlink_job(&o, &failed), 2);
+	CHECK_EQ(failed, 0);
+	CHECK_EQ(cohort_seg_open("a", &o, &s), -ENOENT);
+	CHECK_EQ(cohort_seg_unlink_job(&o, NULL), 0);
+	o.job = "gone2";
+	CHECK_OK(cohort_seg_open("a", &o, &s));
+	cohort_seg_close(s);
+	o.job = "stays";
+	CHECK_OK(cohort_seg_open("a", &o, &s));
+	cohort_seg_close(s);
+	CHECK(access("unrelated", F_OK) == 0);
+	CHECK(access(path, F_OK) == 0);
+	o.dir = "/nonexistent-dir";
+	CHECK_EQ(cohort_seg_unlink_job(&o, NULL), -ENOENT);
+}
+
 static void write_past_end(void *arg)
 {
 	struct cohort_seg_options *o = arg;
