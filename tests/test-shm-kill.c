@@ -166,7 +166,7 @@ TEST_TIMEOUT(shm_kill_mutex_holder, 300)
 			pid_t named = cohort_mutex_last_dead(&s->m);
 
 			died_holding++;
-			/* 0 only when it died before recording itself (documented). */
+			/* 0 when it cannot be told for sure (documented); never another pid. */
 			CHECK_MSG(named == pid || named == 0, "kill %u: last_dead %d, victim %d", i,
 			          (int)named, (int)pid);
 			unnamed += named == 0;
@@ -181,8 +181,9 @@ TEST_TIMEOUT(shm_kill_mutex_holder, 300)
 		}
 		CHECK_OK(cohort_mutex_unlock(&s->m));
 	}
-	figures("mutex: %u kills, %u while holding the lock (%u with the data half-updated, %u before "
-	       "the holder recorded its pid), all repaired\n", i, died_holding, torn, unnamed);
+	figures("mutex: %u kills, %u while holding the lock (%u with the data half-updated, %u with "
+	       "the dead holder's pid unknown, none misnamed), all repaired\n", i, died_holding, torn,
+	       unnamed);
 	CHECK_MSG(died_holding >= kills, "only %u of %u kills hit the holder", died_holding, i);
 	fflush(stdout);
 }
