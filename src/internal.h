@@ -73,7 +73,7 @@ int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state);
  * clone() that skips the fork handlers must not use cohort's shared
  * objects before it execs.
  */
-extern _Atomic pid_t cohort__pid_cache;
+extern _Atomic pid_t cohort__pid_cache __attribute__((visibility("hidden")));
 pid_t cohort__pid_slow(void);
 
 static inline pid_t cohort__pid(void)

@@ -70,24 +70,14 @@ static bool dead_pid(int32_t pid, int32_t me)
 	return pid > 0 && pid != me && !cohort__pid_alive(pid, 0);
 }
 
-static inline int took(struct mutex *m, int r, int32_t me)
+/* Everything but a plain success: kept out of the lock's fast path. */
+static __attribute__((noinline)) int took_slow(struct mutex *m, int r, int32_t me)
 {
-	/*
-	 * Once we are recorded as the owner (or did not get the lock), our
-	 * claim has served: left behind, it could later name a process that
-	 * exited innocently.
-	 */
-	if (r == 0) {
-		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
-		atomic_store_explicit(&m->claim, 0, memory_order_relaxed);
-		return 0;
-	}
+	/* Our claim has served: left behind, it could later name an innocent. */
 	if (r != EOWNERDEAD && atomic_load_explicit(&m->claim, memory_order_relaxed) == me)
 		atomic_store_explicit(&m->claim, 0, memory_order_relaxed);
 
 	switch (r) {
-	case 0:
-		return 0;
 	case EOWNERDEAD:
 		/*
 		 * owner still holds the dead process's pid, unless it died
@@ -119,10 +109,26 @@ static inline int took(struct mutex *m, int r, int32_t me)
 	}
 }
 
+static __attribute__((noinline)) int lock_timed(struct mutex *m, int timeout_ms)
+{
+	struct timespec ts;
+	int r = pthread_mutex_trylock(&m->m);
+
+	if (r != EBUSY || timeout_ms == 0)
+		return r;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts);
+}
+
 int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 {
 	struct mutex *m = M(cm);
-	struct timespec ts;
 	int32_t me = (int32_t)cohort__pid();
 	int r;
 
@@ -141,19 +147,14 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 	 * spinning on trylock measured slower with more processes than CPUs
 	 * (bench/bench-mutex.c).
 	 */
-	if (timeout_ms < 0)
-		return took(m, pthread_mutex_lock(&m->m), me);
-	r = pthread_mutex_trylock(&m->m);
-	if (r != EBUSY || timeout_ms == 0)
-		return took(m, r, me);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
+	r = timeout_ms < 0 ? pthread_mutex_lock(&m->m) : lock_timed(m, timeout_ms);
+	if (__builtin_expect(r == 0, 1)) {
+		/* Recorded as the owner: the claim has served. */
+		atomic_store_explicit(&m->owner, me, memory_order_relaxed);
+		atomic_store_explicit(&m->claim, 0, memory_order_relaxed);
+		return 0;
 	}
-	return took(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &ts), me);
+	return took_slow(m, r, me);
 }
 
 int cohort_mutex_consistent(cohort_mutex_t *cm)
