@@ -34,6 +34,13 @@ extern "C" {
 #define COHORT_EXPORT
 #endif
 
+/* Alignment of objects placed in shared memory (one cache line). */
+#ifdef __cplusplus
+#define COHORT_ALIGN64 alignas(64)
+#else
+#define COHORT_ALIGN64 _Alignas(64)
+#endif
+
 /* ------------------------------------------------------------------------
  * Version and errors
  * ------------------------------------------------------------------------ */
@@ -380,7 +387,7 @@ COHORT_EXPORT int cohort_seg_stat(const char *path, struct cohort_seg_info *ret_
  * instruction, not guessed.
  */
 typedef struct cohort_mutex {
-	_Alignas(64) unsigned char opaque[64];
+	COHORT_ALIGN64 unsigned char opaque[64];
 } cohort_mutex_t;
 
 /* Initialise a mutex in caller-placed memory (once, before any process uses it). Returns 0 or -errno. */
@@ -420,7 +427,7 @@ COHORT_EXPORT pid_t cohort_mutex_last_dead(const cohort_mutex_t *m);
  * broken until it is initialised again.
  */
 typedef struct cohort_barrier {
-	_Alignas(64) unsigned char opaque[1152];
+	COHORT_ALIGN64 unsigned char opaque[1152];
 } cohort_barrier_t;
 
 /* Initialise for n processes (1..COHORT_MEMBERS_MAX). Returns 0 or -EINVAL. */
@@ -461,7 +468,7 @@ COHORT_EXPORT pid_t cohort_barrier_dead(const cohort_barrier_t *b);
  * gives back what they held.
  */
 typedef struct cohort_sem {
-	_Alignas(64) unsigned char opaque[1152];
+	COHORT_ALIGN64 unsigned char opaque[1152];
 } cohort_sem_t;
 
 /* Initialise with value units. Returns 0 or -EINVAL. */
