@@ -57,6 +57,22 @@
 #define NO_TARGET UINT64_MAX
 
 /*
+ * A side's lock. The lock word holds the holder's pid and the low 32 bits
+ * of its start time, set by the one compare-and-swap that takes the lock:
+ * there is no instant at which a holder is not named. A waiter that finds
+ * the holder dead (pidfd, or kill and the start time: peer.c) takes the
+ * lock over with a compare-and-swap from the dead word, so exactly one
+ * waiter recovers. Release is a plain store, not a locked instruction;
+ * sleepers are woken through gen, a futex word, with the same membarrier
+ * fence as the positions (see above).
+ */
+struct qlock {
+	_Alignas(64) _Atomic uint64_t owner;   /* pid << 32 | start & 0xffffffff; 0: free */
+	_Atomic uint32_t waiters;
+	_Atomic uint32_t gen;
+};
+
+/*
  * The header, one cache line per group of fields written together, so
  * that a producer and a consumer on two CPUs exchange as few lines as
  * possible: the tail line and the record's lines per message. Each side
@@ -71,8 +87,8 @@ struct cohort_queue {
 	uint64_t region;        /* bytes of the whole region */
 	uint32_t asym;          /* 1: sleepers fence with membarrier (see above) */
 
-	cohort_mutex_t plock;
-	cohort_mutex_t clock;
+	struct qlock plock;
+	struct qlock clock;
 
 	/* producers only, under plock */
 	_Alignas(64) _Atomic uint64_t pword;     /* sent << 1 | busy */
@@ -196,7 +212,6 @@ size_t cohort_queue_footprint(size_t capacity)
 int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q)
 {
 	cohort_queue_t *q = mem;
-	int r;
 
 	if (!mem || !ret_q || ((uintptr_t)mem & 63) || size < cohort_queue_footprint(1024))
 		return -EINVAL;
@@ -207,11 +222,6 @@ int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q)
 	q->max_msg = q->capacity / 2 - 8;
 	q->region = size;
 	q->asym = asym_supported();
-	r = cohort_mutex_init(&q->plock);
-	if (r == 0)
-		r = cohort_mutex_init(&q->clock);
-	if (r < 0)
-		return r;
 	atomic_store(&q->magic, QUEUE_MAGIC);
 	*ret_q = q;
 	return 0;
@@ -241,21 +251,99 @@ static uint64_t rec_size(uint64_t len)
 	return 8 + ((len + 7) & ~(uint64_t)7);
 }
 
+/* This process's lock word. */
+static uint64_t self_word(void)
+{
+	return (uint64_t)(uint32_t)cohort__pid() << 32 | (uint32_t)cohort__self_start();
+}
+
+/*
+ * Is the holder named by lock word w dead? A process that cannot be
+ * proven dead is alive: a lock is never taken from the living.
+ */
+static bool holder_dead(uint64_t w)
+{
+	pid_t pid = (pid_t)(w >> 32);
+	uint32_t start32 = (uint32_t)w;
+	uint64_t start;
+
+	if (!cohort__pid_alive(pid, 0))
+		return true;
+	/* The pid is alive: is it still the same process? (0: start unknown) */
+	return start32 != 0 && cohort__proc_start(pid, &start, NULL) == 0 &&
+	       (uint32_t)start != start32;
+}
+
+#define LOCK_SPINS 256
+
+/*
+ * Take lock l. Returns 0, or the pid (> 0) of a dead holder it was taken
+ * from, or -EAGAIN / COHORT_ETIMEDOUT.
+ */
+static int qlock_take(cohort_queue_t *q, struct qlock *l, uint64_t deadline, int timeout_ms)
+{
+	uint64_t me = self_word();
+	int slice = 1;
+
+	for (;;) {
+		uint64_t w = 0;
+
+		if (atomic_compare_exchange_strong_explicit(&l->owner, &w, me, memory_order_acquire,
+		                                            memory_order_relaxed))
+			return 0;
+		/* Held: its holders are brief, so spin for the release first. */
+		for (int i = 0; i < LOCK_SPINS && w != 0; i++) {
+			cohort__cpu_relax();
+			w = atomic_load_explicit(&l->owner, memory_order_relaxed);
+		}
+		if (w == 0)
+			continue;
+		if (holder_dead(w)) {
+			if (atomic_compare_exchange_strong_explicit(&l->owner, &w, me, memory_order_acquire,
+			                                            memory_order_relaxed))
+				return (int)(pid_t)(w >> 32);
+			continue;
+		}
+		if (timeout_ms == 0)
+			return -EAGAIN;
+		if (deadline && cohort__ms_left(deadline, -1) == 0)
+			return COHORT_ETIMEDOUT;
+		/* Sleep in slices, to check the holder's liveness between them. */
+		int left = cohort__ms_left(deadline, slice);
+		if (slice < 50)
+			slice *= 2;
+		atomic_fetch_add(&l->waiters, 1);
+		left = fence_before_sleep(q, left);
+		uint32_t g = atomic_load(&l->gen);
+		if (atomic_load(&l->owner) == w)
+			cohort__futex_wait(&l->gen, g, left);
+		atomic_fetch_sub(&l->waiters, 1);
+	}
+}
+
+static void qlock_release(struct qlock *l, bool fast)
+{
+	if (fast)
+		atomic_store_explicit(&l->owner, 0, memory_order_release);
+	else
+		atomic_store(&l->owner, 0);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&l->waiters, memory_order_relaxed)) {
+		atomic_fetch_add(&l->gen, 1);
+		cohort__futex_wake(&l->gen, 1);
+	}
+}
+
 /*
  * Take a side's lock. If its holder died, settle that side's books: the
  * dead process's operation happened iff the position reached its target.
  */
 static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline, int timeout_ms)
 {
-	cohort_mutex_t *m = producer ? &q->plock : &q->clock;
-	int r = cohort_mutex_lock(m, deadline ? cohort__ms_left(deadline, -1) : -1);
+	int r = qlock_take(q, producer ? &q->plock : &q->clock, deadline, timeout_ms);
 
-	if (r != COHORT_EOWNERDEAD) {
-		/* Busy without waiting is "try again", as full or empty is. */
-		if (r == -EBUSY || r == COHORT_ETIMEDOUT)
-			return timeout_ms == 0 ? -EAGAIN : COHORT_ETIMEDOUT;
+	if (r <= 0)
 		return r;
-	}
 
 	_Atomic uint64_t *word = producer ? &q->pword : &q->cword;
 	uint64_t w = atomic_load(word);
@@ -277,8 +365,7 @@ static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline, int ti
 		atomic_store(word, ((w >> 1) + (done ? 1 : 0)) << 1);
 	}
 	atomic_fetch_add(&q->recovered, 1);
-	atomic_store(&q->last_dead, (int32_t)cohort_mutex_last_dead(m));
-	cohort_mutex_consistent(m);
+	atomic_store(&q->last_dead, (int32_t)r);
 	return 0;
 }
 
@@ -315,7 +402,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 
 		if (t - h > cap) {
 			atomic_store_explicit(&q->pword, w, memory_order_relaxed);
-			cohort_mutex_unlock(&q->plock);
+			qlock_release(&q->plock, fast);
 			return COHORT_ECORRUPT;
 		}
 		if (t - h + pad + rec <= cap) {
@@ -338,7 +425,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 			else
 				atomic_store(&q->tail, t + pad + rec);
 			atomic_store_explicit(&q->pword, ((w >> 1) + 1) << 1, memory_order_release);
-			cohort_mutex_unlock(&q->plock);
+			qlock_release(&q->plock, fast);
 			/* The compiler must not read the sleepers before publishing. */
 			atomic_signal_fence(memory_order_seq_cst);
 			if (atomic_load_explicit(&q->cwaiters, memory_order_relaxed)) {
@@ -348,7 +435,7 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 			return 0;
 		}
 		atomic_store_explicit(&q->pword, w, memory_order_relaxed);
-		cohort_mutex_unlock(&q->plock);
+		qlock_release(&q->plock, fast);
 		if (timeout_ms == 0)
 			return -EAGAIN;
 
@@ -436,7 +523,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				else
 					atomic_store(&q->head, h + skip + rec);
 				atomic_store_explicit(&q->cword, ((w >> 1) + 1) << 1, memory_order_release);
-				cohort_mutex_unlock(&q->clock);
+				qlock_release(&q->clock, fast);
 				/*
 				 * Wake sleeping producers only once half the ring is free:
 				 * woken per message, a producer would sleep again at once,
@@ -450,7 +537,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				}
 				return (int)hdr[0];
 			}
-			cohort_mutex_unlock(&q->clock);
+			qlock_release(&q->clock, fast);
 		}
 		if (timeout_ms == 0)
 			return -EAGAIN;
@@ -470,7 +557,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 		}
 	}
 unlock:
-	cohort_mutex_unlock(&q->clock);
+	qlock_release(&q->clock, fast);
 	return r;
 }
 

@@ -319,8 +319,8 @@ TEST_TIMEOUT(shm_kill_queue_producer, 300)
 			CHECK_MSG(next == committed || next == committed + 1,
 			          "gen %u: got %u messages, %u committed", gen, next, committed);
 		if (after.recovered != before.recovered)
-			CHECK_MSG(after.last_dead == pid || after.last_dead == 0,
-			          "gen %u: last_dead %d, victim %d", gen, (int)after.last_dead, (int)pid);
+			CHECK_MSG(after.last_dead == pid, "gen %u: last_dead %d, victim %d", gen,
+			          (int)after.last_dead, (int)pid);
 		lost += (unsigned)dl;
 		recovered += (unsigned)(after.recovered - before.recovered);
 		delivered += next;
@@ -424,6 +424,9 @@ TEST_TIMEOUT(shm_kill_queue_consumer, 300)
 		          (unsigned long long)dl, missing);
 		if (missing && !dl)
 			unrecorded++;   /* returned to the consumer, killed before it noted it */
+		if (after.recovered != before.recovered)
+			CHECK_MSG(after.last_dead == pid, "kill %u: last_dead %d, victim %d", i,
+			          (int)after.last_dead, (int)pid);
 		lost += (unsigned)dl;
 		recovered += (unsigned)(after.recovered - before.recovered);
 		if (seq >= MAX_MSGS - 20000)
