@@ -515,12 +515,15 @@ COHORT_EXPORT int cohort_sem_reap(cohort_sem_t *s, unsigned *ret_units);
  * cohort_queue: a bounded multi-producer multi-consumer queue of
  * variable-size messages in a caller-placed region of a segment. Producers
  * serialise among themselves, and consumers among themselves, on two
- * robust mutexes; a message becomes visible only when its producer
- * publishes the new tail, and is gone only when its consumer publishes the
- * new head. A process killed in the middle of an operation therefore
- * leaves no hole: the next producer or consumer recovers the lock and goes
- * on, and at most the dead process's own message is lost, which the
- * queue's statistics report. Waits spin briefly, then sleep on a futex.
+ * locks whose word names the holder (pid and start time); a message
+ * becomes visible only when its producer publishes the new tail, and is
+ * gone only when its consumer publishes the new head. A process killed in
+ * the middle of an operation therefore leaves no hole: the next producer
+ * or consumer sees the holder dead, takes the lock over and goes on, and
+ * at most the dead process's own message is lost, which the queue's
+ * statistics report. Waits spin adaptively, then sleep on a futex.
+ * Liveness is per process: a thread that exits while inside an operation
+ * of a process that lives on blocks that side of the queue.
  */
 typedef struct cohort_queue cohort_queue_t;
 
