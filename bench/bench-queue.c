@@ -7,7 +7,8 @@
  *
  * Baselines, in the same run: a pipe pair, a UNIX socketpair, a POSIX
  * message queue, and a shared cache line (round trip only). Each figure is
- * the median of RUNS runs. The two processes are pinned to CPUs 0 and 1.
+ * the median of RUNS interleaved runs. The two processes are pinned to CPUs
+ * 0 and 1.
  */
 #include <cohort.h>
 
@@ -26,10 +27,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RUNS 7
+#define RUNS 15
 #define MSG 64
-static long rt_iters = 20000;
-static long tp_iters = 300000;
+static long rt_iters = 10000;
+static long tp_iters = 200000;
 
 enum kind { K_QUEUE, K_PIPE, K_SOCKET, K_MQ, K_CACHELINE };
 static const char *const names[] = { "cohort_queue", "pipe pair", "socketpair", "POSIX mq",
