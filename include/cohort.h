@@ -584,8 +584,10 @@ COHORT_EXPORT int cohort_queue_stats(const cohort_queue_t *q, struct cohort_queu
  * Allocations are named by offset handles (each process maps the segment
  * at its own address); every handle is bounds-checked, and a canary after
  * each allocation catches a write past its end at free or check time.
- * Allocation takes a robust mutex; if a process dies inside the arena the
- * next caller rebuilds the free list from the block chain.
+ * Allocation takes a robust mutex. Every change to the block chain is a
+ * single 8-byte store, so a process that dies inside the arena leaves a
+ * valid chain and the next caller goes on (a block it had just allocated
+ * stays allocated; the statistics count the recovery).
  */
 typedef struct cohort_arena cohort_arena_t;
 
