@@ -519,3 +519,92 @@ TEST_TIMEOUT(shm_kill_barrier_waiter, 300)
 	       kills, (unsigned long long)rounds);
 	fflush(stdout);
 }
+
+/* ---- beyond the matrix: inside the arena ---- */
+
+#define ARENA_SLOTS 64
+
+struct arena_kill {
+	_Atomic uint32_t ready;
+	_Atomic cohort_off_t h[ARENA_SLOTS];   /* the victim's live allocations */
+	_Alignas(64) unsigned char mem[4 << 20];
+};
+
+static void arena_churn(void *arg)
+{
+	struct arena_kill *s = arg;
+	cohort_arena_t *a;
+	uint64_t x = (uint64_t)getpid();
+
+	if (cohort_arena_attach(s->mem, sizeof(s->mem), &a) != 0)
+		_exit(9);
+	for (unsigned n = 0;; n++) {
+		unsigned i = (unsigned)((x = x * 6364136223846793005ULL + 1) >> 58);
+		cohort_off_t h = atomic_load(&s->h[i]);
+
+		if (h) {
+			if (cohort_arena_free(a, h) != 0)
+				_exit(10);
+			atomic_store(&s->h[i], 0);   /* after the free: a kill between is a double free */
+		} else if (cohort_arena_alloc(a, 1 + (size_t)(x >> 40) % 512, &h) == 0) {
+			atomic_store(&s->h[i], h);   /* a kill before this leaks the block */
+		}
+		if (n == 100)
+			atomic_store(&s->ready, 1);
+	}
+}
+
+TEST_TIMEOUT(shm_kill_arena_user, 300)
+{
+	struct arena_kill *s = shared(sizeof(*s));
+	unsigned kills = kills_per_point(), i, refused = 0;
+	uint64_t recovered = 0;
+	cohort_arena_t *a;
+	cohort_off_t mine;
+
+	seed();
+	CHECK_OK(cohort_arena_init(s->mem, sizeof(s->mem), &a));
+	CHECK_OK(cohort_arena_alloc(a, 1000, &mine));
+	memset(cohort_arena_ptr(a, mine), 0x5a, 1000);
+	for (i = 0; recovered < kills && i < kills * MAX_ATTEMPTS_PER_HIT; i++) {
+		struct cohort_arena_stats st;
+		cohort_off_t probe;
+		unsigned bad = 0;
+
+		atomic_store(&s->ready, 0);
+		pid_t pid = helper_spawn(arena_churn, s);
+		await_flag(&s->ready, 1);
+		usleep(rnd(500));
+		kill_and_reap(pid);
+
+		/* The chain is whole, the counts add up, and it still allocates. */
+		CHECK_OK(cohort_arena_stats(a, &st));
+		CHECK_EQ_U64(st.used + st.free, st.size);
+		CHECK_OK(cohort_arena_alloc(a, 64, &probe));
+		CHECK_OK(cohort_arena_free(a, probe));
+		CHECK_EQ(cohort_arena_check(a, mine), 1000);
+		/* Free what the victim held: only its in-flight free may be refused. */
+		for (int k = 0; k < ARENA_SLOTS; k++) {
+			cohort_off_t h = atomic_exchange(&s->h[k], 0);
+
+			if (h && cohort_arena_free(a, h) != 0)
+				bad++;
+		}
+		CHECK_MSG(bad <= 1, "kill %u: %u of the victim's blocks could not be freed", i, bad);
+		refused += bad;
+		recovered = st.recovered;
+	}
+	struct cohort_arena_stats end;
+	CHECK_OK(cohort_arena_stats(a, &end));
+	figures("arena: %u kills, %llu inside the arena's lock, the block chain whole after every "
+	        "one; %llu blocks leaked by victims killed before they kept the handle, %u double "
+	        "frees refused\n", i, (unsigned long long)recovered,
+	        (unsigned long long)end.allocations - 1, refused);
+	CHECK_MSG(recovered >= kills, "only %llu of %u kills landed inside the arena",
+	          (unsigned long long)recovered, i);
+	/* At most one block leaked per kill, never more. */
+	CHECK(end.allocations - 1 <= i);
+	unsigned char *p = cohort_arena_ptr(a, mine);
+	for (int k = 0; k < 1000; k++)
+		CHECK_EQ(p[k], 0x5a);
+}
