@@ -436,6 +436,20 @@ static struct member *member_find(struct sup *s, pid_t pid)
 	return NULL;
 }
 
+/*
+ * What a worker's processes copied by copy-on-write: those that left its
+ * tree, and those still in it (a zombie's last figure included).
+ */
+static uint64_t cow_total(const struct sup *s, const struct worker *w)
+{
+	uint64_t n = w->cow_gone;
+
+	for (size_t i = 0; i < s->nm; i++)
+		if (s->m[i].rank == w->rank)
+			n += s->m[i].copied;
+	return n;
+}
+
 static void track_trees(struct sup *s)
 {
 	for (size_t i = 0; i < s->nm; i++)
@@ -582,7 +596,6 @@ static void sample(struct sup *s)
 		w->nprocs = 0;
 		w->rss = w->pss = w->uss = w->swap = w->shmem = w->shared = w->est = 0;
 		w->pss_age = 0;
-		w->cow_copied = w->cow_gone;
 	}
 	count = cohort_sampler_count(s->sampler);
 	for (size_t i = 0; i < count; i++) {
@@ -633,8 +646,11 @@ static void sample(struct sup *s)
 		} else {
 			m->copied = cohort_cow_copied(m->uss0, m->shared0, sm.mem.uss, shared);
 		}
-		w->cow_copied += m->copied;
 	}
+
+	for (unsigned k = 0; k < s->nw; k++)
+		if (s->w[k].running)
+			s->w[k].cow_copied = cow_total(s, &s->w[k]);
 
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
@@ -802,23 +818,64 @@ static int status_code(int st)
  * and the binary has symbols or debug information: "func at file.c:42
  * (path+0x12f4)". Left as it was otherwise.
  */
+/* The address of a symbol in a binary, from nm (its symbol table, then its dynamic one). */
+static bool symbol_address(const char *path, const char *sym, unsigned long long *ret)
+{
+	static const char *const flags[] = { "--defined-only", "-D --defined-only" };
+	char cmd[1200], line[512];
+
+	if (access("/usr/bin/nm", X_OK) != 0)
+		return false;
+	for (size_t i = 0; i < 2; i++) {
+		FILE *p;
+		bool found = false;
+
+		snprintf(cmd, sizeof(cmd), "/usr/bin/nm %s '%s' 2>/dev/null", flags[i], path);
+		p = popen(cmd, "r");
+		if (!p)
+			return false;
+		while (!found && fgets(line, sizeof(line), p)) {
+			char name[256], type;
+			unsigned long long a;
+
+			if (sscanf(line, "%llx %c %255s", &a, &type, name) == 3 && strcmp(name, sym) == 0) {
+				*ret = a;
+				found = true;
+			}
+		}
+		pclose(p);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A frame as backtrace_symbols writes it, "path(+0x12f4)[0x...]" or
+ * "path(func+0x2a)[0x...]", made readable with addr2line when binutils are
+ * there and the binary has symbols or debug information: "func at
+ * file.c:42 (path+0x12f4)". Left as it was otherwise.
+ */
 static void symbolize(const char *frame, char *out, size_t size)
 {
-	const char *open_ = strchr(frame, '('), *plus, *close_;
-	char path[512], cmd[1200], fn[256] = "", loc[512] = "";
-	unsigned long long off;
+	const char *open_ = strchr(frame, '('), *close_, *plus;
+	char path[512], sym[256] = "", cmd[1200], fn[256] = "", loc[512] = "";
+	unsigned long long off, base = 0;
 	FILE *p;
 
 	snprintf(out, size, "%s", frame);
-	if (!open_ || open_[1] != '+' || !(close_ = strchr(open_, ')')) || (size_t)(open_ - frame) >= sizeof(path))
+	if (!open_ || !(close_ = strchr(open_, ')')) || (size_t)(open_ - frame) >= sizeof(path))
 		return;
-	plus = open_ + 1;
-	if (sscanf(plus, "+0x%llx", &off) != 1)
+	plus = memchr(open_, '+', (size_t)(close_ - open_));
+	if (!plus || (size_t)(plus - open_ - 1) >= sizeof(sym) || sscanf(plus, "+0x%llx", &off) != 1)
 		return;
 	snprintf(path, sizeof(path), "%.*s", (int)(open_ - frame), frame);
+	snprintf(sym, sizeof(sym), "%.*s", (int)(plus - open_ - 1), open_ + 1);
 	if (strpbrk(path, "'\\\"$`") || access("/usr/bin/addr2line", X_OK) != 0)
 		return;
-	snprintf(cmd, sizeof(cmd), "/usr/bin/addr2line -f -C -e '%s' 0x%llx 2>/dev/null", path, off);
+	if (sym[0] && !symbol_address(path, sym, &base))
+		return;
+	snprintf(cmd, sizeof(cmd), "/usr/bin/addr2line -f -C -e '%s' 0x%llx 2>/dev/null", path, base + off);
 	p = popen(cmd, "r");
 	if (!p)
 		return;
@@ -827,7 +884,7 @@ static void symbolize(const char *frame, char *out, size_t size)
 		loc[strcspn(loc, "\n")] = '\0';
 		if (strcmp(fn, "??") != 0)
 			snprintf(out, size, "%s at %s (%s+0x%llx)", fn,
-			         strncmp(loc, "??", 2) == 0 ? "?" : loc, path, off);
+			         strncmp(loc, "??", 2) == 0 ? "?" : loc, path, base + off);
 	}
 	pclose(p);
 }
@@ -957,6 +1014,7 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	w->end = rel(s);
 	s->running--;
 	describe_status(st, how, sizeof(how));
+	w->cow_copied = cow_total(s, w);
 	if (WIFSIGNALED(st))
 		collect_crashes(s);
 

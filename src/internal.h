@@ -8,6 +8,7 @@
 #include "cohort.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define COHORT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -79,5 +80,73 @@ void cohort__pids_sort_unique(pid_t *pids, size_t *n);
 
 /* Resolve a cgroup given by the user to its directory (see cohort_pids_cgroup()). */
 int cohort__cgroup_dir(const struct cohort_probe *probe, const char *dir, char *out, size_t size);
+
+/* ---- shared memory internals (peer.c) ---- */
+
+/*
+ * Start time of a process in clock ticks since boot (field 22 of
+ * /proc/<pid>/stat) and its state letter. Together with the pid the start
+ * time names one process for good: a recycled pid has a later start time.
+ * Returns 0, -ESRCH when there is no such process, or COHORT_EPARSE.
+ */
+int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state);
+
+/*
+ * The calling process's pid, cached (getpid is a system call); reset in
+ * the child of fork() through pthread_atfork. A child made with a raw
+ * clone() that skips the fork handlers must not use cohort's shared
+ * objects before it execs.
+ */
+extern _Atomic pid_t cohort__pid_cache __attribute__((visibility("hidden")));
+pid_t cohort__pid_slow(void);
+
+static inline pid_t cohort__pid(void)
+{
+	pid_t p = atomic_load_explicit(&cohort__pid_cache, memory_order_relaxed);
+
+	return __builtin_expect(p != 0, 1) ? p : cohort__pid_slow();
+}
+
+/* The calling process's start time (cached per pid, so right after fork). */
+uint64_t cohort__self_start(void);
+
+/*
+ * Is the process (pid, start) still alive? A zombie counts as dead, and so
+ * does a pid now worn by another process (start differs; start 0 skips that
+ * check). Uses a pidfd where the kernel has pidfd_open, else kill(pid, 0).
+ */
+bool cohort__pid_alive(pid_t pid, uint64_t start);
+
+/*
+ * Wait on a process-shared futex while *addr == val, for at most
+ * timeout_ms (negative: no limit). Returns 0 when woken or when *addr had
+ * already changed, COHORT_ETIMEDOUT, or -EINTR.
+ */
+int cohort__futex_wait(_Atomic uint32_t *addr, uint32_t val, int timeout_ms);
+
+/* Wake up to n waiters of a process-shared futex. */
+void cohort__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t cohort__now_ms(void);
+
+/*
+ * Milliseconds left before deadline (deadline 0: none, gives -1 = forever),
+ * capped at cap_ms when cap_ms >= 0 and the wait has no earlier end.
+ */
+int cohort__ms_left(uint64_t deadline, int cap_ms);
+
+/* A deadline for timeout_ms from now: 0 when timeout_ms < 0 (none). */
+uint64_t cohort__deadline(int timeout_ms);
+
+/* Relax the CPU inside a spin loop. */
+static inline void cohort__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 #endif
