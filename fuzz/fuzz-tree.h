@@ -15,7 +15,7 @@
 
 static char tree_root[64];
 
-static void tree_cleanup(void)
+static inline void tree_cleanup(void)
 {
 	char cmd[128];
 
@@ -25,7 +25,7 @@ static void tree_cleanup(void)
 }
 
 /* Create the root and the directories dirs[] (relative, parents first). */
-static void tree_init(const char *const *dirs)
+static inline void tree_init(const char *const *dirs)
 {
 	char path[256];
 
@@ -40,7 +40,7 @@ static void tree_init(const char *const *dirs)
 	atexit(tree_cleanup);
 }
 
-static void tree_put(const char *rel, const uint8_t *p, size_t n)
+static inline void tree_put(const char *rel, const uint8_t *p, size_t n)
 {
 	char path[256];
 	FILE *f;
@@ -55,7 +55,7 @@ static void tree_put(const char *rel, const uint8_t *p, size_t n)
 }
 
 /* Write the NUL-separated pieces of data into files[0..nfiles). */
-static void tree_split(const uint8_t *data, size_t size, const char *const *files, size_t nfiles)
+static inline void tree_split(const uint8_t *data, size_t size, const char *const *files, size_t nfiles)
 {
 	size_t start = 0, k = 0;
 
@@ -69,7 +69,7 @@ static void tree_split(const uint8_t *data, size_t size, const char *const *file
 }
 
 /* The first NUL-separated piece as a malloc'd C string. */
-static char *tree_first(const uint8_t *data, size_t size)
+static inline char *tree_first(const uint8_t *data, size_t size)
 {
 	const uint8_t *nul = memchr(data, 0, size);
 	size_t n = nul ? (size_t)(nul - data) : size;
