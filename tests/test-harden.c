@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,4 +219,79 @@ TEST_TIMEOUT(harden_run_many_spawns_no_leak, 300)
 	out = read_file("sup.err");
 	CHECK_CONTAINS(out, "2 exited 0");
 	free(out);
+}
+
+/* ---- shared segments and other users ---- */
+
+#define OTHER_UID 65534   /* nobody */
+
+static void seg_opts(struct cohort_seg_options *o, char *why, size_t why_size)
+{
+	memset(o, 0, sizeof(*o));
+	o->dir = test_tmpdir();
+	o->job = "harden";
+	o->no_check = 1;
+	o->why = why;
+	o->why_size = why_size;
+	why[0] = '\0';
+}
+
+/* As OTHER_UID: open the segment; exit 0 when refused with EACCES. */
+static void open_as_other(void *arg)
+{
+	struct cohort_seg_options o;
+	struct cohort_seg *s;
+	char why[256];
+
+	(void)arg;
+	if (setgid(OTHER_UID) < 0 || setuid(OTHER_UID) < 0)
+		_exit(10);
+	seg_opts(&o, why, sizeof(why));
+	/* The segment's name carries its creator's uid: ask for that file. */
+	o.dir = test_tmpdir();
+	{
+		char path[COHORT_PATH_MAX];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/cohort.0.harden.grid", test_tmpdir());
+		fd = open(path, O_RDWR | O_NOFOLLOW);
+		if (fd >= 0)
+			_exit(11);   /* a 0600 file of root's opened by nobody */
+		if (errno != EACCES)
+			_exit(12);
+	}
+	_exit(cohort_seg_open("grid", &o, &s) < 0 ? 0 : 13);
+}
+
+TEST(harden_seg_of_another_user_is_refused)
+{
+	struct cohort_seg_options o;
+	struct cohort_seg *s;
+	struct stat st;
+	char why[256], path[COHORT_PATH_MAX];
+	pid_t pid;
+
+	if (geteuid() != 0)
+		SKIP("a second real user needs root (setuid)");
+	seg_opts(&o, why, sizeof(why));
+	CHECK_OK(cohort_seg_create("grid", 8192, &o, &s));
+	CHECK_OK(cohort_seg_close(s));
+	CHECK(cohort_seg_path("grid", &o, path, sizeof(path)) > 0);
+	CHECK_OK(stat(path, &st));
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(st.st_uid, 0);
+
+	/* The test directory must be reachable by the other user. */
+	CHECK_OK(chmod(test_tmpdir(), 0755));
+	pid = helper_spawn(open_as_other, NULL);
+	CHECK_EQ(helper_wait(pid, 10000), 0);
+
+	/* A valid segment under this user's name, but the file belongs to another user. */
+	CHECK_OK(chown(path, OTHER_UID, OTHER_UID));
+	CHECK_EQ(cohort_seg_open("grid", &o, &s), COHORT_EBADSEG);
+	CHECK_CONTAINS(why, "owned by another user");
+	/* ... and its creation under that name is refused: O_EXCL, never reused. */
+	CHECK_EQ(cohort_seg_create("grid", 8192, &o, &s), -EEXIST);
+	CHECK_OK(stat(path, &st));
+	CHECK_EQ(st.st_uid, OTHER_UID);
 }
