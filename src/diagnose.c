@@ -153,6 +153,16 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 	struct cohort_finding *f;
 	char a[32], b[32], c[32], d[512];
 
+	/* A worker that never ran did not end well: say why it could not start. */
+	if ((e = find_event(r, "spawn_failed", w->rank)) != NULL) {
+		if (!(f = add(l, r, COHORT_FINDING_EXIT_NONZERO, w->rank, e->t)))
+			return;
+		SAY(f->message, "rank %d was never started: %s", w->rank, e->message);
+		SAY(f->fix, "check the command (its path and permissions); when the error says "
+		    "something ran out (open files, memory), raise that limit of the supervisor "
+		    "(ulimit -n, ulimit -v) or start fewer workers");
+		return;
+	}
 	if (!w->ended)
 		return;
 	if ((e = find_event(r, "oom_kill", w->rank)) != NULL) {
