@@ -386,8 +386,8 @@ TEST(run_rlimit_makes_allocation_fail_in_the_worker)
 {
 	struct cmd_result r;
 
-#if defined(__SANITIZE_ADDRESS__)
-	SKIP("the worker here is an AddressSanitizer build, whose shadow memory cannot start under RLIMIT_DATA");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	SKIP("the worker here is a sanitizer build, whose shadow memory cannot start under RLIMIT_DATA");
 #endif
 
 	cmd_run(&r, RUN " -q --no-record -n 1 --enforce rlimit -m 64M -- " HELPER " touch 200M",
