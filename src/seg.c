@@ -108,7 +108,7 @@ static char local_job[COHORT_ID_MAX];
 int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 {
 	const char *job = o ? o->job : NULL;
-	char *const *envp = o && o->probe ? o->probe->envp : NULL;
+	const char *const *envp = o && o->probe ? o->probe->envp : NULL;
 
 	if (!job || !*job)
 		job = cohort__getenv(envp, "COHORT_JOB");

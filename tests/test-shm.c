@@ -139,9 +139,8 @@ TEST(shm_seg_names_and_job_scope)
 	CHECK_EQ(cohort_seg_path("data", &o, p, sizeof(p)), -EINVAL);
 
 	/* The environment decides when no job is given. */
-	char v1[] = "COHORT_JOB=fromcohort", v2[] = "SLURM_JOB_ID=77";
-	char *env1[] = { v1, v2, NULL };
-	char *env2[] = { v2, NULL };
+	const char *env1[] = { "COHORT_JOB=fromcohort", "SLURM_JOB_ID=77", NULL };
+	const char *env2[] = { "SLURM_JOB_ID=77", NULL };
 	struct cohort_probe pr = { .envp = env1 };
 	o.job = NULL;
 	o.probe = &pr;
@@ -154,8 +153,7 @@ TEST(shm_seg_names_and_job_scope)
 
 TEST(shm_seg_local_scope_is_inherited_by_fork)
 {
-	char v1[] = "PATH=/bin";
-	char *env[] = { v1, NULL };
+	const char *env[] = { "PATH=/bin", NULL };
 	struct cohort_probe pr = { .envp = env };
 	struct cohort_seg_options o = { .probe = &pr };
 	char mine[64], want[64];
@@ -365,7 +363,7 @@ TEST(shm_seg_capacity_check_names_both_figures)
 	struct cohort_seg *s;
 	char why[1024], root[512];
 	struct cohort_probe pr = { 0 };
-	char *env[] = { NULL };
+	const char *env[] = { NULL };
 
 	/* Larger than the directory's file system: refused before anything is created. */
 	opts_here(&o, why, sizeof(why));
