@@ -1441,6 +1441,26 @@ int supervise(const struct run_opts *o)
 	reap(&s);
 
 	collect_crashes(&s);   /* of grandchildren that died after their worker */
+	/*
+	 * No segment outlives a job that is this supervisor's alone (local-<pid>).
+	 * A SLURM job's segments may serve its other steps and tasks: those go
+	 * with `cohort shm gc` once the job has ended.
+	 */
+	if (strncmp(o->job, "local-", 6) == 0) {
+		struct cohort_seg_options segopt = { .job = o->job, .probe = &o->probe };
+		unsigned failed = 0;
+		int n = cohort_seg_unlink_job(&segopt, &failed);
+
+		if (n > 0 || failed > 0) {
+			json_t *x = json_object();
+
+			json_object_set_new(x, "removed", json_integer(n > 0 ? n : 0));
+			json_object_set_new(x, "failed", json_integer(failed));
+			event(&s, "segments_removed", NULL, false, x, "removed %d shared segment%s that job %s "
+			      "left in /dev/shm%s", n > 0 ? n : 0, n == 1 ? "" : "s", o->job,
+			      failed ? "; some could not be removed" : "");
+		}
+	}
 	if (rc == 0) {
 		rc = s.first_fail >= 0 ? s.first_fail : 0;
 		for (unsigned k = 0; rc == 0 && k < s.nw; k++)

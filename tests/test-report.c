@@ -395,3 +395,23 @@ TEST_TIMEOUT(report_merges_recordings_and_html_renders, 120)
 	          "console messages:\n%s", r.err);
 	cmd_free(&r);
 }
+
+TEST_TIMEOUT(report_segfault_in_a_segment_guard_page, 60)
+{
+	json_t *rep, *f;
+	const char *msg;
+
+	need_catch();
+	rep = run_and_report("-n 1 -- " FAULT "overrun", test_build_dir());
+	f = finding(rep, "segfault");
+	msg = json_string_value(json_object_get(f, "message"));
+	CHECK_CONTAINS(msg, "in the guard page after segment /dev/shm/cohort.");
+	CHECK_CONTAINS(msg, "a write past the end of the segment");
+	CHECK_CONTAINS(json_string_value(json_object_get(f, "fix")), "wrote past the end of a shared segment");
+	CHECK_CONTAINS(json_dumps(json_object_get(f, "backtrace"), 0), "overrun.c:");
+	json_decref(rep);
+	/* The right way fills the grid and says nothing. */
+	rep = run_and_report("-n 1 -- " FAULT "overrun --fixed", test_build_dir());
+	CHECK_EQ(json_array_size(json_object_get(rep, "diagnosis")), 0);
+	json_decref(rep);
+}
