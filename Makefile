@@ -88,7 +88,7 @@ EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 .PHONY: all check demo bench fuzz static install uninstall clean stress
 CATCH   := $(O)/libcohort-catch.so
 
-all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc
+all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc $(EXAMPLES)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
