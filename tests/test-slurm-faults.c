@@ -105,7 +105,8 @@ static void rss_overcount_case(void *arg)
 	json_t *rep, *f;
 	char cmd[2048];
 
-	snprintf(cmd, sizeof(cmd), "srun %s/cohort run -n 1 -i 0.5 -o %s/shared.ndjson -- "
+	/* Samples every 0.2 s: SLURM polls every second (task=1) and kills within about one. */
+	snprintf(cmd, sizeof(cmd), "srun %s/cohort run -n 1 -i 0.2 -o %s/shared.ndjson -- "
 	         "%s/examples/cow-workers/cow-workers --size 300M --workers 5 --write 0 --hold 8",
 	         test_build_dir(), test_tmpdir(), test_build_dir());
 	/* SLURM counting RSS, killing on it; ConstrainRAMSpace=no, as OverMemoryKill requires. */
