@@ -420,3 +420,48 @@ TEST_TIMEOUT(report_segfault_in_a_segment_guard_page, 60)
 	CHECK_EQ(json_array_size(json_object_get(rep, "diagnosis")), 0);
 	json_decref(rep);
 }
+
+/* Run in a child: the parent turns the swap off whatever happens. */
+static void oversubscribed_case(void *arg)
+{
+	json_t *rep, *f;
+
+	(void)arg;
+	/* A worker given 100 MiB that needs 300: with swap on, the kernel swaps instead of killing. */
+	rep = run_and_report("-n 1 -i 0.2 --enforce cgroup -m 100M -- " FAULT "grow --size 300 --hold 2",
+	                     test_build_dir());
+	f = finding(rep, "oversubscribed");
+	CHECK(ev(f, "swap_growth_bytes") > 64LL << 20);
+	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "went to swap");
+	CHECK_EQ(count(rep, "oom_kill"), 0);
+	json_decref(rep);
+}
+
+TEST_TIMEOUT(report_oversubscribed_when_workers_swap, 90)
+{
+	struct cmd_result r;
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0)
+		SKIP("it turns on a swap file, which needs root");
+	cmd_run(&r, "tail -n +2 /proc/swaps | grep -q . && echo busy");
+	if (strstr(r.out, "busy"))
+		SKIP("swap is already on here; the test needs to measure its own");
+	cmd_free(&r);
+	cmd_run(&r, "fallocate -l 512M %s/swap && chmod 600 %s/swap && mkswap %s/swap && swapon %s/swap",
+	        test_tmpdir(), test_tmpdir(), test_tmpdir(), test_tmpdir());
+	if (r.status != 0)
+		SKIP("cannot turn on a swap file here: %s", r.err);
+	cmd_free(&r);
+	pid = helper_spawn(oversubscribed_case, NULL);
+	st = helper_wait(pid, 80000);
+	if (st == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+	cmd_run(&r, "swapoff %s/swap", test_tmpdir());
+	CHECK_MSG(r.status == 0, "swapoff failed: %s", r.err);
+	cmd_free(&r);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the case failed (status %d)", st);
+}
