@@ -159,9 +159,10 @@ fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 # A statically linked cohort that runs on any x86-64 Linux with no
-# library installed: copy build-static/cohort onto a cluster.
+# library installed: copy build-static/cohort onto a cluster (and
+# libcohort-catch.so beside it, for crash addresses and backtraces).
 static:
-	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort
+	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort build-static/libcohort-catch.so
 	@file build-static/cohort 2>/dev/null || true
 
 install: all
