@@ -1391,11 +1391,19 @@ int supervise(const struct run_opts *o)
 		event(&s, "spawn", &s.w[k], false, NULL, "rank %u started as pid %d", k, (int)s.w[k].pid);
 	}
 
+	/* The signal descriptor and, with --label, two output pipes per worker. */
+	struct pollfd *pfd = calloc(1 + 2 * (size_t)s.nw, sizeof(*pfd));
+	struct worker **owner = calloc(1 + 2 * (size_t)s.nw, sizeof(*owner));
+	struct linebuf **lbs = calloc(1 + 2 * (size_t)s.nw, sizeof(*lbs));
+
+	if (!pfd || !owner || !lbs) {
+		cli_error("out of memory for %u workers", s.nw);
+		s.stopping = 2;
+		stop_all(&s, SIGKILL);
+		rc = CLI_ERROR;
+	}
 	next_tick = rel(&s);
-	while (s.running > 0) {
-		struct pollfd pfd[1 + 2 * 1024];
-		struct worker *owner[1 + 2 * 1024];
-		struct linebuf *lbs[1 + 2 * 1024];
+	while (s.running > 0 && pfd && owner && lbs) {
 		nfds_t n = 0;
 		double t = rel(&s), wait;
 		int timeout_ms;
@@ -1408,7 +1416,7 @@ int supervise(const struct run_opts *o)
 		}
 		escalate(&s);
 		pfd[n++] = (struct pollfd){ .fd = s.sigfd, .events = POLLIN };
-		for (unsigned k = 0; k < s.nw && n + 2 < sizeof(pfd) / sizeof(pfd[0]); k++)
+		for (unsigned k = 0; k < s.nw; k++)
 			for (int i = 0; i < 2; i++)
 				if (s.w[k].lines[i].fd >= 0) {
 					owner[n] = &s.w[k];
@@ -1429,6 +1437,9 @@ int supervise(const struct run_opts *o)
 				on_signal(&s, (int)si.ssi_signo);
 		}
 	}
+	free(pfd);
+	free(owner);
+	free(lbs);
 	/* Drain what the workers wrote last. */
 	for (unsigned k = 0; k < s.nw; k++)
 		for (int i = 0; i < 2; i++)
