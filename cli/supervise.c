@@ -574,6 +574,39 @@ static void check_worker(struct sup *s, struct worker *w, double t)
 	}
 }
 
+/*
+ * A worker whose RSS reached a new peak gets fresh page walks now, over the
+ * budget if need be: the figures at a peak are the ones a report quotes.
+ * At most 8 walks a tick.
+ */
+static void refresh_peaks(struct sup *s)
+{
+	size_t count = cohort_sampler_count(s->sampler);
+	int left = 8;
+
+	for (unsigned k = 0; k < s->nw && left > 0; k++) {
+		struct worker *w = &s->w[k];
+		uint64_t rss = 0, margin;
+
+		if (!w->running)
+			continue;
+		for (size_t i = 0; i < count; i++) {
+			struct cohort_sample sm;
+			struct member *m;
+
+			if (cohort_sampler_get(s->sampler, i, &sm) == 0 && !sm.gone &&
+			    (m = member_find(s, sm.pid)) && m->rank == k)
+				rss += sm.statm.rss;
+		}
+		margin = w->peak_rss / 20 > 4 * MiB ? w->peak_rss / 20 : 4 * MiB;
+		if (w->peak_rss == 0 || rss < w->peak_rss + margin)
+			continue;
+		for (size_t i = 0; i < s->nm && left > 0; i++)
+			if (s->m[i].rank == k && cohort_sampler_refresh(s->sampler, s->m[i].pid) == 0)
+				left--;
+	}
+}
+
 static void sample(struct sup *s)
 {
 	const struct run_opts *o = s->o;
@@ -588,6 +621,7 @@ static void sample(struct sup *s)
 	track_trees(s);
 	s->ticks++;
 	cohort_sampler_tick(s->sampler);
+	refresh_peaks(s);
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
 
