@@ -99,7 +99,7 @@ EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 .PHONY: all check demo bench fuzz static install uninstall clean stress valgrind
 CATCH   := $(O)/libcohort-catch.so
 
-all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc
+all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc $(EXAMPLES)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -148,10 +148,26 @@ $(O)/examples/%: examples/%.c $(LIBA)
 	$(call say,CCLD,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fvisibility=default $(LDFLAGS) -rdynamic -o $@ $< $(LIBA) $(LIB_LIBS) -lrt
 
-$(O)/examples/faults/%: examples/faults/%.c
+# They link a libcohort without a sanitizer too: the plain one, or in a
+# sanitizer build a second archive of the same sources compiled plainly.
+ifeq ($(SANITIZER),)
+PLAIN_LIBA := $(LIBA)
+else
+PLAIN_LIBA := $(O)/plain/libcohort.a
+$(O)/plain/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(FAULT_CFLAGS) -c -o $@ $<
+$(PLAIN_LIBA): $(LIB_SRC:%.c=$(O)/plain/%.o)
+	@rm -f $@
+	$(call say,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+endif
+
+$(O)/examples/faults/%: examples/faults/%.c $(PLAIN_LIBA)
 	@mkdir -p $(dir $@)
 	$(call say,CCLD,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(FAULT_CFLAGS) -pthread -o $@ $< -lrt
+	$(Q)$(CC) $(CPPFLAGS) $(FAULT_CFLAGS) -pthread -o $@ $< $(PLAIN_LIBA) $(LIB_LIBS) -lrt
 
 $(O)/cohort.pc: cohort.pc.in Makefile
 	@mkdir -p $(O)
@@ -179,9 +195,10 @@ fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 # A statically linked cohort that runs on any x86-64 Linux with no
-# library installed: copy build-static/cohort onto a cluster.
+# library installed: copy build-static/cohort onto a cluster (and
+# libcohort-catch.so beside it, for crash addresses and backtraces).
 static:
-	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort
+	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort build-static/libcohort-catch.so
 	@file build-static/cohort 2>/dev/null || true
 
 install: all

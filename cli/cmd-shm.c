@@ -44,11 +44,6 @@ static void help(FILE *out)
 	        "Exit status: 0 ok, 2 bad usage, 3 /dev/shm could not be read or a removal failed.\n");
 }
 
-static json_t *jsize(uint64_t v)
-{
-	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
-}
-
 static const char *user_name(uid_t uid, char *buf, size_t size)
 {
 	struct passwd *pw = getpwuid(uid);
@@ -114,8 +109,8 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 			char ub[64];
 
 			json_object_set_new(o, "name", json_string(f->name));
-			json_object_set_new(o, "size_bytes", jsize(f->size));
-			json_object_set_new(o, "allocated_bytes", jsize(f->allocated));
+			json_object_set_new(o, "size_bytes", cli_json_size(f->size));
+			json_object_set_new(o, "allocated_bytes", cli_json_size(f->allocated));
 			json_object_set_new(o, "uid", json_integer(f->uid));
 			json_object_set_new(o, "owner", json_string(user_name(f->uid, ub, sizeof(ub))));
 			json_object_set_new(o, "cohort", json_boolean(f->cohort));
@@ -213,7 +208,7 @@ static int do_gc(const struct cohort_probe *probe, bool dry_run, bool json)
 			                                v == COHORT_SHM_ORPHANED ? "would_remove" : "kept"));
 			json_object_set_new(o, "reason", json_string(cohort_shm_verdict_name((enum cohort_shm_verdict)v)));
 			json_object_set_new(o, "job", json_string(f->job));
-			json_object_set_new(o, "allocated_bytes", jsize(f->allocated));
+			json_object_set_new(o, "allocated_bytes", cli_json_size(f->allocated));
 			json_array_append_new(arr, o);
 			continue;
 		}
@@ -231,7 +226,7 @@ static int do_gc(const struct cohort_probe *probe, bool dry_run, bool json)
 		json_object_set_new(root, "segments", arr);
 		json_object_set_new(root, "removed", json_integer((json_int_t)(dry_run ? 0 : removed)));
 		json_object_set_new(root, "kept", json_integer((json_int_t)kept));
-		json_object_set_new(root, "freed_bytes", jsize(dry_run ? 0 : freed));
+		json_object_set_new(root, "freed_bytes", cli_json_size(dry_run ? 0 : freed));
 		json_object_set_new(root, "other_files", json_integer((json_int_t)others));
 		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		json_decref(root);

@@ -91,9 +91,7 @@ static void on_signal(int sig)
 
 static json_t *jsize(uint64_t v)
 {
-	if (v == COHORT_MEM_UNKNOWN)
-		return json_null();
-	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
+	return v == COHORT_MEM_UNKNOWN ? json_null() : cli_json_size(v);
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -101,6 +99,22 @@ static int cmp_pid(const void *a, const void *b)
 	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
 
 	return (x > y) - (x < y);
+}
+
+/* Append part (np pids, freed here) to *all (n pids). Returns 0 or -ENOMEM. */
+static int append_pids(pid_t **all, size_t *n, pid_t *part, size_t np)
+{
+	pid_t *m = realloc(*all, (*n + np + 1) * sizeof(*m));
+
+	if (!m) {
+		free(part);
+		return -ENOMEM;
+	}
+	*all = m;
+	memcpy(m + *n, part, np * sizeof(*part));
+	*n += np;
+	free(part);
+	return 0;
 }
 
 /* The current set of processes; malloc'd, sorted, without ourselves. */
@@ -116,31 +130,17 @@ static int collect_pids(struct top *t, pid_t **ret, size_t *ret_n)
 			continue;   /* gone: the set shrinks, it is not an error */
 		if (r < 0)
 			goto fail;
-		pid_t *m = realloc(all, (n + np + 1) * sizeof(*m));
-		if (!m) {
-			free(part);
-			r = -ENOMEM;
+		r = append_pids(&all, &n, part, np);
+		if (r < 0)
 			goto fail;
-		}
-		all = m;
-		memcpy(all + n, part, np * sizeof(*part));
-		n += np;
-		free(part);
 	}
 	if (t->cgdir[0] && (t->cgroup_arg || t->job_arg || t->nroots == 0)) {
 		r = cohort_pids_cgroup(&t->probe, t->cgdir, &part, &np);
 		if (r < 0)
 			goto fail;
-		pid_t *m = realloc(all, (n + np + 1) * sizeof(*m));
-		if (!m) {
-			free(part);
-			r = -ENOMEM;
+		r = append_pids(&all, &n, part, np);
+		if (r < 0)
 			goto fail;
-		}
-		all = m;
-		memcpy(all + n, part, np * sizeof(*part));
-		n += np;
-		free(part);
 	}
 	if (!all && !(all = malloc(sizeof(*all)))) {
 		r = -ENOMEM;

@@ -574,6 +574,39 @@ static void check_worker(struct sup *s, struct worker *w, double t)
 	}
 }
 
+/*
+ * A worker whose RSS reached a new peak gets fresh page walks now, over the
+ * budget if need be: the figures at a peak are the ones a report quotes.
+ * At most 8 walks a tick.
+ */
+static void refresh_peaks(struct sup *s)
+{
+	size_t count = cohort_sampler_count(s->sampler);
+	int left = 8;
+
+	for (unsigned k = 0; k < s->nw && left > 0; k++) {
+		struct worker *w = &s->w[k];
+		uint64_t rss = 0, margin;
+
+		if (!w->running)
+			continue;
+		for (size_t i = 0; i < count; i++) {
+			struct cohort_sample sm;
+			struct member *m;
+
+			if (cohort_sampler_get(s->sampler, i, &sm) == 0 && !sm.gone &&
+			    (m = member_find(s, sm.pid)) && m->rank == k)
+				rss += sm.statm.rss;
+		}
+		margin = w->peak_rss / 20 > 4 * MiB ? w->peak_rss / 20 : 4 * MiB;
+		if (w->peak_rss == 0 || rss < w->peak_rss + margin)
+			continue;
+		for (size_t i = 0; i < s->nm && left > 0; i++)
+			if (s->m[i].rank == k && cohort_sampler_refresh(s->sampler, s->m[i].pid) == 0)
+				left--;
+	}
+}
+
 static void sample(struct sup *s)
 {
 	const struct run_opts *o = s->o;
@@ -588,6 +621,7 @@ static void sample(struct sup *s)
 	track_trees(s);
 	s->ticks++;
 	cohort_sampler_tick(s->sampler);
+	refresh_peaks(s);
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
 
@@ -1391,11 +1425,19 @@ int supervise(const struct run_opts *o)
 		event(&s, "spawn", &s.w[k], false, NULL, "rank %u started as pid %d", k, (int)s.w[k].pid);
 	}
 
+	/* The signal descriptor and, with --label, two output pipes per worker. */
+	struct pollfd *pfd = calloc(1 + 2 * (size_t)s.nw, sizeof(*pfd));
+	struct worker **owner = calloc(1 + 2 * (size_t)s.nw, sizeof(*owner));
+	struct linebuf **lbs = calloc(1 + 2 * (size_t)s.nw, sizeof(*lbs));
+
+	if (!pfd || !owner || !lbs) {
+		cli_error("out of memory for %u workers", s.nw);
+		s.stopping = 2;
+		stop_all(&s, SIGKILL);
+		rc = CLI_ERROR;
+	}
 	next_tick = rel(&s);
-	while (s.running > 0) {
-		struct pollfd pfd[1 + 2 * 1024];
-		struct worker *owner[1 + 2 * 1024];
-		struct linebuf *lbs[1 + 2 * 1024];
+	while (s.running > 0 && pfd && owner && lbs) {
 		nfds_t n = 0;
 		double t = rel(&s), wait;
 		int timeout_ms;
@@ -1408,7 +1450,7 @@ int supervise(const struct run_opts *o)
 		}
 		escalate(&s);
 		pfd[n++] = (struct pollfd){ .fd = s.sigfd, .events = POLLIN };
-		for (unsigned k = 0; k < s.nw && n + 2 < sizeof(pfd) / sizeof(pfd[0]); k++)
+		for (unsigned k = 0; k < s.nw; k++)
 			for (int i = 0; i < 2; i++)
 				if (s.w[k].lines[i].fd >= 0) {
 					owner[n] = &s.w[k];
@@ -1429,6 +1471,9 @@ int supervise(const struct run_opts *o)
 				on_signal(&s, (int)si.ssi_signo);
 		}
 	}
+	free(pfd);
+	free(owner);
+	free(lbs);
 	/* Drain what the workers wrote last. */
 	for (unsigned k = 0; k < s.nw; k++)
 		for (int i = 0; i < 2; i++)
@@ -1441,6 +1486,26 @@ int supervise(const struct run_opts *o)
 	reap(&s);
 
 	collect_crashes(&s);   /* of grandchildren that died after their worker */
+	/*
+	 * No segment outlives a job that is this supervisor's alone (local-<pid>).
+	 * A SLURM job's segments may serve its other steps and tasks: those go
+	 * with `cohort shm gc` once the job has ended.
+	 */
+	if (strncmp(o->job, "local-", 6) == 0) {
+		struct cohort_seg_options segopt = { .job = o->job, .probe = &o->probe };
+		unsigned failed = 0;
+		int n = cohort_seg_unlink_job(&segopt, &failed);
+
+		if (n > 0 || failed > 0) {
+			json_t *x = json_object();
+
+			json_object_set_new(x, "removed", json_integer(n > 0 ? n : 0));
+			json_object_set_new(x, "failed", json_integer(failed));
+			event(&s, "segments_removed", NULL, false, x, "removed %d shared segment%s that job %s "
+			      "left in /dev/shm%s", n > 0 ? n : 0, n == 1 ? "" : "s", o->job,
+			      failed ? "; some could not be removed" : "");
+		}
+	}
 	if (rc == 0) {
 		rc = s.first_fail >= 0 ? s.first_fail : 0;
 		for (unsigned k = 0; rc == 0 && k < s.nw; k++)

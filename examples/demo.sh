@@ -53,11 +53,13 @@ echo
 echo "The right way: workers that only read what they share copy nothing (--write 0):"
 run "$C" run -q -n 1 -i 0.2 --pss-budget 20 -o "$OUT/6-nocow.ndjson" -- "$COW" --size 200M --workers 4 --write 0 --hold 3
 
-hr "5. A write through a bad index"
-run "$C" run -n 1 -o "$OUT/7-segv.ndjson" -- "$F/segfault"
+hr "5. A write past the end of a shared segment"
+echo "An off-by-one fills one row too many of a grid in a cohort segment; the"
+echo "segment's guard page turns it into an immediate fault that cohort explains:"
+run "$C" run -n 1 -o "$OUT/7-overrun.ndjson" -- "$F/overrun"
 echo
-echo "The right way: check the index (segfault --checked) and fail with a message:"
-run "$C" run -q -n 1 -o "$OUT/8-checked.ndjson" -- "$F/segfault" --checked
+echo "The right way: the loop bound from the segment's size (overrun --fixed):"
+run "$C" run -q -n 1 -o "$OUT/8-fixed.ndjson" -- "$F/overrun" --fixed
 
 hr "6. A shared segment that /dev/shm cannot hold"
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then

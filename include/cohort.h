@@ -985,6 +985,14 @@ COHORT_EXPORT int cohort_sampler_remove(struct cohort_sampler *s, pid_t pid);
  */
 COHORT_EXPORT int cohort_sampler_tick(struct cohort_sampler *s);
 
+/*
+ * Read one watched process's smaps now, whatever the budget holds (the
+ * cost is still charged, and repaid by later ticks): for a figure that
+ * must be fresh, such as a worker at a new peak. Returns 0, -ENOENT when
+ * the pid is not watched, -ESRCH when it is gone, or the reader's error.
+ */
+COHORT_EXPORT int cohort_sampler_refresh(struct cohort_sampler *s, pid_t pid);
+
 /* The number of watched processes. */
 COHORT_EXPORT size_t cohort_sampler_count(const struct cohort_sampler *s);
 

@@ -42,13 +42,6 @@ const char *cohort_source_name(enum cohort_source src)
 	return "unknown";
 }
 
-static bool is_dir(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Count CPUs in a list such as "0-3,8,10-11". Returns 0 on odd contents. */
 static unsigned count_cpu_list(const char *s)
 {
@@ -156,69 +149,6 @@ static void detect_slurm(const char *const *envp, struct cohort_slurm *s)
 	s->mem_per_cpu = env_mb(envp, "SLURM_MEM_PER_CPU");
 }
 
-/*
- * From <proc>/self/cgroup find the memory hierarchy and the process's path
- * in it. Fills base (the directory of the hierarchy's root) and rel.
- * Returns the cgroup version, or 0 when there is none.
- */
-static int find_memory_cgroup(const struct cohort_probe *pr, char *base, size_t bsize,
-                              char *rel, size_t rsize)
-{
-	char buf[8192], v2path[COHORT_PATH_MAX] = "", dir[COHORT_PATH_MAX];
-	char *line, *save = NULL;
-	bool have_v2 = false;
-
-	if (cohort__slurpf(buf, sizeof(buf), "%s/self/cgroup", pr->proc_root) < 0)
-		return 0;
-	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *c1 = strchr(line, ':'), *c2, *tok, *tsave = NULL;
-
-		if (!c1 || !(c2 = strchr(c1 + 1, ':')))
-			continue;
-		*c2 = '\0';
-		if (strncmp(line, "0:", 2) == 0 && c1 + 1 == c2) {
-			cohort__strlcpy(v2path, c2 + 1, sizeof(v2path));
-			have_v2 = true;
-			continue;
-		}
-		for (tok = strtok_r(c1 + 1, ",", &tsave); tok; tok = strtok_r(NULL, ",", &tsave)) {
-			if (strcmp(tok, "memory") != 0)
-				continue;
-			if (cohort__pathf(dir, sizeof(dir), "%s/memory", pr->cgroup_root) >= 0 &&
-			    is_dir(dir)) {
-				cohort__strlcpy(base, dir, bsize);
-				cohort__strlcpy(rel, c2 + 1, rsize);
-				return 1;
-			}
-		}
-	}
-	if (have_v2 && cohort__pathf(dir, sizeof(dir), "%s/cgroup.controllers", pr->cgroup_root) >= 0 &&
-	    access(dir, F_OK) == 0) {
-		cohort__strlcpy(base, pr->cgroup_root, bsize);
-		cohort__strlcpy(rel, v2path, rsize);
-		return 2;
-	}
-	return 0;
-}
-
-/*
- * The directory for rel under base. Without a cgroup namespace, a container
- * may see its own cgroup mounted as the root while /proc/self/cgroup names
- * the full path: then drop leading components until the directory exists.
- */
-static void resolve_dir(const char *base, const char *rel, char *out, size_t size)
-{
-	const char *r = rel;
-
-	while (r && *r) {
-		if (cohort__pathf(out, size, "%s%s%s", base, *r == '/' ? "" : "/", r) >= 0 &&
-		    is_dir(out))
-			return;
-		r = strchr(r + 1, '/');
-	}
-	cohort__strlcpy(out, base, size);
-}
-
 static int read_value(const char *dir, const char *file, uint64_t *ret)
 {
 	char buf[128];
@@ -231,17 +161,17 @@ static int read_value(const char *dir, const char *file, uint64_t *ret)
 
 static void detect_cgroup(const struct cohort_probe *pr, struct cohort_alloc *a)
 {
-	char base[COHORT_PATH_MAX], dir[COHORT_PATH_MAX], leaf[COHORT_PATH_MAX];
+	struct cohort__memcg mc;
+	char dir[COHORT_PATH_MAX], *leaf = mc.dir;
 	size_t blen;
 	uint64_t best = UINT64_MAX, v;
 	static const char *const v2_files[] = { "memory.max", "memory.high" };
 
-	a->cgroup_version = find_memory_cgroup(pr, base, sizeof(base),
-	                                       a->cgroup_path, sizeof(a->cgroup_path));
-	if (a->cgroup_version == 0)
+	if (cohort__memory_cgroup(pr, 0, &mc) < 0)
 		return;
-	resolve_dir(base, a->cgroup_path, leaf, sizeof(leaf));
-	blen = strlen(base);
+	a->cgroup_version = mc.version;
+	cohort__strlcpy(a->cgroup_path, mc.rel, sizeof(a->cgroup_path));
+	blen = strlen(mc.base);
 
 	cohort__strlcpy(dir, leaf, sizeof(dir));
 	for (;;) {

@@ -338,10 +338,9 @@ static int existing_dir(const char *base, const char *rel, char *out, size_t siz
 	return cohort__pathf(out, size, "%s", base) < 0 ? -ENAMETOOLONG : 0;
 }
 
-int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t pid, char *ret_dir, size_t size,
-                         int *ret_version)
+int cohort__memory_cgroup(const struct cohort_probe *probe, pid_t pid, struct cohort__memcg *ret)
 {
-	char buf[8192], v2[COHORT_PATH_MAX] = "", dir[COHORT_PATH_MAX], out[COHORT_PATH_MAX];
+	char buf[8192], v2[COHORT_PATH_MAX] = "", dir[COHORT_PATH_MAX];
 	const char *root = cohort__cgroup_root(probe);
 	char *line, *save = NULL;
 	bool have_v2 = false;
@@ -369,25 +368,39 @@ int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t pid, char *ret_
 				continue;
 			if (cohort__pathf(dir, sizeof(dir), "%s/memory", root) < 0 || !is_dir(dir))
 				continue;
-			if (existing_dir(dir, c2 + 1, out, sizeof(out)) < 0)
+			if (existing_dir(dir, c2 + 1, ret->dir, sizeof(ret->dir)) < 0)
 				return -ENAMETOOLONG;
-			if (strlen(out) >= size)
-				return -ENAMETOOLONG;
-			cohort__strlcpy(ret_dir, out, size);
-			if (ret_version)
-				*ret_version = 1;
+			cohort__strlcpy(ret->base, dir, sizeof(ret->base));
+			cohort__strlcpy(ret->rel, c2 + 1, sizeof(ret->rel));
+			ret->version = 1;
 			return 0;
 		}
 	}
 	if (have_v2 && has_file(root, "cgroup.controllers")) {
-		if (existing_dir(root, v2, out, sizeof(out)) < 0 || strlen(out) >= size)
+		if (existing_dir(root, v2, ret->dir, sizeof(ret->dir)) < 0)
 			return -ENAMETOOLONG;
-		cohort__strlcpy(ret_dir, out, size);
-		if (ret_version)
-			*ret_version = 2;
+		cohort__strlcpy(ret->base, root, sizeof(ret->base));
+		cohort__strlcpy(ret->rel, v2, sizeof(ret->rel));
+		ret->version = 2;
 		return 0;
 	}
 	return COHORT_ENOCGROUP;
+}
+
+int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t pid, char *ret_dir, size_t size,
+                         int *ret_version)
+{
+	struct cohort__memcg m;
+	int r = cohort__memory_cgroup(probe, pid, &m);
+
+	if (r < 0)
+		return r;
+	if (strlen(m.dir) >= size)
+		return -ENAMETOOLONG;
+	cohort__strlcpy(ret_dir, m.dir, size);
+	if (ret_version)
+		*ret_version = m.version;
+	return 0;
 }
 
 static bool job_id_valid(const char *id)

@@ -379,18 +379,21 @@ static void job_level(struct list *l, const struct cohort_recording *r)
 	/* The node was asked for more than it has: swapping, or stalls in reclaim. */
 	if (psi_peak >= 10.0 || swap_peak > swap_first + 64 * MiB) {
 		if ((f = add(l, r, COHORT_FINDING_OVERSUBSCRIBED, -1, psi_peak >= 10.0 ? t_psi : -1)) != NULL) {
-			char stall[96] = "", swap[96] = "";
+			char stall[96] = "", swap[160] = "";
 
 			if (psi_peak >= 10.0)
 				SAY(stall, "tasks stalled waiting for memory %.0f%% of the time (PSI some avg10)",
 				    psi_peak);
 			if (swap_peak > swap_first + 64 * MiB)
-				SAY(swap, "%s%s went to swap", stall[0] ? "; " : "", sz(swap_peak - swap_first, a));
-			SAY(f->message, "the node ran short of memory while the workers ran: %s%s", stall, swap);
-			SAY(f->fix, "the workers and whatever else runs on the node asked for more memory "
-			    "than it has: run fewer workers (cohort check), request the memory per node "
-			    "explicitly (--mem) so SLURM does not pack other jobs beside this one, or use "
-			    "a node with more RAM");
+				SAY(swap, "%s%s went to swap (the node's swap in use rose from %s to %s)",
+				    stall[0] ? "; " : "", sz(swap_peak - swap_first, a), sz(swap_first, b),
+				    sz(swap_peak, c));
+			SAY(f->message, "the workers were short of memory while they ran: %s%s; they slow "
+			    "down by orders of magnitude instead of failing", stall, swap);
+			SAY(f->fix, "give the workers the memory they use, so that nothing has to swap: "
+			    "fewer workers or more memory per worker (--mem, --mem-per-worker; cohort check "
+			    "says what fits), and an explicit --mem so SLURM does not pack other jobs beside "
+			    "this one on the node");
 			evidence(f, "psi_some_avg10_pct", psi_peak, "%");
 			evidence(f, "swap_growth_bytes", (double)(swap_peak > swap_first ? swap_peak - swap_first : 0), "B");
 		}

@@ -78,6 +78,21 @@ int cohort__pids_push(pid_t **pids, size_t *n, size_t *cap, pid_t pid);
 /* Sort a pid array and drop duplicates. */
 void cohort__pids_sort_unique(pid_t *pids, size_t *n);
 
+/* A process's memory cgroup: its hierarchy's root, its path there, and the directory. */
+struct cohort__memcg {
+	int version;                     /* 1 or 2 */
+	char base[COHORT_PATH_MAX];      /* the hierarchy's root directory */
+	char rel[COHORT_PATH_MAX];       /* the path named in /proc/PID/cgroup */
+	char dir[COHORT_PATH_MAX];       /* the directory, under base (see cohort_cgroup_of_pid()) */
+};
+
+/*
+ * Find the memory cgroup of pid (0: the caller) from <proc>/PID/cgroup:
+ * the v1 memory hierarchy when there is one, else v2. Returns 0, -ESRCH,
+ * -ENAMETOOLONG or COHORT_ENOCGROUP.
+ */
+int cohort__memory_cgroup(const struct cohort_probe *probe, pid_t pid, struct cohort__memcg *ret);
+
 /* Resolve a cgroup given by the user to its directory (see cohort_pids_cgroup()). */
 int cohort__cgroup_dir(const struct cohort_probe *probe, const char *dir, char *out, size_t size);
 

@@ -147,6 +147,43 @@ static int cmp_prio(const void *pa, const void *pb)
 	return (a->pid > b->pid) - (a->pid < b->pid);
 }
 
+/* One page walk of e, charged to the budget. Returns 0, or the reader's error. */
+static int read_smaps(struct cohort_sampler *s, struct entry *e)
+{
+	struct cohort_procmem m;
+	uint64_t t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), cost;
+	int r = cohort_proc_smaps(s->probe, e->pid, &m);
+
+	cost = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
+	s->credit_ns -= (int64_t)cost;
+	s->stats.cpu_ns += cost;
+	s->stats.smaps_cpu_ns += cost;
+	if (r == -ESRCH)
+		e->gone = 1;
+	if (r < 0)
+		return r;
+	e->mem = m;
+	e->have_pss = 1;
+	e->mem_time_ns = clock_ns(CLOCK_MONOTONIC);
+	e->rss_at_pss = e->statm.rss;
+	e->cost_ns = cost;
+	e->reads++;
+	e->prio_moved = 0;
+	s->stats.smaps_reads++;
+	return 0;
+}
+
+int cohort_sampler_refresh(struct cohort_sampler *s, pid_t pid)
+{
+	struct entry *e = find(s, pid);
+
+	if (!e)
+		return -ENOENT;
+	if (e->gone)
+		return -ESRCH;
+	return read_smaps(s, e);
+}
+
 int cohort_sampler_tick(struct cohort_sampler *s)
 {
 	uint64_t now = clock_ns(CLOCK_MONOTONIC), c0, c1;
@@ -194,32 +231,8 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 
 	if (nlive > 1)
 		qsort(s->order, nlive, sizeof(*s->order), cmp_prio);
-	for (size_t i = 0; i < nlive && s->credit_ns > 0; i++) {
-		struct entry *e = s->order[i];
-		struct cohort_procmem m;
-		uint64_t t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), cost;
-		int r = cohort_proc_smaps(s->probe, e->pid, &m);
-
-		cost = clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0;
-		s->credit_ns -= (int64_t)cost;
-		s->stats.cpu_ns += cost;
-		s->stats.smaps_cpu_ns += cost;
-		if (r == -ESRCH) {
-			e->gone = 1;
-			continue;
-		}
-		if (r < 0)
-			continue;
-		e->mem = m;
-		e->have_pss = 1;
-		e->mem_time_ns = clock_ns(CLOCK_MONOTONIC);
-		e->rss_at_pss = e->statm.rss;
-		e->cost_ns = cost;
-		e->reads++;
-		e->prio_moved = 0;
-		s->stats.smaps_reads++;
-		reads++;
-	}
+	for (size_t i = 0; i < nlive && s->credit_ns > 0; i++)
+		reads += read_smaps(s, s->order[i]) == 0;
 
 	s->stats.ticks++;
 	s->stats.wall_ns = now - s->first_ns;

@@ -478,3 +478,25 @@ TEST_TIMEOUT(run_warns_of_slurm_rss_overcount, 60)
 	CHECK_EQ(events(&rec, "limit", -1), 0);
 	rec_free(&rec);
 }
+
+TEST(run_removes_the_segments_its_local_job_left)
+{
+	struct cmd_result r;
+	struct rec rec;
+	char pattern[128];
+
+	/* Each worker leaves a file named as its job's segment would be. */
+	cmd_run(&r, RUN " -q -n 2 -o rec.ndjson -- sh -c 'touch /dev/shm/cohort.%d.$COHORT_JOB.left-$COHORT_RANK'",
+	        test_build_dir(), (int)getuid());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "segments_removed", -1), 1);
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "segments_removed", -1), "removed")), 2);
+	snprintf(pattern, sizeof(pattern), "/dev/shm/cohort.%d.%s.*", (int)getuid(),
+	         str(rec.lines[0], "job"));
+	cmd_run(&r, "ls %s 2>/dev/null | wc -l", pattern);
+	CHECK_EQ(atoi(r.out), 0);
+	cmd_free(&r);
+	rec_free(&rec);
+}

@@ -139,9 +139,8 @@ TEST(shm_seg_names_and_job_scope)
 	CHECK_EQ(cohort_seg_path("data", &o, p, sizeof(p)), -EINVAL);
 
 	/* The environment decides when no job is given. */
-	char v1[] = "COHORT_JOB=fromcohort", v2[] = "SLURM_JOB_ID=77";
-	const char *env1[] = { v1, v2, NULL };
-	const char *env2[] = { v2, NULL };
+	const char *env1[] = { "COHORT_JOB=fromcohort", "SLURM_JOB_ID=77", NULL };
+	const char *env2[] = { "SLURM_JOB_ID=77", NULL };
 	struct cohort_probe pr = { .envp = env1 };
 	o.job = NULL;
 	o.probe = &pr;
@@ -154,8 +153,7 @@ TEST(shm_seg_names_and_job_scope)
 
 TEST(shm_seg_local_scope_is_inherited_by_fork)
 {
-	char v1[] = "PATH=/bin";
-	const char *env[] = { v1, NULL };
+	const char *env[] = { "PATH=/bin", NULL };
 	struct cohort_probe pr = { .envp = env };
 	struct cohort_seg_options o = { .probe = &pr };
 	char mine[64], want[64];
