@@ -338,3 +338,18 @@ TEST(harden_run_worker_never_started_is_a_finding)
 	CHECK(strstr(r.err, "every worker ended well") == NULL || strstr(r.err, "2 exited 0"));
 	cmd_free(&r);
 }
+
+/* A recording that cannot be read is named as such, not taken for an empty or short one. */
+TEST(harden_recording_read_error_is_named)
+{
+	struct cohort_recording *rec = NULL;
+	char err[COHORT_MSG_MAX];
+	int r;
+
+	CHECK_OK(mkdir("adir", 0700));
+	/* fopen() of a directory succeeds; every read then fails with EISDIR. */
+	r = cohort_recording_load("adir", &rec, err, sizeof(err));
+	CHECK_EQ(r, -EISDIR);
+	CHECK(rec == NULL);
+	CHECK_CONTAINS(err, "cannot read adir after line 0: Is a directory");
+}
