@@ -100,10 +100,9 @@ TEST_TIMEOUT(report_oom_kill, 60)
 	CHECK_EQ(ev(f, "limit_bytes"), 64LL << 20);
 	/*
 	 * The last sample before the kill: the worker grows 16 MiB every 50 ms
-	 * and is sampled every 0.1 s, so it held something, and not more than
-	 * its limit plus a step.
+	 * and is sampled every 0.1 s (a slow supervisor may not have sampled
+	 * it at all), so never more than its limit plus a step.
 	 */
-	CHECK(ev(f, "last_est_bytes") > 0);
 	CHECK(ev(f, "last_est_bytes") <= (64LL + 16) << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "killed by the kernel's OOM killer");
 	CHECK_EQ(count(rep, "oom_kill"), 1);

@@ -14,6 +14,8 @@
  */
 #include "harness.h"
 
+#include <sched.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -392,6 +394,14 @@ TEST_TIMEOUT(shm_kill_queue_consumer, 300)
 		atomic_store(&s->ready, 0);
 		pid_t pid = helper_spawn(consumer, s);
 		await_flag(&s->ready, 1);
+		/*
+		 * On a loaded machine the victim may not run for a while after it
+		 * said ready: wait (at most 1 s) until it has taken a message, so
+		 * that the kill falls while it is consuming.
+		 */
+		for (uint64_t give_up = now_us() + 1000000;
+		     !atomic_load(&s->got[first]) && now_us() < give_up; )
+			sched_yield();
 
 		uint64_t kill_at = now_us() + rnd(300);
 		while (now_us() < kill_at && seq < MAX_MSGS - 1) {
