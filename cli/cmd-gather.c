@@ -124,24 +124,15 @@ static int exec(int argc, char **argv)
 	}
 	if (json) {
 		json_t *o = json_object();
-		char *text;
 
 		json_object_set_new(o, "path", json_string(path));
 		json_object_set_new(o, "ranks", json_integer(ranks));
 		json_object_set_new(o, "gathered", json_boolean(r == 0));
-		json_object_set_new(o, "bytes", r == 0 ? json_integer(bytes > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)bytes) : json_null());
+		json_object_set_new(o, "bytes", r == 0 ? cli_json_size(bytes) : json_null());
 		json_object_set_new(o, "parts_removed", json_boolean(r == 0 && g.remove_parts));
 		json_object_set_new(o, "temporaries_removed", json_integer(cleaned));
 		json_object_set_new(o, "error", r == 0 ? json_null() : json_string(error));
-		text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(o);
-		if (!text) {
-			cli_error("out of memory writing JSON");
-			return CLI_ERROR;
-		}
-		puts(text);
-		free(text);
-		return status;
+		return cli_json_print(o) < 0 ? CLI_ERROR : status;
 	}
 	if (r < 0) {
 		cli_error("%s", error[0] ? error : cohort_strerror(r));

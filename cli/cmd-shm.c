@@ -100,7 +100,6 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 		complete = complete && files[i].mappers_complete;
 	if (json) {
 		json_t *root = json_object(), *arr = json_array();
-		char *text;
 
 		for (size_t i = 0; i < n; i++) {
 			const struct cohort_shm_file *f = &files[i];
@@ -124,11 +123,10 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 		}
 		json_object_set_new(root, "files", arr);
 		json_object_set_new(root, "mappers_complete", json_boolean(complete));
-		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(root);
-		if (text)
-			puts(text);
-		free(text);
+		if (cli_json_print(root) < 0) {
+			cohort_shm_files_free(files, n);
+			return CLI_ERROR;
+		}
 	} else {
 		printf("%-40s %10s %10s %-10s %-16s %-8s %s\n", "NAME", "SIZE", "USED", "OWNER", "JOB",
 		       "STATE", "PIDS");
@@ -220,7 +218,6 @@ static int do_gc(const struct cohort_probe *probe, bool dry_run, bool json)
 			printf("kept    %s: %s\n", f->name, cohort_shm_verdict_name((enum cohort_shm_verdict)v));
 	}
 	if (json) {
-		char *text;
 
 		json_object_set_new(root, "dry_run", json_boolean(dry_run));
 		json_object_set_new(root, "segments", arr);
@@ -228,11 +225,8 @@ static int do_gc(const struct cohort_probe *probe, bool dry_run, bool json)
 		json_object_set_new(root, "kept", json_integer((json_int_t)kept));
 		json_object_set_new(root, "freed_bytes", cli_json_size(dry_run ? 0 : freed));
 		json_object_set_new(root, "other_files", json_integer((json_int_t)others));
-		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(root);
-		if (text)
-			puts(text);
-		free(text);
+		if (cli_json_print(root) < 0)
+			status = CLI_ERROR;
 	} else {
 		char b1[32];
 
