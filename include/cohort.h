@@ -836,7 +836,10 @@ COHORT_EXPORT int cohort_cgroup_of_pid(const struct cohort_probe *probe, pid_t p
  * four levels below the root (system.slice/slurmstepd.scope/job_<id>).
  * Returns 0, -EINVAL for a job id that is not a number (an array job's
  * "123_4" must be given as its SLURM_JOB_ID), -ENOENT when the job has no
- * cgroup here (it is gone, or runs on another node).
+ * cgroup here (it is gone, or runs on another node: the hierarchy was read
+ * whole), COHORT_ENOCGROUP when there is no memory hierarchy to look in, or
+ * -EACCES (another -errno) when part of it could not be read, so that the
+ * job may be there.
  */
 COHORT_EXPORT int cohort_cgroup_find_job(const struct cohort_probe *probe, const char *job_id,
                                          char *ret_dir, size_t size);

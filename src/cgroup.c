@@ -415,18 +415,23 @@ static bool job_id_valid(const char *id)
 	return true;
 }
 
-/* Depth-first search for a directory named want, at most depth levels down. */
+/*
+ * Depth-first search for a directory named want, at most depth levels down.
+ * Returns 0, -ENOENT when every directory searched was read and none is
+ * named want, or the error of a directory that could not be read (the job
+ * may be there: the caller cannot call it gone).
+ */
 static int find_dir(const char *dir, const char *want, int depth, char *out, size_t size)
 {
 	struct dirent *de;
 	DIR *d;
-	int r = -ENOENT;
+	int r = -ENOENT, unread = 0;
 
 	if (depth < 0)
 		return -ENOENT;
 	d = opendir(dir);
 	if (!d)
-		return -ENOENT;
+		return errno == ENOENT ? -ENOENT : -errno;
 	while (r == -ENOENT && (de = readdir(d)) != NULL) {
 		char sub[COHORT_PATH_MAX];
 
@@ -443,9 +448,13 @@ static int find_dir(const char *dir, const char *want, int depth, char *out, siz
 		    strncmp(de->d_name, "task_", 5) == 0)
 			continue;
 		r = find_dir(sub, want, depth - 1, out, size);
+		if (r < 0 && r != -ENOENT && r != -ENAMETOOLONG) {
+			unread = r;   /* keep looking elsewhere; remember we could not see there */
+			r = -ENOENT;
+		}
 	}
 	closedir(d);
-	return r;
+	return r == -ENOENT && unread ? unread : r;
 }
 
 int cohort_cgroup_find_job(const struct cohort_probe *probe, const char *job_id, char *ret_dir,
@@ -457,13 +466,26 @@ int cohort_cgroup_find_job(const struct cohort_probe *probe, const char *job_id,
 	if (!job_id || !job_id_valid(job_id))
 		return -EINVAL;
 	snprintf(want, sizeof(want), "job_%s", job_id);
-	/* v1: the memory hierarchy, slurm_<node>/uid_<uid>/job_<id>; v2: under the root. */
-	if (cohort__pathf(base, sizeof(base), "%s/memory", root) >= 0 && is_dir(base) &&
-	    find_dir(base, want, 3, out, sizeof(out)) == 0)
-		goto found;
-	if (has_file(root, "cgroup.controllers") && find_dir(root, want, 4, out, sizeof(out)) == 0)
-		goto found;
-	return -ENOENT;
+	/*
+	 * v1: the memory hierarchy, slurm_<node>/uid_<uid>/job_<id>; v2: under
+	 * the root. -ENOENT only when a hierarchy was there and read whole.
+	 */
+	int r = COHORT_ENOCGROUP;
+
+	if (cohort__pathf(base, sizeof(base), "%s/memory", root) >= 0 && is_dir(base)) {
+		r = find_dir(base, want, 3, out, sizeof(out));
+		if (r == 0)
+			goto found;
+	}
+	if (has_file(root, "cgroup.controllers")) {
+		int r2 = find_dir(root, want, 4, out, sizeof(out));
+
+		if (r2 == 0)
+			goto found;
+		if (r == COHORT_ENOCGROUP || r == -ENOENT)
+			r = r2;
+	}
+	return r;
 found:
 	if (strlen(out) >= size)
 		return -ENAMETOOLONG;

@@ -283,7 +283,11 @@ TEST_TIMEOUT(shm_gc_two_users_and_live_mappings, 60)
 	CHECK(chmod(test_tmpdir(), 0755) == 0);
 	snprintf(dir, sizeof(dir), "%s/shm", test_tmpdir());
 	CHECK(mkdir(dir, 0777) == 0 && chmod(dir, 01777) == 0);
-	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v1", test_src_dir());
+	/* A copy the second user can read, wherever the source tree lies and whatever its mode. */
+	snprintf(cg, sizeof(cg), "%s/cgroup-v1", test_tmpdir());
+	cmd_run(&r, "cp -r %s/tests/fixtures/cgroup-v1 %s && chmod -R a+rX %s", test_src_dir(), cg, cg);
+	CHECK_MSG(r.status == 0, "cannot copy the fixture: %s", r.err);
+	cmd_free(&r);
 
 	snprintf(a_orphan, 128, "cohort.0.local-%d.a", (int)gone);
 	snprintf(b_orphan, 128, "cohort.%u.local-%d.b", (unsigned)b, (int)gone);
@@ -464,4 +468,28 @@ TEST_TIMEOUT(shm_gc_real_slurm_job, 120)
 	}
 	CHECK_MSG(!exists(dir, name), "segment of ended job %s kept after 20 s", job);
 	free(job);
+}
+
+/* A SLURM job whose cgroups cannot be looked at is never called gone (gc must keep its segments). */
+TEST(shm_job_state_unknown_without_a_readable_hierarchy)
+{
+	struct cohort_probe p = { 0 };
+	struct cohort_shm_file f;
+	char dir[COHORT_PATH_MAX];
+	const char *env[] = { NULL };
+
+	CHECK(mkdir("empty", 0755) == 0);
+	p.cgroup_root = "empty";
+	p.envp = env;
+	CHECK_EQ(cohort_cgroup_find_job(&p, "42", dir, sizeof(dir)), COHORT_ENOCGROUP);
+	memset(&f, 0, sizeof(f));
+	f.cohort = 1;
+	snprintf(f.job, sizeof(f.job), "42");
+	CHECK_EQ(cohort_shm_job_state(&p, &f), COHORT_JOB_UNKNOWN);
+
+	/* A readable v1 hierarchy without the job: gone. */
+	CHECK(mkdir("empty/memory", 0755) == 0);
+	CHECK(mkdir("empty/memory/slurm_n", 0755) == 0);
+	CHECK_EQ(cohort_cgroup_find_job(&p, "42", dir, sizeof(dir)), -ENOENT);
+	CHECK_EQ(cohort_shm_job_state(&p, &f), COHORT_JOB_GONE);
 }
