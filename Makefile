@@ -203,7 +203,7 @@ static:
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	        $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	        $(DESTDIR)$(PREFIX)/include/cohort $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	        $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(COHORT) $(DESTDIR)$(PREFIX)/bin/cohort
 	install -m 0644 $(LIBA) $(DESTDIR)$(PREFIX)/lib/libcohort.a
@@ -213,11 +213,13 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib/cohort
 	install -m 0755 $(CATCH) $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so
 	install -m 0644 include/cohort.h $(DESTDIR)$(PREFIX)/include/cohort.h
+	install -m 0644 include/cohort/*.h $(DESTDIR)$(PREFIX)/include/cohort/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cohort.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
 	install -m 0644 docs/cohort.1 $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
 
 uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/cohort
 	rm -f $(DESTDIR)$(PREFIX)/bin/cohort $(DESTDIR)$(PREFIX)/include/cohort.h \
 	      $(DESTDIR)$(PREFIX)/lib/libcohort.a $(DESTDIR)$(PREFIX)/lib/libcohort.so* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so \
