@@ -43,26 +43,11 @@ struct run_opts {
  */
 int supervise(const struct run_opts *opts);
 
-/* The recording: newline-delimited JSON, one whole line per write(2). */
-struct recorder {
-	int fd;
-	int error;                    /* the errno that stopped it, 0 while it records */
-	bool anon;                    /* in memory only (--no-record), for the findings */
-	char path[1024];
-};
-
-/* Open (create or truncate) a recording. Returns 0 or -errno. */
-int recorder_open(struct recorder *rec, const char *path);
-
-/* A recording in memory only: --no-record still gets findings at exit. */
-int recorder_open_anon(struct recorder *rec);
-
 /*
- * Append obj as one line and free it. A failed write stops the recording
- * for good (rec->error), and returns -errno once; later calls do nothing.
+ * A crash frame as backtrace_symbols writes it, made readable with
+ * addr2line when binutils are there: "func at file.c:42 (path+0x12f4)".
+ * Left as it was otherwise.
  */
-int recorder_write(struct recorder *rec, json_t *obj);
-
-void recorder_close(struct recorder *rec);
+void cli_symbolize(const char *frame, char *out, size_t size);
 
 #endif

@@ -33,5 +33,6 @@
 #include "cohort/trend.h"     /* leaks and copy-on-write */
 #include "cohort/recording.h" /* recordings and their diagnosis */
 #include "cohort/file.h"      /* atomic publish, file locks, per-rank output */
+#include "cohort/watch.h"     /* the watcher: workers, samples, decisions, events */
 
 #endif /* COHORT_H */

@@ -72,6 +72,15 @@ pid_t cohort__pid_of_name(const char *name);
  */
 int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_t *ret_start);
 
+/* What cohort reads of <proc>/PID/stat. Returns 0, -ESRCH, COHORT_EPARSE. */
+struct cohort__stat {
+	char state;               /* R, S, Z, ... */
+	pid_t ppid;
+	uint64_t start;           /* starttime, clock ticks since boot */
+	uint64_t startstack;      /* the stack's start: kept by fork, new at exec (0 when hidden) */
+};
+int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret);
+
 /* Append to a growing pid array. */
 int cohort__pids_push(pid_t **pids, size_t *n, size_t *cap, pid_t pid);
 

@@ -58,11 +58,11 @@ int cohort_proc_statm(const struct cohort_probe *probe, pid_t pid, struct cohort
 
 /* The keys of smaps we keep, and where they go. */
 enum { K_RSS, K_PSS, K_PSS_ANON, K_PSS_FILE, K_PSS_SHMEM, K_SHARED_CLEAN, K_SHARED_DIRTY,
-       K_PRIVATE_CLEAN, K_PRIVATE_DIRTY, K_SWAP, K_SWAP_PSS, K_COUNT };
+       K_PRIVATE_CLEAN, K_PRIVATE_DIRTY, K_SWAP, K_SWAP_PSS, K_ANON, K_COUNT };
 
 static const char *const smaps_keys[K_COUNT] = {
 	"Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem", "Shared_Clean", "Shared_Dirty",
-	"Private_Clean", "Private_Dirty", "Swap", "SwapPss",
+	"Private_Clean", "Private_Dirty", "Swap", "SwapPss", "Anonymous",
 };
 
 /* Sums and which keys were seen, while parsing one file in pieces. */
@@ -128,10 +128,13 @@ static int smaps_finish(const struct smaps_acc *acc, enum cohort_smaps_source sr
 	m.uss = m.private_clean + m.private_dirty;
 	m.swap = OPT(K_SWAP);
 	m.swap_pss = OPT(K_SWAP_PSS);
+	m.anon = OPT(K_ANON);
 #undef OPT
 	/* Every figure is a part of Rss (or of swap): a file that says otherwise is odd. */
 	if (m.pss > m.rss || m.uss > m.rss ||
-	    m.shared_clean + m.shared_dirty + m.uss > m.rss)
+	    m.shared_clean + m.shared_dirty + m.uss > m.rss ||
+	    (m.anon != COHORT_MEM_UNKNOWN && m.anon > m.rss) ||
+	    (m.pss_anon != COHORT_MEM_UNKNOWN && m.pss_anon > m.pss))
 		return COHORT_EPARSE;
 	m.source = src;
 	*ret = m;
@@ -352,10 +355,30 @@ pid_t cohort__pid_of_name(const char *name)
  */
 int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_t *ret_start)
 {
+	struct cohort__stat st;
+	int r = cohort__proc_stat(proc_root, pid, &st);
+
+	if (r < 0)
+		return r;
+	*ret_ppid = st.ppid;
+	if (ret_start)
+		*ret_start = st.start;
+	return 0;
+}
+
+/*
+ * The fields of <proc>/pid/stat that cohort uses. The command (field 2)
+ * may itself hold spaces and parentheses, so fields are counted from the
+ * last ')'. startstack (field 28) tells a fork from an exec: a forked child
+ * keeps its parent's stack address, an exec draws a new one.
+ */
+int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret)
+{
 	char buf[1024];
 	const char *p;
-	uint64_t ppid, start = 0;
+	uint64_t v[52];
 	ssize_t n;
+	int field;
 
 	n = cohort__slurpf(buf, sizeof(buf), "%s/%d/stat", proc_root, (int)pid);
 	if (n < 0)
@@ -363,20 +386,34 @@ int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_
 	p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
 		return COHORT_EPARSE;
-	if (cohort__parse_u64(p + 4, &ppid, &p) < 0 || ppid > 0x7fffffff)
-		return COHORT_EPARSE;
-	if (ret_start) {
-		/* starttime is field 22; p is at the blank that ends field 4 (ppid). */
-		for (int field = 5; field < 22; field++) {
-			p = strchr(p + 1, ' ');
-			if (!p)
+	memset(v, 0, sizeof(v));
+	ret->state = p[2];
+	p += 3;
+	/* p is at the blank before field 4 (ppid). */
+	for (field = 4; field <= 28; field++) {
+		if (*p != ' ') {
+			if (field <= 22)
 				return COHORT_EPARSE;
+			break;   /* a short line: startstack unknown (0) */
 		}
-		if (cohort__parse_u64(p + 1, &start, NULL) < 0)
-			return COHORT_EPARSE;
-		*ret_start = start;
+		if (field == 4 || field == 22 || field == 28) {
+			if (cohort__parse_u64(p + 1, &v[field], &p) < 0)
+				return COHORT_EPARSE;
+		} else {
+			/* Fields cohort does not use; some are signed (priority, nice). */
+			p = strchr(p + 1, ' ');
+			if (!p) {
+				if (field < 22)
+					return COHORT_EPARSE;
+				break;
+			}
+		}
 	}
-	*ret_ppid = (pid_t)ppid;
+	if (v[4] > 0x7fffffff)
+		return COHORT_EPARSE;
+	ret->ppid = (pid_t)v[4];
+	ret->start = v[22];
+	ret->startstack = v[28];
 	return 0;
 }
 

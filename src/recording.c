@@ -1,5 +1,6 @@
 /*
- * recording.c - reading back what `cohort run` recorded (docs/recording.md).
+ * recording.c - the recording of a run (docs/recording.md): the reader,
+ * and at the end of the file the writer.
  *
  * The reader trusts nothing: a line may be cut (the supervisor was
  * killed), edited, or not JSON at all; numbers may be negative, huge or
@@ -7,15 +8,19 @@
  * counted, never followed.
  */
 #include "internal.h"
+#include "json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#define FORMAT_KNOWN 1
+#define FORMAT_KNOWN COHORT_RECORDING_FORMAT
 #define MAX_WORKERS 65536
 #define MAX_LINE (64u << 20)
 
@@ -426,4 +431,267 @@ double cohort_rec_event_num(const struct cohort_rec_event *e, const char *name, 
 		if (strcmp(e->nums[i].name, name) == 0)
 			return e->nums[i].value;
 	return def;
+}
+
+/* ---- the writer ---------------------------------------------------- */
+
+struct cohort_recorder {
+	int fd;
+	int error;                 /* the errno that stopped it, 0 while it records */
+	int in_memory;
+	char path[COHORT_PATH_MAX];
+};
+
+int cohort_recorder_open(const char *path, struct cohort_recorder **ret)
+{
+	struct cohort_recorder *r = calloc(1, sizeof(*r));
+	int e;
+
+	if (!r)
+		return -ENOMEM;
+	if (path)
+		r->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+	else
+		r->fd = memfd_create("cohort-recording", MFD_CLOEXEC);
+	if (r->fd < 0) {
+		e = -errno;
+		free(r);
+		return e;
+	}
+	r->in_memory = !path;
+	cohort__strlcpy(r->path, path ? path : "(not recorded)", sizeof(r->path));
+	*ret = r;
+	return 0;
+}
+
+void cohort_recorder_close(struct cohort_recorder *r)
+{
+	if (!r)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+int cohort_recorder_fd(const struct cohort_recorder *r)
+{
+	return r->fd;
+}
+
+const char *cohort_recorder_path(const struct cohort_recorder *r)
+{
+	return r->path;
+}
+
+int cohort_recorder_in_memory(const struct cohort_recorder *r)
+{
+	return r->in_memory;
+}
+
+int cohort_recorder_error(const struct cohort_recorder *r)
+{
+	return r->error;
+}
+
+/* Append obj as one line, and free it. */
+static int put(struct cohort_recorder *r, json_t *obj)
+{
+	char *text;
+	size_t len, off = 0;
+
+	if (!obj)
+		return r->error ? 0 : -ENOMEM;
+	if (r->fd < 0 || r->error) {
+		json_decref(obj);
+		return 0;
+	}
+	text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(obj);
+	if (!text) {
+		r->error = ENOMEM;
+		return -ENOMEM;
+	}
+	len = strlen(text);
+	text[len++] = '\n';   /* json_dumps leaves room: it wrote a NUL there */
+	while (off < len) {
+		ssize_t n = write(r->fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r->error = n < 0 ? errno : EIO;
+			free(text);
+			return -r->error;
+		}
+		off += (size_t)n;
+	}
+	free(text);
+	return 0;
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+int cohort_recorder_header(struct cohort_recorder *r, const struct cohort_rec_header_info *h)
+{
+	json_t *o = json_object(), *cmd = json_array(), *slurm = json_null();
+
+	for (char *const *a = h->argv; a && *a; a++)
+		json_array_append_new(cmd, json_string(*a));
+	json_object_set_new(o, "type", json_string("header"));
+	json_object_set_new(o, "format", json_integer(COHORT_RECORDING_FORMAT));
+	json_object_set_new(o, "tool", json_string("cohort " COHORT_VERSION));
+	json_object_set_new(o, "host", str_or_null(h->host));
+	json_object_set_new(o, "start", json_real(h->start));
+	json_object_set_new(o, "supervisor_pid", json_integer(h->supervisor_pid));
+	json_object_set_new(o, "job", str_or_null(h->job));
+	json_object_set_new(o, "command", cmd);
+	json_object_set_new(o, "workers", json_integer(h->workers));
+	json_object_set_new(o, "allocation", h->alloc ? cohort__json_alloc(h->alloc) : json_null());
+	json_object_set_new(o, "budget_bytes", cohort__json_size(h->budget));
+	json_object_set_new(o, "budget_source", str_or_null(h->budget_source));
+	json_object_set_new(o, "mem_per_worker_bytes", cohort__json_size(h->mem_per_worker));
+	json_object_set_new(o, "enforce", str_or_null(h->enforce));
+	json_object_set_new(o, "soft_fraction", json_real(h->soft));
+	json_object_set_new(o, "interval_s", json_real(h->interval));
+	json_object_set_new(o, "pss_budget", json_real(h->pss_budget));
+	json_object_set_new(o, "grace_s", json_real(h->grace));
+	if (h->jobacct_type) {
+		slurm = json_object();
+		json_object_set_new(slurm, "jobacct_gather_type", json_string(h->jobacct_type));
+		json_object_set_new(slurm, "jobacct_gather_params", str_or_null(h->jobacct_params));
+	}
+	json_object_set_new(o, "slurm_config", slurm);
+	json_object_set_new(o, "job_cgroup", h->job_cgroup && *h->job_cgroup ?
+	                    json_string(h->job_cgroup) : json_null());
+	json_object_set_new(o, "catch", json_boolean(h->catch_on));
+	if (!h->catch_on)
+		json_object_set_new(o, "catch_off", json_string(h->catch_off ? h->catch_off : "not available"));
+	return put(r, o);
+}
+
+int cohort_recorder_sample(struct cohort_recorder *r, const struct cohort_watch *w)
+{
+	json_t *o = json_object(), *ws = json_array(), *tot = json_object();
+	struct cohort_watch_totals t;
+	struct cohort_worker_state s;
+
+	cohort_watch_totals(w, &t);
+	for (unsigned k = 0; cohort_watch_worker(w, k, &s) == 0; k++) {
+		json_t *j;
+
+		if (!s.running)
+			continue;
+		j = json_object();
+		json_object_set_new(j, "rank", json_integer(s.rank));
+		json_object_set_new(j, "pid", json_integer(s.pid));
+		json_object_set_new(j, "nprocs", json_integer(s.nprocs));
+		json_object_set_new(j, "rss", cohort__json_size(s.rss));
+		json_object_set_new(j, "pss", cohort__json_size(s.pss));
+		json_object_set_new(j, "pss_est", cohort__json_size(s.est));
+		json_object_set_new(j, "pss_age_s", json_real(s.pss_age));
+		json_object_set_new(j, "uss", cohort__json_size(s.uss));
+		json_object_set_new(j, "shared", cohort__json_size(s.shared));
+		json_object_set_new(j, "swap", cohort__json_size(s.swap));
+		json_object_set_new(j, "shmem", cohort__json_size(s.shmem));
+		json_object_set_new(j, "cow_copied", cohort__json_size(s.cow_copied));
+		if (s.peak_cgroup)
+			json_object_set_new(j, "peak_cgroup", cohort__json_size(s.peak_cgroup));
+		json_array_append_new(ws, j);
+	}
+	json_object_set_new(o, "type", json_string("sample"));
+	json_object_set_new(o, "t", json_real(t.t < 0 ? 0 : t.t));
+	json_object_set_new(o, "workers", ws);
+	json_object_set_new(tot, "rss_sum", cohort__json_size(t.rss_sum));
+	json_object_set_new(tot, "pss_sum", cohort__json_size(t.pss_sum));
+	json_object_set_new(tot, "uss_sum", cohort__json_size(t.uss_sum));
+	json_object_set_new(tot, "pss_est_sum", cohort__json_size(t.est_sum));
+	json_object_set_new(o, "totals", tot);
+	if (t.has_cgroup) {
+		json_t *j = json_object();
+
+		json_object_set_new(j, "usage", cohort__json_size(t.cg_usage));
+		json_object_set_new(j, "peak", cohort__json_size(t.cg_peak));
+		json_object_set_new(j, "limit", cohort__json_size(t.cg_limit));
+		json_object_set_new(j, "shmem", cohort__json_size(t.cg_shmem));
+		json_object_set_new(j, "swap", cohort__json_size(t.cg_swap));
+		json_object_set_new(j, "oom_kill", cohort__json_size(t.cg_oom_kill));
+		json_object_set_new(o, "cgroup", j);
+	} else {
+		json_object_set_new(o, "cgroup", json_null());
+	}
+	if (t.has_shm) {
+		json_t *j = json_object();
+
+		json_object_set_new(j, "free", cohort__json_size(t.shm_free));
+		json_object_set_new(j, "size", cohort__json_size(t.shm_size));
+		json_object_set_new(o, "shm", j);
+	}
+	if (t.has_swap)
+		json_object_set_new(o, "swap_used", cohort__json_size(t.swap_used));
+	if (t.has_psi) {
+		json_t *j = json_object();
+
+		json_object_set_new(j, "some_avg10", json_real(t.psi_some10));
+		json_object_set_new(j, "full_avg10", json_real(t.psi_full10));
+		json_object_set_new(o, "psi", j);
+	}
+	return put(r, o);
+}
+
+int cohort_recorder_event(struct cohort_recorder *r, const struct cohort_event *ev)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "type", json_string("event"));
+	json_object_set_new(o, "t", json_real(ev->t));
+	json_object_set_new(o, "kind", json_string(cohort_event_name(ev->kind)));
+	json_object_set_new(o, "rank", ev->rank >= 0 ? json_integer(ev->rank) : json_null());
+	json_object_set_new(o, "pid", ev->rank >= 0 ? json_integer(ev->pid) : json_null());
+	json_object_set_new(o, "message", json_string(ev->message));
+	for (int i = 0; i < ev->nfields && i < COHORT_EVENT_FIELDS; i++) {
+		const struct cohort_event_field *f = &ev->fields[i];
+		json_t *v;
+
+		switch (f->type) {
+		case COHORT_FIELD_U64:  v = cohort__json_size(f->v.u); break;
+		case COHORT_FIELD_I64:  v = json_integer(f->v.i); break;
+		case COHORT_FIELD_F64:  v = json_real(isfinite(f->v.f) ? f->v.f : 0); break;
+		case COHORT_FIELD_BOOL: v = json_boolean(f->v.b); break;
+		case COHORT_FIELD_STR:  v = f->s ? json_string(f->s) : json_null(); break;
+		default:                v = json_null(); break;
+		}
+		json_object_set_new(o, f->name, v ? v : json_null());
+	}
+	if (ev->kind == COHORT_EVENT_CRASH_INFO) {
+		json_t *frames = json_array();
+		const char *p = ev->backtrace;
+
+		while (*p) {
+			size_t n = strcspn(p, "\n");
+
+			json_array_append_new(frames, json_stringn(p, n));
+			p += n;
+			if (*p == '\n')
+				p++;
+		}
+		json_object_set_new(o, "backtrace", frames);
+	}
+	return put(r, o);
+}
+
+int cohort_recorder_end(struct cohort_recorder *r, const struct cohort_watch *w, int exit_status)
+{
+	json_t *o = json_object();
+	struct cohort_watch_totals t;
+
+	cohort_watch_totals(w, &t);
+	json_object_set_new(o, "type", json_string("end"));
+	json_object_set_new(o, "t", json_real(cohort_watch_now(w)));
+	json_object_set_new(o, "exit_status", json_integer(exit_status));
+	json_object_set_new(o, "sampler_cpu_s", json_real(t.sampler_cpu_s));
+	json_object_set_new(o, "sampler_ticks", json_integer((json_int_t)t.ticks));
+	return put(r, o);
 }

@@ -10,6 +10,15 @@ COHORT_BUILD=$(cd "$B" && pwd)
 COHORT_SRC=$(pwd)
 export COHORT_BUILD COHORT_SRC
 
+# A swap file that a killed test left on (report_oversubscribed_when_workers_swap
+# turns one on for a few seconds) would turn every later OOM kill into swapping.
+drop_test_swap() {
+	[ "$(id -u)" = 0 ] || return 0
+	awk 'NR > 1 && $1 ~ /^\/tmp\/cohort-test-/ { print $1 }' /proc/swaps 2>/dev/null |
+	while read -r f; do swapoff "$f" 2>/dev/null; done
+}
+drop_test_swap
+
 slurm_dir=
 if [ "$(id -u)" != 0 ]; then
 	COHORT_SLURM="absent: not root (the test cluster needs root for munged, slurmd and cgroups)"
@@ -35,3 +44,6 @@ export COHORT_SLURM
 echo "# SLURM suite: $COHORT_SLURM"
 
 "$COHORT_BUILD/tests/runner" "$@"
+rc=$?
+drop_test_swap
+exit $rc

@@ -55,6 +55,7 @@ struct cohort_procmem {
 	uint64_t shared_clean, shared_dirty, private_clean, private_dirty;
 	uint64_t swap, swap_pss;
 	enum cohort_smaps_source source;
+	uint64_t anon;               /* Anonymous: resident anonymous pages, shared or not */
 };
 
 /*

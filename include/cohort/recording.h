@@ -152,6 +152,80 @@ struct cohort_finding {
 COHORT_EXPORT int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                                   struct cohort_finding **ret, size_t *ret_n);
 
+/* ---- writing a recording ---- */
+
+/*
+ * The writer of a recording (docs/recording.md): one JSON object per line,
+ * every line formed whole and written with one write(2) on a descriptor
+ * opened with O_APPEND, so a writer killed with SIGKILL leaves at most one
+ * cut line, the last. A failed write (disk full, quota) stops the
+ * recording for good: that call returns -errno, later ones do nothing and
+ * return 0, and cohort_recorder_error() tells why.
+ */
+struct cohort_recorder;
+struct cohort_watch;
+struct cohort_event;
+struct cohort_alloc;
+
+/* The format number written in the header; a reader refuses a larger one. */
+#define COHORT_RECORDING_FORMAT 1
+
+/*
+ * Create (or truncate) the recording at path, 0644, never through a
+ * symlink; path NULL keeps it in memory only (a memfd), which still lets
+ * the caller read it back for its findings. Returns 0 and *ret (close it
+ * with cohort_recorder_close()), or -errno.
+ */
+COHORT_EXPORT int cohort_recorder_open(const char *path, struct cohort_recorder **ret);
+
+/* Close a recorder. Accepts NULL. */
+COHORT_EXPORT void cohort_recorder_close(struct cohort_recorder *rec);
+
+/* Its descriptor (for reading it back through /proc/self/fd), its path ("(not recorded)" in memory). */
+COHORT_EXPORT int cohort_recorder_fd(const struct cohort_recorder *rec);
+COHORT_EXPORT const char *cohort_recorder_path(const struct cohort_recorder *rec);
+
+/* 1 when the recording lives in memory only. */
+COHORT_EXPORT int cohort_recorder_in_memory(const struct cohort_recorder *rec);
+
+/* The errno that stopped the recording, or 0 while it records. */
+COHORT_EXPORT int cohort_recorder_error(const struct cohort_recorder *rec);
+
+/* What the header line says; NULL strings are written as null. */
+struct cohort_rec_header_info {
+	const char *host;
+	double start;                     /* Unix time */
+	pid_t supervisor_pid;
+	const char *job;
+	char *const *argv;                /* the worker command, NULL-terminated */
+	unsigned workers;
+	const struct cohort_alloc *alloc;
+	uint64_t budget;
+	const char *budget_source;
+	uint64_t mem_per_worker;
+	const char *enforce;              /* "cgroup", "rlimit", "watch" */
+	double soft, interval, pss_budget, grace;
+	const char *jobacct_type;         /* SLURM's JobAcctGatherType, NULL outside SLURM or unknown */
+	const char *jobacct_params;
+	const char *job_cgroup;
+	int catch_on;                     /* the crash shim is preloaded */
+	const char *catch_off;            /* why not */
+};
+
+/* Write the header line. Returns 0 or -errno (see above). */
+COHORT_EXPORT int cohort_recorder_header(struct cohort_recorder *rec,
+                                         const struct cohort_rec_header_info *h);
+
+/* Write a sample line from the watcher's last tick. Returns 0 or -errno. */
+COHORT_EXPORT int cohort_recorder_sample(struct cohort_recorder *rec, const struct cohort_watch *w);
+
+/* Write an event line. Returns 0 or -errno. */
+COHORT_EXPORT int cohort_recorder_event(struct cohort_recorder *rec, const struct cohort_event *ev);
+
+/* Write the end line: the supervisor's exit status. Returns 0 or -errno. */
+COHORT_EXPORT int cohort_recorder_end(struct cohort_recorder *rec, const struct cohort_watch *w,
+                                      int exit_status);
+
 #ifdef __cplusplus
 }
 #endif

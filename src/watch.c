@@ -1,0 +1,1472 @@
+/*
+ * watch.c - the watcher: a cohort's workers, their trees, their memory and
+ * the decisions about them, as typed events (include/cohort/watch.h).
+ *
+ * Every tick: each live worker's process tree (children files, or a
+ * cgroup's procs), statm of every member and smaps_rollup within the
+ * sampler's CPU budget, then per worker a PSS estimate (last PSS + RSS
+ * moved since), the leak trend on RSS, copy-on-write, the soft and hard
+ * thresholds; the job's cgroup counters and memory pressure. Members are
+ * indexed by pid, so a tick costs time linear in the processes.
+ *
+ * Copy-on-write is measured per tree, not per process. A fork copies no
+ * page: parent and child share every anonymous page, and the sum of the
+ * tree's Pss_Anon counts each physical page once. A write to a shared page
+ * makes a new page without moving anyone's resident anonymous size; an
+ * allocation moves both. So, over the tree,
+ *
+ *     copied = sum over processes of (Pss_Anon - Anonymous + base)
+ *
+ * where base is 0 for a process that began with an exec (the worker the
+ * caller started, an exec'd descendant), and for a forked child its
+ * anonymous size when it forked, which its first statm gives (copies do
+ * not move it). The parent's pages that its children unshared are not
+ * counted as its copies: its Pss_Anon and Anonymous both stay. A process
+ * that exits leaves its copies counted (its private pages less what it
+ * allocated). Kernels before 5.9 have no Pss_Anon: there each process is
+ * judged alone (USS up and shared down since its baseline), which also
+ * counts a parent's pages unshared by its children.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MiB (1ULL << 20)
+/* RSS growth between two ticks that makes sampling dense: a fast grower. */
+#define FAST_GROWTH (32 * MiB)
+/* At most this many fresh page walks a tick beyond the sampler's budget. */
+#define REFRESH_MAX 8
+
+static const char *const event_names[COHORT_EVENT_KIND_MAX] = {
+	[COHORT_EVENT_SPAWN] = "spawn",
+	[COHORT_EVENT_SPAWN_FAILED] = "spawn_failed",
+	[COHORT_EVENT_EXIT] = "exit",
+	[COHORT_EVENT_WARNING] = "warning",
+	[COHORT_EVENT_LIMIT] = "limit",
+	[COHORT_EVENT_OOM_KILL] = "oom_kill",
+	[COHORT_EVENT_LEAK] = "leak",
+	[COHORT_EVENT_COW_UNSHARE] = "cow_unshare",
+	[COHORT_EVENT_SLURM_RSS_RISK] = "slurm_rss_risk",
+	[COHORT_EVENT_CRASH_INFO] = "crash_info",
+	[COHORT_EVENT_SEGMENTS_REMOVED] = "segments_removed",
+	[COHORT_EVENT_SIGNAL] = "signal",
+	[COHORT_EVENT_KERNEL] = "kernel",
+};
+
+const char *cohort_event_name(enum cohort_event_kind kind)
+{
+	if ((int)kind <= 0 || kind >= COHORT_EVENT_KIND_MAX || !event_names[kind])
+		return "unknown";
+	return event_names[kind];
+}
+
+enum cohort_event_kind cohort_event_kind_of(const char *name)
+{
+	for (int k = 1; name && k < COHORT_EVENT_KIND_MAX; k++)
+		if (event_names[k] && strcmp(event_names[k], name) == 0)
+			return (enum cohort_event_kind)k;
+	return (enum cohort_event_kind)0;
+}
+
+static const struct cohort_event_field *field_of(const struct cohort_event *ev, const char *name)
+{
+	for (int i = 0; i < ev->nfields; i++)
+		if (strcmp(ev->fields[i].name, name) == 0)
+			return &ev->fields[i];
+	return NULL;
+}
+
+double cohort_event_num(const struct cohort_event *ev, const char *name, double def)
+{
+	const struct cohort_event_field *f = field_of(ev, name);
+
+	if (!f)
+		return def;
+	switch (f->type) {
+	case COHORT_FIELD_U64:  return (double)f->v.u;
+	case COHORT_FIELD_I64:  return (double)f->v.i;
+	case COHORT_FIELD_F64:  return f->v.f;
+	case COHORT_FIELD_BOOL: return f->v.b;
+	default:                return def;
+	}
+}
+
+const char *cohort_event_str(const struct cohort_event *ev, const char *name)
+{
+	const struct cohort_event_field *f = field_of(ev, name);
+
+	return f && f->type == COHORT_FIELD_STR ? f->s : NULL;
+}
+
+/* ---- state ---- */
+
+/* A process of a worker's tree. */
+struct member {
+	pid_t pid;
+	unsigned rank;
+	bool seen;                 /* found in this tick's tree walk */
+	bool need_base;            /* new: its baseline is set after its first statm */
+	bool forked;               /* began as a fork of a member (no exec since) */
+	uint64_t startstack;
+	pid_t ppid;
+	uint64_t anon_base;        /* anonymous bytes at fork (0 for an exec) */
+	uint64_t last_anon;        /* statm anonymous (rss - file - shmem) at the last tick */
+	uint64_t reads;            /* page walks seen */
+	bool have_walk;
+	int64_t term;              /* Pss_Anon - Anonymous + base, at the last walk */
+	uint64_t uss, anon;        /* at the last walk */
+	/* Before Pss_Anon (kernels < 5.9): a baseline per process. */
+	bool have_base;
+	uint64_t uss0, shared0, copied;
+};
+
+struct wk {
+	unsigned rank;
+	pid_t pid;
+	bool started, running, ended, child, by_cgroup, had_procs;
+	int status;
+	double start, end;
+	char cg[COHORT_PATH_MAX];
+
+	unsigned nprocs;
+	uint64_t rss, pss, uss, swap, shmem, shared, est;
+	double pss_age;
+	uint64_t prev_rss;
+	uint64_t peak_rss, peak_pss, peak_uss, peak_est, peak_cg;
+	int64_t cow_live;          /* the sum of its live members' terms */
+	uint64_t cow_gone;         /* copies of its processes that exited */
+	uint64_t cow_old;          /* per-process measure (kernels without Pss_Anon), gone processes */
+	uint64_t cow_old_live;     /* the same, live processes */
+	bool cow_refresh;          /* a member's term moved: walk the others again */
+
+	struct cohort_trend trend;
+	bool soft_warned, leak_reported, cow_reported;
+	int stop_stage;            /* 0, 1 SIGTERM sent, 2 SIGKILL sent (by the caller) */
+	bool oom_killed;
+};
+
+struct cohort_watch {
+	struct cohort_watch_opts o;
+	struct cohort_probe probe;
+	bool has_probe;
+	struct cohort_alloc alloc;
+	bool has_alloc;
+	char job_cg[COHORT_PATH_MAX];
+	char crash_dir[COHORT_PATH_MAX];
+	char oom_levels[16][COHORT_PATH_MAX];
+	int noom_levels;
+	uint64_t oom_kill_seen;
+	double t0;
+
+	struct wk *w;
+	unsigned nw, running;
+	struct member *m;
+	size_t nm, cap_m;
+	/* pid -> index into m + 1 (0: empty), open addressing, linear probing. */
+	uint32_t *slot;
+	size_t nslots;
+
+	struct cohort_sampler *sampler;
+	unsigned long ticks;
+	double last_tick, next_tick, dense_until;
+	bool total_warned, slurm_risk_warned;
+	struct cohort_watch_totals tot;
+	bool pss_anon_known;       /* the kernel gives Pss_Anon */
+
+	struct cohort_event *q;
+	size_t qhead, qlen, qcap;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+double cohort_watch_now(const struct cohort_watch *w)
+{
+	return mono() - w->t0;
+}
+
+static const struct cohort_probe *probe_of(const struct cohort_watch *w)
+{
+	return w->has_probe ? &w->probe : NULL;
+}
+
+static const char *fmt_size(uint64_t v, char *buf, size_t size)
+{
+	return cohort_size_format(v, buf, size);
+}
+
+/* ---- the pid index ---- */
+
+static size_t hash_pid(pid_t pid, size_t nslots)
+{
+	return ((uint32_t)pid * 2654435761u) & (nslots - 1);
+}
+
+static struct member *member_find(const struct cohort_watch *w, pid_t pid)
+{
+	if (!w->nslots)
+		return NULL;
+	for (size_t i = hash_pid(pid, w->nslots);; i = (i + 1) & (w->nslots - 1)) {
+		uint32_t s = w->slot[i];
+
+		if (s == 0)
+			return NULL;
+		if (w->m[s - 1].pid == pid)
+			return &w->m[s - 1];
+	}
+}
+
+static void slot_put(struct cohort_watch *w, pid_t pid, uint32_t value)
+{
+	size_t i = hash_pid(pid, w->nslots);
+
+	while (w->slot[i] != 0 && w->m[w->slot[i] - 1].pid != pid)
+		i = (i + 1) & (w->nslots - 1);
+	w->slot[i] = value;
+}
+
+static int index_rebuild(struct cohort_watch *w, size_t nslots)
+{
+	uint32_t *s = calloc(nslots, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	free(w->slot);
+	w->slot = s;
+	w->nslots = nslots;
+	for (size_t k = 0; k < w->nm; k++)
+		slot_put(w, w->m[k].pid, (uint32_t)k + 1);
+	return 0;
+}
+
+/* Remove pid's slot, shifting later entries of its run back (no tombstones). */
+static void slot_del(struct cohort_watch *w, pid_t pid)
+{
+	size_t i = hash_pid(pid, w->nslots), j;
+
+	while (w->slot[i] != 0 && w->m[w->slot[i] - 1].pid != pid)
+		i = (i + 1) & (w->nslots - 1);
+	if (w->slot[i] == 0)
+		return;
+	w->slot[i] = 0;
+	for (j = (i + 1) & (w->nslots - 1); w->slot[j] != 0; j = (j + 1) & (w->nslots - 1)) {
+		uint32_t v = w->slot[j];
+		size_t home = hash_pid(w->m[v - 1].pid, w->nslots);
+
+		/* Move v back to i when its home is not in (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			w->slot[i] = v;
+			w->slot[j] = 0;
+			i = j;
+		}
+	}
+}
+
+static struct member *member_add(struct cohort_watch *w, pid_t pid)
+{
+	struct member *m;
+
+	if (w->nm == w->cap_m) {
+		size_t cap = w->cap_m ? w->cap_m * 2 : 64;
+		struct member *nm = realloc(w->m, cap * sizeof(*nm));
+
+		if (!nm)
+			return NULL;
+		w->m = nm;
+		w->cap_m = cap;
+	}
+	if ((w->nm + 1) * 2 > w->nslots && index_rebuild(w, w->nslots ? w->nslots * 2 : 256) < 0)
+		return NULL;
+	(void)cohort_sampler_add(w->sampler, pid);   /* -EEXIST: already watched, which is as good */
+	m = &w->m[w->nm++];
+	memset(m, 0, sizeof(*m));
+	m->pid = pid;
+	m->need_base = true;
+	slot_put(w, pid, (uint32_t)w->nm);
+	return m;
+}
+
+static void member_remove(struct cohort_watch *w, size_t k)
+{
+	pid_t pid = w->m[k].pid;
+
+	cohort_sampler_remove(w->sampler, pid);
+	slot_del(w, pid);
+	if (k != w->nm - 1) {
+		w->m[k] = w->m[w->nm - 1];
+		slot_put(w, w->m[k].pid, (uint32_t)k + 1);
+	}
+	w->nm--;
+}
+
+/* ---- events ---- */
+
+static struct cohort_event *ev_new(struct cohort_watch *w, enum cohort_event_kind kind,
+                                   const struct wk *k, int notice)
+{
+	struct cohort_event *ev;
+
+	if (w->qlen == w->qcap) {
+		size_t cap = w->qcap ? w->qcap * 2 : 16;
+		struct cohort_event *nq = malloc(cap * sizeof(*nq));
+
+		if (!nq)
+			return NULL;
+		for (size_t i = 0; i < w->qlen; i++)
+			nq[i] = w->q[(w->qhead + i) % w->qcap];
+		free(w->q);
+		w->q = nq;
+		w->qcap = cap;
+		w->qhead = 0;
+	}
+	ev = &w->q[(w->qhead + w->qlen++) % w->qcap];
+	memset(ev, 0, offsetof(struct cohort_event, backtrace));
+	ev->backtrace[0] = ev->strings[0] = '\0';
+	ev->kind = kind;
+	ev->t = cohort_watch_now(w);
+	ev->rank = k ? (int)k->rank : -1;
+	ev->pid = k ? k->pid : 0;
+	ev->notice = notice;
+	return ev;
+}
+
+static void ev_msg(struct cohort_event *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ev_msg(struct cohort_event *ev, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ev)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ev->message, sizeof(ev->message), fmt, ap);
+	va_end(ap);
+}
+
+static struct cohort_event_field *ev_field(struct cohort_event *ev, const char *name,
+                                           enum cohort_field_type type)
+{
+	struct cohort_event_field *f;
+
+	if (!ev || ev->nfields == COHORT_EVENT_FIELDS)
+		return NULL;
+	f = &ev->fields[ev->nfields++];
+	f->name = name;
+	f->type = type;
+	f->s = NULL;
+	return f;
+}
+
+static void ev_u64(struct cohort_event *ev, const char *name, uint64_t v)
+{
+	struct cohort_event_field *f = ev_field(ev, name, COHORT_FIELD_U64);
+
+	if (f)
+		f->v.u = v;
+}
+
+static void ev_i64(struct cohort_event *ev, const char *name, int64_t v)
+{
+	struct cohort_event_field *f = ev_field(ev, name, COHORT_FIELD_I64);
+
+	if (f)
+		f->v.i = v;
+}
+
+static void ev_f64(struct cohort_event *ev, const char *name, double v)
+{
+	struct cohort_event_field *f = ev_field(ev, name, COHORT_FIELD_F64);
+
+	if (f)
+		f->v.f = isfinite(v) ? v : 0;
+}
+
+static void ev_bool(struct cohort_event *ev, const char *name, int v)
+{
+	struct cohort_event_field *f = ev_field(ev, name, COHORT_FIELD_BOOL);
+
+	if (f)
+		f->v.b = !!v;
+}
+
+static void ev_null(struct cohort_event *ev, const char *name)
+{
+	ev_field(ev, name, COHORT_FIELD_NULL);
+}
+
+/* A string field, stored in the event; dropped when its storage is full. */
+static void ev_str(struct cohort_event *ev, const char *name, const char *s)
+{
+	size_t used = 0, len = strlen(s);
+	struct cohort_event_field *f;
+
+	if (!ev)
+		return;
+	for (int i = 0; i < ev->nfields; i++)
+		if (ev->fields[i].type == COHORT_FIELD_STR)
+			used += strlen(ev->fields[i].s) + 1;
+	if (used + len + 1 > sizeof(ev->strings))
+		return;
+	f = ev_field(ev, name, COHORT_FIELD_STR);
+	if (!f)
+		return;
+	memcpy(ev->strings + used, s, len + 1);
+	f->s = ev->strings + used;
+}
+
+int cohort_watch_next_event(struct cohort_watch *w, struct cohort_event *ret)
+{
+	const struct cohort_event *ev;
+	ptrdiff_t delta;
+
+	if (!w->qlen)
+		return 0;
+	ev = &w->q[w->qhead];
+	*ret = *ev;
+	/* The string fields point into the copy's own storage. */
+	delta = ret->strings - ev->strings;
+	for (int i = 0; i < ret->nfields; i++)
+		if (ret->fields[i].type == COHORT_FIELD_STR && ret->fields[i].s)
+			ret->fields[i].s += delta;
+	w->qhead = (w->qhead + 1) % w->qcap;
+	w->qlen--;
+	return 1;
+}
+
+int cohort_watch_note(struct cohort_watch *w, enum cohort_event_kind kind, int rank, int notice,
+                      const char *message)
+{
+	struct cohort_event *ev;
+
+	if (rank >= (int)w->nw)
+		return -ERANGE;
+	ev = ev_new(w, kind, rank >= 0 ? &w->w[rank] : NULL, notice);
+	if (!ev)
+		return -ENOMEM;
+	ev_msg(ev, "%s", message);
+	return 0;
+}
+
+/* ---- create ---- */
+
+/* The cgroups from the watcher's own up to the job's: v1 counts an OOM kill only where the limit was hit. */
+static void find_oom_levels(struct cohort_watch *w)
+{
+	const struct cohort_probe *probe = probe_of(w);
+	struct cohort_cgmem cg;
+	char dir[COHORT_PATH_MAX];
+	size_t jlen = strlen(w->job_cg);
+
+	if (!w->job_cg[0] || cohort_cgroup_read(probe, w->job_cg, &cg) < 0) {
+		w->job_cg[0] = '\0';
+		return;
+	}
+	if (cohort_cgroup_of_pid(probe, 0, dir, sizeof(dir), NULL) == 0 &&
+	    strncmp(dir, w->job_cg, jlen) == 0 && (dir[jlen] == '/' || dir[jlen] == '\0')) {
+		while (w->noom_levels < 16) {
+			char *slash;
+
+			cohort__strlcpy(w->oom_levels[w->noom_levels++], dir, COHORT_PATH_MAX);
+			if (strlen(dir) <= jlen || !(slash = strrchr(dir, '/')))
+				break;
+			*slash = '\0';
+		}
+	} else {
+		cohort__strlcpy(w->oom_levels[w->noom_levels++], w->job_cg, COHORT_PATH_MAX);
+	}
+}
+
+static uint64_t oom_kills(const struct cohort_watch *w)
+{
+	struct cohort_cgmem cg;
+	uint64_t n = 0;
+
+	for (int i = 0; i < w->noom_levels; i++)
+		if (cohort_cgroup_read(probe_of(w), w->oom_levels[i], &cg) == 0)
+			n += cg.oom_kill;
+	return n;
+}
+
+int cohort_watch_create(const struct cohort_watch_opts *opts, struct cohort_watch **ret)
+{
+	struct cohort_sampler_opts so = { 0 };
+	struct cohort_watch *w;
+	int r;
+
+	if (!opts || opts->workers == 0 || opts->workers > 65536 || opts->soft < 0 || opts->soft > 1 ||
+	    opts->interval < 0 || opts->pss_budget < 0 || opts->pss_budget > 1 ||
+	    opts->dense_interval < 0 || opts->dense_window < 0)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->o = *opts;
+	if (!w->o.soft)
+		w->o.soft = 0.9;
+	if (!w->o.interval)
+		w->o.interval = 1;
+	if (!w->o.pss_budget)
+		w->o.pss_budget = 0.006;
+	if (!w->o.dense_interval)
+		w->o.dense_interval = w->o.interval < 0.1 ? w->o.interval : 0.1;
+	if (w->o.dense_interval > w->o.interval)
+		w->o.dense_interval = w->o.interval;
+	if (!w->o.dense_window)
+		w->o.dense_window = 2;
+	if (opts->probe) {
+		w->probe = *opts->probe;
+		w->has_probe = true;
+	}
+	w->o.probe = NULL;
+	if (opts->alloc) {
+		w->alloc = *opts->alloc;
+		w->has_alloc = true;
+	}
+	w->o.alloc = NULL;
+	if (opts->job_cgroup)
+		cohort__strlcpy(w->job_cg, opts->job_cgroup, sizeof(w->job_cg));
+	if (opts->crash_dir)
+		cohort__strlcpy(w->crash_dir, opts->crash_dir, sizeof(w->crash_dir));
+	w->o.job_cgroup = w->o.crash_dir = NULL;
+	w->t0 = mono();
+	w->tot.t = -1;
+	w->nw = opts->workers;
+	w->w = calloc(w->nw, sizeof(*w->w));
+	so.cpu_budget = w->o.pss_budget;
+	so.probe = probe_of(w);
+	if (!w->w || (r = cohort_sampler_create(&so, &w->sampler)) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned k = 0; k < w->nw; k++) {
+		w->w[k].rank = k;
+		w->w[k].status = -1;
+		cohort_trend_init(&w->w[k].trend, 0);
+	}
+	find_oom_levels(w);
+	w->oom_kill_seen = oom_kills(w);
+	*ret = w;
+	return 0;
+fail:
+	cohort_watch_free(w);
+	return r;
+}
+
+void cohort_watch_free(struct cohort_watch *w)
+{
+	if (!w)
+		return;
+	cohort_sampler_destroy(w->sampler);
+	free(w->m);
+	free(w->slot);
+	free(w->w);
+	free(w->q);
+	free(w);
+}
+
+/* ---- starting and stopping ---- */
+
+static int start_common(struct cohort_watch *w, unsigned rank, struct wk **ret)
+{
+	struct wk *k;
+
+	if (rank >= w->nw)
+		return -ERANGE;
+	k = &w->w[rank];
+	if (k->running)
+		return -EBUSY;
+	k->started = k->running = true;
+	k->ended = false;
+	k->status = -1;
+	k->start = cohort_watch_now(w);
+	cohort_trend_init(&k->trend, k->start);
+	w->running++;
+	w->dense_until = k->start + w->o.dense_window;
+	if (w->next_tick > k->start + w->o.dense_interval || w->ticks == 0)
+		w->next_tick = k->start;
+	*ret = k;
+	return 0;
+}
+
+int cohort_watch_start(struct cohort_watch *w, unsigned rank, pid_t pid, const char *cgroup_dir,
+                       int flags)
+{
+	struct cohort_event *ev;
+	struct wk *k;
+	int r;
+
+	if (pid <= 0)
+		return -EINVAL;
+	if ((r = start_common(w, rank, &k)) < 0)
+		return r;
+	k->pid = pid;
+	k->child = flags & COHORT_WATCH_CHILD;
+	k->by_cgroup = false;
+	k->cg[0] = '\0';
+	if (cgroup_dir)
+		cohort__strlcpy(k->cg, cgroup_dir, sizeof(k->cg));
+	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
+	ev_msg(ev, "rank %u started as pid %d", rank, (int)pid);
+	return ev ? 0 : -ENOMEM;
+}
+
+int cohort_watch_start_cgroup(struct cohort_watch *w, unsigned rank, const char *dir)
+{
+	struct cohort_cgmem cg;
+	struct cohort_event *ev;
+	struct wk *k;
+	int r;
+
+	if (!dir)
+		return -EINVAL;
+	if ((r = cohort_cgroup_read(probe_of(w), dir, &cg)) < 0)
+		return r;
+	if ((r = start_common(w, rank, &k)) < 0)
+		return r;
+	k->pid = 0;
+	k->child = false;
+	k->by_cgroup = true;
+	k->had_procs = false;
+	cohort__strlcpy(k->cg, cg.dir, sizeof(k->cg));
+	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
+	ev_msg(ev, "rank %u is the processes of cgroup %s", rank, k->cg);
+	return ev ? 0 : -ENOMEM;
+}
+
+int cohort_watch_spawn_failed(struct cohort_watch *w, unsigned rank, pid_t pid, const char *command,
+                              int errnum)
+{
+	struct cohort_event *ev;
+
+	if (rank >= w->nw)
+		return -ERANGE;
+	w->w[rank].pid = pid;
+	ev = ev_new(w, COHORT_EVENT_SPAWN_FAILED, &w->w[rank], 0);
+	ev_msg(ev, "cannot run '%s': %s", command ? command : "?", strerror(errnum));
+	ev_i64(ev, "errno", errnum);
+	return ev ? 0 : -ENOMEM;
+}
+
+int cohort_watch_stopping(struct cohort_watch *w, unsigned rank, int kill_)
+{
+	if (rank >= w->nw)
+		return -ERANGE;
+	if (w->w[rank].stop_stage < (kill_ ? 2 : 1))
+		w->w[rank].stop_stage = kill_ ? 2 : 1;
+	return 0;
+}
+
+unsigned cohort_watch_running(const struct cohort_watch *w)
+{
+	return w->running;
+}
+
+/* ---- trees ---- */
+
+/* The anonymous bytes statm sees: resident less file and shmem pages. */
+static uint64_t statm_anon(const struct cohort_statm *st)
+{
+	return st->rss > st->shared ? st->rss - st->shared : 0;
+}
+
+/* What a process that leaves the tree leaves behind: its copies (private pages less its allocations). */
+static uint64_t member_frozen(const struct member *m)
+{
+	uint64_t grown;
+
+	if (!m->have_walk || m->anon == COHORT_MEM_UNKNOWN)
+		return 0;
+	grown = m->anon > m->anon_base ? m->anon - m->anon_base : 0;
+	return m->uss > grown ? m->uss - grown : 0;
+}
+
+static void end_worker(struct cohort_watch *w, struct wk *k, int status);
+
+static void track_trees(struct cohort_watch *w)
+{
+	const struct cohort_probe *probe = probe_of(w);
+
+	for (size_t i = 0; i < w->nm; i++)
+		w->m[i].seen = false;
+	for (unsigned r = 0; r < w->nw; r++) {
+		struct wk *k = &w->w[r];
+		pid_t *pids = NULL;
+		size_t n = 0;
+		int e;
+
+		if (!k->running)
+			continue;
+		if (k->by_cgroup)
+			e = cohort_pids_cgroup(probe, k->cg, &pids, &n);
+		else
+			/* Children forked by a worker's other threads: looked for every tenth tick. */
+			e = cohort_pids_tree(probe, k->pid, w->ticks % 10 == 0 ? COHORT_TREE_ALL_THREADS : 0,
+			                     &pids, &n);
+		if (e < 0) {
+			/* The root is gone: for a worker that is not the caller's child, that is its end. */
+			if (!k->child && (e == -ESRCH || e == -ENOENT))
+				end_worker(w, k, -1);
+			continue;
+		}
+		if (k->by_cgroup) {
+			if (n)
+				k->had_procs = true;
+			else if (k->had_procs) {
+				end_worker(w, k, -1);
+				free(pids);
+				continue;
+			}
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct member *m = member_find(w, pids[i]);
+
+			if (m && m->rank != r && m->seen)
+				continue;   /* already another worker's this tick */
+			if (!m) {
+				struct cohort__stat st;
+
+				m = member_add(w, pids[i]);
+				if (!m)
+					break;
+				if (cohort__proc_stat(cohort__proc_root(probe), pids[i], &st) == 0) {
+					struct member *parent = member_find(w, st.ppid);
+
+					m->ppid = st.ppid;
+					m->startstack = st.startstack;
+					m->forked = parent && pids[i] != k->pid && st.startstack != 0 &&
+					            parent->startstack == st.startstack;
+				}
+			}
+			m->rank = r;
+			m->seen = true;
+		}
+		free(pids);
+	}
+	/* Forget processes that left every tree; what they copied stays counted. */
+	for (size_t i = 0; i < w->nm;) {
+		struct member *m = &w->m[i];
+
+		if (m->seen) {
+			i++;
+			continue;
+		}
+		w->w[m->rank].cow_gone += member_frozen(m);
+		w->w[m->rank].cow_old += m->copied;
+		member_remove(w, i);
+	}
+}
+
+/* ---- one sample ---- */
+
+static void check_worker(struct cohort_watch *w, struct wk *k, double t)
+{
+	const struct cohort_watch_opts *o = &w->o;
+	char a[32], b[32], c[32], d[32];
+	struct cohort_event *ev;
+	struct cohort_leak leak;
+	uint64_t cow_min;
+
+	/* Leak: the floor of the tree's RSS rises (copy-on-write does not move RSS). */
+	cohort_trend_add(&k->trend, t, k->rss);
+	if (!k->leak_reported && cohort_trend_leak(&k->trend, NULL, &leak)) {
+		double eta = o->mem_per_worker && k->est < o->mem_per_worker ?
+		             (double)(o->mem_per_worker - k->est) / leak.rate : 0;
+
+		k->leak_reported = true;
+		ev = ev_new(w, COHORT_EVENT_LEAK, k, 1);
+		ev_f64(ev, "rate_bytes_per_s", leak.rate);
+		ev_f64(ev, "window_s", leak.window);
+		ev_u64(ev, "floor_first_bytes", leak.floor_first);
+		ev_u64(ev, "floor_last_bytes", leak.floor_last);
+		ev_u64(ev, "current_bytes", k->est);
+		ev_u64(ev, "budget_bytes", o->mem_per_worker);
+		ev_f64(ev, "eta_s", eta);
+		if (o->mem_per_worker)
+			ev_msg(ev, "rank %u (pid %d) is leaking: its memory floor rose from %s to %s in %.0f s "
+			       "(%s/s); at this rate it reaches its %s budget in %.0f s",
+			       k->rank, (int)k->pid, fmt_size(leak.floor_first, a, sizeof(a)),
+			       fmt_size(leak.floor_last, b, sizeof(b)), leak.window,
+			       fmt_size((uint64_t)leak.rate, c, sizeof(c)),
+			       fmt_size(o->mem_per_worker, d, sizeof(d)), eta);
+		else
+			ev_msg(ev, "rank %u (pid %d) is leaking: its memory floor rose from %s to %s in %.0f s "
+			       "(%s/s)", k->rank, (int)k->pid, fmt_size(leak.floor_first, a, sizeof(a)),
+			       fmt_size(leak.floor_last, b, sizeof(b)), leak.window,
+			       fmt_size((uint64_t)leak.rate, c, sizeof(c)));
+	}
+
+	/* Copy-on-write: said once it is worth a mention; the figure at the end is in the exit event. */
+	cow_min = k->est / 10 > 16 * MiB ? k->est / 10 : 16 * MiB;
+	{
+		struct cohort_worker_state st;
+
+		cohort_watch_worker(w, k->rank, &st);
+		if (!k->cow_reported && st.cow_copied >= cow_min) {
+			k->cow_reported = true;
+			ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 1);
+			ev_u64(ev, "copied_bytes", st.cow_copied);
+			ev_i64(ev, "nprocs", k->nprocs);
+			ev_msg(ev, "rank %u (pid %d): %s of pages shared after fork have been copied by writes "
+			       "(copy-on-write), and counting; its processes' private memory grows while their "
+			       "RSS does not. Not a leak: share the data through a segment or arrays rather than "
+			       "objects, load it after forking, or start workers with spawn",
+			       k->rank, (int)k->pid, fmt_size(st.cow_copied, a, sizeof(a)));
+		}
+	}
+
+	/* Thresholds on the worker's share. */
+	if (o->mem_per_worker && k->est > o->mem_per_worker && o->enforce == COHORT_ENFORCE_WATCH &&
+	    !k->stop_stage) {
+		ev = ev_new(w, COHORT_EVENT_LIMIT, k, 1);
+		if (ev)
+			ev->action = COHORT_ACTION_STOP;
+		ev_str(ev, "action", "stop");
+		ev_u64(ev, "est_bytes", k->est);
+		ev_u64(ev, "limit_bytes", o->mem_per_worker);
+		ev_msg(ev, "rank %u (pid %d) uses %s, above its %s budget: stopped by cohort (SIGTERM, "
+		       "then SIGKILL after %.0f s) before the kernel's OOM killer picks a victim",
+		       k->rank, (int)k->pid, fmt_size(k->est, a, sizeof(a)),
+		       fmt_size(o->mem_per_worker, b, sizeof(b)), o->grace);
+		k->stop_stage = 1;
+	} else if (o->mem_per_worker && !k->soft_warned && k->est > o->soft * (double)o->mem_per_worker) {
+		k->soft_warned = true;
+		ev = ev_new(w, COHORT_EVENT_WARNING, k, 1);
+		ev_u64(ev, "est_bytes", k->est);
+		ev_u64(ev, "limit_bytes", o->mem_per_worker);
+		ev_msg(ev, "rank %u (pid %d) uses %s, %.0f%% of its %s budget", k->rank, (int)k->pid,
+		       fmt_size(k->est, a, sizeof(a)), 100.0 * (double)k->est / (double)o->mem_per_worker,
+		       fmt_size(o->mem_per_worker, b, sizeof(b)));
+	}
+}
+
+/* The budget as a whole: stop the largest worker before the kernel kills one at random. */
+static void check_budget(struct cohort_watch *w, uint64_t est_sum)
+{
+	const struct cohort_watch_opts *o = &w->o;
+	uint64_t staying = 0;
+	struct wk *big = NULL;
+	struct cohort_event *ev;
+	char a[32], b[32], c[32];
+
+	if (!o->budget)
+		return;
+	/* Workers already being stopped will give their memory back: count only the others. */
+	for (unsigned r = 0; r < w->nw; r++)
+		if (w->w[r].running && !w->w[r].stop_stage) {
+			staying += w->w[r].est;
+			if (!big || w->w[r].est > big->est)
+				big = &w->w[r];
+		}
+	if (o->enforce == COHORT_ENFORCE_WATCH && staying > o->budget && big) {
+		ev = ev_new(w, COHORT_EVENT_LIMIT, big, 1);
+		if (ev)
+			ev->action = COHORT_ACTION_STOP;
+		ev_str(ev, "action", "stop");
+		ev_u64(ev, "est_bytes", big->est);
+		ev_u64(ev, "total_bytes", est_sum);
+		ev_u64(ev, "limit_bytes", o->budget);
+		ev_msg(ev, "the workers use %s together, above the %s budget: cohort stopped the largest, "
+		       "rank %u (pid %d, %s)", fmt_size(est_sum, a, sizeof(a)),
+		       fmt_size(o->budget, b, sizeof(b)), big->rank, (int)big->pid,
+		       fmt_size(big->est, c, sizeof(c)));
+		big->stop_stage = 1;
+	} else if (!w->total_warned && est_sum > o->soft * (double)o->budget) {
+		big = NULL;
+		for (unsigned r = 0; r < w->nw; r++)
+			if (w->w[r].running && (!big || w->w[r].est > big->est))
+				big = &w->w[r];
+		w->total_warned = true;
+		ev = ev_new(w, COHORT_EVENT_WARNING, big, 1);
+		ev_u64(ev, "est_bytes", est_sum);
+		ev_u64(ev, "limit_bytes", o->budget);
+		ev_msg(ev, "the workers use %s together, %.0f%% of the %s budget; the largest is rank %u (%s)",
+		       fmt_size(est_sum, a, sizeof(a)), 100.0 * (double)est_sum / (double)o->budget,
+		       fmt_size(o->budget, b, sizeof(b)), big ? big->rank : 0,
+		       fmt_size(big ? big->est : 0, c, sizeof(c)));
+	}
+}
+
+/* SLURM's jobacct_gather/linux sums RSS: shared pages are charged once per process. */
+static void check_slurm(struct cohort_watch *w, uint64_t rss_sum, uint64_t pss_sum)
+{
+	uint64_t limit = w->alloc.mem_limit;
+	struct cohort_event *ev;
+	char a[32], b[32], c[32];
+
+	if (!w->has_alloc || !w->alloc.slurm.present || w->slurm_risk_warned || w->o.slurm_sums_rss == 0 ||
+	    !limit || rss_sum <= limit / 10 * 8 || pss_sum >= limit / 10 * 6)
+		return;
+	w->slurm_risk_warned = true;
+	ev = ev_new(w, COHORT_EVENT_SLURM_RSS_RISK, NULL, 1);
+	ev_u64(ev, "rss_sum_bytes", rss_sum);
+	ev_u64(ev, "pss_sum_bytes", pss_sum);
+	ev_u64(ev, "limit_bytes", limit);
+	ev_msg(ev, "the workers' RSS sum is %s, near the job's %s limit, while their PSS sum (what they "
+	       "really use) is %s: %s counts shared pages once per process and may kill the job (ask "
+	       "for JobAcctGatherParams=UsePss, or --mem=%lluM)",
+	       fmt_size(rss_sum, a, sizeof(a)), fmt_size(limit, b, sizeof(b)), fmt_size(pss_sum, c, sizeof(c)),
+	       w->o.slurm_sums_rss == 1 ? "SLURM's jobacct_gather/linux" :
+	       "SLURM's jobacct_gather/linux, if the cluster uses it,",
+	       (unsigned long long)((rss_sum + rss_sum / 10) / MiB + 1));
+}
+
+/* The figures of one walk into the member's copy-on-write term. */
+static void member_walked(struct cohort_watch *w, struct wk *k, struct member *m,
+                          const struct cohort_sample *sm)
+{
+	const struct cohort_probe *probe = probe_of(w);
+	uint64_t shared = sm->mem.shared_clean + sm->mem.shared_dirty;
+	struct cohort__stat st;
+	int64_t old = m->term;
+
+	/* An exec since the last look: a new address space, its own base. */
+	if (m->have_walk && cohort__proc_stat(cohort__proc_root(probe), m->pid, &st) == 0 &&
+	    st.startstack != 0 && st.startstack != m->startstack) {
+		m->startstack = st.startstack;
+		m->forked = false;
+		m->anon_base = 0;
+		m->have_base = false;
+	}
+	m->reads = sm->mem_reads;
+	m->uss = sm->mem.uss;
+	m->anon = sm->mem.anon;
+	if (sm->mem.pss_anon != COHORT_MEM_UNKNOWN && sm->mem.anon != COHORT_MEM_UNKNOWN) {
+		w->pss_anon_known = true;
+		m->term = (int64_t)sm->mem.pss_anon - (int64_t)sm->mem.anon + (int64_t)m->anon_base;
+		if (m->have_walk && llabs(m->term - old) >= (long long)(16 * MiB))
+			k->cow_refresh = true;
+	}
+	m->have_walk = true;
+	/* The per-process measure, for kernels without Pss_Anon. */
+	if (!m->have_base) {
+		m->have_base = true;
+		m->uss0 = m->forked ? 0 : sm->mem.uss;
+		m->shared0 = m->forked ? sm->mem.rss : shared;
+	} else {
+		m->copied = cohort_cow_copied(m->uss0, m->shared0, sm->mem.uss, shared);
+	}
+}
+
+/*
+ * Fresh page walks, beyond the budget: a worker at a new RSS peak (the
+ * figures at a peak are the ones a report quotes) and the other processes
+ * of a tree in which one process's copy-on-write term moved.
+ */
+static void refresh(struct cohort_watch *w)
+{
+	size_t count = cohort_sampler_count(w->sampler);
+	uint64_t *rss = calloc(w->nw, sizeof(*rss));
+	int left = REFRESH_MAX;
+
+	if (!rss)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		struct cohort_sample sm;
+		struct member *m;
+
+		if (cohort_sampler_get(w->sampler, i, &sm) == 0 && !sm.gone && (m = member_find(w, sm.pid)))
+			rss[m->rank] += sm.statm.rss;
+	}
+	for (size_t i = 0; i < w->nm && left > 0; i++) {
+		struct member *m = &w->m[i];
+		struct wk *k = &w->w[m->rank];
+		uint64_t margin = k->peak_rss / 20 > 4 * MiB ? k->peak_rss / 20 : 4 * MiB;
+		bool at_peak = k->peak_rss && rss[m->rank] >= k->peak_rss + margin;
+
+		if (k->running && (at_peak || k->cow_refresh) &&
+		    cohort_sampler_refresh(w->sampler, m->pid) == 0)
+			left--;
+	}
+	for (unsigned r = 0; r < w->nw; r++)
+		w->w[r].cow_refresh = false;
+	free(rss);
+}
+
+/* Read a worker cgroup's exact peak (one small file). */
+static uint64_t cgroup_peak(const char *dir)
+{
+	char buf[64];
+	uint64_t v;
+
+	if (cohort__slurpf(buf, sizeof(buf), "%s/memory.max_usage_in_bytes", dir) <= 0 &&
+	    cohort__slurpf(buf, sizeof(buf), "%s/memory.peak", dir) <= 0)
+		return 0;
+	return cohort__parse_u64(buf, &v, NULL) < 0 ? 0 : v;
+}
+
+static void aggregate(struct cohort_watch *w)
+{
+	size_t count = cohort_sampler_count(w->sampler);
+
+	for (unsigned r = 0; r < w->nw; r++) {
+		struct wk *k = &w->w[r];
+
+		if (!k->running)
+			continue;   /* an ended worker keeps its last figures */
+		k->prev_rss = k->rss;
+		k->nprocs = 0;
+		k->rss = k->pss = k->uss = k->swap = k->shmem = k->shared = k->est = 0;
+		k->pss_age = 0;
+		k->cow_live = 0;
+		k->cow_old_live = 0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct cohort_sample sm;
+		struct member *m;
+		struct wk *k;
+
+		if (cohort_sampler_get(w->sampler, i, &sm) < 0 || sm.gone || !(m = member_find(w, sm.pid)))
+			continue;
+		k = &w->w[m->rank];
+		if (!k->running)
+			continue;
+		if (m->need_base) {
+			/* A forked child's anonymous size at fork: its first statm, or its parent's last if smaller. */
+			struct member *parent = m->forked ? member_find(w, m->ppid) : NULL;
+			uint64_t anon = statm_anon(&sm.statm);
+
+			m->need_base = false;
+			m->anon_base = 0;
+			if (m->forked)
+				m->anon_base = parent && parent->last_anon && parent->last_anon < anon ?
+				               parent->last_anon : anon;
+		}
+		m->last_anon = statm_anon(&sm.statm);
+		k->nprocs++;
+		k->rss += sm.statm.rss;
+		if (!sm.have_pss) {
+			/*
+			 * No page walk yet. For the worker's root (a fresh exec) RSS less
+			 * its file and shmem pages is its own. A descendant was forked
+			 * inside the tree and shares most of its pages with its parent,
+			 * which statm cannot tell: count nothing until its first walk
+			 * (the sampler walks never-read processes first) rather than
+			 * counting shared pages again and stopping a worker that fits.
+			 */
+			if (sm.pid == k->pid || !m->forked)
+				k->est += statm_anon(&sm.statm);
+			continue;
+		}
+		if (sm.mem_reads != m->reads)
+			member_walked(w, k, m, &sm);
+		k->pss += sm.mem.pss;
+		k->uss += sm.mem.uss;
+		/* What moved since the page walk is counted as the process's own. */
+		k->est += sm.mem.pss + (sm.statm.rss > sm.mem.rss ? sm.statm.rss - sm.mem.rss : 0);
+		k->shared += sm.mem.shared_clean + sm.mem.shared_dirty;
+		if (sm.mem.swap != COHORT_MEM_UNKNOWN)
+			k->swap += sm.mem.swap;
+		if (sm.mem.pss_shmem != COHORT_MEM_UNKNOWN)
+			k->shmem += sm.mem.pss_shmem;
+		if (sm.mem_age_ns / 1e9 > k->pss_age)
+			k->pss_age = sm.mem_age_ns / 1e9;
+		k->cow_live += m->term;
+		k->cow_old_live += m->copied;
+	}
+}
+
+static void read_system(struct cohort_watch *w)
+{
+	const struct cohort_probe *probe = probe_of(w);
+	struct cohort_cgmem cg;
+	struct cohort_psi psi;
+	struct cohort_meminfo mi;
+	struct statvfs sv;
+
+	w->tot.has_cgroup = 0;
+	if (w->job_cg[0] && cohort_cgroup_read(probe, w->job_cg, &cg) == 0) {
+		w->tot.has_cgroup = 1;
+		w->tot.cg_usage = cg.usage;
+		w->tot.cg_peak = cg.peak;
+		w->tot.cg_limit = cg.limit;
+		w->tot.cg_shmem = cg.shmem;
+		w->tot.cg_swap = cg.swap;
+		w->tot.cg_oom_kill = cg.oom_kill;
+	}
+	w->tot.has_shm = statvfs(probe && probe->shm_path ? probe->shm_path : "/dev/shm", &sv) == 0;
+	if (w->tot.has_shm) {
+		w->tot.shm_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+		w->tot.shm_size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	}
+	w->tot.has_swap = cohort_meminfo_read(probe, &mi) == 0;
+	if (w->tot.has_swap)
+		w->tot.swap_used = mi.swap_total > mi.swap_free ? mi.swap_total - mi.swap_free : 0;
+	w->tot.has_psi = cohort_psi_read(probe, NULL, &psi) == 0;
+	if (w->tot.has_psi) {
+		w->tot.psi_some10 = psi.some_avg10;
+		w->tot.psi_full10 = psi.full_avg10;
+	}
+}
+
+int cohort_watch_tick(struct cohort_watch *w)
+{
+	double t = cohort_watch_now(w);
+	uint64_t rss_sum = 0, pss_sum = 0, uss_sum = 0, est_sum = 0;
+	bool fast = false;
+	struct cohort_sampler_stats st;
+
+	track_trees(w);
+	w->ticks++;
+	cohort_sampler_tick(w->sampler);
+	refresh(w);
+	aggregate(w);
+	for (unsigned r = 0; r < w->nw; r++) {
+		struct wk *k = &w->w[r];
+
+		if (!k->running)
+			continue;
+		if (k->rss > k->peak_rss) k->peak_rss = k->rss;
+		if (k->pss > k->peak_pss) k->peak_pss = k->pss;
+		if (k->uss > k->peak_uss) k->peak_uss = k->uss;
+		if (k->est > k->peak_est) k->peak_est = k->est;
+		if (k->cg[0]) {
+			uint64_t p = cgroup_peak(k->cg);
+
+			if (p > k->peak_cg)
+				k->peak_cg = p;
+		}
+		if (k->rss > k->prev_rss + FAST_GROWTH)
+			fast = true;
+		rss_sum += k->rss;
+		pss_sum += k->pss;
+		uss_sum += k->uss;
+		est_sum += k->est;
+		check_worker(w, k, t);
+	}
+	check_budget(w, est_sum);
+	check_slurm(w, rss_sum, pss_sum);
+	read_system(w);
+	w->tot.t = t;
+	w->tot.rss_sum = rss_sum;
+	w->tot.pss_sum = pss_sum;
+	w->tot.uss_sum = uss_sum;
+	w->tot.est_sum = est_sum;
+	w->tot.ticks = w->ticks;
+	cohort_sampler_stats(w->sampler, &st);
+	w->tot.sampler_cpu_s = st.cpu_ns / 1e9;
+	/* Dense while a worker is young or one grows fast: that is when kills come. */
+	if (fast)
+		w->dense_until = t + w->o.dense_interval * 5;
+	w->last_tick = t;
+	w->next_tick = t + (t < w->dense_until ? w->o.dense_interval : w->o.interval);
+	return 0;
+}
+
+double cohort_watch_next_tick(const struct cohort_watch *w)
+{
+	return w->next_tick;
+}
+
+size_t cohort_watch_fds(const struct cohort_watch *w, int *fds, size_t size)
+{
+	(void)w;
+	(void)fds;
+	(void)size;
+	return 0;
+}
+
+int cohort_watch_ready(struct cohort_watch *w, int fd)
+{
+	(void)w;
+	(void)fd;
+	return 0;
+}
+
+void cohort_watch_totals(const struct cohort_watch *w, struct cohort_watch_totals *ret)
+{
+	*ret = w->tot;
+}
+
+int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct cohort_worker_state *ret)
+{
+	const struct wk *k;
+	int64_t live;
+
+	if (rank >= w->nw)
+		return -ERANGE;
+	k = &w->w[rank];
+	memset(ret, 0, sizeof(*ret));
+	ret->rank = rank;
+	ret->pid = k->pid;
+	ret->running = k->running;
+	ret->ended = k->ended;
+	ret->status = k->status;
+	ret->stopped_by_cohort = k->stop_stage > 0;
+	ret->oom_killed = k->oom_killed;
+	ret->nprocs = k->nprocs;
+	ret->rss = k->rss;
+	ret->pss = k->pss;
+	ret->uss = k->uss;
+	ret->est = k->est;
+	ret->shared = k->shared;
+	ret->swap = k->swap;
+	ret->shmem = k->shmem;
+	ret->pss_age = k->pss_age;
+	if (w->pss_anon_known) {
+		live = k->cow_live > 0 ? k->cow_live : 0;
+		ret->cow_copied = (uint64_t)live + k->cow_gone;
+	} else {
+		ret->cow_copied = k->cow_old + k->cow_old_live;
+	}
+	ret->peak_rss = k->peak_rss;
+	ret->peak_pss = k->peak_pss;
+	ret->peak_uss = k->peak_uss;
+	ret->peak_est = k->peak_est;
+	ret->peak_cgroup = k->peak_cg;
+	ret->start = k->start;
+	ret->end = k->end;
+	cohort__strlcpy(ret->cgroup, k->cg, sizeof(ret->cgroup));
+	return 0;
+}
+
+/* ---- ends ---- */
+
+/* The path of a /proc/PID/maps line: what follows the fifth field, or "". */
+static const char *maps_path(const char *line)
+{
+	const char *p = line;
+
+	for (int field = 0; field < 5; field++) {
+		while (*p && *p != ' ')
+			p++;
+		while (*p == ' ')
+			p++;
+	}
+	return p;
+}
+
+/*
+ * Crash files the preload shim wrote (crash.<pid>, shim/catch.c): one
+ * crash_info event each, attributed to the worker whose tree held the pid.
+ */
+static void collect_crashes(struct cohort_watch *w)
+{
+	struct dirent *de;
+	DIR *d;
+
+	if (!w->crash_dir[0] || !(d = opendir(w->crash_dir)))
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[COHORT_PATH_MAX + 300], line[600], fault[512] = "", below[512] = "", where[512] = "";
+		char addr[64] = "";
+		const struct wk *k = NULL;
+		struct cohort_event *ev;
+		struct member *m;
+		bool in_frames = false, guard = false;
+		long sig = 0, code = 0;
+		size_t bt = 0;
+		char backtrace[2048] = "";
+		FILE *f;
+		pid_t pid;
+
+		if (strncmp(de->d_name, "crash.", 6) != 0)
+			continue;
+		pid = (pid_t)atoi(de->d_name + 6);
+		snprintf(path, sizeof(path), "%s/%s", w->crash_dir, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (in_frames) {
+				int n = snprintf(backtrace + bt, sizeof(backtrace) - bt, "%s%s", bt ? "\n" : "", line);
+
+				if (n > 0 && (size_t)n < sizeof(backtrace) - bt)
+					bt += (size_t)n;
+			} else if (strcmp(line, "frames") == 0) {
+				in_frames = true;
+			} else if (strncmp(line, "signal ", 7) == 0) {
+				sig = strtol(line + 7, NULL, 10);
+			} else if (strncmp(line, "code ", 5) == 0) {
+				code = strtol(line + 5, NULL, 10);
+			} else if (strncmp(line, "addr ", 5) == 0) {
+				snprintf(addr, sizeof(addr), "%s", line + 5);
+			} else if (strncmp(line, "fault ", 6) == 0) {
+				snprintf(fault, sizeof(fault), "%s", line + 6);
+			} else if (strncmp(line, "map ", 4) == 0) {
+				snprintf(below, sizeof(below), "%s", line + 4);
+			}
+		}
+		fclose(f);
+		unlink(path);
+		/*
+		 * A maps line: "lo-hi perms offset dev inode   path", the path
+		 * perhaps with spaces and " (deleted)". The address is in a
+		 * segment's guard page when the mapping holding it has no access
+		 * and the one just below is a /dev/shm file.
+		 */
+		{
+			const char *fpath = maps_path(fault), *bpath = maps_path(below);
+			const char *fperm = strchr(fault, ' ');
+
+			if (fault[0] && fperm && strncmp(fperm + 1, "---p", 4) == 0 && strstr(bpath, "/dev/shm/")) {
+				guard = true;
+				snprintf(where, sizeof(where), "segment %s", bpath);
+			} else if (fault[0]) {
+				snprintf(where, sizeof(where), "%s", fpath[0] ? fpath : "an anonymous mapping");
+			}
+		}
+		m = member_find(w, pid);
+		for (unsigned r = 0; r < w->nw && !k; r++)
+			if (w->w[r].pid == pid || (m && m->rank == r))
+				k = &w->w[r];
+		ev = ev_new(w, COHORT_EVENT_CRASH_INFO, k, 0);
+		if (!ev)
+			continue;
+		ev_i64(ev, "signal", sig);
+		ev_i64(ev, "code", code);
+		ev_str(ev, "fault_addr", addr);
+		ev_bool(ev, "in_guard", guard);
+		ev_str(ev, "where", where);
+		ev_i64(ev, "crashed_pid", pid);
+		cohort__strlcpy(ev->backtrace, backtrace, sizeof(ev->backtrace));
+		ev_msg(ev, "pid %d: fatal signal %ld at %s%s%s", (int)pid, sig, addr[0] ? addr : "?",
+		       where[0] ? " in " : "", where);
+	}
+	closedir(d);
+}
+
+static void describe_status(int st, char *buf, size_t size)
+{
+	if (st < 0)
+		snprintf(buf, size, "ended (status not known)");
+	else if (WIFEXITED(st))
+		snprintf(buf, size, "exit %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, size, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		snprintf(buf, size, "status %d", st);
+}
+
+static void end_worker(struct cohort_watch *w, struct wk *k, int st)
+{
+	const struct cohort_probe *probe = probe_of(w);
+	struct cohort_worker_state ws;
+	struct cohort_event *ev;
+	struct cohort_cgmem cg;
+	char how[96], a[32], b[32];
+	bool oom = false;
+
+	k->running = false;
+	k->ended = true;
+	k->status = st;
+	k->end = cohort_watch_now(w);
+	w->running--;
+	if (k->cg[0]) {
+		uint64_t p = cgroup_peak(k->cg);
+
+		if (p > k->peak_cg)
+			k->peak_cg = p;
+	}
+	if (st < 0 || WIFSIGNALED(st))
+		collect_crashes(w);
+	/* The kernel's OOM killer: the worker's own cgroup says so, or the job's counter rose. */
+	if (st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && k->stop_stage < 2) {
+		if (k->cg[0] && cohort_cgroup_read(probe, k->cg, &cg) == 0 && cg.oom_kill > 0) {
+			oom = true;
+		} else if (w->noom_levels) {
+			uint64_t n = oom_kills(w);
+
+			if (n > w->oom_kill_seen) {
+				w->oom_kill_seen = n;
+				oom = true;
+			}
+		}
+	}
+	describe_status(st, how, sizeof(how));
+	cohort_watch_worker(w, k->rank, &ws);
+	ev = ev_new(w, COHORT_EVENT_EXIT, k, 0);
+	ev_str(ev, "status", how);
+	if (st >= 0 && WIFEXITED(st))
+		ev_i64(ev, "exit_code", WEXITSTATUS(st));
+	else
+		ev_null(ev, "exit_code");
+	if (st >= 0 && WIFSIGNALED(st))
+		ev_i64(ev, "signal", WTERMSIG(st));
+	else
+		ev_null(ev, "signal");
+	ev_bool(ev, "stopped_by_cohort", k->stop_stage > 0);
+	ev_u64(ev, "peak_pss", k->peak_pss);
+	ev_u64(ev, "peak_uss", k->peak_uss);
+	ev_u64(ev, "peak_rss", k->peak_rss);
+	ev_u64(ev, "peak_est", k->peak_est);
+	if (k->peak_cg)
+		ev_u64(ev, "peak_cgroup", k->peak_cg);
+	ev_u64(ev, "last_est", k->est);
+	ev_u64(ev, "cow_copied", ws.cow_copied);
+	ev_f64(ev, "runtime_s", k->end - k->start);
+	ev_msg(ev, "rank %u (pid %d) ended: %s", k->rank, (int)k->pid, how);
+	if (oom) {
+		uint64_t limit = k->cg[0] && w->o.mem_per_worker ? w->o.mem_per_worker :
+		                 w->has_alloc ? w->alloc.mem_limit : 0;
+
+		k->oom_killed = true;
+		ev = ev_new(w, COHORT_EVENT_OOM_KILL, k, 1);
+		ev_u64(ev, "limit_bytes", limit);
+		ev_u64(ev, "last_est", k->est);
+		ev_str(ev, "cgroup", k->cg[0] ? k->cg : w->job_cg);
+		ev_msg(ev, "rank %u (pid %d) was killed by the kernel's OOM killer: its %s limit is %s, it "
+		       "last used %s", k->rank, (int)k->pid, k->cg[0] ? "cgroup" : "job's",
+		       fmt_size(limit, a, sizeof(a)), fmt_size(k->est, b, sizeof(b)));
+	}
+}
+
+int cohort_watch_exited(struct cohort_watch *w, unsigned rank, int status)
+{
+	if (rank >= w->nw)
+		return -ERANGE;
+	if (!w->w[rank].running)
+		return -ESRCH;
+	end_worker(w, &w->w[rank], status);
+	return 0;
+}
+
+int cohort_watch_signal(struct cohort_watch *w, int sig, pid_t sender_pid, long sender_uid,
+                        const char *what)
+{
+	struct cohort_event *ev = ev_new(w, COHORT_EVENT_SIGNAL, NULL, 1);
+	const char *abbrev = sigabbrev_np(sig);
+	char name[32];
+
+	if (!ev)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "SIG%s", abbrev ? abbrev : "?");
+	ev_i64(ev, "signal", sig);
+	ev_str(ev, "signal_name", name);
+	if (sender_pid > 0)
+		ev_i64(ev, "sender_pid", sender_pid);
+	else
+		ev_null(ev, "sender_pid");
+	if (sender_pid > 0 && sender_uid >= 0)
+		ev_i64(ev, "sender_uid", sender_uid);
+	else
+		ev_null(ev, "sender_uid");
+	if (sender_pid > 0)
+		ev_msg(ev, "cohort got %s from pid %d%s%s", name, (int)sender_pid, what ? ": " : "",
+		       what ? what : "");
+	else
+		ev_msg(ev, "cohort got %s%s%s", name, what ? ": " : "", what ? what : "");
+	return 0;
+}
+
+int cohort_watch_finish(struct cohort_watch *w)
+{
+	collect_crashes(w);
+	return 0;
+}
