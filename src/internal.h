@@ -77,6 +77,7 @@ struct cohort__stat {
 	char state;               /* R, S, Z, ... */
 	pid_t ppid;
 	uint64_t start;           /* starttime, clock ticks since boot */
+	uint64_t minflt;          /* minor faults: every copy-on-write copy is one */
 	uint64_t startstack;      /* the stack's start: kept by fork, new at exec (0 when hidden) */
 };
 int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret);

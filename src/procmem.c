@@ -396,7 +396,7 @@ int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret
 				return COHORT_EPARSE;
 			break;   /* a short line: startstack unknown (0) */
 		}
-		if (field == 4 || field == 22 || field == 28) {
+		if (field == 4 || field == 10 || field == 22 || field == 28) {
 			if (cohort__parse_u64(p + 1, &v[field], &p) < 0)
 				return COHORT_EPARSE;
 		} else {
@@ -414,6 +414,7 @@ int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret
 	ret->ppid = (pid_t)v[4];
 	ret->start = v[22];
 	ret->startstack = v[28];
+	ret->minflt = v[10];
 	return 0;
 }
 

@@ -47,6 +47,12 @@
 #define FAST_GROWTH (32 * MiB)
 /* At most this many fresh page walks a tick beyond the sampler's budget. */
 #define REFRESH_MAX 8
+/*
+ * Minor faults since a process's last page walk that call for a fresh one:
+ * every page copied by copy-on-write is a fault, and a process that exits
+ * takes its figures with it, so the last walk must not be far behind.
+ */
+#define FAULTS_STALE 2048
 
 static const char *const event_names[COHORT_EVENT_KIND_MAX] = {
 	[COHORT_EVENT_SPAWN] = "spawn",
@@ -123,6 +129,7 @@ struct member {
 	uint64_t anon_base;        /* anonymous bytes at fork (0 for an exec) */
 	uint64_t last_anon;        /* statm anonymous (rss - file - shmem) at the last tick */
 	uint64_t reads;            /* page walks seen */
+	uint64_t minflt_walk;      /* minor faults at the last walk */
 	bool have_walk;
 	int64_t term;              /* Pss_Anon - Anonymous + base, at the last walk */
 	uint64_t uss, anon;        /* at the last walk */
@@ -935,13 +942,15 @@ static void member_walked(struct cohort_watch *w, struct wk *k, struct member *m
 	struct cohort__stat st;
 	int64_t old = m->term;
 
-	/* An exec since the last look: a new address space, its own base. */
-	if (m->have_walk && cohort__proc_stat(cohort__proc_root(probe), m->pid, &st) == 0 &&
-	    st.startstack != 0 && st.startstack != m->startstack) {
-		m->startstack = st.startstack;
-		m->forked = false;
-		m->anon_base = 0;
-		m->have_base = false;
+	if (cohort__proc_stat(cohort__proc_root(probe), m->pid, &st) == 0) {
+		m->minflt_walk = st.minflt;
+		/* An exec since the last look: a new address space, its own base. */
+		if (m->have_walk && st.startstack != 0 && st.startstack != m->startstack) {
+			m->startstack = st.startstack;
+			m->forked = false;
+			m->anon_base = 0;
+			m->have_base = false;
+		}
 	}
 	m->reads = sm->mem_reads;
 	m->uss = sm->mem.uss;
@@ -987,10 +996,16 @@ static void refresh(struct cohort_watch *w)
 		struct member *m = &w->m[i];
 		struct wk *k = &w->w[m->rank];
 		uint64_t margin = k->peak_rss / 20 > 4 * MiB ? k->peak_rss / 20 : 4 * MiB;
-		bool at_peak = k->peak_rss && rss[m->rank] >= k->peak_rss + margin;
+		bool at_peak = k->peak_rss && rss[m->rank] >= k->peak_rss + margin, faulted = false;
+		struct cohort__stat st;
 
-		if (k->running && (at_peak || k->cow_refresh) &&
-		    cohort_sampler_refresh(w->sampler, m->pid) == 0)
+		if (!k->running)
+			continue;
+		/* In a tree of several processes, one that faulted much since its walk may be copying. */
+		if (!at_peak && !k->cow_refresh && k->nprocs > 1 && m->have_walk &&
+		    cohort__proc_stat(cohort__proc_root(probe_of(w)), m->pid, &st) == 0)
+			faulted = st.minflt >= m->minflt_walk + FAULTS_STALE;
+		if ((at_peak || k->cow_refresh || faulted) && cohort_sampler_refresh(w->sampler, m->pid) == 0)
 			left--;
 	}
 	for (unsigned r = 0; r < w->nw; r++)

@@ -164,6 +164,46 @@ static int helper_cow(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * cow-now SIZE CHILDREN SECONDS: the parent fills SIZE and forks CHILDREN;
+ * child c (0-based) writes the first (c+1)/CHILDREN of it at once, copying
+ * that much, then every process holds until SECONDS. The truth: SIZE x
+ * (CHILDREN+1)/2 copied in all, whenever a sampler first looks.
+ */
+static int helper_cow_now(int argc, char **argv)
+{
+	uint64_t size;
+	int children;
+	double seconds;
+	char *p;
+
+	if (argc < 3)
+		return 2;
+	size = size_arg(argv[0]);
+	children = atoi(argv[1]);
+	seconds = atof(argv[2]);
+	p = malloc(size);
+	if (!p || children < 1)
+		return 3;
+	touch(p, size, 1);
+	for (int c = 0; c < children; c++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			uint64_t upto = size / (uint64_t)children * (uint64_t)(c + 1);
+
+			for (uint64_t i = 0; i < upto; i += 4096)
+				p[i] = (char)(c + 2);
+			nap(seconds);
+			_exit(0);
+		}
+	}
+	nap(seconds);
+	while (wait(NULL) > 0)
+		;
+	return 0;
+}
+
 /* ignore-term SECONDS: a worker that ignores SIGTERM. */
 static int helper_ignore_term(int argc, char **argv)
 {
@@ -221,6 +261,8 @@ int test_helper_main(int argc, char **argv)
 		return helper_worker(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "cow") == 0)
 		return helper_cow(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "cow-now") == 0)
+		return helper_cow_now(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "ignore-term") == 0)
 		return helper_ignore_term(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "bus-error") == 0)
