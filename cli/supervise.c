@@ -762,8 +762,7 @@ static void sample(struct sup *s)
 	/* SLURM's jobacct_gather/linux sums RSS: shared pages are charged once per process. */
 	if (o->alloc.slurm.present && !s->slurm_risk_warned &&
 	    rss_sum > o->alloc.mem_limit / 10 * 8 && pss_sum < o->alloc.mem_limit / 10 * 6 &&
-	    (!o->jobacct || strstr(o->jobacct, "linux")) &&
-	    !(o->jobacct_params && strstr(o->jobacct_params, "UsePss"))) {
+	    cohort_slurm_sums_rss(o->have_slurm_config ? &o->slurm_config : NULL)) {
 		json_t *x = json_object();
 
 		s->slurm_risk_warned = true;
