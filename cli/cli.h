@@ -46,8 +46,16 @@ int cli_parse_size(const char *option, const char *text, uint64_t *ret);
 int cli_parse_count(const char *option, const char *text, unsigned max, unsigned *ret);
 
 /* The probe for this process: the real system unless COHORT_ROOT_PROC,
- * COHORT_ROOT_CGROUP or COHORT_ROOT_SHM point elsewhere (fixture replay). */
+ * COHORT_ROOT_CGROUP or COHORT_ROOT_SHM point elsewhere (fixture replay);
+ * COHORT_SCONTROL names the scontrol to run (a fake one in tests). */
 void cli_probe(struct cohort_probe *probe);
+
+/*
+ * Ask SLURM's controller for the job's memory when nothing on the node
+ * told it (cohort_alloc_ask_slurm()); a failure is a note on stderr, and
+ * the allocation keeps MemTotal.
+ */
+void cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc);
 
 /* JSON: a size (clamped to 2^63-1), the allocation as `cohort check --json` shows it. */
 json_t *cli_json_size(uint64_t v);

@@ -170,6 +170,7 @@ static int exec(int argc, char **argv)
 		          cohort_strerror(r), probe.proc_root ? probe.proc_root : "/proc");
 		return CLI_ERROR;
 	}
+	cli_ask_slurm(&probe, &alloc);
 	r = cohort_plan_check(&alloc, &plan, &verdict);
 	if (r < 0)
 		return cli_usage_error(&cli_cmd_check, "impossible plan: %u workers x %llu bytes overflows",

@@ -68,37 +68,16 @@ static int parse_number(const char *option, const char *text, double min, double
 	return 0;
 }
 
-/* SLURM's accounting plugin, from `scontrol show config` (bounded in time). */
+/* SLURM's accounting setup, from `scontrol show config` (bounded in time and size). */
 static void slurm_jobacct(struct run_opts *o)
 {
-	static char type[128], params[256];
-	char line[512];
-	FILE *p;
-
-	if (!o->alloc.slurm.present)
+	if (!o->alloc.slurm.present || cohort_slurm_config_read(&o->probe, &o->slurm_config) < 0)
 		return;
-	p = popen("timeout 3 scontrol show config 2>/dev/null", "r");
-	if (!p)
-		return;
-	while (fgets(line, sizeof(line), p)) {
-		char *eq = strchr(line, '=');
-		char *v;
-
-		if (!eq)
-			continue;
-		v = eq + 1;
-		while (*v == ' ')
-			v++;
-		v[strcspn(v, "\n")] = '\0';
-		if (strncmp(line, "JobAcctGatherType ", 18) == 0) {
-			snprintf(type, sizeof(type), "%s", v);
-			o->jobacct = type;
-		} else if (strncmp(line, "JobAcctGatherParams ", 20) == 0) {
-			snprintf(params, sizeof(params), "%s", v);
-			o->jobacct_params = params;
-		}
-	}
-	pclose(p);
+	o->have_slurm_config = 1;
+	if (o->slurm_config.jobacct_gather_type[0])
+		o->jobacct = o->slurm_config.jobacct_gather_type;
+	if (o->slurm_config.jobacct_gather_params[0])
+		o->jobacct_params = o->slurm_config.jobacct_gather_params;
 }
 
 /* The job's name for segments and recordings. */
@@ -351,6 +330,7 @@ static int exec(int argc, char **argv)
 		cli_error("cannot read the allocation: %s", cohort_strerror(r));
 		return CLI_ERROR;
 	}
+	cli_ask_slurm(&o.probe, &o.alloc);
 	if (!o.workers)
 		o.workers = o.alloc.cpus ? o.alloc.cpus : 1;
 

@@ -88,6 +88,17 @@ void cli_probe(struct cohort_probe *probe)
 	probe->proc_root = getenv("COHORT_ROOT_PROC");
 	probe->cgroup_root = getenv("COHORT_ROOT_CGROUP");
 	probe->shm_path = getenv("COHORT_ROOT_SHM");
+	probe->scontrol = getenv("COHORT_SCONTROL");
+}
+
+void cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc)
+{
+	int r = cohort_alloc_ask_slurm(probe, alloc);
+
+	if (r < 0)
+		fprintf(stderr, "cohort: note: SLURM's controller did not tell job %s's memory "
+		        "(scontrol -o show job %s: %s); the limit is the node's MemTotal\n",
+		        alloc->slurm.job_id, alloc->slurm.job_id, cohort_strerror(r));
 }
 
 static void usage(FILE *out)

@@ -823,9 +823,9 @@ static int start_watch(struct sup *s)
 		.crash_dir = s->catch_dir[0] ? s->catch_dir : NULL, .grace = o->grace,
 	};
 
-	if (o->jobacct)
-		sums = strstr(o->jobacct, "linux") &&
-		       !(o->jobacct_params && strstr(o->jobacct_params, "UsePss"));
+	/* Unknown when the controller could not be asked: the warning then says "if". */
+	if (o->have_slurm_config)
+		sums = cohort_slurm_sums_rss(&o->slurm_config);
 	wo.slurm_sums_rss = sums;
 	return cohort_watch_create(&wo, &s->watch);
 }

@@ -33,6 +33,8 @@ struct run_opts {
 	const char *catch_off;        /* why it is off, when catch_lib is NULL */
 	const char *jobacct;          /* SLURM's JobAcctGatherType, or NULL */
 	const char *jobacct_params;   /* SLURM's JobAcctGatherParams, or NULL */
+	struct cohort_slurm_config slurm_config; /* `scontrol show config`, when have_slurm_config */
+	int have_slurm_config;
 };
 
 /*

@@ -26,6 +26,7 @@
  */
 #include "cohort/base.h"      /* version, errors, sizes, struct cohort_probe */
 #include "cohort/alloc.h"     /* the allocation and plans */
+#include "cohort/slurm.h"     /* SLURM's controller: accounting setup, a job's memory */
 #include "cohort/shm.h"       /* segments, mutex, barrier, semaphore, queue, arena */
 #include "cohort/procmem.h"   /* process memory, trees, cgroup counters, PSI */
 #include "cohort/sampler.h"   /* statm every tick, PSS within a CPU budget */

@@ -36,6 +36,7 @@ const char *cohort_source_name(enum cohort_source src)
 	case COHORT_SRC_AFFINITY:           return "affinity";
 	case COHORT_SRC_SLURM_CPUS:         return "SLURM_CPUS_ON_NODE";
 	case COHORT_SRC_NPROC:              return "nproc";
+	case COHORT_SRC_SLURM_JOB:          return "scontrol show job";
 	case COHORT_SRC_NONE:
 		break;
 	}
@@ -301,4 +302,50 @@ int cohort_alloc_detect(const struct cohort_probe *probe, struct cohort_alloc *r
 	}
 	*ret = a;
 	return 0;
+}
+
+int cohort_alloc_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc)
+{
+	struct cohort_slurm_job job;
+	uint64_t mem = 0;
+	char where[COHORT_PATH_MAX], a[32];
+	int r;
+
+	if (!alloc)
+		return -EINVAL;
+	if (!alloc->slurm.present || alloc->mem_limit_source != COHORT_SRC_MEMTOTAL ||
+	    alloc->slurm.mem_per_node || alloc->slurm.mem_per_cpu)
+		return 0;
+	r = cohort_slurm_job_read(probe, alloc->slurm.job_id, &job);
+	if (r < 0)
+		return r;
+
+	if (job.mem_per_node) {
+		mem = job.mem_per_node;
+		cohort__pathf(where, sizeof(where), "scontrol show job %s: MinMemoryNode=%s",
+		              job.job_id, cohort_size_format(mem, a, sizeof(a)));
+	} else if (job.mem_per_cpu) {
+		/* The job's CPUs on this node, which SLURM multiplies by; not the step's. */
+		uint64_t cpus = alloc->slurm.cpus_on_node > 0 ? (uint64_t)alloc->slurm.cpus_on_node :
+		                job.num_nodes == 1 && job.num_cpus > 0 ? (uint64_t)job.num_cpus :
+		                alloc->cpus;
+
+		if (__builtin_mul_overflow(job.mem_per_cpu, cpus, &mem))
+			return 0;
+		cohort__pathf(where, sizeof(where), "scontrol show job %s: MinMemoryCPU=%s x %llu CPUs",
+		              job.job_id, cohort_size_format(job.mem_per_cpu, a, sizeof(a)),
+		              (unsigned long long)cpus);
+	} else if (job.mem_tres && job.num_nodes > 0) {
+		/* No memory asked for: the job was given its nodes' memory, TRES tells how much. */
+		mem = job.mem_tres / (uint64_t)job.num_nodes;
+		cohort__pathf(where, sizeof(where), "scontrol show job %s: TRES mem=%s over %ld node%s",
+		              job.job_id, cohort_size_format(job.mem_tres, a, sizeof(a)), job.num_nodes,
+		              job.num_nodes == 1 ? "" : "s");
+	}
+	if (!mem || (alloc->ram_total && mem > alloc->ram_total))
+		return 0;
+	alloc->mem_limit = mem;
+	alloc->mem_limit_source = COHORT_SRC_SLURM_JOB;
+	cohort__strlcpy(alloc->mem_limit_where, where, sizeof(alloc->mem_limit_where));
+	return 1;
 }

@@ -31,6 +31,18 @@ const char *cohort_finding_name(enum cohort_finding_kind kind)
 	return "unknown";
 }
 
+/* Did the recorded cluster charge the RSS sum? cohort_slurm_sums_rss() on what was recorded. */
+static bool sums_rss(const struct cohort_recording *r)
+{
+	struct cohort_slurm_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cohort__strlcpy(cfg.jobacct_gather_type, r->jobacct, sizeof(cfg.jobacct_gather_type));
+	cohort__strlcpy(cfg.jobacct_gather_params, r->jobacct_params, sizeof(cfg.jobacct_gather_params));
+	cohort__slurm_config_flags(&cfg);
+	return cohort_slurm_sums_rss(&cfg) == 1;
+}
+
 struct list {
 	struct cohort_finding *f;
 	size_t n, cap;
@@ -355,7 +367,7 @@ static void job_level(struct list *l, const struct cohort_recording *r)
 
 	/* SLURM's jobacct_gather/linux charges the RSS sum. */
 	e = find_event(r, "slurm_rss_risk", -2);
-	if (r->slurm && r->mem_limit && !strstr(r->jobacct_params, "UsePss") &&
+	if (r->slurm && r->mem_limit && sums_rss(r) &&
 	    (e || (rss_peak > r->mem_limit && pss_at <= r->mem_limit))) {
 		bool over = rss_peak > r->mem_limit;
 

@@ -26,6 +26,7 @@ const char *cohort_strerror(int err)
 	case COHORT_ECORRUPT:        return "shared data failed a bounds or canary check";
 	case COHORT_ENOSPACE:        return "no space left in the segment, queue or arena";
 	case COHORT_EBADREC:         return "not a cohort recording";
+	case COHORT_ECOMMAND:        return "the command failed (non-zero exit or a signal)";
 	default:
 		break;
 	}

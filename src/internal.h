@@ -57,6 +57,16 @@ const char *cohort__getenv(const char *const *envp, const char *name);
 /* Bounded string copy that always NUL-terminates (size > 0). */
 void cohort__strlcpy(char *dst, const char *src, size_t size);
 
+/* ---- SLURM (slurmctl.c) ---- */
+
+/*
+ * Set the flags and the task period of a configuration from its raw
+ * jobacct_gather_params and jobacct_gather_frequency, as
+ * cohort_slurm_config_parse() does: for a configuration put together from
+ * a recording's strings.
+ */
+void cohort__slurm_config_flags(struct cohort_slurm_config *cfg);
+
 /* ---- measuring (procmem.c, cgroup.c, shmscan.c) ---- */
 
 /* The probe's roots, or the real ones. */

@@ -182,6 +182,28 @@ struct cmd_result {
 void cmd_run(struct cmd_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmd_free(struct cmd_result *r);
 
+/*
+ * The SLURM test cluster (tests/slurm/cluster.sh, started by make check):
+ * its directory; skips the test when there is none, fails it when it
+ * should have come up and did not.
+ */
+const char *slurm_cluster_dir(void);
+
+/*
+ * Restart the test cluster under another configuration: env is a shell
+ * prefix of assignments (COHORT_SLURM_EXTRA='...' COHORT_SLURM_CONSTRAIN_RAM=no).
+ * Fails the test when the cluster does not come up.
+ */
+void slurm_reconfigure(const char *dir, const char *env);
+
+/*
+ * Run fn(dir) in a helper process for at most timeout_ms, then restore
+ * the cluster's default configuration whatever fn did (failed, hung,
+ * reconfigured), and fail the test when fn failed. fn calls
+ * slurm_reconfigure() for what it needs.
+ */
+void slurm_case(const char *dir, void (*fn)(void *), unsigned timeout_ms);
+
 /* Read a whole file into a malloc'd string, or NULL. */
 char *read_file(const char *path);
 

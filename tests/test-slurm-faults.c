@@ -17,19 +17,6 @@
 #define COHORT "%s/cohort"
 #define FAULT "%s/examples/faults/"
 
-static const char *cluster_dir(void)
-{
-	const char *s = getenv("COHORT_SLURM");
-
-	if (!s)
-		SKIP("the SLURM suite runs through make check, which starts the test cluster");
-	if (strncmp(s, "failed", 6) == 0)
-		test_fail(__FILE__, __LINE__, "SLURM test cluster: %s", s);
-	if (strncmp(s, "up: ", 4) != 0)
-		SKIP("SLURM test cluster %s", s);
-	return s + 4;
-}
-
 /* cohort report --json on files (a shell glob is fine). */
 static json_t *report(const char *files)
 {
@@ -71,7 +58,7 @@ TEST_TIMEOUT(slurm_fault_oom_kill_of_one_worker, 120)
 	struct cmd_result r;
 	json_t *rep, *f;
 
-	cluster_dir();
+	slurm_cluster_dir();
 	/* Sampling every 5 s: the kernel's OOM killer acts before cohort could. */
 	cmd_run(&r, "cd %s && timeout 100 srun --mem=200M -n1 " COHORT " run -n 3 -i 5 --enforce watch "
 	        "-o oom.ndjson -- " FAULT "grow --size 400 --rank 1", test_tmpdir(), test_build_dir(),
@@ -110,11 +97,8 @@ static void rss_overcount_case(void *arg)
 	         "%s/examples/cow-workers/cow-workers --size 300M --workers 5 --write 0 --hold 8",
 	         test_build_dir(), test_tmpdir(), test_build_dir());
 	/* SLURM counting RSS, killing on it; ConstrainRAMSpace=no, as OverMemoryKill requires. */
-	cmd_run(&r, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill\n"
-	        "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no %s/tests/slurm/cluster.sh start %s",
-	        test_src_dir(), dir);
-	CHECK_MSG(r.status == 0, "reconfiguring the cluster failed: %s", r.err);
-	cmd_free(&r);
+	slurm_reconfigure(dir, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill\n"
+	                  "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no");
 
 	/* Five processes sharing 300 MiB: real use about 300 MiB, RSS sum 1.5 GiB, --mem=1000M. */
 	job(&r, "1000M", cmd);
@@ -133,11 +117,8 @@ static void rss_overcount_case(void *arg)
 	json_decref(rep);
 
 	/* The same job with UsePss: it runs, and cohort has nothing to say about SLURM. */
-	cmd_run(&r, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill,UsePss\n"
-	        "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no %s/tests/slurm/cluster.sh start %s",
-	        test_src_dir(), dir);
-	CHECK_MSG(r.status == 0, "reconfiguring the cluster failed: %s", r.err);
-	cmd_free(&r);
+	slurm_reconfigure(dir, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill,UsePss\n"
+	                  "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no");
 	job(&r, "1000M", cmd);
 	CHECK_MSG(strstr(r.out, "exceeded memory limit") == NULL, "killed with UsePss:\n%s", r.out);
 	CHECK_CONTAINS(r.out, "srun=0");
@@ -150,25 +131,7 @@ static void rss_overcount_case(void *arg)
 
 TEST_TIMEOUT(slurm_fault_shared_pages_counted_n_times, 400)
 {
-	const char *dir = cluster_dir();
-	struct cmd_result r;
-	pid_t pid;
-	int st;
-
-	static char dir_copy[1024];
-
-	snprintf(dir_copy, sizeof(dir_copy), "%s", dir);
-	pid = helper_spawn(rss_overcount_case, dir_copy);
-	st = helper_wait(pid, 380000);
-	if (st == -1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &st, 0);
-	}
-	/* Leave the cluster as it was found. */
-	cmd_run(&r, "%s/tests/slurm/cluster.sh start %s", test_src_dir(), dir);
-	CHECK_MSG(r.status == 0, "restoring the cluster failed: %s", r.err);
-	cmd_free(&r);
-	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the case failed (status %d)", st);
+	slurm_case(slurm_cluster_dir(), rss_overcount_case, 380000);
 }
 
 TEST_TIMEOUT(slurm_fault_shm_exhausted, 120)
@@ -176,7 +139,7 @@ TEST_TIMEOUT(slurm_fault_shm_exhausted, 120)
 	struct cmd_result r;
 	json_t *rep, *f;
 
-	cluster_dir();
+	slurm_cluster_dir();
 	/* The job's own 32 MiB /dev/shm (a private mount, as job_container/tmpfs gives). */
 	cmd_run(&r, "cd %s && timeout 100 srun --mem=400M -n1 unshare -m sh -c 'mount -t tmpfs -o size=32M "
 	        "tmpfs /dev/shm && exec " COHORT " run -n 1 -i 0.1 -o shm.ndjson -- " FAULT "shm-full --size 64'",
@@ -197,7 +160,7 @@ TEST_TIMEOUT(slurm_fault_segfault, 120)
 	json_t *rep, *f;
 
 	/* examples/faults are never built with a sanitizer (Makefile): the shim catches their signals. */
-	cluster_dir();
+	slurm_cluster_dir();
 	cmd_run(&r, "cd %s && timeout 100 srun --mem=200M -n1 " COHORT " run -n 2 -o segv.ndjson -- "
 	        "sh -c 'if [ $COHORT_RANK = 1 ]; then exec " FAULT "segfault; fi'",
 	        test_tmpdir(), test_build_dir(), test_build_dir());
@@ -216,7 +179,7 @@ TEST_TIMEOUT(slurm_fault_leak_and_copy_on_write, 180)
 	struct cmd_result r;
 	json_t *rep, *f;
 
-	cluster_dir();
+	slurm_cluster_dir();
 	cmd_run(&r, "cd %s && timeout 100 srun --mem=600M -n1 " COHORT " run -n 2 -i 0.2 --enforce watch "
 	        "-o leak.ndjson -- " FAULT "leak --rate 8 --seconds 16 --rank 1",
 	        test_tmpdir(), test_build_dir(), test_build_dir());
@@ -246,7 +209,7 @@ TEST_TIMEOUT(slurm_multi_task_step_merged_report, 120)
 	struct cmd_result r;
 	json_t *rep, *recs;
 
-	cluster_dir();
+	slurm_cluster_dir();
 	/* Two tasks, two workers each: one recording per task, merged by cohort report. */
 	cmd_run(&r, "cd %s && timeout 100 srun --mem=400M -n2 " COHORT " run -q -n 2 -i 0.2 -- "
 	        "sh -c 'sleep 1; exit $COHORT_RANK'", test_tmpdir(), test_build_dir());

@@ -26,7 +26,8 @@ enum cohort_source {
 	COHORT_SRC_MEMTOTAL,        /* /proc/meminfo MemTotal: no other limit */
 	COHORT_SRC_AFFINITY,        /* the CPU affinity mask (Cpus_allowed_list) */
 	COHORT_SRC_SLURM_CPUS,      /* SLURM_CPUS_ON_NODE */
-	COHORT_SRC_NPROC            /* the configured processors, no mask readable */
+	COHORT_SRC_NPROC,           /* the configured processors, no mask readable */
+	COHORT_SRC_SLURM_JOB        /* the job's memory as SLURM's controller knows it (scontrol show job) */
 };
 
 /* A short name for a source ("cgroup", "SLURM_MEM_PER_NODE", ...). Static. */
@@ -88,6 +89,29 @@ struct cohort_alloc {
  */
 COHORT_EXPORT int cohort_alloc_detect(const struct cohort_probe *probe,
                                       struct cohort_alloc *ret);
+
+/*
+ * Ask SLURM's controller for the job's memory when nothing on the node
+ * told it. When alloc is inside a SLURM job (alloc->slurm.present) and its
+ * memory limit came only from MemTotal (no cgroup limit, no SLURM_MEM_*
+ * variable: plain `srun --mem=1000M` under ConstrainRAMSpace=no), runs
+ * `scontrol -o show job ID` (see cohort_slurm_job_read()) and, when the
+ * controller knows the job's memory, sets alloc->mem_limit to it with
+ * source COHORT_SRC_SLURM_JOB and a mem_limit_where naming the command and
+ * the figure. The memory on this node is MinMemoryNode; else MinMemoryCPU
+ * x the job's CPUs here (SLURM_CPUS_ON_NODE, else NumCPUs of a one-node
+ * job, else alloc->cpus); else TRES mem= shared over NumNodes (a job that
+ * asked for no memory and was given whole nodes). A figure above MemTotal
+ * leaves MemTotal, the tighter limit.
+ *
+ * This runs a process: it is a separate call, never made by
+ * cohort_alloc_detect() (which segment creation calls).
+ *
+ * Returns 1 when it set the limit, 0 when there was nothing to ask or the
+ * controller gives no memory for the job (alloc untouched), or a negative
+ * error code from cohort_slurm_job_read() (alloc untouched).
+ */
+COHORT_EXPORT int cohort_alloc_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc);
 
 /* The node's memory from <proc>/meminfo, cheaply (one file), for sampling. */
 struct cohort_meminfo {

@@ -61,6 +61,7 @@ enum {
 	COHORT_ECORRUPT        = -10012, /* shared data failed a bounds or canary check */
 	COHORT_ENOSPACE        = -10013, /* a segment, queue or arena is full */
 	COHORT_EBADREC         = -10014, /* not a cohort recording, or a newer format */
+	COHORT_ECOMMAND        = -10015, /* a command cohort ran (scontrol) exited non-zero or died */
 	COHORT_ELAST           = -10099
 };
 
@@ -108,6 +109,7 @@ struct cohort_probe {
 	const char *cgroup_root;  /* default "/sys/fs/cgroup" */
 	const char *shm_path;     /* default "/dev/shm" */
 	const char *const *envp;  /* default: the process environment */
+	const char *scontrol;     /* SLURM's scontrol command; default "scontrol" found through PATH */
 };
 
 #define COHORT_PATH_MAX 512
