@@ -31,6 +31,7 @@
 #include "cohort/procmem.h"   /* process memory, trees, cgroup counters, PSI */
 #include "cohort/sampler.h"   /* statm every tick, PSS within a CPU budget */
 #include "cohort/workcg.h"    /* a memory cgroup per worker */
+#include "cohort/cgevent.h"   /* memory cgroup notifications: OOM kills, thresholds */
 #include "cohort/trend.h"     /* leaks and copy-on-write */
 #include "cohort/recording.h" /* recordings and their diagnosis */
 #include "cohort/file.h"      /* atomic publish, file locks, per-rank output */
