@@ -116,6 +116,33 @@ static void rss_overcount_case(void *arg)
 	CHECK(finding(rep, "cut", -1) != NULL);
 	json_decref(rep);
 
+	/*
+	 * Plain srun --mem (no salloc around it): the step has no
+	 * SLURM_MEM_PER_NODE and no cgroup limit, so only the controller knows
+	 * the 1000M. At the default 1 s interval, SLURM kills the job about a
+	 * second in, before a second regular sample: the first seconds are
+	 * sampled densely, and the finding names the controller's limit.
+	 */
+	cmd_run(&r, "cd %s && timeout 100 srun --mem=1000M " COHORT " run -n 1 -o early.ndjson -- "
+	        "%s/examples/cow-workers/cow-workers --size 300M --workers 5 --write 0 --hold 8",
+	        test_tmpdir(), test_build_dir(), test_build_dir());
+	CHECK_CONTAINS(r.err, "exceeded memory limit");
+	cmd_free(&r);
+	{
+		struct cmd_result h;
+
+		cmd_run(&h, "head -n 1 %s/early.ndjson", test_tmpdir());
+		CHECK_CONTAINS(h.out, "\"mem_limit_source\":\"scontrol show job\"");
+		CHECK_CONTAINS(h.out, "\"mem_limit_bytes\":1048576000");
+		cmd_free(&h);
+	}
+	rep = report("early.ndjson");
+	f = finding(rep, "slurm_rss_overcount", -1);
+	CHECK_MSG(f != NULL, "no slurm_rss_overcount finding for a kill within the first second");
+	CHECK(ev(f, "rss_sum_bytes") > 1048576000LL);
+	CHECK_EQ(ev(f, "limit_bytes"), 1048576000LL);
+	json_decref(rep);
+
 	/* The same job with UsePss: it runs, and cohort has nothing to say about SLURM. */
 	slurm_reconfigure(dir, "COHORT_SLURM_EXTRA='JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill,UsePss\n"
 	                  "JobAcctGatherFrequency=task=1' COHORT_SLURM_CONSTRAIN_RAM=no");
