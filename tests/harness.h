@@ -91,6 +91,42 @@ void test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
 			          "%s == %s: %" PRIu64 " != %" PRIu64, #a, #b, a_, b_); \
 	} while (0)
 
+/* Integer comparisons, printing both expressions and both values on failure. */
+#define CHECK_CMP_(a, op, b)                                                 \
+	do {                                                                 \
+		long long a_ = (long long)(a), b_ = (long long)(b);          \
+		if (!(a_ op b_))                                             \
+			test_fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", \
+			          #a, #op, #b, a_, b_);                      \
+	} while (0)
+
+#define CHECK_LE(a, b) CHECK_CMP_(a, <=, b)
+#define CHECK_GE(a, b) CHECK_CMP_(a, >=, b)
+#define CHECK_LT(a, b) CHECK_CMP_(a, <, b)
+#define CHECK_GT(a, b) CHECK_CMP_(a, >, b)
+
+/* The same for doubles, and |a - b| <= tol. */
+#define CHECK_CMP_DBL_(a, op, b)                                             \
+	do {                                                                 \
+		double a_ = (double)(a), b_ = (double)(b);                   \
+		if (!(a_ op b_))                                             \
+			test_fail(__FILE__, __LINE__, "%s %s %s: %.17g vs %.17g", \
+			          #a, #op, #b, a_, b_);                      \
+	} while (0)
+
+#define CHECK_LE_DBL(a, b) CHECK_CMP_DBL_(a, <=, b)
+#define CHECK_GE_DBL(a, b) CHECK_CMP_DBL_(a, >=, b)
+#define CHECK_LT_DBL(a, b) CHECK_CMP_DBL_(a, <, b)
+#define CHECK_GT_DBL(a, b) CHECK_CMP_DBL_(a, >, b)
+
+#define CHECK_NEAR(a, b, tol)                                                \
+	do {                                                                 \
+		double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol); \
+		if (!(a_ - b_ <= t_ && b_ - a_ <= t_))                       \
+			test_fail(__FILE__, __LINE__,                        \
+			          "%s == %s within %s: %.17g vs %.17g", #a, #b, #tol, a_, b_); \
+	} while (0)
+
 #define CHECK_STREQ(a, b)                                                    \
 	do {                                                                 \
 		const char *a_ = (a), *b_ = (b);                             \
