@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,12 @@ static double get_num(json_t *o, const char *key, double def)
 		return def;
 	d = json_number_value(v);
 	return isfinite(d) ? d : def;
+}
+
+/* Whether the field is there as a number (a null or a missing field is not). */
+static bool has_num(json_t *o, const char *key)
+{
+	return json_is_number(json_object_get(o, key));
 }
 
 static long get_long(json_t *o, const char *key, long def)
@@ -205,6 +212,11 @@ static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
 	psi = json_object_get(o, "psi");
 	s->psi_some10 = get_num(psi, "some_avg10", -1);
 	s->psi_full10 = get_num(psi, "full_avg10", -1);
+	/* Percentages: outside 0-100 they are not PSI figures. */
+	if (s->psi_some10 < 0 || s->psi_some10 > 100)
+		s->psi_some10 = -1;
+	if (s->psi_full10 < 0 || s->psi_full10 > 100)
+		s->psi_full10 = -1;
 	shm = json_object_get(o, "shm");
 	s->shm_free = get_u64(shm, "free");
 	s->swap_used = get_u64(o, "swap_used");
@@ -228,9 +240,20 @@ static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
 		if (uss > wk->peak_uss) wk->peak_uss = uss;
 		if (rss > wk->peak_rss) wk->peak_rss = rss;
 		if (est > wk->peak_est) wk->peak_est = est;
-		wk->last_est = est;
-		if (get_u64(w, "cow_copied") > wk->cow_copied)
-			wk->cow_copied = get_u64(w, "cow_copied");
+		/*
+		 * The figures at the end: the last sample's, until the exit event
+		 * gives the worker's own (a sample that lists a rank after its exit
+		 * is an edited file: it changes no final figure). cow_copied is
+		 * cumulative: the last value is the total so far.
+		 */
+		if (!wk->ended) {
+			if (has_num(w, "pss_est"))
+				wk->last_est = est;
+			if (has_num(w, "rss"))
+				wk->last_rss = rss;
+			if (has_num(w, "cow_copied"))
+				wk->cow_copied = get_u64(w, "cow_copied");
+		}
 		if (!wk->pid)
 			wk->pid = (pid_t)get_long(w, "pid", 0);
 	}
@@ -291,14 +314,41 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 
 		w->ended = 1;
 		w->end = e->t;
+		if (!w->pid && e->pid > 0)
+			w->pid = e->pid;     /* a recording without the spawn line */
+		/* An exit code is 0-255 and a signal 1-127: anything else is not one. */
 		w->exit_code = json_is_integer(code) ? (int)get_long(o, "exit_code", -1) : -1;
+		if (w->exit_code < 0 || w->exit_code > 255)
+			w->exit_code = -1;
 		w->signal = json_is_integer(sig) ? (int)get_long(o, "signal", 0) : 0;
+		if (w->signal < 0 || w->signal > 127)
+			w->signal = 0;
 		w->stopped_by_cohort = json_is_true(json_object_get(o, "stopped_by_cohort"));
 		if (get_u64(o, "peak_pss") > w->peak_pss) w->peak_pss = get_u64(o, "peak_pss");
 		if (get_u64(o, "peak_uss") > w->peak_uss) w->peak_uss = get_u64(o, "peak_uss");
 		if (get_u64(o, "peak_rss") > w->peak_rss) w->peak_rss = get_u64(o, "peak_rss");
-		if (get_u64(o, "cow_copied") > w->cow_copied) w->cow_copied = get_u64(o, "cow_copied");
-		w->last_est = get_u64(o, "last_est") ? get_u64(o, "last_est") : w->last_est;
+		/* The worker's final figures, when the exit event has them. */
+		if (has_num(o, "cow_copied"))
+			w->cow_copied = get_u64(o, "cow_copied");
+		if (has_num(o, "last_est"))
+			w->last_est = get_u64(o, "last_est");
+		w->peak_cgroup = get_u64(o, "peak_cgroup");
+	}
+	if (strcmp(e->kind, "signal") == 0) {
+		long sig = get_long(o, "signal", 0);
+
+		get_str(o, "signal_name", e->signal_name, sizeof(e->signal_name));
+		/* The first one is why the job stopped; a second one only hurries it. */
+		if (!r->signal) {
+			/* -1: a signal whose number the recording lacks (or is not one). */
+			r->signal = sig > 0 && sig < 128 ? (int)sig : -1;
+			if (!e->signal_name[0] && r->signal > 0 && sigabbrev_np(r->signal))
+				snprintf(e->signal_name, sizeof(e->signal_name), "SIG%s", sigabbrev_np(r->signal));
+			cohort__strlcpy(r->signal_name, e->signal_name, sizeof(r->signal_name));
+			r->signal_t = e->t;
+			r->signal_sender_pid = get_long(o, "sender_pid", -1);
+			r->signal_sender_uid = get_long(o, "sender_uid", -1);
+		}
 	}
 	if (e->rank >= 0 && strcmp(e->kind, "spawn") == 0) {
 		r->workers[e->rank].pid = e->pid;
@@ -334,6 +384,8 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 	}
 	cohort__strlcpy(r->path, path, sizeof(r->path));
 	r->exit_status = -1;
+	r->signal_sender_pid = -1;
+	r->signal_sender_uid = -1;
 	/* errno tells the end of the file from a failure (ENOMEM, EIO) of getline. */
 	while ((errno = 0, len = getline(&line, &cap, f)) > 0) {
 		json_error_t jerr;

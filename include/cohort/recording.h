@@ -20,7 +20,7 @@ extern "C" {
  * string is NUL-terminated and truncated to its buffer; every figure the
  * recording lacks is 0 (or -1 where 0 is meaningful).
  */
-#define COHORT_EVENT_NUMS 8
+#define COHORT_EVENT_NUMS 12
 
 struct cohort_rec_event {
 	double t;
@@ -35,17 +35,27 @@ struct cohort_rec_event {
 	int in_guard;                    /* the address lies in a segment's guard page */
 	char where[256];                 /* the mapping that holds the address, or "" */
 	char backtrace[2048];            /* frames, one per line */
+	/* The signal the supervisor got (kind "signal"), or "": */
+	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };
 
 struct cohort_rec_worker {
 	int rank;
 	pid_t pid;
 	int ended;                       /* 0 while the recording says it still ran */
-	int exit_code;                   /* -1 when it died of a signal */
-	int signal;                      /* 0 when it exited */
+	int exit_code;                   /* 0-255; -1 when it died of a signal, or unknown */
+	int signal;                      /* 1-127; 0 when it exited */
 	int stopped_by_cohort;
+	/*
+	 * Peaks: the largest of the samples and of the exit event's figures.
+	 * last_est: the exit event's, else the last sample's. cow_copied: the
+	 * final copy-on-write total, the exit event's, else (a recording cut
+	 * before the worker ended) the last sample's for this rank.
+	 */
 	uint64_t peak_rss, peak_pss, peak_uss, peak_est, last_est, cow_copied;
 	double start, end;
+	uint64_t peak_cgroup;            /* exact peak of the worker's own memory cgroup (exit event), 0: none */
+	uint64_t last_rss;               /* RSS in the last sample that had this rank */
 };
 
 struct cohort_rec_sample {
@@ -89,6 +99,16 @@ struct cohort_recording {
 	int cut;                         /* the last line was cut mid-way */
 	size_t bad_lines;                /* lines that were not JSON objects of a known type */
 	double duration;                 /* time of the last line */
+
+	/*
+	 * The first signal the supervisor itself got (a "signal" event): its
+	 * number, -1 when the event lacks a valid one, 0 when there is none.
+	 */
+	int signal;
+	char signal_name[16];            /* "SIGTERM", or "" when unknown */
+	double signal_t;
+	long signal_sender_pid;          /* -1: unknown */
+	long signal_sender_uid;          /* -1: unknown */
 };
 
 /*

@@ -1,0 +1,579 @@
+/*
+ * test-diagnose.c - the diagnosis of recorded runs, without running
+ * anything: each recording of tests/fixtures/recordings (README.md there
+ * says how each was made) is read with cohort_recording_load and diagnosed
+ * with cohort_diagnose, and every finding is checked: its kind, rank, pid
+ * and figures, and that no other finding comes with it.
+ */
+#include "harness.h"
+
+#include <errno.h>
+
+struct diag {
+	struct cohort_recording *r;
+	struct cohort_finding *f;
+	size_t n;
+};
+
+static void path_of(const char *name, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/tests/fixtures/recordings/%s", test_src_dir(), name);
+}
+
+static struct cohort_recording *load_rec(const char *name)
+{
+	struct cohort_recording *r = NULL;
+	char path[4096], err[512];
+	int rc;
+
+	path_of(name, path, sizeof(path));
+	rc = cohort_recording_load(path, &r, err, sizeof(err));
+	CHECK_MSG(rc == 0, "loading %s: %d (%s)", name, rc, err);
+	CHECK(r != NULL);
+	return r;
+}
+
+static struct diag diagnose(const char *name)
+{
+	struct diag d = { load_rec(name), NULL, 0 };
+
+	CHECK_OK(cohort_diagnose(&d.r, 1, &d.f, &d.n));
+	return d;
+}
+
+static void diag_free(struct diag *d)
+{
+	free(d->f);
+	cohort_recording_free(d->r);
+}
+
+/* The kinds of all findings, in order, joined by commas. */
+static const char *kinds(const struct diag *d)
+{
+	static char buf[1024];
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < d->n && len < sizeof(buf); i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? "," : "",
+		                        cohort_finding_name(d->f[i].kind));
+	return buf;
+}
+
+/* The findings are exactly these kinds, in this order ("" for none). */
+#define CHECK_KINDS(d, want) CHECK_STREQ(kinds(&(d)), want)
+
+static const struct cohort_finding *finding(const struct diag *d, enum cohort_finding_kind kind, int rank)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->f[i].kind == kind && d->f[i].rank == rank)
+			return &d->f[i];
+	test_fail(__FILE__, __LINE__, "no %s finding for rank %d in: %s", cohort_finding_name(kind), rank,
+	          kinds(d));
+}
+
+static bool has_ev(const struct cohort_finding *f, const char *name)
+{
+	for (int i = 0; i < f->nevidence; i++)
+		if (strcmp(f->evidence[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static double ev(const struct cohort_finding *f, const char *name)
+{
+	for (int i = 0; i < f->nevidence; i++)
+		if (strcmp(f->evidence[i].name, name) == 0)
+			return f->evidence[i].value;
+	test_fail(__FILE__, __LINE__, "the %s finding has no evidence '%s'", cohort_finding_name(f->kind), name);
+}
+
+/* Byte figures are whole numbers: exact. */
+#define CHECK_EV(f, name, want) CHECK_EQ_U64((uint64_t)ev(f, name), (uint64_t)(want))
+/* Times and rates as recorded (printed with 17 digits, read back exactly). */
+#define CHECK_EV_DBL(f, name, want) CHECK_NEAR(ev(f, name), want, 1e-9)
+
+TEST(diagnose_finding_names)
+{
+	static const char *names[] = { NULL, "oom_kill", "budget_kill", "slurm_rss_overcount",
+		"shm_exhausted", "segfault", "bus_error", "leak", "cow_unshare", "oversubscribed", "crash",
+		"exit_nonzero", "cut" };
+
+	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_CUT; k++)
+		CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)k), names[k]);
+	CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)99), "unknown");
+}
+
+TEST(diagnose_clean_runs_say_nothing)
+{
+	/* A clean run; SIGTERM to the supervisor, in the old and the new form; the
+	 * workers killed with SIGKILL by the supervisor after the grace; a run under
+	 * both oversubscription thresholds. */
+	static const char *names[] = { "clean.ndjson", "sigterm-old.ndjson", "sigterm-signal.ndjson",
+		"sigterm-escalated.ndjson", "sigterm-escalated-signal.ndjson", "not-oversubscribed.ndjson" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct diag d = diagnose(names[i]);
+
+		CHECK_MSG(d.n == 0, "%s: %s", names[i], kinds(&d));
+		CHECK_EQ(d.r->ended, 1);
+		diag_free(&d);
+	}
+}
+
+TEST(diagnose_oom_kill)
+{
+	struct diag d = diagnose("oom-kill.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "oom_kill");
+	f = finding(&d, COHORT_FINDING_OOM_KILL, 0);
+	CHECK_EQ(f->pid, 17484);
+	CHECK_NEAR(f->t, 0.22237234800013539, 1e-9);
+	CHECK_EV(f, "limit_bytes", 67108864);
+	CHECK_EV(f, "last_est_bytes", 33801216);
+	CHECK_EV(f, "peak_pss_bytes", 33801216);
+	CHECK(!has_ev(f, "peak_cgroup_bytes"));
+	CHECK_STREQ(f->host, "vm");
+	CHECK_CONTAINS(f->message, "its memory limit is 64.0 MiB");
+	diag_free(&d);
+
+	/* The new supervisor's exit event has the cgroup's exact peak. */
+	d = diagnose("oom-kill-peak-cgroup.ndjson");
+	CHECK_KINDS(d, "oom_kill");
+	f = finding(&d, COHORT_FINDING_OOM_KILL, 0);
+	CHECK_EV(f, "peak_cgroup_bytes", 67100672);
+	CHECK_EV(f, "last_est_bytes", 33801216);
+	CHECK_CONTAINS(f->message, "its cgroup's peak was 64.0 MiB");
+	CHECK_EQ_U64(d.r->workers[0].peak_cgroup, 67100672);
+	CHECK_EQ_U64(d.r->workers[1].peak_cgroup, 0);
+	diag_free(&d);
+}
+
+TEST(diagnose_budget_kill)
+{
+	struct diag d = diagnose("budget-kill.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "budget_kill");
+	f = finding(&d, COHORT_FINDING_BUDGET_KILL, 1);
+	CHECK_EQ(f->pid, 17213);
+	CHECK_NEAR(f->t, 0.4104454819998864, 1e-9);
+	CHECK_EV(f, "est_bytes", 117789696);
+	CHECK_EV(f, "limit_bytes", 104857600);
+	CHECK_EV(f, "peak_bytes", 117789696);
+	CHECK(!has_ev(f, "total_bytes"));
+	CHECK_CONTAINS(f->message, "rank 1 (pid 17213) used 112.3 MiB at 0.4 s, above its 100.0 MiB budget");
+	/* 112.3 MiB and a fifth, rounded up */
+	CHECK_CONTAINS(f->fix, "--mem-per-worker 135M");
+	diag_free(&d);
+}
+
+TEST(diagnose_slurm_rss_overcount_killed_after_one_sample)
+{
+	struct diag d = diagnose("slurm-cut-single.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_EQ(d.r->nsamples, 1);
+	CHECK_EQ(d.r->ended, 0);
+	CHECK_STREQ(d.r->mem_limit_source, "scontrol show job");
+	CHECK_KINDS(d, "slurm_rss_overcount,cut");
+	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
+	CHECK_EQ(f->pid, 0);
+	CHECK_EV(f, "rss_sum_bytes", 1610612736);
+	CHECK_EV(f, "pss_sum_bytes", 335544320);
+	CHECK_EV(f, "limit_bytes", 1048576000);
+	CHECK_EV_DBL(f, "first_seen_s", 1.0);
+	CHECK_EV_DBL(f, "sample_t_s", 1.0);
+	CHECK_NEAR(f->t, 1.0, 1e-9);
+	CHECK_CONTAINS(f->message, "killed this one");
+	CHECK_CONTAINS(f->message, "(scontrol show job)");
+	CHECK(strstr(f->message, "assumed") == NULL);
+	CHECK_CONTAINS(f->fix, "UsePss");
+	/* 1.5 GiB and a tenth */
+	CHECK_CONTAINS(f->fix, "--mem=1690M");
+	diag_free(&d);
+
+	/* No slurm_config in the header: jobacct_gather/linux assumed, and said. */
+	d = diagnose("slurm-cut-single-noconfig.ndjson");
+	CHECK_KINDS(d, "slurm_rss_overcount,cut");
+	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
+	CHECK_EV(f, "rss_sum_bytes", 1610612736);
+	CHECK_CONTAINS(f->message, "jobacct_gather/linux (assumed");
+	diag_free(&d);
+
+	/* The supervisor got SIGTERM and ended normally: judged on the last sample too. */
+	d = diagnose("slurm-sigterm-single.ndjson");
+	CHECK_KINDS(d, "slurm_rss_overcount");
+	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
+	CHECK_EV(f, "rss_sum_bytes", 1610612736);
+	CHECK_EV(f, "pss_sum_bytes", 335544320);
+	CHECK_CONTAINS(f->message, "stopped this one (cohort got SIGTERM at 1.2 s)");
+	diag_free(&d);
+}
+
+TEST(diagnose_slurm_rss_overcount_only_when_slurm_counts_rss)
+{
+	/* UsePss already set, or the cgroup plugin: SLURM does not count shared
+	 * pages per process, so nothing to say (and never "use UsePss" where it
+	 * is set); the PSS sum over the limit too: a real excess. */
+	static const char *names[] = { "slurm-cut-single-usepss.ndjson",
+		"slurm-cut-single-cgroup.ndjson", "slurm-cut-single-pss-over.ndjson" };
+	const struct cohort_finding *f;
+	struct diag d;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		d = diagnose(names[i]);
+		CHECK_MSG(strcmp(kinds(&d), "cut") == 0, "%s: %s", names[i], kinds(&d));
+		diag_free(&d);
+	}
+	/* NoShared takes only file and shmem pages out of each RSS: pages shared
+	 * copy-on-write after fork are still charged once per process. */
+	d = diagnose("slurm-cut-single-noshared.ndjson");
+	CHECK_KINDS(d, "slurm_rss_overcount,cut");
+	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
+	CHECK_CONTAINS(f->fix, "UsePss");
+	diag_free(&d);
+}
+
+TEST(diagnose_slurm_rss_overcount_peak_and_notice)
+{
+	struct diag d = diagnose("slurm-cut-peak.ndjson");
+	const struct cohort_finding *f;
+
+	/* Cut, but the last sample's sum is under the limit: its largest sum, first over at 2 s. */
+	CHECK_KINDS(d, "slurm_rss_overcount,cut");
+	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
+	CHECK_EV(f, "rss_sum_bytes", 1500000000);
+	CHECK_EV(f, "pss_sum_bytes", 320000000);
+	CHECK_EV_DBL(f, "first_seen_s", 2.0);
+	CHECK_EV_DBL(f, "sample_t_s", 3.0);
+	CHECK_NEAR(f->t, 2.0, 1e-9);
+	CHECK_CONTAINS(f->message, "reached 1.4 GiB");
+	diag_free(&d);
+
+	/* A real run under a fake SLURM allocation that ended normally, with the supervisor's notice. */
+	d = diagnose("slurm-rss-risk.ndjson");
+	CHECK_KINDS(d, "slurm_rss_overcount");
+	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
+	CHECK_EV(f, "rss_sum_bytes", 1577476096);
+	CHECK_EV(f, "pss_sum_bytes", 315106304);
+	CHECK_EV(f, "limit_bytes", 1048576000);
+	CHECK_EV_DBL(f, "first_seen_s", 0.90938549100019372);
+	CHECK_CONTAINS(f->message, "kills such a job");
+	CHECK_CONTAINS(f->message, "(assumed");
+	CHECK_CONTAINS(f->fix, "--mem=1655M");
+	diag_free(&d);
+}
+
+TEST(diagnose_shm_exhausted)
+{
+	struct diag d = diagnose("shm-full.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "shm_exhausted");
+	f = finding(&d, COHORT_FINDING_SHM_EXHAUSTED, 0);
+	CHECK_EQ(f->pid, 17706);
+	CHECK_EV(f, "shm_size_bytes", 33554432);
+	CHECK_EV(f, "shm_free_start_bytes", 33554432);
+	CHECK_EV(f, "fault_addr", 0x7fcf4b49c000ULL);
+	CHECK_CONTAINS(f->message, "in /dev/shm/shm-full-example.17706");
+	CHECK_CONTAINS(f->fix, "posix_fallocate");
+	CHECK_CONTAINS(f->backtrace, "shm-full.c:70");
+	diag_free(&d);
+}
+
+TEST(diagnose_segfault_and_bus_error)
+{
+	struct diag d = diagnose("segfault.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "segfault");
+	f = finding(&d, COHORT_FINDING_SEGFAULT, 0);
+	CHECK_EQ(f->pid, 17647);
+	CHECK_EV(f, "fault_addr", 0x5a3f808f5060ULL);
+	CHECK_NEAR(f->t, 0.22445450500003972, 1e-9);
+	CHECK_CONTAINS(f->message, "which no mapping holds");
+	/* The shim's own frame and the signal trampoline are left out: the fault first. */
+	CHECK_MSG(strncmp(f->backtrace, "store at ", 9) == 0, "backtrace:\n%s", f->backtrace);
+	CHECK(strstr(f->backtrace, "libcohort-catch.so") == NULL);
+	diag_free(&d);
+
+	d = diagnose("bus-error.ndjson");
+	CHECK_KINDS(d, "bus_error");
+	f = finding(&d, COHORT_FINDING_BUS_ERROR, 0);
+	CHECK_EQ(f->pid, 21472);
+	CHECK_EV(f, "fault_addr", 0x7f82f1d9b064ULL);
+	CHECK_CONTAINS(f->message, "in /tmp/diagcap/mapped");
+	diag_free(&d);
+}
+
+TEST(diagnose_leak_quotes_final_figures)
+{
+	struct diag d = diagnose("leak.ndjson");
+	const struct cohort_finding *f;
+
+	/* Rank 0 leaks, rank 1 does not; no copy-on-write in a leak. */
+	CHECK_KINDS(d, "leak");
+	f = finding(&d, COHORT_FINDING_LEAK, 0);
+	CHECK_EQ(f->pid, 17860);
+	CHECK_EV_DBL(f, "rate_bytes_per_s", 8416008.0428381339);
+	CHECK_EV_DBL(f, "window_s", 10.006378269999914);
+	/* The exit event's figure, not the notice's 108768256 at 13 s. */
+	CHECK_EV(f, "current_bytes", 134005760);
+	CHECK_EV(f, "peak_bytes", 134005760);
+	CHECK_EV_DBL(f, "eta_s", 1424.9499994484086);
+	CHECK_EV_DBL(f, "first_seen_s", 13.008008201999928);
+	CHECK_NEAR(f->t, 13.008008201999928, 1e-9);
+	CHECK_CONTAINS(f->message, "it ended using 127.8 MiB, peak 127.8 MiB");
+	CHECK_CONTAINS(f->message, "first seen at 13.0 s");
+	CHECK_EQ_U64(d.r->workers[0].last_est, 134005760);
+	CHECK_EQ_U64(d.r->workers[0].cow_copied, 8192);
+	diag_free(&d);
+
+	/* Cut before the workers ended (and mid-line): the last sample's figures. */
+	d = diagnose("leak-cut.ndjson");
+	CHECK_EQ(d.r->cut, 1);
+	CHECK_KINDS(d, "leak,cut");
+	f = finding(&d, COHORT_FINDING_LEAK, 0);
+	CHECK_EV(f, "current_bytes", 125559808);
+	CHECK_EV(f, "peak_bytes", 125559808);
+	CHECK_EV_DBL(f, "first_seen_s", 13.008008201999928);
+	CHECK_CONTAINS(f->message, "it used 119.7 MiB");
+	CHECK_EQ_U64(d.r->workers[0].last_rss, 127021056);
+	diag_free(&d);
+}
+
+TEST(diagnose_cow_unshare_quotes_final_total)
+{
+	struct diag d = diagnose("cow-unshare.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "cow_unshare");
+	f = finding(&d, COHORT_FINDING_COW_UNSHARE, 0);
+	CHECK_EQ(f->pid, 17859);
+	/* The exit event's total, not the 55201792 of the notice at 0.44 s. */
+	CHECK_EV(f, "copied_bytes", 347078656);
+	CHECK_EV(f, "peak_uss_bytes", 629264384);
+	CHECK_EV_DBL(f, "first_seen_s", 0.43885299299995495);
+	CHECK_NEAR(f->t, 0.43885299299995495, 1e-9);
+	CHECK_CONTAINS(f->message, "copied 331.0 MiB");
+	diag_free(&d);
+
+	/* Cut before the exit: the last sample's cumulative total. */
+	d = diagnose("cow-unshare-cut.ndjson");
+	CHECK_KINDS(d, "cow_unshare,cut");
+	f = finding(&d, COHORT_FINDING_COW_UNSHARE, 0);
+	CHECK_EV(f, "copied_bytes", 347074560);
+	CHECK_EQ(d.r->workers[0].ended, 0);
+	diag_free(&d);
+}
+
+TEST(diagnose_oversubscribed)
+{
+	struct diag d = diagnose("oversubscribed-swap.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "oversubscribed");
+	f = finding(&d, COHORT_FINDING_OVERSUBSCRIBED, -1);
+	CHECK_EV(f, "swap_growth_bytes", 240ULL << 20);
+	CHECK_EV_DBL(f, "psi_some_avg10_pct", 4.0);
+	CHECK_NEAR(f->t, -1, 1e-9);
+	CHECK_CONTAINS(f->message, "240.0 MiB went to swap");
+	diag_free(&d);
+
+	d = diagnose("oversubscribed-psi.ndjson");
+	CHECK_KINDS(d, "oversubscribed");
+	f = finding(&d, COHORT_FINDING_OVERSUBSCRIBED, -1);
+	CHECK_EV(f, "swap_growth_bytes", 0);
+	CHECK_EV_DBL(f, "psi_some_avg10_pct", 37.25);
+	CHECK_NEAR(f->t, 3.0, 1e-9);
+	CHECK(strstr(f->message, "went to swap") == NULL);
+	diag_free(&d);
+}
+
+TEST(diagnose_crash_and_exit_nonzero)
+{
+	struct diag d = diagnose("abort-and-exit3.ndjson");
+	const struct cohort_finding *f;
+
+	/* Most important first: the crash, then the exit. */
+	CHECK_KINDS(d, "crash,exit_nonzero");
+	f = finding(&d, COHORT_FINDING_CRASH, 0);
+	CHECK_EQ(f->pid, 17670);
+	CHECK_EV(f, "signal", 6);
+	CHECK_CONTAINS(f->fix, "aborted itself");
+	f = finding(&d, COHORT_FINDING_EXIT_NONZERO, 1);
+	CHECK_EQ(f->pid, 17671);
+	CHECK_EV(f, "exit_code", 3);
+	diag_free(&d);
+
+	d = diagnose("spawn-failed.ndjson");
+	CHECK_KINDS(d, "exit_nonzero");
+	f = finding(&d, COHORT_FINDING_EXIT_NONZERO, 0);
+	CHECK_EQ(f->pid, 0);
+	CHECK_CONTAINS(f->message, "rank 0 was never started: cannot run '/nonexistent/prog'");
+	diag_free(&d);
+}
+
+TEST(diagnose_sigkill_is_a_crash_unless_the_supervisor_escalated)
+{
+	/* The same run without the supervisor's signal notice: SIGKILL from outside. */
+	struct diag d = diagnose("sigkill-from-outside.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "crash,crash");
+	f = finding(&d, COHORT_FINDING_CRASH, 0);
+	CHECK_EQ(f->pid, 20843);
+	CHECK_EV(f, "signal", 9);
+	f = finding(&d, COHORT_FINDING_CRASH, 1);
+	CHECK_EQ(f->pid, 20844);
+	CHECK_EV(f, "signal", 9);
+	CHECK_CONTAINS(f->message, "not by the kernel's OOM killer");
+	diag_free(&d);
+}
+
+TEST(diagnose_signal_event_is_read)
+{
+	struct cohort_recording *r = load_rec("sigterm-signal.ndjson");
+	const struct cohort_rec_event *e = NULL;
+
+	CHECK_EQ(r->signal, 15);
+	CHECK_STREQ(r->signal_name, "SIGTERM");
+	CHECK_EQ(r->signal_sender_pid, 4242);
+	CHECK_EQ(r->signal_sender_uid, 0);
+	CHECK_NEAR(r->signal_t, 0.70034916300005534, 1e-9);
+	for (size_t i = 0; i < r->nevents; i++)
+		if (strcmp(r->events[i].kind, "signal") == 0)
+			e = &r->events[i];
+	CHECK(e != NULL);
+	CHECK_EQ(e->rank, -1);
+	CHECK_STREQ(e->signal_name, "SIGTERM");
+	CHECK_EQ((long long)cohort_rec_event_num(e, "signal", 0), 15);
+	CHECK_EQ((long long)cohort_rec_event_num(e, "sender_pid", 0), 4242);
+	cohort_recording_free(r);
+
+	/* No sender in the event: unknown, not 0. */
+	r = load_rec("sigterm-escalated-signal.ndjson");
+	CHECK_EQ(r->signal, 15);
+	CHECK_EQ(r->signal_sender_pid, -1);
+	CHECK_EQ(r->signal_sender_uid, -1);
+	cohort_recording_free(r);
+
+	/* The old form is a warning: the reader does not interpret it (the diagnosis may). */
+	r = load_rec("sigterm-old.ndjson");
+	CHECK_EQ(r->signal, 0);
+	CHECK_STREQ(r->signal_name, "");
+	cohort_recording_free(r);
+}
+
+TEST(diagnose_cut_recording)
+{
+	struct diag d = diagnose("cut-sigkill.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "cut");
+	f = finding(&d, COHORT_FINDING_CUT, -1);
+	CHECK_EV_DBL(f, "duration_s", 0.61552585000004001);
+	CHECK_CONTAINS(f->message, "(SIGKILL, or its machine went down)");
+	CHECK(strstr(f->message, "it had got") == NULL);
+	/* The workers were running at the end. */
+	CHECK_EQ(d.r->workers[0].ended, 0);
+	CHECK_EQ(d.r->workers[1].ended, 0);
+	CHECK_EQ(d.r->workers[0].pid, 20341);
+	diag_free(&d);
+
+	/* Under SLURM: says so. */
+	d = diagnose("slurm-cut-single-usepss.ndjson");
+	f = finding(&d, COHORT_FINDING_CUT, -1);
+	CHECK_CONTAINS(f->message, "SLURM ends a step this way");
+	diag_free(&d);
+}
+
+TEST(diagnose_merges_recordings)
+{
+	struct cohort_recording *recs[2] = { load_rec("cow-unshare.ndjson"), load_rec("leak.ndjson") };
+	struct diag d = { NULL, NULL, 0 };
+
+	CHECK_OK(cohort_diagnose(recs, 2, &d.f, &d.n));
+	/* Ordered by kind: the leak before the copy-on-write, whatever the order given. */
+	CHECK_KINDS(d, "leak,cow_unshare");
+	CHECK_EQ(d.f[0].pid, 17860);
+	CHECK_EQ(d.f[1].pid, 17859);
+	free(d.f);
+	cohort_recording_free(recs[0]);
+	cohort_recording_free(recs[1]);
+}
+
+TEST(diagnose_bad_files_are_refused_with_a_reason)
+{
+	static const struct { const char *name; int rc; const char *want; } cases[] = {
+		{ "empty.ndjson", COHORT_EBADREC, "is empty" },
+		{ "format-too-high.ndjson", COHORT_EBADREC, "recording format 2, this cohort reads format 1" },
+		{ "not-a-recording.ndjson", COHORT_EBADREC, "is not a cohort recording" },
+		{ "no-such-file.ndjson", -ENOENT, "No such file or directory" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cohort_recording *r = NULL;
+		char path[4096], err[512];
+
+		path_of(cases[i].name, path, sizeof(path));
+		CHECK_EQ(cohort_recording_load(path, &r, err, sizeof(err)), cases[i].rc);
+		CHECK(r == NULL);
+		CHECK_CONTAINS(err, cases[i].want);
+		CHECK_CONTAINS(err, cases[i].name);
+	}
+}
+
+TEST(diagnose_odd_files_give_partial_results)
+{
+	struct diag d = diagnose("header-only.ndjson");
+
+	CHECK_EQ(d.r->nworkers, 2);
+	CHECK_EQ(d.r->nsamples, 0);
+	CHECK_KINDS(d, "cut");
+	diag_free(&d);
+
+	/* Garbage between good lines: counted and skipped; ranks out of range dropped. */
+	d = diagnose("garbage-lines.ndjson");
+	CHECK_EQ(d.r->bad_lines, 5);
+	CHECK_EQ(d.r->ended, 1);
+	CHECK_EQ(d.r->exit_status, 4);
+	CHECK_KINDS(d, "exit_nonzero");
+	CHECK_EQ(finding(&d, COHORT_FINDING_EXIT_NONZERO, 1)->pid, 7);
+	CHECK_EQ(d.r->workers[0].ended, 0);
+	diag_free(&d);
+
+	/* Numbers too large for their meaning: none taken as a figure. */
+	d = diagnose("huge-numbers.ndjson");
+	CHECK_EQ(d.r->bad_lines, 1);       /* an integer past 2^64 is not JSON jansson reads */
+	CHECK_EQ_U64(d.r->mem_limit, 0);
+	CHECK_EQ(d.r->workers[0].exit_code, -1);
+	CHECK_EQ_U64(d.r->workers[0].peak_cgroup, 0);
+	CHECK_NEAR(d.r->samples[0].psi_some10, -1, 0);
+	CHECK_KINDS(d, "");
+	diag_free(&d);
+
+	/* Negative numbers: no negative sizes, signals or exit codes. */
+	d = diagnose("negative-numbers.ndjson");
+	CHECK_EQ(d.r->workers[0].signal, 0);
+	CHECK_EQ(d.r->workers[1].signal, 0);
+	CHECK_EQ(d.r->workers[0].exit_code, -1);
+	CHECK_EQ_U64(d.r->workers[0].peak_rss, 0);
+	CHECK_EQ_U64(d.r->mem_limit, 0);
+	CHECK_EQ(d.r->signal, -1);         /* a signal event whose number is not one */
+	CHECK_KINDS(d, "leak,cow_unshare");
+	CHECK_EV(finding(&d, COHORT_FINDING_LEAK, 0), "rate_bytes_per_s", 0);
+	CHECK_EV(finding(&d, COHORT_FINDING_LEAK, 0), "current_bytes", 0);
+	CHECK_EV(finding(&d, COHORT_FINDING_COW_UNSHARE, 0), "copied_bytes", 0);
+	diag_free(&d);
+
+	/* Every field missing: what the lines say, with no figure invented. */
+	d = diagnose("missing-fields.ndjson");
+	CHECK_KINDS(d, "oom_kill,segfault,leak,cow_unshare,cut");
+	CHECK_EV(finding(&d, COHORT_FINDING_OOM_KILL, 0), "limit_bytes", 0);
+	CHECK_CONTAINS(finding(&d, COHORT_FINDING_OOM_KILL, 0)->message, "limit is not in the recording");
+	CHECK_CONTAINS(finding(&d, COHORT_FINDING_CUT, -1)->message, "it had got a signal");
+	diag_free(&d);
+}
