@@ -223,6 +223,39 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		    "(ulimit -n, ulimit -v) or start fewer workers");
 		return;
 	}
+	/*
+	 * The kernel told of an OOM kill in the worker's own cgroup but the
+	 * worker's root did not die of it: the victim was a process below it
+	 * (a pool or DataLoader worker, an MPI rank under mpirun), which its
+	 * parent may have reaped, or which left the parent waiting.
+	 */
+	if (!find_event(r, "oom_kill", w->rank)) {
+		const struct cohort_rec_event *k = NULL;
+		double kills = 0;
+
+		for (size_t i = 0; i < r->nevents; i++)
+			if (strcmp(r->events[i].kind, "kernel") == 0 && r->events[i].rank == w->rank &&
+			    cohort_rec_event_num(&r->events[i], "oom_kill_new", 0) > 0) {
+				if (!k)
+					k = &r->events[i];
+				kills += cohort_rec_event_num(&r->events[i], "oom_kill_new", 0);
+			}
+		if (k && (f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, k->t)) != NULL) {
+			uint64_t peak = num_bytes(k, "peak_bytes", 0);
+
+			SAY(f->message, "the kernel's OOM killer killed %.0f process%s in rank %d's cgroup, "
+			    "from %.1f s: not the worker's own process (pid %d), one it started%s%s",
+			    kills, kills == 1 ? "" : "es", w->rank, k->t, (int)w->pid,
+			    peak ? "; the cgroup's peak was " : "", peak ? sz(peak, a) : "");
+			SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger "
+			    "--mem for the job), start fewer processes per worker (pool or DataLoader "
+			    "workers, MPI ranks), or make each need less");
+			evidence(f, "oom_kills", kills, "");
+			if (peak)
+				evidence(f, "peak_cgroup_bytes", (double)peak, "B");
+			evidence(f, "peak_pss_bytes", (double)w->peak_pss, "B");
+		}
+	}
 	if (!w->ended)
 		return;
 	if ((e = find_event(r, "oom_kill", w->rank)) != NULL) {

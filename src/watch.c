@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -161,6 +162,8 @@ struct wk {
 	bool soft_warned, leak_reported, cow_reported;
 	int stop_stage;            /* 0, 1 SIGTERM sent, 2 SIGKILL sent (by the caller) */
 	bool oom_killed;
+	struct cohort_cgevent *cgev; /* the kernel's notifications of its cgroup, or NULL */
+	bool kernel_oom_said;      /* later kills in its cgroup are recorded, not said again */
 };
 
 struct cohort_watch {
@@ -193,6 +196,12 @@ struct cohort_watch {
 
 	struct cohort_event *q;
 	size_t qhead, qlen, qcap;
+
+	/* Kernel notifications: the job's cgroup and each worker's, under one epoll descriptor. */
+	int epfd;
+	struct cohort_cgevent *job_ev;
+	uint64_t job_limit;
+	bool job_oom_said;
 };
 
 static double mono(void)
@@ -510,6 +519,15 @@ static uint64_t oom_kills(const struct cohort_watch *w)
 	return n;
 }
 
+/* Add a cgroup's notifications to the watcher's epoll set; k NULL for the job's. */
+static void watch_fd(struct cohort_watch *w, struct cohort_cgevent *ev, struct wk *k)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = k ? (void *)k : (void *)w };
+
+	if (w->epfd >= 0)
+		(void)epoll_ctl(w->epfd, EPOLL_CTL_ADD, cohort_cgevent_fd(ev), &e);
+}
+
 int cohort_watch_create(const struct cohort_watch_opts *opts, struct cohort_watch **ret)
 {
 	struct cohort_sampler_opts so = { 0 };
@@ -523,6 +541,7 @@ int cohort_watch_create(const struct cohort_watch_opts *opts, struct cohort_watc
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
+	w->epfd = -1;
 	w->o = *opts;
 	if (!w->o.soft)
 		w->o.soft = 0.9;
@@ -568,6 +587,19 @@ int cohort_watch_create(const struct cohort_watch_opts *opts, struct cohort_watc
 	}
 	find_oom_levels(w);
 	w->oom_kill_seen = oom_kills(w);
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->job_cg[0] && w->epfd >= 0) {
+		struct cohort_cgmem cg;
+		uint64_t thr = 0;
+
+		/* Notified at the soft share of the job's limit: sampling turns dense there. */
+		if (cohort_cgroup_read(probe_of(w), w->job_cg, &cg) == 0 && cg.limit && cg.limit < (1ULL << 62)) {
+			w->job_limit = cg.limit;
+			thr = (uint64_t)(w->o.soft * (double)cg.limit);
+		}
+		if (cohort_cgevent_open(probe_of(w), w->job_cg, thr, &w->job_ev) == 0)
+			watch_fd(w, w->job_ev, NULL);
+	}
 	*ret = w;
 	return 0;
 fail:
@@ -579,6 +611,11 @@ void cohort_watch_free(struct cohort_watch *w)
 {
 	if (!w)
 		return;
+	for (unsigned r = 0; w->w && r < w->nw; r++)
+		cohort_cgevent_close(w->w[r].cgev);
+	cohort_cgevent_close(w->job_ev);
+	if (w->epfd >= 0)
+		close(w->epfd);
 	cohort_sampler_destroy(w->sampler);
 	free(w->m);
 	free(w->slot);
@@ -611,6 +648,17 @@ static int start_common(struct cohort_watch *w, unsigned rank, struct wk **ret)
 	return 0;
 }
 
+/* A worker with a cgroup of its own: the kernel tells of its OOM kills and of its soft threshold. */
+static void open_worker_events(struct cohort_watch *w, struct wk *k)
+{
+	uint64_t thr = w->o.mem_per_worker ? (uint64_t)(w->o.soft * (double)w->o.mem_per_worker) : 0;
+
+	cohort_cgevent_close(k->cgev);
+	k->cgev = NULL;
+	if (k->cg[0] && w->epfd >= 0 && cohort_cgevent_open(probe_of(w), k->cg, thr, &k->cgev) == 0)
+		watch_fd(w, k->cgev, k);
+}
+
 int cohort_watch_start(struct cohort_watch *w, unsigned rank, pid_t pid, const char *cgroup_dir,
                        int flags)
 {
@@ -628,6 +676,7 @@ int cohort_watch_start(struct cohort_watch *w, unsigned rank, pid_t pid, const c
 	k->cg[0] = '\0';
 	if (cgroup_dir)
 		cohort__strlcpy(k->cg, cgroup_dir, sizeof(k->cg));
+	open_worker_events(w, k);
 	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
 	ev_msg(ev, "rank %u started as pid %d", rank, (int)pid);
 	return ev ? 0 : -ENOMEM;
@@ -651,6 +700,7 @@ int cohort_watch_start_cgroup(struct cohort_watch *w, unsigned rank, const char 
 	k->by_cgroup = true;
 	k->had_procs = false;
 	cohort__strlcpy(k->cg, cg.dir, sizeof(k->cg));
+	open_worker_events(w, k);
 	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
 	ev_msg(ev, "rank %u is the processes of cgroup %s", rank, k->cg);
 	return ev ? 0 : -ENOMEM;
@@ -1190,16 +1240,72 @@ double cohort_watch_next_tick(const struct cohort_watch *w)
 
 size_t cohort_watch_fds(const struct cohort_watch *w, int *fds, size_t size)
 {
-	(void)w;
-	(void)fds;
-	(void)size;
-	return 0;
+	if (w->epfd < 0 || size == 0)
+		return w->epfd < 0 ? 0 : 1;
+	fds[0] = w->epfd;
+	return 1;
+}
+
+/* What one cgroup's notification said: events, and a sample now. */
+static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_cgevent *cev)
+{
+	struct cohort_cgevent_info in;
+	struct cohort_event *ev;
+	char a[32], b[32], c[32];
+	double now = cohort_watch_now(w);
+
+	if (cohort_cgevent_read(cev, &in) <= 0)
+		return;
+	/* Whatever it was, the figures of this moment are the ones to have. */
+	w->next_tick = now;
+	w->dense_until = now + w->o.dense_interval * 10;
+	if (in.oom_kill_new) {
+		bool *said = k ? &k->kernel_oom_said : &w->job_oom_said;
+
+		ev = ev_new(w, COHORT_EVENT_KERNEL, k, !*said);
+		*said = true;
+		ev_str(ev, "what", "oom_kill");
+		ev_u64(ev, "oom_kill_new", in.oom_kill_new);
+		ev_u64(ev, "usage_bytes", in.usage);
+		ev_u64(ev, "peak_bytes", in.peak);
+		ev_str(ev, "cgroup", k ? k->cg : w->job_cg);
+		if (k)
+			ev_msg(ev, "the kernel's OOM killer killed %llu process%s in rank %u's cgroup (peak %s)",
+			       (unsigned long long)in.oom_kill_new, in.oom_kill_new == 1 ? "" : "es", k->rank,
+			       fmt_size(in.peak, a, sizeof(a)));
+		else
+			ev_msg(ev, "the kernel's OOM killer killed %llu process%s in the job's cgroup (peak %s "
+			       "of %s)", (unsigned long long)in.oom_kill_new, in.oom_kill_new == 1 ? "" : "es",
+			       fmt_size(in.peak, a, sizeof(a)), fmt_size(w->job_limit, b, sizeof(b)));
+	}
+	if (in.threshold_crossed) {
+		uint64_t limit = k ? w->o.mem_per_worker : w->job_limit;
+
+		ev = ev_new(w, COHORT_EVENT_KERNEL, k, 0);
+		ev_str(ev, "what", "threshold");
+		ev_u64(ev, "usage_bytes", in.usage);
+		ev_u64(ev, "limit_bytes", limit);
+		ev_str(ev, "cgroup", k ? k->cg : w->job_cg);
+		ev_msg(ev, "%s cgroup passed %.0f%% of its %s limit: %s in use", k ? "the worker's" : "the job's",
+		       100 * w->o.soft, fmt_size(limit, b, sizeof(b)), fmt_size(in.usage, c, sizeof(c)));
+	}
 }
 
 int cohort_watch_ready(struct cohort_watch *w, int fd)
 {
-	(void)w;
-	(void)fd;
+	struct epoll_event evs[16];
+	int n;
+
+	if (fd != w->epfd || w->epfd < 0)
+		return -EINVAL;
+	n = epoll_wait(w->epfd, evs, 16, 0);
+	for (int i = 0; i < n; i++) {
+		struct wk *k = evs[i].data.ptr == (void *)w ? NULL : evs[i].data.ptr;
+		struct cohort_cgevent *cev = k ? k->cgev : w->job_ev;
+
+		if (cev)
+			cgroup_notified(w, k, cev);
+	}
 	return 0;
 }
 
@@ -1388,6 +1494,13 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 
 		if (p > k->peak_cg)
 			k->peak_cg = p;
+	}
+	if (k->cgev) {
+		cgroup_notified(w, k, k->cgev);
+		if (w->epfd >= 0)
+			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, cohort_cgevent_fd(k->cgev), NULL);
+		cohort_cgevent_close(k->cgev);
+		k->cgev = NULL;
 	}
 	if (st < 0 || WIFSIGNALED(st))
 		collect_crashes(w);
