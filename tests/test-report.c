@@ -110,6 +110,32 @@ TEST_TIMEOUT(report_oom_kill, 60)
 	json_decref(rep);
 }
 
+/*
+ * stress-ng, as a user runs it under cohort run -n 1: its parent forks
+ * the vm workers, and the kernel OOM-kills those inside the rank's
+ * cgroup while the parent restarts them and exits 0. The kernel's
+ * notification names the rank; the worker's own exit says nothing.
+ */
+TEST_TIMEOUT(report_oom_kill_below_the_worker_stress_ng, 60)
+{
+	json_t *rep, *f;
+
+	if (geteuid() != 0)
+		SKIP("--enforce cgroup needs root here");
+	if (access("/usr/bin/stress-ng", X_OK) != 0)
+		SKIP("stress-ng is not installed (apt-get install stress-ng)");
+	rep = run_and_report("-n 1 --enforce cgroup -m 200M -- stress-ng --vm 2 --vm-bytes 300M "
+	                     "--vm-keep --timeout 5s");
+	f = finding(rep, "oom_kill");
+	CHECK_MSG(f != NULL, "no oom_kill finding");
+	CHECK_EQ(rank_of(f), 0);
+	CHECK_GE(ev(f, "oom_kills"), 1);
+	CHECK_LE(ev(f, "peak_cgroup_bytes"), 200LL << 20);
+	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "not the worker's own process");
+	run_said("oom_kill");
+	json_decref(rep);
+}
+
 TEST_TIMEOUT(report_budget_kill, 60)
 {
 	json_t *rep, *f, *w;
