@@ -634,16 +634,24 @@ static void findings(struct sup *s)
 
 static void summary(struct sup *s)
 {
-	char how[96], a[32], b[32];
+	char how[96], a[32], b[32], c[32];
 	unsigned ok = 0;
+	bool exact = false;
 
-	for (unsigned k = 0; k < s->nw; k++)
+	for (unsigned k = 0; k < s->nw; k++) {
+		struct cohort_worker_state st;
+
 		ok += s->w[k].pid > 0 && !s->w[k].running && status_code(s->w[k].status) == 0;
+		if (cohort_watch_worker(s->watch, k, &st) == 0 && st.peak_cgroup)
+			exact = true;
+	}
 	fprintf(stderr, "cohort: %u worker%s, %u exited 0", s->nw, s->nw == 1 ? "" : "s", ok);
 	if (!cohort_recorder_in_memory(s->rec))
 		fprintf(stderr, "; recording in %s%s", cohort_recorder_path(s->rec),
 		        cohort_recorder_error(s->rec) ? " (stopped early)" : "");
-	fprintf(stderr, "\n  %-5s %-8s %-26s %-11s %-11s\n", "rank", "pid", "end", "peak PSS", "peak USS");
+	/* The exact peak: the worker cgroup's own counter, which no sampling phase can miss. */
+	fprintf(stderr, "\n  %-5s %-8s %-26s %-11s %-11s%s\n", "rank", "pid", "end", "peak PSS", "peak USS",
+	        exact ? " peak (cgroup)" : "");
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
 		struct cohort_worker_state st;
@@ -653,8 +661,9 @@ static void summary(struct sup *s)
 			snprintf(how, sizeof(how), "not started");
 		else
 			describe_status(w->status, how, sizeof(how));
-		fprintf(stderr, "  %-5u %-8d %-26s %-11s %-11s\n", w->rank, (int)w->pid, how,
-		        fmt_size(st.peak_pss, a, sizeof(a)), fmt_size(st.peak_uss, b, sizeof(b)));
+		fprintf(stderr, "  %-5u %-8d %-26s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
+		        fmt_size(st.peak_pss, a, sizeof(a)), fmt_size(st.peak_uss, b, sizeof(b)),
+		        exact ? " " : "", exact ? (st.peak_cgroup ? fmt_size(st.peak_cgroup, c, sizeof(c)) : "-") : "");
 	}
 	findings(s);
 }
@@ -922,6 +931,21 @@ static int exit_status(const struct sup *s, int rc)
 	return rc;
 }
 
+/*
+ * Touch the stack the supervisor will need now. Its deepest calls come at
+ * the end (exits, crash files, the findings); if the system refuses memory
+ * by then (RLIMIT_AS, a full node), growing the stack would be a SIGSEGV
+ * instead of an error cohort can report.
+ */
+static void __attribute__((noinline)) reserve_stack(void)
+{
+	volatile char pad[256 * 1024];
+
+	for (size_t i = 0; i < sizeof(pad); i += 4096)
+		pad[i] = 0;
+	pad[sizeof(pad) - 1] = 0;
+}
+
 int supervise(const struct run_opts *o)
 {
 	struct sup s;
@@ -929,6 +953,7 @@ int supervise(const struct run_opts *o)
 	struct timespec ts;
 	int rc = 0, r;
 
+	reserve_stack();
 	memset(&s, 0, sizeof(s));
 	s.o = o;
 	s.nw = o->workers;

@@ -132,6 +132,7 @@ struct member {
 	uint64_t reads;            /* page walks seen */
 	uint64_t minflt_walk;      /* minor faults at the last walk */
 	bool have_walk;
+	bool frozen;               /* gone: its copies are counted in its worker's cow_gone */
 	int64_t term;              /* Pss_Anon - Anonymous + base, at the last walk */
 	uint64_t uss, anon;        /* at the last walk */
 	/* Before Pss_Anon (kernels < 5.9): a baseline per process. */
@@ -823,8 +824,10 @@ static void track_trees(struct cohort_watch *w)
 			i++;
 			continue;
 		}
-		w->w[m->rank].cow_gone += member_frozen(m);
-		w->w[m->rank].cow_old += m->copied;
+		if (!m->frozen) {
+			w->w[m->rank].cow_gone += member_frozen(m);
+			w->w[m->rank].cow_old += m->copied;
+		}
 		member_remove(w, i);
 	}
 }
@@ -891,8 +894,9 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 	if (o->mem_per_worker && k->est > o->mem_per_worker && o->enforce == COHORT_ENFORCE_WATCH &&
 	    !k->stop_stage) {
 		ev = ev_new(w, COHORT_EVENT_LIMIT, k, 1);
-		if (ev)
-			ev->action = COHORT_ACTION_STOP;
+		if (!ev)
+			return;   /* out of memory: decided again at the next tick */
+		ev->action = COHORT_ACTION_STOP;
 		ev_str(ev, "action", "stop");
 		ev_u64(ev, "est_bytes", k->est);
 		ev_u64(ev, "limit_bytes", o->mem_per_worker);
@@ -932,8 +936,9 @@ static void check_budget(struct cohort_watch *w, uint64_t est_sum)
 		}
 	if (o->enforce == COHORT_ENFORCE_WATCH && staying > o->budget && big) {
 		ev = ev_new(w, COHORT_EVENT_LIMIT, big, 1);
-		if (ev)
-			ev->action = COHORT_ACTION_STOP;
+		if (!ev)
+			return;   /* out of memory: decided again at the next tick */
+		ev->action = COHORT_ACTION_STOP;
 		ev_str(ev, "action", "stop");
 		ev_u64(ev, "est_bytes", big->est);
 		ev_u64(ev, "total_bytes", est_sum);
@@ -1096,9 +1101,18 @@ static void aggregate(struct cohort_watch *w)
 		struct member *m;
 		struct wk *k;
 
-		if (cohort_sampler_get(w->sampler, i, &sm) < 0 || sm.gone || !(m = member_find(w, sm.pid)))
+		if (cohort_sampler_get(w->sampler, i, &sm) < 0 || !(m = member_find(w, sm.pid)))
 			continue;
 		k = &w->w[m->rank];
+		if (sm.gone) {
+			/* Exited (a zombie, or reaped): what it copied stays counted from now on. */
+			if (!m->frozen) {
+				m->frozen = true;
+				k->cow_gone += member_frozen(m);
+				k->cow_old += m->copied;
+			}
+			continue;
+		}
 		if (!k->running)
 			continue;
 		if (m->need_base) {

@@ -204,6 +204,30 @@ static int helper_cow_now(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * spike SIZE AT HOLD AFTER: at AT seconds, map and touch SIZE, hold it HOLD
+ * seconds, unmap it, then live AFTER seconds more: a peak that a sampler
+ * at a 1 s interval sees only by luck.
+ */
+static int helper_spike(int argc, char **argv)
+{
+	uint64_t size;
+	char *p;
+
+	if (argc < 4)
+		return 2;
+	size = size_arg(argv[0]);
+	nap(atof(argv[1]));
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 3;
+	touch(p, size, 1);
+	nap(atof(argv[2]));
+	munmap(p, size);
+	nap(atof(argv[3]));
+	return 0;
+}
+
 /* ignore-term SECONDS: a worker that ignores SIGTERM. */
 static int helper_ignore_term(int argc, char **argv)
 {
@@ -261,6 +285,8 @@ int test_helper_main(int argc, char **argv)
 		return helper_worker(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "cow") == 0)
 		return helper_cow(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "spike") == 0)
+		return helper_spike(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "cow-now") == 0)
 		return helper_cow_now(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "ignore-term") == 0)

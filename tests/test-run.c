@@ -474,6 +474,30 @@ TEST_TIMEOUT(run_copy_on_write_figure_is_the_truth, 60)
 	rec_free(&rec);
 }
 
+/*
+ * A 0.3 s spike of 400 MiB between two samples 1 s apart: the worker's
+ * cgroup keeps its exact peak (memory.max_usage_in_bytes, memory.peak),
+ * whatever the sampling phase.
+ */
+TEST_TIMEOUT(run_spike_between_samples_is_the_peak, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	if (geteuid() != 0)
+		SKIP("a cgroup per worker needs root here (cgroup v1)");
+	cmd_run(&r, RUN " -n 1 -i 1 --enforce cgroup -m 1G -o rec.ndjson -- " HELPER " spike 400M 3.4 0.3 2",
+	        test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	e = event_of(&rec, "exit", 0);
+	CHECK_MSG(e != NULL, "no exit event");
+	CHECK_GE(json_integer_value(json_object_get(e, "peak_cgroup")), 360LL << 20);
+	rec_free(&rec);
+}
+
 TEST_TIMEOUT(run_copy_on_write_is_not_a_leak, 60)
 {
 	struct cmd_result r;

@@ -1,0 +1,223 @@
+/*
+ * bench-watch-scale.c - what `cohort run` costs as the workers grow: 64,
+ * 256 and 1024 workers running sleep(1), one sample a second, against the
+ * least any per-process sampler must do, measured in the same run.
+ *
+ *   build/bench/bench-watch-scale [REPEATS] [SECONDS]
+ *
+ * For each size, REPEATS times (default 3): `cohort run -q --no-record
+ * --enforce watch -i 1 -n N -- sleep ...`; after 5 s of start-up (the
+ * spawns and first page walks are not timed), the supervisor's CPU
+ * (utime + stime from /proc) over SECONDS (default 10). Then, with the
+ * same workers alive, the baseline: a child process that reads
+ * /proc/PID/statm of every worker once a second for as long, its CPU from
+ * getrusage. Printed: the supervisor's share of one core (median, min and
+ * max), the baseline's, and their ratio.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXW 1024
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void nap(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* utime + stime of one process, seconds; -1 when gone. */
+static double cpu_of(pid_t pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut, st;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double children_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The supervisor's children: the workers. */
+static int workers_of(pid_t sup, pid_t *pids, int max)
+{
+	char path[64], buf[1 << 16];
+	int fd, n = 0;
+	ssize_t len;
+	char *p, *end;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)sup, (int)sup);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	for (p = buf; n < max; p = end) {
+		long v = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		pids[n++] = (pid_t)v;
+	}
+	return n;
+}
+
+/* The baseline: statm of every worker, once a second, for seconds. */
+static void statm_reader(const pid_t *pids, int n, int seconds)
+{
+	char path[64], buf[256];
+
+	for (int s = 0; s < seconds; s++) {
+		double t = now();
+
+		for (int i = 0; i < n; i++) {
+			int fd;
+
+			snprintf(path, sizeof(path), "/proc/%d/statm", (int)pids[i]);
+			fd = open(path, O_RDONLY);
+			if (fd >= 0) {
+				if (read(fd, buf, sizeof(buf)) < 0)
+					_exit(1);
+				close(fd);
+			}
+		}
+		if (now() - t < 1)
+			nap(1 - (now() - t));
+	}
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One run at n workers: the supervisor's share and the baseline's. Returns 0 or -1. */
+static int one(const char *build, int n, int seconds, double *ret_sup, double *ret_base)
+{
+	char cohort[1024], nw[16], secs[16];
+	static pid_t pids[MAXW];
+	double c0, c1, t0, t1, b0, b1, span;
+	pid_t sup, reader;
+	int st, got;
+
+	snprintf(cohort, sizeof(cohort), "%s/cohort", build);
+	snprintf(nw, sizeof(nw), "%d", n);
+	snprintf(secs, sizeof(secs), "%d", 2 * seconds + 20);
+	sup = fork();
+	if (sup == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execl(cohort, "cohort", "run", "-q", "--no-record", "--enforce", "watch", "-i", "1", "-n", nw,
+		      "--", "sleep", secs, (char *)NULL);
+		_exit(127);
+	}
+	nap(5);   /* start-up is not timed */
+	got = workers_of(sup, pids, MAXW);
+	c0 = cpu_of(sup);
+	t0 = now();
+	nap(seconds);
+	c1 = cpu_of(sup);
+	t1 = now();
+	if (c0 < 0 || c1 < 0 || got != n) {
+		fprintf(stderr, "bench-watch-scale: %d workers: cohort run ended early or has %d workers\n", n, got);
+		kill(sup, SIGKILL);
+		waitpid(sup, &st, 0);
+		return -1;
+	}
+	b0 = children_cpu();
+	span = now();
+	reader = fork();
+	if (reader == 0) {
+		statm_reader(pids, got, seconds);
+		_exit(0);
+	}
+	waitpid(reader, &st, 0);
+	b1 = children_cpu();
+	span = now() - span;
+	kill(sup, SIGTERM);
+	waitpid(sup, &st, 0);
+	*ret_sup = (c1 - c0) / (t1 - t0);
+	*ret_base = (b1 - b0) / span;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *build = getenv("COHORT_BUILD") ? getenv("COHORT_BUILD") : "build";
+	int repeats = argc > 1 ? atoi(argv[1]) : 3, seconds = argc > 2 ? atoi(argv[2]) : 10;
+	static const int sizes[] = { 64, 256, 1024 };
+	int rc = 0;
+
+	if (repeats < 1 || repeats > 20 || seconds < 2 || seconds > 600) {
+		fprintf(stderr, "usage: bench-watch-scale [REPEATS 1-20] [SECONDS 2-600]\n");
+		return 2;
+	}
+	printf("cohort run -i 1 --enforce watch -n N -- sleep: supervisor CPU over %d s after 5 s of "
+	       "start-up, %d runs each;\nbaseline: statm of every worker once a second (the least a "
+	       "per-process sampler reads), same workers, same run\n", seconds, repeats);
+	printf("%6s  %-28s  %-28s  %s\n", "N", "supervisor, % of a core", "baseline, % of a core",
+	       "ratio (median)");
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		double sup[20], base[20];
+		int got = 0;
+
+		for (int i = 0; i < repeats; i++)
+			if (one(build, sizes[k], seconds, &sup[got], &base[got]) == 0)
+				got++;
+		if (!got) {
+			rc = 1;
+			continue;
+		}
+		qsort(sup, (size_t)got, sizeof(double), cmp);
+		qsort(base, (size_t)got, sizeof(double), cmp);
+		printf("%6d  %6.3f (%.3f-%.3f)%9s  %6.3f (%.3f-%.3f)%9s  %.1fx\n", sizes[k],
+		       100 * sup[got / 2], 100 * sup[0], 100 * sup[got - 1], "",
+		       100 * base[got / 2], 100 * base[0], 100 * base[got - 1], "",
+		       base[got / 2] > 0 ? sup[got / 2] / base[got / 2] : 0);
+		fflush(stdout);
+	}
+	return rc;
+}
