@@ -33,6 +33,8 @@ static void help(FILE *out)
 	        "                             rlimit: RLIMIT_DATA, allocations fail in the worker;\n"
 	        "                             watch: cohort samples and stops a worker over its\n"
 	        "                             limit (SIGTERM, then SIGKILL);\n"
+	        "                             none: watch, warn and record, stop nothing (the\n"
+	        "                             kernel and SLURM enforce the job's limit);\n"
 	        "                             auto (default): cgroup when possible, else watch\n"
 	        "      --soft PERCENT         warn at this share of a limit (default 90)\n"
 	        "  -i, --interval SECONDS     time between samples (default 1; 0.1 works)\n"
@@ -269,9 +271,11 @@ static int exec(int argc, char **argv)
 				o.enforce = ENFORCE_WATCH;
 			else if (strcmp(optarg, "auto") == 0)
 				o.enforce = ENFORCE_AUTO;
+			else if (strcmp(optarg, "none") == 0)
+				o.enforce = ENFORCE_NONE;
 			else
 				return cli_usage_error(&cli_cmd_run, "invalid --enforce '%s': expected cgroup, "
-				                       "rlimit, watch or auto", optarg);
+				                       "rlimit, watch, none or auto", optarg);
 			break;
 		case 'S':
 			if (parse_number("--soft", optarg, 1, 100, &soft_pct) < 0)

@@ -39,6 +39,7 @@ const char *enforce_name(enum enforce e)
 	case ENFORCE_CGROUP: return "cgroup";
 	case ENFORCE_RLIMIT: return "rlimit";
 	case ENFORCE_WATCH:  return "watch";
+	case ENFORCE_NONE:   return "none";
 	case ENFORCE_AUTO:   break;
 	}
 	return "auto";
@@ -815,6 +816,7 @@ static enum cohort_enforce watch_enforce(enum enforce e)
 	case ENFORCE_CGROUP: return COHORT_ENFORCE_CGROUP;
 	case ENFORCE_RLIMIT: return COHORT_ENFORCE_RLIMIT;
 	case ENFORCE_WATCH:  return COHORT_ENFORCE_WATCH;
+	case ENFORCE_NONE:
 	case ENFORCE_AUTO:   break;
 	}
 	return COHORT_ENFORCE_NONE;

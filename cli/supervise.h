@@ -6,7 +6,7 @@
 
 #include <stdbool.h>
 
-enum enforce { ENFORCE_AUTO, ENFORCE_CGROUP, ENFORCE_RLIMIT, ENFORCE_WATCH };
+enum enforce { ENFORCE_AUTO, ENFORCE_CGROUP, ENFORCE_RLIMIT, ENFORCE_WATCH, ENFORCE_NONE };
 
 const char *enforce_name(enum enforce e);
 

@@ -1,0 +1,339 @@
+/*
+ * test-watch.c - the watcher in libcohort, called directly: event names,
+ * the copy-on-write measure on a /proc tree whose figures are known
+ * exactly, a cgroup's processes as one worker, and the pid index under
+ * churn with real processes.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB 1024ULL
+#define MiB (1024ULL * 1024)
+
+TEST(watch_event_names_round_trip)
+{
+	for (int k = 1; k < COHORT_EVENT_KIND_MAX; k++) {
+		const char *name = cohort_event_name((enum cohort_event_kind)k);
+
+		CHECK_MSG(strcmp(name, "unknown") != 0, "kind %d has no name", k);
+		CHECK_EQ(cohort_event_kind_of(name), k);
+	}
+	CHECK_STREQ(cohort_event_name((enum cohort_event_kind)0), "unknown");
+	CHECK_STREQ(cohort_event_name(COHORT_EVENT_KIND_MAX), "unknown");
+	CHECK_EQ(cohort_event_kind_of("no such kind"), 0);
+	CHECK_EQ(cohort_event_kind_of(NULL), 0);
+	CHECK_STREQ(cohort_event_name(COHORT_EVENT_SIGNAL), "signal");
+	CHECK_STREQ(cohort_event_name(COHORT_EVENT_KERNEL), "kernel");
+}
+
+TEST(watch_rejects_bad_options)
+{
+	struct cohort_watch_opts o = { .workers = 0 };
+	struct cohort_watch *w = (struct cohort_watch *)1;
+
+	CHECK_EQ(cohort_watch_create(&o, &w), -EINVAL);
+	CHECK_EQ(cohort_watch_create(NULL, &w), -EINVAL);
+	o.workers = 70000;
+	CHECK_EQ(cohort_watch_create(&o, &w), -EINVAL);
+	o.workers = 2;
+	o.soft = 1.5;
+	CHECK_EQ(cohort_watch_create(&o, &w), -EINVAL);
+	o.soft = 0;
+	o.pss_budget = 2;
+	CHECK_EQ(cohort_watch_create(&o, &w), -EINVAL);
+	o.pss_budget = 0;
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_EQ(cohort_watch_start(w, 2, 123, NULL, 0), -ERANGE);
+	CHECK_EQ(cohort_watch_start(w, 0, 0, NULL, 0), -EINVAL);
+	CHECK_EQ(cohort_watch_exited(w, 0, 0), -ESRCH);
+	CHECK_EQ(cohort_watch_exited(w, 5, 0), -ERANGE);
+	cohort_watch_free(w);
+	cohort_watch_free(NULL);
+}
+
+/* ---- a /proc tree with known figures ---- */
+
+/* shared_kb counts the file pages (rss - anon) too: Shared_Clean is those, Shared_Dirty the rest. */
+struct fproc {
+	int pid, ppid;
+	unsigned long long startstack;
+	uint64_t rss_kb, anon_kb, pss_kb, pss_anon_kb, private_kb, shared_kb;
+	const char *children;
+};
+
+/* Write <root>/PID/{stat,statm,smaps_rollup,task/PID/children}. */
+static void fproc_write(const char *root, const struct fproc *p)
+{
+	char dir[512], path[600];
+
+	snprintf(dir, sizeof(dir), "%s/%d/task/%d", root, p->pid, p->pid);
+	{
+		struct cmd_result r;
+
+		cmd_run(&r, "mkdir -p '%s'", dir);
+		cmd_free(&r);
+	}
+	snprintf(path, sizeof(path), "%s/children", dir);
+	write_file(path, "%s", p->children ? p->children : "");
+	snprintf(path, sizeof(path), "%s/%d/stat", root, p->pid);
+	/* Fields 1-3, then 4 (ppid) ... 10 (minflt) ... 22 (start) ... 28 (startstack). */
+	write_file(path, "%d (worker) S %d %d %d 0 -1 4194560 100 0 0 0 10 5 0 0 20 0 1 0 1000 "
+	           "300000000 %llu 18446744073709551615 1 1 %llu 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n",
+	           p->pid, p->ppid, p->pid, p->pid, (unsigned long long)(p->rss_kb / 4), p->startstack);
+	snprintf(path, sizeof(path), "%s/%d/statm", root, p->pid);
+	/* size resident shared(file+shmem) text lib data dt, in pages */
+	write_file(path, "%llu %llu %llu 1 0 %llu 0\n", (unsigned long long)(p->rss_kb / 4 * 2),
+	           (unsigned long long)(p->rss_kb / 4), (unsigned long long)((p->rss_kb - p->anon_kb) / 4),
+	           (unsigned long long)(p->anon_kb / 4));
+	snprintf(path, sizeof(path), "%s/%d/smaps_rollup", root, p->pid);
+	write_file(path,
+	           "00400000-7ffff000 ---p 00000000 00:00 0                  [rollup]\n"
+	           "Rss:            %8llu kB\n"
+	           "Pss:            %8llu kB\n"
+	           "Pss_Anon:       %8llu kB\n"
+	           "Pss_File:       %8llu kB\n"
+	           "Pss_Shmem:             0 kB\n"
+	           "Shared_Clean:   %8llu kB\n"
+	           "Shared_Dirty:   %8llu kB\n"
+	           "Private_Clean:         0 kB\n"
+	           "Private_Dirty:  %8llu kB\n"
+	           "Anonymous:      %8llu kB\n"
+	           "Swap:                  0 kB\n"
+	           "SwapPss:               0 kB\n",
+	           (unsigned long long)p->rss_kb, (unsigned long long)p->pss_kb,
+	           (unsigned long long)p->pss_anon_kb, (unsigned long long)(p->pss_kb - p->pss_anon_kb),
+	           (unsigned long long)(p->rss_kb - p->anon_kb),
+	           (unsigned long long)(p->shared_kb - (p->rss_kb - p->anon_kb)),
+	           (unsigned long long)p->private_kb,
+	           (unsigned long long)p->anon_kb);
+}
+
+static void rm_pid(const char *root, int pid)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "rm -rf '%s/%d'", root, pid);
+	cmd_free(&r);
+}
+
+static uint64_t copied(struct cohort_watch *w, unsigned rank)
+{
+	struct cohort_worker_state st;
+
+	CHECK_OK(cohort_watch_worker(w, rank, &st));
+	return st.cow_copied;
+}
+
+/* Tick until every process has had a page walk of its current files. */
+static void ticks(struct cohort_watch *w, int n)
+{
+	for (int i = 0; i < n; i++) {
+		CHECK_OK(cohort_watch_tick(w));
+		usleep(20000);
+	}
+}
+
+/*
+ * A parent (pid 100, the worker's exec'd root) holds F = 192 MiB of
+ * anonymous memory and forks 101 and 102 (same stack address). Then 101
+ * writes the first half: it copies 96 MiB, and the pages it copied are no
+ * longer shared three ways. Then 101 exits. Every figure below is what
+ * the kernel would show at each step.
+ */
+TEST(watch_copy_on_write_on_known_figures)
+{
+	char root[512];
+	const uint64_t F = 196608;   /* kB */
+	struct cohort_probe probe = { 0 };
+	struct cohort_watch_opts o = { .workers = 1, .pss_budget = 1.0, .interval = 1 };
+	struct cohort_watch *w;
+	unsigned long long ss = 0x7ffe00001000ULL;
+
+	snprintf(root, sizeof(root), "%s/proc", test_tmpdir());
+	probe.proc_root = root;
+	o.probe = &probe;
+	/* Just after the forks: everything shared three ways. */
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, F / 3 + 1024, F / 3, 0, F + 4096, "101 102" });
+	fproc_write(root, &(struct fproc){ 101, 100, ss, F + 4096, F, F / 3 + 1024, F / 3, 0, F + 4096, "" });
+	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, F / 3 + 1024, F / 3, 0, F + 4096, "" });
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start(w, 0, 100, NULL, 0));
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 0);
+
+	/* 101 wrote the first half: 96 MiB copied. */
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 81920 + 1024, 81920, 0, F + 4096, "101 102" });
+	fproc_write(root, &(struct fproc){ 101, 100, ss, F + 4096, F, 131072 + 1024, 131072, 98304, F / 2 + 4096, "" });
+	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, 81920 + 1024, 81920, 0, F + 4096, "" });
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 98304 * KiB);
+
+	/* 101 exits: what it copied is gone from memory but stays counted. */
+	rm_pid(root, 101);
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 98304 + 1024, 98304, 0, F + 4096, "102" });
+	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, 98304 + 1024, 98304, 0, F + 4096, "" });
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 98304 * KiB);
+
+	/* A child that began with an exec is no copy of its parent: its memory is its own. */
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 98304 + 1024, 98304, 0, F + 4096, "102 103" });
+	fproc_write(root, &(struct fproc){ 103, 100, ss + 0x10000, 65536, 65536, 65536, 65536, 65536, 0, "" });
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 98304 * KiB);
+	cohort_watch_free(w);
+}
+
+/* A cgroup's processes as one worker, however they were started; it ends when the cgroup empties. */
+TEST(watch_a_cgroup_as_a_worker)
+{
+	char root[512], cg[512], path[700];
+	struct cohort_probe probe = { 0 };
+	struct cohort_watch_opts o = { .workers = 1, .pss_budget = 1.0 };
+	struct cohort_watch *w;
+	struct cohort_worker_state st;
+	struct cohort_event ev;
+	struct cmd_result r;
+	int exits = 0;
+
+	snprintf(root, sizeof(root), "%s/proc", test_tmpdir());
+	snprintf(cg, sizeof(cg), "%s/cg", test_tmpdir());
+	probe.proc_root = root;
+	probe.cgroup_root = cg;
+	o.probe = &probe;
+	cmd_run(&r, "mkdir -p '%s/task_0'", cg);
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	write_file(path, "104857600\n");
+	snprintf(path, sizeof(path), "%s/memory.max", cg);
+	write_file(path, "max\n");
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	write_file(path, "200\n");
+	snprintf(path, sizeof(path), "%s/task_0/cgroup.procs", cg);
+	write_file(path, "201\n");
+	fproc_write(root, &(struct fproc){ 200, 1, 0x7000, 20480, 10240, 10240, 10240, 10240, 10240, "" });
+	fproc_write(root, &(struct fproc){ 201, 1, 0x8000, 40960, 30720, 30720, 30720, 30720, 10240, "" });
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start_cgroup(w, 0, cg));
+	CHECK_EQ(cohort_watch_start_cgroup(w, 0, cg), -EBUSY);
+	ticks(w, 2);
+	CHECK_OK(cohort_watch_worker(w, 0, &st));
+	CHECK_EQ(st.nprocs, 2);
+	CHECK_EQ_U64(st.rss, (20480 + 40960) * KiB);
+	CHECK_EQ_U64(st.pss, (10240 + 30720) * KiB);
+	CHECK_EQ(cohort_watch_running(w), 1);
+	/* Both leave the cgroup: the worker has ended, status unknown. */
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	write_file(path, "%s", "");
+	snprintf(path, sizeof(path), "%s/task_0/cgroup.procs", cg);
+	write_file(path, "%s", "");
+	ticks(w, 1);
+	CHECK_EQ(cohort_watch_running(w), 0);
+	while (cohort_watch_next_event(w, &ev) == 1)
+		if (ev.kind == COHORT_EVENT_EXIT) {
+			exits++;
+			CHECK_STREQ(cohort_event_str(&ev, "status"), "ended (status not known)");
+			CHECK_EQ(ev.rank, 0);
+		}
+	CHECK_EQ(exits, 1);
+	cohort_watch_free(w);
+}
+
+/*
+ * Real processes through the pid index: 300 workers, half of them killed
+ * and reaped, the rest still found; a worker handed over (not reported by
+ * its parent) ends when its process is gone.
+ */
+TEST_TIMEOUT(watch_many_workers_churn, 60)
+{
+	enum { N = 300 };
+	struct cohort_watch_opts o = { .workers = N + 1 };
+	struct cohort_watch *w;
+	struct cohort_worker_state st;
+	struct cohort_event ev;
+	pid_t pids[N], handed;
+	int spawns = 0, exits = 0;
+
+	CHECK_OK(cohort_watch_create(&o, &w));
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			pause();
+			_exit(0);
+		}
+		CHECK(pids[i] > 0);
+		CHECK_OK(cohort_watch_start(w, (unsigned)i, pids[i], NULL, COHORT_WATCH_CHILD));
+	}
+	handed = fork();
+	if (handed == 0) {
+		pause();
+		_exit(0);
+	}
+	CHECK_OK(cohort_watch_start(w, N, handed, NULL, 0));
+	CHECK_OK(cohort_watch_tick(w));
+	for (int i = 0; i < N; i++) {
+		CHECK_OK(cohort_watch_worker(w, (unsigned)i, &st));
+		CHECK_MSG(st.nprocs == 1 && st.rss > 0, "rank %d: %u processes, rss %llu", i, st.nprocs,
+		          (unsigned long long)st.rss);
+	}
+	for (int i = 0; i < N; i += 2) {
+		int status;
+
+		kill(pids[i], SIGKILL);
+		CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
+		CHECK_OK(cohort_watch_exited(w, (unsigned)i, status));
+	}
+	kill(handed, SIGKILL);
+	waitpid(handed, NULL, 0);
+	CHECK_OK(cohort_watch_tick(w));
+	CHECK_OK(cohort_watch_tick(w));
+	for (int i = 1; i < N; i += 2) {
+		CHECK_OK(cohort_watch_worker(w, (unsigned)i, &st));
+		CHECK_MSG(st.running && st.nprocs == 1 && st.rss > 0, "rank %d lost after the churn", i);
+	}
+	CHECK_OK(cohort_watch_worker(w, N, &st));
+	CHECK(!st.running && st.ended);
+	CHECK_EQ(cohort_watch_running(w), N / 2);
+	while (cohort_watch_next_event(w, &ev) == 1) {
+		if (ev.kind == COHORT_EVENT_SPAWN)
+			spawns++;
+		if (ev.kind == COHORT_EVENT_EXIT) {
+			exits++;
+			if (ev.rank < N)
+				CHECK_EQ(cohort_event_num(&ev, "signal", 0), SIGKILL);
+		}
+	}
+	CHECK_EQ(spawns, N + 1);
+	CHECK_EQ(exits, N / 2 + 1);
+	for (int i = 1; i < N; i += 2) {
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+	}
+	cohort_watch_free(w);
+}
+
+/* A signal to the supervisor: its own event, with the sender. */
+TEST(watch_signal_event)
+{
+	struct cohort_watch_opts o = { .workers = 1 };
+	struct cohort_watch *w;
+	struct cohort_event ev;
+
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_signal(w, SIGTERM, 4242, 1000, "passing it on"));
+	CHECK_EQ(cohort_watch_next_event(w, &ev), 1);
+	CHECK_EQ(ev.kind, COHORT_EVENT_SIGNAL);
+	CHECK_EQ(ev.rank, -1);
+	CHECK_EQ(cohort_event_num(&ev, "signal", 0), SIGTERM);
+	CHECK_STREQ(cohort_event_str(&ev, "signal_name"), "SIGTERM");
+	CHECK_EQ(cohort_event_num(&ev, "sender_pid", 0), 4242);
+	CHECK_EQ(cohort_event_num(&ev, "sender_uid", -1), 1000);
+	CHECK_STREQ(ev.message, "cohort got SIGTERM from pid 4242: passing it on");
+	CHECK_EQ(cohort_watch_next_event(w, &ev), 0);
+	cohort_watch_free(w);
+}
