@@ -64,6 +64,7 @@ struct worker {
 	char **envp;               /* made before fork */
 	/* Stopping: 0 no, 1 SIGTERM sent, 2 SIGKILL sent. */
 	int stop_stage;
+	bool stopped_for_limit;    /* by a watcher decision (over its limit or the budget) */
 	double stop_deadline;
 };
 
@@ -141,8 +142,10 @@ static void drain_events(struct sup *s)
 		said_stop(s, cohort_recorder_event(s->rec, &ev));
 		if (ev.notice && !s->o->quiet)
 			cli_error("%s", ev.message);
-		if (ev.action == COHORT_ACTION_STOP && ev.rank >= 0 && (unsigned)ev.rank < s->nw)
+		if (ev.action == COHORT_ACTION_STOP && ev.rank >= 0 && (unsigned)ev.rank < s->nw) {
+			s->w[ev.rank].stopped_for_limit = true;
 			stop_worker(s, &s->w[ev.rank]);
+		}
 	}
 }
 
@@ -923,6 +926,14 @@ static int spawn_all(struct sup *s, const sigset_t *oldmask)
 	return 0;
 }
 
+/*
+ * What `cohort run` returns: the first failing worker's code (128+signal
+ * for a signal); when every worker's root exited 0 but the run went wrong
+ * anyway, 128+SIGKILL (137) when the kernel OOM-killed a process in a
+ * worker's cgroup, 128+SIGTERM (143) when cohort stopped a worker over its
+ * limit: a batch script's `|| exit 1` must fire whatever the program did
+ * with the signal.
+ */
 static int exit_status(const struct sup *s, int rc)
 {
 	if (rc != 0)
@@ -930,6 +941,15 @@ static int exit_status(const struct sup *s, int rc)
 	rc = s->first_fail >= 0 ? s->first_fail : 0;
 	for (unsigned k = 0; rc == 0 && k < s->nw; k++)
 		rc = status_code(s->w[k].status);
+	for (unsigned k = 0; rc == 0 && k < s->nw; k++) {
+		struct cohort_worker_state st;
+
+		if (cohort_watch_worker(s->watch, k, &st) == 0 && st.oom_kills_below)
+			rc = 128 + SIGKILL;
+	}
+	for (unsigned k = 0; rc == 0 && k < s->nw; k++)
+		if (s->w[k].stopped_for_limit)
+			rc = 128 + SIGTERM;
 	return rc;
 }
 

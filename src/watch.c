@@ -165,6 +165,7 @@ struct wk {
 	bool oom_killed;
 	struct cohort_cgevent *cgev; /* the kernel's notifications of its cgroup, or NULL */
 	bool kernel_oom_said;      /* later kills in its cgroup are recorded, not said again */
+	uint64_t kernel_oom_kills; /* kills the kernel notified in its cgroup */
 };
 
 struct cohort_watch {
@@ -1278,6 +1279,8 @@ static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_
 
 		ev = ev_new(w, COHORT_EVENT_KERNEL, k, !*said);
 		*said = true;
+		if (k)
+			k->kernel_oom_kills += in.oom_kill_new;
 		ev_str(ev, "what", "oom_kill");
 		ev_u64(ev, "oom_kill_new", in.oom_kill_new);
 		ev_u64(ev, "usage_bytes", in.usage);
@@ -1344,6 +1347,7 @@ int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct coho
 	ret->status = k->status;
 	ret->stopped_by_cohort = k->stop_stage > 0;
 	ret->oom_killed = k->oom_killed;
+	ret->oom_kills_below = k->kernel_oom_kills;
 	ret->nprocs = k->nprocs;
 	ret->rss = k->rss;
 	ret->pss = k->pss;

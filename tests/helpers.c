@@ -63,11 +63,19 @@ static void touch(char *p, uint64_t n, char value)
 /*
  * worker [--hold SIZE] [--seconds S] [--leak-rank R --leak-rate SIZE]
  *        [--grow-rank R --grow-to SIZE --grow-rate SIZE] [--exit-rank R --exit-code C]
+ *        [--term-exits-0 1]
  *
  * Holds SIZE for S seconds, in steps of 0.1 s. The leak rank adds leak-rate
  * per second and never frees; the grow rank grows to grow-to at grow-rate
  * per second; others hold steady. COHORT_RANK says which one this is.
+ * With --term-exits-0 it takes SIGTERM as many programs do: it exits 0.
  */
+static void exit_0(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
 static int helper_worker(int argc, char **argv)
 {
 	const char *r = getenv("COHORT_RANK");
@@ -87,6 +95,7 @@ static int helper_worker(int argc, char **argv)
 		else if (strcmp(argv[i], "--grow-rate") == 0) grow_rate = size_arg(argv[i + 1]);
 		else if (strcmp(argv[i], "--exit-rank") == 0) exit_rank = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--exit-code") == 0) exit_code = atoi(argv[i + 1]);
+		else if (strcmp(argv[i], "--term-exits-0") == 0) signal(SIGTERM, exit_0);
 		else {
 			fprintf(stderr, "worker: unknown option %s\n", argv[i]);
 			return 2;

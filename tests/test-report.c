@@ -31,6 +31,7 @@ static json_t *run_and_report(const char *args_fmt, ...)
 	cmd_run(&r, COHORT " run -o rec.ndjson %s", test_build_dir(), args);
 	/* The findings cohort run printed are the report's: kept for the caller's checks. */
 	write_file("run.err", "%s", r.err);
+	write_file("run.status", "%d\n", r.status);
 	cmd_free(&r);
 	cmd_run(&r, COHORT " report --json rec.ndjson", test_build_dir());
 	CHECK_MSG(r.status == 0, "cohort report exited %d: %s", r.status, r.err);
@@ -126,6 +127,13 @@ TEST_TIMEOUT(report_oom_kill_below_the_worker_stress_ng, 60)
 		SKIP("stress-ng is not installed (apt-get install stress-ng)");
 	rep = run_and_report("-n 1 --enforce cgroup -m 200M -- stress-ng --vm 2 --vm-bytes 300M "
 	                     "--vm-keep --timeout 5s");
+	{
+		/* stress-ng itself exits 0; cohort run does not, so a batch script's || exit 1 fires. */
+		char *err = read_file("run.status");
+
+		CHECK_MSG(err && atoi(err) == 128 + SIGKILL, "cohort run exited %s", err ? err : "?");
+		free(err);
+	}
 	f = finding(rep, "oom_kill");
 	CHECK_MSG(f != NULL, "no oom_kill finding");
 	CHECK_EQ(rank_of(f), 0);

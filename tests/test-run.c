@@ -340,6 +340,27 @@ TEST(run_grandchildren_killed_at_end)
 	CHECK_MSG(!alive(gc), "grandchild %d outlived cohort run", (int)gc);
 }
 
+/* A program that exits 0 on SIGTERM: cohort stopped it, so cohort run fails all the same. */
+TEST_TIMEOUT(run_exit_status_fails_after_a_stop, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	cmd_run(&r, RUN " -n 1 -i 0.1 --enforce watch --grace 5 -m 60M -o rec.ndjson -- "
+	        HELPER " worker --term-exits-0 1 --grow-rank 0 --grow-to 300M --grow-rate 100M --seconds 6",
+	        test_build_dir(), test_build_dir());
+	CHECK_EQ(r.status, 128 + SIGTERM);
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	e = event_of(&rec, "exit", 0);
+	CHECK_MSG(e != NULL, "no exit event");
+	CHECK_EQ(json_integer_value(json_object_get(e, "exit_code")), 0);
+	CHECK(json_is_true(json_object_get(e, "stopped_by_cohort")));
+	CHECK_EQ(json_integer_value(json_object_get(rec.lines[rec.n - 1], "exit_status")), 128 + SIGTERM);
+	rec_free(&rec);
+}
+
 TEST_TIMEOUT(run_watch_stops_the_worker_over_its_budget, 60)
 {
 	struct cmd_result r;

@@ -232,7 +232,8 @@ struct cohort_worker_state {
 	int ended;                      /* 1 once it ended; status then holds how */
 	int status;                     /* wait status, -1 when not known (not the caller's child) */
 	int stopped_by_cohort;
-	int oom_killed;
+	int oom_killed;                 /* the root was OOM-killed */
+	uint64_t oom_kills_below;       /* OOM kills the kernel notified in its cgroup, the root's included */
 	unsigned nprocs;                /* the root and its descendants, at the last sample */
 	/* The last sample, summed over the tree: */
 	uint64_t rss, pss, uss, est, shared, swap, shmem;
