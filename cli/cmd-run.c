@@ -5,6 +5,7 @@
 #include "supervise.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <string.h>
@@ -45,7 +46,8 @@ static void help(FILE *out)
 	        "      --no-catch             do not preload cohort's shim that records a fatal\n"
 	        "                             signal's address and backtrace (on by default,\n"
 	        "                             except for sanitizer-built programs)\n"
-	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson)\n"
+	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson, never\n"
+	        "                             another supervisor's: see docs/recording.md)\n"
 	        "      --no-record            record nothing\n"
 	        "  -q, --quiet                no live warnings and no summary\n"
 	        "  -h, --help                 show this help\n"
@@ -104,6 +106,47 @@ static void job_token(const struct cohort_alloc *a, char *job, size_t jsize,
 			snprintf(rec, rsize, "cohort-%s.%s.ndjson", job, a->slurm.step_id);
 	} else {
 		snprintf(rec, rsize, "cohort-%s.ndjson", job);
+	}
+	/* Under mpirun each rank runs its own supervisor: the rank goes in the name. */
+	{
+		static const char *const vars[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK" };
+
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			const char *v = getenv(vars[i]);
+			size_t len = strlen(rec);
+
+			if (v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 12 && len > 7) {
+				snprintf(rec + len - 7, rsize - (len - 7), ".rank%s.ndjson", v);
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * The default recording is this supervisor's alone: created with O_EXCL,
+ * and if another supervisor of the same job has the name (several tasks
+ * whose SLURM ids do not tell them apart), this host and pid are added.
+ */
+static void claim_recording(char *rec, size_t size)
+{
+	char host[64] = "", alt[1024];
+	int fd;
+
+	fd = open(rec, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0 || errno != EEXIST) {
+		if (fd >= 0)
+			close(fd);
+		return;   /* the recorder reports any other error with the name */
+	}
+	gethostname(host, sizeof(host) - 1);
+	host[strcspn(host, "./")] = '\0';
+	if (strlen(rec) > 7 && strlen(rec) < sizeof(alt) - 100) {
+		snprintf(alt, sizeof(alt), "%.*s.%s.%d.ndjson", (int)(strlen(rec) - 7), rec, host, (int)getpid());
+		snprintf(rec, size, "%s", alt);
+		fd = open(rec, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -384,8 +427,10 @@ static int exec(int argc, char **argv)
 
 	job_token(&o.alloc, job, sizeof(job), recname, sizeof(recname));
 	o.job = job;
-	if (!no_record && !o.record)
+	if (!no_record && !o.record) {
+		claim_recording(recname, sizeof(recname));
 		o.record = recname;
+	}
 	slurm_jobacct(&o);
 	if (no_catch)
 		o.catch_off = "--no-catch";

@@ -340,6 +340,22 @@ TEST(run_grandchildren_killed_at_end)
 	CHECK_MSG(!alive(gc), "grandchild %d outlived cohort run", (int)gc);
 }
 
+/* Two supervisors of one job with the same default name never write the same file. */
+TEST(run_default_recordings_never_collide)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "cd %s && COHORT_JOB=shared " RUN " -q -n 1 -- true & cd %s && COHORT_JOB=shared " RUN
+	        " -q -n 1 -- true; wait; ls %s | grep -c '^cohort-shared.*ndjson$'", test_tmpdir(),
+	        test_build_dir(), test_tmpdir(), test_build_dir(), test_tmpdir());
+	CHECK_EQ(atoi(r.out), 2);
+	cmd_free(&r);
+	cmd_run(&r, "cd %s && for f in cohort-shared*.ndjson; do tail -n 1 \"$f\" | grep -c '\"type\":\"end\"'; done "
+	        "| awk '{ s += $1 } END { print s }'", test_tmpdir());
+	CHECK_EQ(atoi(r.out), 2);
+	cmd_free(&r);
+}
+
 /* A program that exits 0 on SIGTERM: cohort stopped it, so cohort run fails all the same. */
 TEST_TIMEOUT(run_exit_status_fails_after_a_stop, 60)
 {
