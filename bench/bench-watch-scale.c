@@ -14,7 +14,6 @@
  * getrusage. Printed: the supervisor's share of one core (median, min and
  * max), the baseline's, and their ratio.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -86,11 +85,16 @@ static int workers_of(pid_t sup, pid_t *pids, int max)
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return 0;
-	len = read(fd, buf, sizeof(buf) - 1);
+	/* A seq_file gives at most a page a read: read to the end. */
+	for (size_t used = 0;;) {
+		len = read(fd, buf + used, sizeof(buf) - 1 - used);
+		if (len <= 0) {
+			buf[used] = '\0';
+			break;
+		}
+		used += (size_t)len;
+	}
 	close(fd);
-	if (len <= 0)
-		return 0;
-	buf[len] = '\0';
 	for (p = buf; n < max; p = end) {
 		long v = strtol(p, &end, 10);
 
