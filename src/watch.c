@@ -135,6 +135,8 @@ struct member {
 	bool frozen;               /* gone: its copies are counted in its worker's cow_gone */
 	int64_t term;              /* Pss_Anon - Anonymous + base, at the last walk */
 	uint64_t uss, anon;        /* at the last walk */
+	uint64_t pss_anon;         /* at the last walk, COHORT_MEM_UNKNOWN before Linux 5.9 */
+	double walked_at;          /* watcher clock of the last walk */
 	/* Before Pss_Anon (kernels < 5.9): a baseline per process. */
 	bool have_base;
 	uint64_t uss0, shared0, copied;
@@ -158,6 +160,14 @@ struct wk {
 	uint64_t cow_old;          /* per-process measure (kernels without Pss_Anon), gone processes */
 	uint64_t cow_old_live;     /* the same, live processes */
 	bool cow_refresh;          /* a member's term moved: walk the others again */
+	/*
+	 * When a process exits, its share of the pages it shared moves to the
+	 * others' PSS, which their next walks show: until every live process
+	 * of the tree was walked after the exit, that share is carried here.
+	 */
+	int64_t cow_pending;
+	double cow_pending_since;
+	double oldest_walk;        /* the oldest walk among its live processes this tick, -1 none */
 
 	struct cohort_trend trend;
 	bool soft_warned, leak_reported, cow_reported;
@@ -191,6 +201,7 @@ struct cohort_watch {
 
 	struct cohort_sampler *sampler;
 	unsigned long ticks;
+	double tick_t;             /* when the current tick began */
 	double last_tick, next_tick, dense_until;
 	bool total_warned, slurm_risk_warned;
 	struct cohort_watch_totals tot;
@@ -745,6 +756,26 @@ static uint64_t statm_anon(const struct cohort_statm *st)
 }
 
 /* What a process that leaves the tree leaves behind: its copies (private pages less its allocations). */
+static uint64_t member_frozen(const struct member *m);
+
+/*
+ * A process of k's tree exited: its copies stay counted, and its share of
+ * the pages it shared is carried until the others' walks show it.
+ */
+static void member_freeze(struct cohort_watch *w, struct wk *k, struct member *m)
+{
+	if (m->frozen)
+		return;
+	m->frozen = true;
+	k->cow_gone += member_frozen(m);
+	k->cow_old += m->copied;
+	if (m->have_walk && m->pss_anon != COHORT_MEM_UNKNOWN && m->pss_anon > m->uss) {
+		k->cow_pending += (int64_t)(m->pss_anon - m->uss);
+		k->cow_pending_since = w->tick_t;
+		k->cow_refresh = true;
+	}
+}
+
 static uint64_t member_frozen(const struct member *m)
 {
 	uint64_t grown;
@@ -825,10 +856,7 @@ static void track_trees(struct cohort_watch *w)
 			i++;
 			continue;
 		}
-		if (!m->frozen) {
-			w->w[m->rank].cow_gone += member_frozen(m);
-			w->w[m->rank].cow_old += m->copied;
-		}
+		member_freeze(w, &w->w[m->rank], m);
 		member_remove(w, i);
 	}
 }
@@ -1011,6 +1039,8 @@ static void member_walked(struct cohort_watch *w, struct wk *k, struct member *m
 	m->reads = sm->mem_reads;
 	m->uss = sm->mem.uss;
 	m->anon = sm->mem.anon;
+	m->pss_anon = sm->mem.pss_anon;
+	m->walked_at = w->tick_t;   /* the tick's start: an exit seen in this tick may follow the walk */
 	if (sm->mem.pss_anon != COHORT_MEM_UNKNOWN && sm->mem.anon != COHORT_MEM_UNKNOWN) {
 		w->pss_anon_known = true;
 		m->term = (int64_t)sm->mem.pss_anon - (int64_t)sm->mem.anon + (int64_t)m->anon_base;
@@ -1096,6 +1126,7 @@ static void aggregate(struct cohort_watch *w)
 		k->pss_age = 0;
 		k->cow_live = 0;
 		k->cow_old_live = 0;
+		k->oldest_walk = -1;
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct cohort_sample sm;
@@ -1107,11 +1138,7 @@ static void aggregate(struct cohort_watch *w)
 		k = &w->w[m->rank];
 		if (sm.gone) {
 			/* Exited (a zombie, or reaped): what it copied stays counted from now on. */
-			if (!m->frozen) {
-				m->frozen = true;
-				k->cow_gone += member_frozen(m);
-				k->cow_old += m->copied;
-			}
+			member_freeze(w, k, m);
 			continue;
 		}
 		if (!k->running)
@@ -1158,6 +1185,15 @@ static void aggregate(struct cohort_watch *w)
 			k->pss_age = sm.mem_age_ns / 1e9;
 		k->cow_live += m->term;
 		k->cow_old_live += m->copied;
+		if (k->oldest_walk < 0 || m->walked_at < k->oldest_walk)
+			k->oldest_walk = m->walked_at;
+	}
+	/* Every live process walked since the exits: their figures hold the shares now. */
+	for (unsigned r = 0; r < w->nw; r++) {
+		struct wk *k = &w->w[r];
+
+		if (k->running && k->cow_pending && k->oldest_walk > k->cow_pending_since)
+			k->cow_pending = 0;
 	}
 }
 
@@ -1201,6 +1237,7 @@ int cohort_watch_tick(struct cohort_watch *w)
 	bool fast = false;
 	struct cohort_sampler_stats st;
 
+	w->tick_t = t;
 	track_trees(w);
 	w->ticks++;
 	cohort_sampler_tick(w->sampler);
@@ -1358,7 +1395,7 @@ int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct coho
 	ret->shmem = k->shmem;
 	ret->pss_age = k->pss_age;
 	if (w->pss_anon_known) {
-		live = k->cow_live > 0 ? k->cow_live : 0;
+		live = k->cow_live + k->cow_pending > 0 ? k->cow_live + k->cow_pending : 0;
 		ret->cow_copied = (uint64_t)live + k->cow_gone;
 	} else {
 		ret->cow_copied = k->cow_old + k->cow_old_live;
