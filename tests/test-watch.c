@@ -173,8 +173,16 @@ TEST(watch_copy_on_write_on_known_figures)
 	ticks(w, 3);
 	CHECK_EQ_U64(copied(w, 0), 98304 * KiB);
 
-	/* 101 exits: what it copied is gone from memory but stays counted. */
+	/*
+	 * 101 exits: what it copied is gone from memory but stays counted. In
+	 * the tick that finds it gone, the others' figures are from before
+	 * (their share of what 101 shared has not moved to them yet): the
+	 * total holds all the same.
+	 */
 	rm_pid(root, 101);
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 81920 + 1024, 81920, 0, F + 4096, "102" });
+	ticks(w, 1);
+	CHECK_EQ_U64(copied(w, 0), 98304 * KiB);
 	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 98304 + 1024, 98304, 0, F + 4096, "102" });
 	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, 98304 + 1024, 98304, 0, F + 4096, "" });
 	ticks(w, 3);
