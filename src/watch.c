@@ -23,7 +23,11 @@
  * not move it). The parent's pages that its children unshared are not
  * counted as its copies: its Pss_Anon and Anonymous both stay. A process
  * that exits leaves its copies counted (its private pages less what it
- * allocated). Kernels before 5.9 have no Pss_Anon: there each process is
+ * allocated), and its share of the pages it shared moves to the others,
+ * which is carried until each of them has been walked again. Many minor
+ * faults since a process's last walk (every copy is one) call for a fresh
+ * walk, so what a process takes with it at exit is recent. Kernels before
+ * 5.9 have no Pss_Anon: there each process is
  * judged alone (USS up and shared down since its baseline), which also
  * counts a parent's pages unshared by its children.
  */
