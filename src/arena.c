@@ -289,6 +289,11 @@ int cohort_arena_check(cohort_arena_t *a, cohort_off_t handle)
 	return usize > INT_MAX ? INT_MAX : (int)usize;
 }
 
+pid_t cohort__arena_holder(const cohort_arena_t *a)
+{
+	return cohort__mutex_holder(&a->lock);
+}
+
 int cohort_arena_stats(cohort_arena_t *a, struct cohort_arena_stats *ret)
 {
 	struct cohort_arena_stats s;

@@ -174,6 +174,26 @@ int cohort__ms_left(uint64_t deadline, int cap_ms);
 /* A deadline for timeout_ms from now: 0 when timeout_ms < 0 (none). */
 uint64_t cohort__deadline(int timeout_ms);
 
+/*
+ * Who holds a shared object's lock, for the owner-death tests: they stop a
+ * process, look whether it is inside the critical section, and only then
+ * kill it. Each returns the pid (a thread id for the mutex) that the lock
+ * word names, 0 when the lock is free. The answer is exact only while the
+ * holder cannot run (stopped or dead).
+ *
+ * cohort__mutex_holder reads the word the kernel itself judges at a
+ * thread's death (glibc's robust lock word), so a holder it names dies
+ * with the lock marked FUTEX_OWNER_DIED, also in the instructions around
+ * taking and releasing it where cohort_mutex_owner() says 0.
+ */
+pid_t cohort__mutex_holder(const cohort_mutex_t *m);
+
+/* The holder of a queue's producers' (producers true) or consumers' lock. */
+pid_t cohort__queue_holder(const cohort_queue_t *q, bool producers);
+
+/* The holder of an arena's lock. */
+pid_t cohort__arena_holder(const cohort_arena_t *a);
+
 /* Relax the CPU inside a spin loop. */
 static inline void cohort__cpu_relax(void)
 {

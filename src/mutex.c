@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -191,6 +192,16 @@ int cohort_mutex_unlock(cohort_mutex_t *cm)
 pid_t cohort_mutex_owner(const cohort_mutex_t *cm)
 {
 	return (pid_t)atomic_load_explicit(&CM(cm)->owner, memory_order_relaxed);
+}
+
+pid_t cohort__mutex_holder(const cohort_mutex_t *cm)
+{
+#ifdef __GLIBC__
+	/* A robust mutex's word is the holder's tid, with the waiters and owner-died bits. */
+	return (pid_t)(__atomic_load_n(&CM(cm)->m.__data.__lock, __ATOMIC_ACQUIRE) & FUTEX_TID_MASK);
+#else
+	return cohort_mutex_owner(cm);
+#endif
 }
 
 pid_t cohort_mutex_last_dead(const cohort_mutex_t *cm)

@@ -561,6 +561,13 @@ unlock:
 	return r;
 }
 
+pid_t cohort__queue_holder(const cohort_queue_t *q, bool producers)
+{
+	const struct qlock *l = producers ? &q->plock : &q->clock;
+
+	return (pid_t)(atomic_load(&l->owner) >> 32);
+}
+
 int cohort_queue_stats(const cohort_queue_t *cq, struct cohort_queue_stats *ret)
 {
 	cohort_queue_t *q = (cohort_queue_t *)(uintptr_t)cq;
