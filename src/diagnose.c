@@ -265,9 +265,11 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 
 		if (!(f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, e->t)))
 			return;
+		/* Killed before a sample saw it grow: the estimate says nothing, the cgroup's peak does. */
 		SAY(f->message, "rank %d (pid %d) was killed by the kernel's OOM killer at %.1f s: its "
-		    "memory limit is %s and it last used about %s%s%s%s", w->rank, (int)w->pid, e->t,
-		    limit ? sz(limit, a) : "not in the recording", sz(used, b), shm ? "; the job's cgroup also held " : "",
+		    "memory limit is %s%s%s%s%s%s", w->rank, (int)w->pid, e->t,
+		    limit ? sz(limit, a) : "not in the recording", used ? " and it last used about " : "",
+		    used ? sz(used, b) : "", shm ? "; the job's cgroup also held " : "",
 		    shm ? sz(shm, c) : "", shm ? " of /dev/shm pages, which count against the same limit" : "");
 		SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger "
 		    "--mem for the job), run fewer workers, or make the worker need less; cohort run "

@@ -94,6 +94,16 @@ int cohort_workcg_create(const struct cohort_probe *probe, const char *parent,
 			rmdir(cg.dir);
 			return r;
 		}
+		/*
+		 * The limit holds swap too: with swap on, a worker over its limit
+		 * would otherwise swap instead of being stopped. v1 has the knob
+		 * only with swap accounting (memsw files), v2 only with swap
+		 * (memory.swap.max); without them there is no swap to hold.
+		 */
+		if (version == 1 && has_file(cg.dir, "memory.memsw.limit_in_bytes"))
+			(void)write_text(cg.dir, "memory.memsw.limit_in_bytes", value);
+		else if (version == 2 && has_file(cg.dir, "memory.swap.max"))
+			(void)write_text(cg.dir, "memory.swap.max", "0");
 	}
 	*ret = cg;
 	return 0;
