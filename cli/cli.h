@@ -53,9 +53,9 @@ void cli_probe(struct cohort_probe *probe);
 /*
  * Ask SLURM's controller for the job's memory when nothing on the node
  * told it (cohort_alloc_ask_slurm()); a failure is a note on stderr, and
- * the allocation keeps MemTotal.
+ * the allocation keeps MemTotal. Returns what cohort_alloc_ask_slurm() did.
  */
-void cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc);
+int cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc);
 
 /* JSON: a size (clamped to 2^63-1), the allocation as `cohort check --json` shows it. */
 json_t *cli_json_size(uint64_t v);

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Below this a limit holds no process: the libc and the program's own pages take more. */
+#define MIN_LIMIT (4ULL << 20)
+
 static void help(FILE *out)
 {
 	fprintf(out,
@@ -274,7 +277,7 @@ static int exec(int argc, char **argv)
 	struct cohort_alloc within;
 	struct cohort_plan plan;
 	struct cohort_verdict verdict;
-	bool no_record = false, no_catch = false;
+	bool no_record = false, no_catch = false, controller_down = false;
 	double soft_pct = 90;
 	int c, r;
 	char a[32], b[32];
@@ -299,14 +302,18 @@ static int exec(int argc, char **argv)
 		case 'B':
 			if (cli_parse_size("--budget", optarg, &o.budget) < 0)
 				return CLI_USAGE;
-			if (o.budget == 0)
-				return cli_usage_error(&cli_cmd_run, "--budget must be more than 0");
+			if (o.budget < MIN_LIMIT)
+				return cli_usage_error(&cli_cmd_run, "--budget %s is below %d MiB, which holds no "
+				                       "process (a unit left out: 10k for 10G?)", optarg,
+				                       (int)(MIN_LIMIT >> 20));
 			break;
 		case 'm':
 			if (cli_parse_size("--mem-per-worker", optarg, &o.mem_per_worker) < 0)
 				return CLI_USAGE;
-			if (o.mem_per_worker == 0)
-				return cli_usage_error(&cli_cmd_run, "--mem-per-worker must be more than 0");
+			if (o.mem_per_worker < MIN_LIMIT)
+				return cli_usage_error(&cli_cmd_run, "--mem-per-worker %s is below %d MiB, which "
+				                       "holds no process (a unit left out: 10k for 10G?)", optarg,
+				                       (int)(MIN_LIMIT >> 20));
 			break;
 		case 'E':
 			if (strcmp(optarg, "cgroup") == 0)
@@ -380,7 +387,8 @@ static int exec(int argc, char **argv)
 		cli_error("cannot read the allocation: %s", cohort_strerror(r));
 		return CLI_ERROR;
 	}
-	cli_ask_slurm(&o.probe, &o.alloc);
+	/* A controller that did not answer in time is not asked again for its configuration. */
+	controller_down = cli_ask_slurm(&o.probe, &o.alloc) == -ETIMEDOUT;
 	if (!o.workers)
 		o.workers = o.alloc.cpus ? o.alloc.cpus : 1;
 
@@ -431,7 +439,8 @@ static int exec(int argc, char **argv)
 		claim_recording(recname, sizeof(recname));
 		o.record = recname;
 	}
-	slurm_jobacct(&o);
+	if (!controller_down)
+		slurm_jobacct(&o);
 	if (no_catch)
 		o.catch_off = "--no-catch";
 	else

@@ -91,7 +91,7 @@ void cli_probe(struct cohort_probe *probe)
 	probe->scontrol = getenv("COHORT_SCONTROL");
 }
 
-void cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc)
+int cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc)
 {
 	int r = cohort_alloc_ask_slurm(probe, alloc);
 
@@ -99,6 +99,7 @@ void cli_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc *alloc)
 		fprintf(stderr, "cohort: note: SLURM's controller did not tell job %s's memory "
 		        "(scontrol -o show job %s: %s); the limit is the node's MemTotal\n",
 		        alloc->slurm.job_id, alloc->slurm.job_id, cohort_strerror(r));
+	return r;
 }
 
 static void usage(FILE *out)

@@ -523,6 +523,44 @@ static void escalate(struct sup *s)
 	}
 }
 
+static void reap(struct sup *s);
+
+/*
+ * Processes that left their worker's process group (setsid, a daemon) but
+ * not the supervisor: orphans handed to it as subreaper, and whatever is
+ * still in a worker's cgroup. Killed until none is left (a few rounds: a
+ * process may fork while it is being killed).
+ */
+static void kill_leftovers(struct sup *s)
+{
+	const struct cohort_probe *probe = &s->o->probe;
+
+	for (int round = 0; round < 5; round++) {
+		unsigned killed = 0;
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (cohort_pids_tree(probe, getpid(), COHORT_TREE_ALL_THREADS, &pids, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				if (pids[i] != getpid() && kill(pids[i], SIGKILL) == 0)
+					killed++;
+			free(pids);
+		}
+		for (unsigned k = 0; k < s->nw; k++) {
+			if (!s->w[k].has_cg || cohort_pids_cgroup(probe, s->w[k].cg.dir, &pids, &n) < 0)
+				continue;
+			for (size_t i = 0; i < n; i++)
+				if (kill(pids[i], SIGKILL) == 0)
+					killed++;
+			free(pids);
+		}
+		if (!killed)
+			return;
+		usleep(10000);
+		reap(s);
+	}
+}
+
 /* ---- exits ----------------------------------------------------------- */
 
 static int status_code(int st)
@@ -554,7 +592,8 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	s->running--;
 	cohort_watch_exited(s->watch, w->rank, st);
 	drain_events(s);
-	if (status_code(st) != 0 && s->first_fail < 0 && !s->stopping)
+	/* The first failure in time, also after a signal: srun's rule, and the story's order. */
+	if (status_code(st) != 0 && s->first_fail < 0)
 		s->first_fail = status_code(st);
 	if (status_code(st) != 0 && o->kill_on_bad_exit && !s->stopping && s->running) {
 		describe_status(st, how, sizeof(how));
@@ -591,6 +630,16 @@ static void on_signal(struct sup *s, const struct signalfd_siginfo *si)
 
 	if (sig == SIGCHLD) {
 		reap(s);
+		return;
+	}
+	if (sig == SIGUSR1 || sig == SIGUSR2) {
+		/* A notice, not a stop (sbatch --signal=B:USR1@60 before the time limit): passed on. */
+		cohort_watch_signal(s->watch, sig, (pid_t)si->ssi_pid, si->ssi_pid ? (long)si->ssi_uid : -1,
+		                    "passing it to the workers");
+		drain_events(s);
+		for (unsigned k = 0; k < s->nw; k++)
+			if (s->w[k].running)
+				signal_worker(&s->w[k], sig);
 		return;
 	}
 	/* The figures of this moment go into the recording before anything is stopped. */
@@ -654,7 +703,7 @@ static void summary(struct sup *s)
 		fprintf(stderr, "; recording in %s%s", cohort_recorder_path(s->rec),
 		        cohort_recorder_error(s->rec) ? " (stopped early)" : "");
 	/* The exact peak: the worker cgroup's own counter, which no sampling phase can miss. */
-	fprintf(stderr, "\n  %-5s %-8s %-26s %-11s %-11s%s\n", "rank", "pid", "end", "peak PSS", "peak USS",
+	fprintf(stderr, "\n  %-5s %-8s %-30s %-11s %-11s%s\n", "rank", "pid", "end", "peak PSS", "peak USS",
 	        exact ? " peak (cgroup)" : "");
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
@@ -665,8 +714,10 @@ static void summary(struct sup *s)
 			snprintf(how, sizeof(how), "not started");
 		else
 			describe_status(w->status, how, sizeof(how));
-		fprintf(stderr, "  %-5u %-8d %-26s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
-		        fmt_size(st.peak_pss, a, sizeof(a)), fmt_size(st.peak_uss, b, sizeof(b)),
+		/* "-": no page walk of it ever landed (it ended first), not zero bytes. */
+		fprintf(stderr, "  %-5u %-8d %-30s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
+		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_pss, a, sizeof(a)) : "-",
+		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_uss, b, sizeof(b)) : "-",
 		        exact ? " " : "", exact ? (st.peak_cgroup ? fmt_size(st.peak_cgroup, c, sizeof(c)) : "-") : "");
 	}
 	findings(s);
@@ -1024,6 +1075,8 @@ int supervise(const struct run_opts *o)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, &oldmask);
 	s.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s.sigfd < 0) {
@@ -1044,6 +1097,7 @@ int supervise(const struct run_opts *o)
 	for (unsigned k = 0; k < s.nw; k++)
 		if (s.w[k].pid > 0)
 			kill(-s.w[k].pid, SIGKILL);
+	kill_leftovers(&s);
 	reap(&s);
 	cohort_watch_finish(s.watch);   /* crashes of grandchildren that died after their worker */
 	drain_events(&s);

@@ -174,7 +174,7 @@ struct wk {
 	double oldest_walk;        /* the oldest walk among its live processes this tick, -1 none */
 
 	struct cohort_trend trend;
-	bool soft_warned, leak_reported, cow_reported;
+	bool soft_warned, over_warned, leak_reported, cow_reported;
 	int stop_stage;            /* 0, 1 SIGTERM sent, 2 SIGKILL sent (by the caller) */
 	bool oom_killed;
 	struct cohort_cgevent *cgev; /* the kernel's notifications of its cgroup, or NULL */
@@ -658,7 +658,8 @@ static int start_common(struct cohort_watch *w, unsigned rank, struct wk **ret)
 	k->start = cohort_watch_now(w);
 	cohort_trend_init(&k->trend, k->start);
 	w->running++;
-	w->dense_until = k->start + w->o.dense_window;
+	if (w->dense_until < k->start + w->o.dense_window)
+		w->dense_until = k->start + w->o.dense_window;
 	if (w->next_tick > k->start + w->o.dense_interval || w->ticks == 0)
 		w->next_tick = k->start;
 	*ret = k;
@@ -938,6 +939,17 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 		       k->rank, (int)k->pid, fmt_size(k->est, a, sizeof(a)),
 		       fmt_size(o->mem_per_worker, b, sizeof(b)), o->grace);
 		k->stop_stage = 1;
+	} else if (o->mem_per_worker && k->est > o->mem_per_worker && o->enforce == COHORT_ENFORCE_NONE &&
+	           !k->over_warned) {
+		/* Nothing is stopped: said once, with the figures, for the findings to quote. */
+		k->over_warned = k->soft_warned = true;
+		ev = ev_new(w, COHORT_EVENT_WARNING, k, 1);
+		ev_u64(ev, "est_bytes", k->est);
+		ev_u64(ev, "limit_bytes", o->mem_per_worker);
+		ev_bool(ev, "over", 1);
+		ev_msg(ev, "rank %u (pid %d) uses %s, above its %s budget; not stopped (--enforce none)",
+		       k->rank, (int)k->pid, fmt_size(k->est, a, sizeof(a)),
+		       fmt_size(o->mem_per_worker, b, sizeof(b)));
 	} else if (o->mem_per_worker && !k->soft_warned && k->est > o->soft * (double)o->mem_per_worker) {
 		k->soft_warned = true;
 		ev = ev_new(w, COHORT_EVENT_WARNING, k, 1);
@@ -1178,8 +1190,14 @@ static void aggregate(struct cohort_watch *w)
 			member_walked(w, k, m, &sm);
 		k->pss += sm.mem.pss;
 		k->uss += sm.mem.uss;
-		/* What moved since the page walk is counted as the process's own. */
-		k->est += sm.mem.pss + (sm.statm.rss > sm.mem.rss ? sm.statm.rss - sm.mem.rss : 0);
+		/*
+		 * What moved since the page walk: RSS gained is counted as the
+		 * process's own, RSS given back (freed, so private) comes off.
+		 */
+		if (sm.statm.rss >= sm.mem.rss)
+			k->est += sm.mem.pss + (sm.statm.rss - sm.mem.rss);
+		else
+			k->est += sm.mem.pss > sm.mem.rss - sm.statm.rss ? sm.mem.pss - (sm.mem.rss - sm.statm.rss) : 0;
 		k->shared += sm.mem.shared_clean + sm.mem.shared_dirty;
 		if (sm.mem.swap != COHORT_MEM_UNKNOWN)
 			k->swap += sm.mem.swap;
@@ -1282,7 +1300,7 @@ int cohort_watch_tick(struct cohort_watch *w)
 	cohort_sampler_stats(w->sampler, &st);
 	w->tot.sampler_cpu_s = st.cpu_ns / 1e9;
 	/* Dense while a worker is young or one grows fast: that is when kills come. */
-	if (fast)
+	if (fast && w->dense_until < t + w->o.dense_interval * 5)
 		w->dense_until = t + w->o.dense_interval * 5;
 	w->last_tick = t;
 	w->next_tick = t + (t < w->dense_until ? w->o.dense_interval : w->o.interval);
@@ -1314,7 +1332,8 @@ static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_
 		return;
 	/* Whatever it was, the figures of this moment are the ones to have. */
 	w->next_tick = now;
-	w->dense_until = now + w->o.dense_interval * 10;
+	if (w->dense_until < now + w->o.dense_interval * 10)
+		w->dense_until = now + w->o.dense_interval * 10;
 	if (in.oom_kill_new) {
 		bool *said = k ? &k->kernel_oom_said : &w->job_oom_said;
 
@@ -1344,8 +1363,11 @@ static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_
 		ev_u64(ev, "usage_bytes", in.usage);
 		ev_u64(ev, "limit_bytes", limit);
 		ev_str(ev, "cgroup", k ? k->cg : w->job_cg);
-		ev_msg(ev, "%s cgroup passed %.0f%% of its %s limit: %s in use", k ? "the worker's" : "the job's",
-		       100 * w->o.soft, fmt_size(limit, b, sizeof(b)), fmt_size(in.usage, c, sizeof(c)));
+		if (in.peak)
+			ev_u64(ev, "peak_bytes", in.peak);
+		ev_msg(ev, "%s cgroup's usage passed %.0f%% of its %s limit (peak %s, %s in use now)",
+		       k ? "the worker's" : "the job's", 100 * w->o.soft, fmt_size(limit, b, sizeof(b)),
+		       fmt_size(in.peak ? in.peak : in.usage, a, sizeof(a)), fmt_size(in.usage, c, sizeof(c)));
 	}
 }
 
@@ -1645,10 +1667,10 @@ int cohort_watch_signal(struct cohort_watch *w, int sig, pid_t sender_pid, long 
 	else
 		ev_null(ev, "sender_uid");
 	if (sender_pid > 0)
-		ev_msg(ev, "cohort got %s from pid %d%s%s", name, (int)sender_pid, what ? ": " : "",
+		ev_msg(ev, "the supervisor got %s from pid %d%s%s", name, (int)sender_pid, what ? ": " : "",
 		       what ? what : "");
 	else
-		ev_msg(ev, "cohort got %s%s%s", name, what ? ": " : "", what ? what : "");
+		ev_msg(ev, "the supervisor got %s%s%s", name, what ? ": " : "", what ? what : "");
 	return 0;
 }
 

@@ -465,10 +465,32 @@ static void oversubscribed_case(void *arg)
 {
 	json_t *rep, *f;
 
+	struct cmd_result r;
+	char cg[512];
+
 	(void)arg;
-	/* A worker given 100 MiB that needs 300: with swap on, the kernel swaps instead of killing. */
-	rep = run_and_report("-n 1 -i 0.2 --enforce cgroup -m 100M -- " FAULT "grow --size 300 --hold 2",
-	                     test_build_dir());
+	/*
+	 * A job whose cgroup limits RAM to 100 MiB but not swap (SLURM's
+	 * ConstrainRAMSpace=yes without ConstrainSwapSpace), and a worker that
+	 * needs 300: the kernel swaps instead of killing. cohort only watches
+	 * (--enforce none: its own worker cgroups would hold swap too).
+	 */
+	cmd_run(&r, "awk -F: '$2 == \"memory\" { print $3 }' /proc/self/cgroup");
+	snprintf(cg, sizeof(cg), "/sys/fs/cgroup/memory%.*s/cohort-test-swap-%d", (int)strcspn(r.out, "\n"),
+	         r.out, (int)getpid());
+	cmd_free(&r);
+	cmd_run(&r, "mkdir %s && echo 100M > %s/memory.limit_in_bytes", cg, cg);
+	CHECK_MSG(r.status == 0, "cannot make the job's cgroup %s: %s", cg, r.err);
+	cmd_free(&r);
+	cmd_run(&r, "sh -c 'echo $$ > %s/cgroup.procs && exec " COHORT " run -o rec.ndjson -n 1 -i 0.2 "
+	        "--enforce none -- " FAULT "grow --size 300 --hold 2'", cg, test_build_dir(), test_build_dir());
+	cmd_free(&r);
+	cmd_run(&r, "rmdir %s", cg);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report --json rec.ndjson", test_build_dir());
+	rep = json_loads(r.out, 0, NULL);
+	CHECK_MSG(rep != NULL, "report is not JSON: %s", r.out);
+	cmd_free(&r);
 	f = finding(rep, "oversubscribed");
 	CHECK(ev(f, "swap_growth_bytes") > 64LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "went to swap");

@@ -313,7 +313,7 @@ TEST(run_sigterm_forwarded_then_sigkill_after_grace)
 	CHECK_EQ(json_integer_value(json_object_get(e, "signal")), SIGTERM);
 	CHECK_STREQ(str(e, "signal_name"), "SIGTERM");
 	CHECK_EQ(json_integer_value(json_object_get(e, "sender_pid")), getpid());
-	CHECK_CONTAINS(str(e, "message"), "cohort got SIGTERM from pid ");
+	CHECK_CONTAINS(str(e, "message"), "the supervisor got SIGTERM from pid ");
 	CHECK(line_of_event(&r, "signal") > 0);
 	CHECK_STREQ(str(r.lines[line_of_event(&r, "signal") - 1], "type"), "sample");
 	CHECK_STREQ(str(r.lines[r.n - 1], "type"), "end");

@@ -341,7 +341,7 @@ TEST(watch_signal_event)
 	CHECK_STREQ(cohort_event_str(&ev, "signal_name"), "SIGTERM");
 	CHECK_EQ(cohort_event_num(&ev, "sender_pid", 0), 4242);
 	CHECK_EQ(cohort_event_num(&ev, "sender_uid", -1), 1000);
-	CHECK_STREQ(ev.message, "cohort got SIGTERM from pid 4242: passing it on");
+	CHECK_STREQ(ev.message, "the supervisor got SIGTERM from pid 4242: passing it on");
 	CHECK_EQ(cohort_watch_next_event(w, &ev), 0);
 	cohort_watch_free(w);
 }
