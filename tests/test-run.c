@@ -320,6 +320,53 @@ TEST(run_sigterm_forwarded_then_sigkill_after_grace)
 	rec_free(&r);
 }
 
+/* SIGUSR1 (sbatch --signal=B:USR1@60) is a notice for the workers, not a stop. */
+TEST(run_usr1_is_passed_to_the_workers)
+{
+	pid_t sup, pids[1];
+	struct rec r;
+	json_t *e;
+	int st;
+
+	sup = start_bg("-q -n 1 -o usr1.ndjson -- sh -c 'trap \"touch got-usr1\" USR1; "
+	               "touch ready; i=0; while [ $i -lt 40 ] && [ ! -e got-usr1 ]; do sleep 0.1; i=$((i+1)); done; exit 0'");
+	CHECK_EQ(spawned("usr1.ndjson", pids, 1), 1);
+	for (int i = 0; i < 100 && access("ready", F_OK) != 0; i++)
+		usleep(50000);
+	CHECK_OK(kill(sup, SIGUSR1));
+	st = helper_wait(sup, 20000);
+	CHECK_MSG(st != -1, "cohort run did not end");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_OK(access("got-usr1", F_OK));
+	rec_load(&r, "usr1.ndjson");
+	e = event_of(&r, "signal", -1);
+	CHECK_MSG(e != NULL, "no signal event");
+	CHECK_STREQ(str(e, "signal_name"), "SIGUSR1");
+	CHECK_STREQ(str(r.lines[r.n - 1], "type"), "end");
+	rec_free(&r);
+}
+
+/* A process that left its worker's group (setsid) does not outlive the supervisor either. */
+TEST(run_setsid_escapee_killed_at_end)
+{
+	struct cmd_result r;
+	char *text;
+	pid_t pid;
+
+	cmd_run(&r, "cd %s && " RUN " -q -n 1 --enforce watch --no-record -- sh -c "
+	        "'setsid sleep 60 & echo $! > escapee; sleep 0.3; exit 0'", test_tmpdir(), test_build_dir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	text = read_file("escapee");
+	CHECK(text != NULL);
+	pid = (pid_t)atoi(text);
+	free(text);
+	CHECK(pid > 0);
+	for (int i = 0; i < 50 && alive(pid); i++)
+		usleep(20000);
+	CHECK_MSG(!alive(pid), "pid %d (setsid sleep) outlived cohort run", (int)pid);
+}
+
 TEST(run_grandchildren_killed_at_end)
 {
 	struct cmd_result r;
