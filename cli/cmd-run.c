@@ -425,6 +425,8 @@ static int exec(int argc, char **argv)
 	/* Refuse a plan that cannot fit, with cohort check's explanation. */
 	within = o.alloc;
 	within.mem_limit = o.budget;
+	if (strcmp(budget_source, "--budget") == 0)
+		within.mem_limit_source = COHORT_SRC_NONE;
 	snprintf(within.mem_limit_where, sizeof(within.mem_limit_where), "%s", budget_source);
 	plan = (struct cohort_plan){ .workers = o.workers, .mem_per_worker = o.mem_per_worker };
 	if (cohort_plan_check(&within, &plan, &verdict) < 0)

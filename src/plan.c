@@ -96,8 +96,10 @@ int cohort_plan_check(const struct cohort_alloc *a, const struct cohort_plan *p,
 	if (v.total > limit && (pr = add(&v, COHORT_PROBLEM_MEM_LIMIT, 1))) {
 		char req[32];
 
-		FMT(pr->message, "%s, above the %s memory limit (%s: %s)%s", what, lim,
-		    cohort_source_name(a->mem_limit_source), a->mem_limit_where,
+		/* A limit the caller set (cohort run --budget) has no source but its own words. */
+		FMT(pr->message, "%s, above the %s memory limit (%s%s%s)%s", what, lim,
+		    a->mem_limit_source == COHORT_SRC_NONE ? "" : cohort_source_name(a->mem_limit_source),
+		    a->mem_limit_source == COHORT_SRC_NONE ? "" : ": ", a->mem_limit_where,
 		    p->shm ? "; tmpfs pages in /dev/shm are charged to the job's memory too" : "");
 		slurm_mem(v.total, req, sizeof(req));
 		if (p->mem_per_worker && v.workers_fit > 0) {
