@@ -3,7 +3,7 @@
  * input is split at NUL bytes into statm, smaps_rollup, status, stat and
  * task/1/children of process 1 in a private proc tree, then fed to
  * cohort_proc_statm(), cohort_smaps_parse() and cohort_proc_smaps(),
- * cohort_proc_status() and the process tree walkers. A second pass with
+ * cohort_proc_status(), the process tree walkers and the watcher over them. A second pass with
  * no smaps_rollup sums the same text as a full smaps.
  */
 #include "cohort.h"
@@ -57,6 +57,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(pids);
 	if (cohort_pids_tree(&pr, 1, COHORT_TREE_ALL_THREADS, &pids, &n) == 0)
 		free(pids);
+	{
+		/* The watcher over the same tree: stat, statm, smaps and children, whatever they hold. */
+		struct cohort_watch_opts wo = { .probe = &pr, .workers = 1, .pss_budget = 1.0 };
+		struct cohort_worker_state ws;
+		struct cohort_event ev;
+		struct cohort_watch *w;
+
+		if (cohort_watch_create(&wo, &w) == 0) {
+			if (cohort_watch_start(w, 0, 1, NULL, 0) == 0) {
+				cohort_watch_tick(w);
+				cohort_watch_tick(w);
+				if (cohort_watch_worker(w, 0, &ws) != 0 || ws.rss % 4096 != 0)
+					abort();
+			}
+			while (cohort_watch_next_event(w, &ev) == 1)
+				if (!memchr(ev.message, 0, sizeof(ev.message)))
+					abort();
+			cohort_watch_free(w);
+		}
+	}
 
 	/* The same rollup text read as a full smaps (a kernel before 4.14). */
 	snprintf(rollup, sizeof(rollup), "%s/1/smaps_rollup", proc);
