@@ -62,6 +62,9 @@ json_t *cli_json_size(uint64_t v);
 json_t *cli_json_alloc(const struct cohort_alloc *a);
 
 /* Findings, for people (numbered, with fixes; hosts: name each one's host) and as JSON. */
+/* A worker's end in a few words ("exit 0", "signal 9 (Killed)", "not started"), in buf. */
+const char *cli_worker_status(const struct cohort_recording *r, const struct cohort_rec_worker *w,
+                              char *buf, size_t size);
 void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts);
 json_t *cli_json_findings(const struct cohort_finding *f, size_t n);
 

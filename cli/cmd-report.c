@@ -29,7 +29,7 @@ static void help(FILE *out)
 
 static void text(struct cohort_recording *const *recs, size_t n, const struct cohort_finding *f, size_t nf)
 {
-	char a[32], b[32], c[32], st[64];
+	char a[32], b[32], c[32], st[96];
 
 	for (size_t i = 0; i < n; i++) {
 		const struct cohort_recording *r = recs[i];
@@ -43,18 +43,13 @@ static void text(struct cohort_recording *const *recs, size_t n, const struct co
 		       r->ended ? "" : ", recording cut short (the supervisor was killed)");
 		if (r->bad_lines)
 			printf("  %zu unreadable line%s skipped\n", r->bad_lines, r->bad_lines == 1 ? "" : "s");
-		printf("  %-5s %-8s %-30s %-11s %-11s %-11s\n", "rank", "pid", "end", "peak RSS", "peak PSS",
+		printf("  %-5s %-8s %-36s %-11s %-11s %-11s\n", "rank", "pid", "end", "peak RSS", "peak PSS",
 		       "peak USS");
 		for (unsigned k = 0; k < r->nworkers; k++) {
 			const struct cohort_rec_worker *w = &r->workers[k];
 
-			if (!w->ended)
-				snprintf(st, sizeof(st), "running at the end");
-			else if (w->signal)
-				snprintf(st, sizeof(st), "signal %d (%s)", w->signal, strsignal(w->signal));
-			else
-				snprintf(st, sizeof(st), "exit %d", w->exit_code);
-			printf("  %-5d %-8d %-30s %-11s %-11s %-11s\n", w->rank, (int)w->pid, st,
+			cli_worker_status(r, w, st, sizeof(st));
+			printf("  %-5d %-8d %-36s %-11s %-11s %-11s\n", w->rank, (int)w->pid, st,
 			       cohort_size_format(w->peak_rss, a, sizeof(a)),
 			       cohort_size_format(w->peak_pss, b, sizeof(b)),
 			       cohort_size_format(w->peak_uss, c, sizeof(c)));

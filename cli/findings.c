@@ -3,6 +3,22 @@
 
 #include <string.h>
 
+const char *cli_worker_status(const struct cohort_recording *r, const struct cohort_rec_worker *w,
+                              char *buf, size_t size)
+{
+	if (!w->ended && w->pid <= 0)
+		snprintf(buf, size, "not started");
+	else if (!w->ended)
+		snprintf(buf, size, "%s", r->ended ? "running, no exit recorded" :
+		         "running at the end");
+	else if (w->signal)
+		snprintf(buf, size, "signal %d (%s)%s", w->signal, strsignal(w->signal),
+		         w->stopped_by_cohort ? ", stopped by cohort" : "");
+	else
+		snprintf(buf, size, "exit %d", w->exit_code);
+	return buf;
+}
+
 void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts)
 {
 	if (n == 0) {

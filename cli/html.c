@@ -203,22 +203,33 @@ static void job_chart(FILE *out, const struct cohort_recording *r, uint64_t *buf
 	chart(out, &c);
 }
 
-static const char *status_text(const struct cohort_rec_worker *w, char *buf, size_t size)
+/* "every 1 s", or "every 0.1 to 1 s" from the actual spacing of the samples. */
+static void spacing(const struct cohort_recording *r, char *buf, size_t size)
 {
-	if (!w->ended)
-		snprintf(buf, size, "still running when the recording ends");
-	else if (w->signal)
-		snprintf(buf, size, "signal %d (%s)%s", w->signal, strsignal(w->signal),
-		         w->stopped_by_cohort ? ", stopped by cohort" : "");
+	double lo = -1, hi = -1;
+
+	for (size_t i = 1; i < r->nsamples; i++) {
+		double d = r->samples[i].t - r->samples[i - 1].t;
+
+		if (d <= 0)
+			continue;
+		if (lo < 0 || d < lo)
+			lo = d;
+		if (d > hi)
+			hi = d;
+	}
+	if (lo < 0)
+		buf[0] = '\0';
+	else if (hi < lo * 1.25)
+		snprintf(buf, size, ", every %.2g s", (lo + hi) / 2);
 	else
-		snprintf(buf, size, "exit %d", w->exit_code);
-	return buf;
+		snprintf(buf, size, ", every %.2g to %.2g s", lo, hi);
 }
 
 int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs,
                    const struct cohort_finding *f, size_t nf)
 {
-	char a[32], b[32], c[32], st[96];
+	char a[32], b[32], c[32], st[96], every[64];
 
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
 	      "<title>cohort report</title>\n<style>\n"
@@ -287,8 +298,9 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 		fprintf(out, "), budget %s, each worker %s, enforced by <b>", cohort_size_format(r->budget, b, sizeof(b)),
 		        cohort_size_format(r->mem_per_worker, c, sizeof(c)));
 		esc(out, r->enforce);
-		fprintf(out, "</b>; %.1f s, %zu samples every %g s%s%s.</p>\n", r->duration, r->nsamples,
-		        r->interval, r->ended ? "" : "; <b>the recording was cut</b> (the supervisor was killed)",
+		spacing(r, every, sizeof(every));
+		fprintf(out, "</b>; %.1f s, %zu sample%s%s%s%s.</p>\n", r->duration, r->nsamples,
+		        r->nsamples == 1 ? "" : "s", every, r->ended ? "" : "; <b>the recording was cut</b> (the supervisor was killed)",
 		        r->bad_lines ? "; some lines were unreadable and skipped" : "");
 		fputs("<table><tr><th>rank</th><th>pid</th><th>end</th><th>peak RSS</th><th>peak PSS</th>"
 		      "<th>peak USS</th></tr>\n", out);
@@ -296,7 +308,7 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 			const struct cohort_rec_worker *w = &r->workers[k];
 
 			fprintf(out, "<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-			        w->rank, (int)w->pid, status_text(w, st, sizeof(st)),
+			        w->rank, (int)w->pid, cli_worker_status(r, w, st, sizeof(st)),
 			        cohort_size_format(w->peak_rss, a, sizeof(a)),
 			        cohort_size_format(w->peak_pss, b, sizeof(b)),
 			        cohort_size_format(w->peak_uss, c, sizeof(c)));

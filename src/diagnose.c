@@ -27,6 +27,8 @@ const char *cohort_finding_name(enum cohort_finding_kind kind)
 	case COHORT_FINDING_CRASH:               return "crash";
 	case COHORT_FINDING_EXIT_NONZERO:        return "exit_nonzero";
 	case COHORT_FINDING_CUT:                 return "cut";
+	case COHORT_FINDING_SIGNALLED:           return "signalled";
+	case COHORT_FINDING_SPAWN_FAILED:        return "spawn_failed";
 	}
 	return "unknown";
 }
@@ -205,6 +207,366 @@ static void crash_details(struct cohort_finding *f, const struct cohort_rec_even
 		         (unsigned long long)c->fault_addr);
 }
 
+/*
+ * A set of ranks as the shortest words: "rank 3", "ranks 0-12", "ranks 0-2,
+ * 5, 7-9". in[k] selects rank k. Returns how many were selected.
+ */
+static unsigned rank_words(const bool *in, unsigned n, char *buf, size_t size)
+{
+	unsigned count = 0;
+	size_t len;
+
+	for (unsigned k = 0; k < n; k++)
+		count += in[k];
+	len = (size_t)snprintf(buf, size, "%s", count == 1 ? "rank " : "ranks ");
+	for (unsigned k = 0, first = 1; k < n && len < size; k++) {
+		unsigned j = k;
+
+		if (!in[k])
+			continue;
+		while (j + 1 < n && in[j + 1])
+			j++;
+		if (j == k)
+			len += (size_t)snprintf(buf + len, size - len, "%s%u", first ? "" : ", ", k);
+		else
+			len += (size_t)snprintf(buf + len, size - len, "%s%u-%u", first ? "" : ", ", k, j);
+		first = 0;
+		k = j;
+	}
+	return count;
+}
+
+/* The first spawn_failed event of a recording, or NULL. */
+static const struct cohort_rec_event *spawn_failure(const struct cohort_recording *r)
+{
+	return find_event(r, "spawn_failed", -2);
+}
+
+/* A worker that never ran: no spawn, no sample, no exit. */
+static bool never_started(const struct cohort_rec_worker *w)
+{
+	return w->pid <= 0 && !w->ended;
+}
+
+/*
+ * Why cohort itself ended a worker, when it did: the worker died of SIGKILL
+ * or of a signal cohort sends (the one it was given, SIGTERM) after
+ * something that makes cohort stop every worker. Such an end is not a
+ * crash; the finding of its cause tells of it.
+ */
+enum stop_reason { STOP_NONE, STOP_SPAWN_FAILED, STOP_SIGNAL, STOP_OTHER };
+
+static enum stop_reason stop_reason(const struct cohort_recording *r, const struct cohort_rec_worker *w)
+{
+	const struct cohort_rec_event *sf = spawn_failure(r);
+	double sig_t;
+	const char *sig_name;
+
+	if (!w->ended || !w->signal)
+		return STOP_NONE;
+	if (sf && sf->rank != w->rank && w->end >= sf->t &&
+	    (w->signal == SIGKILL || (w->stopped_by_cohort && w->signal == SIGTERM)))
+		return STOP_SPAWN_FAILED;
+	if (supervisor_signal(r, &sig_t, &sig_name) && w->end >= sig_t &&
+	    (w->signal == SIGKILL || w->signal == r->signal ||
+	     (r->signal <= 0 && (w->signal == SIGTERM || w->signal == SIGINT || w->signal == SIGHUP))))
+		return STOP_SIGNAL;
+	/* --kill-on-bad-exit: another worker's end, which has its own finding. */
+	if (w->stopped_by_cohort && (w->signal == SIGTERM || w->signal == SIGKILL))
+		return STOP_OTHER;
+	return STOP_NONE;
+}
+
+/* What an errno of a failed start means, and what to change. */
+static const char *spawn_fix(int err)
+{
+	switch (err) {
+	case EMFILE:
+		return "cohort ran out of open files (EMFILE: its RLIMIT_NOFILE, `ulimit -n`): each "
+		       "worker takes a few descriptors (its output pipes, its cgroup's files); raise "
+		       "`ulimit -n` before cohort run (`ulimit -n 65536`, up to `ulimit -Hn`) or start "
+		       "fewer workers";
+	case ENFILE:
+		return "the whole system ran out of open files (ENFILE: fs.file-max): close other "
+		       "programs' files, or ask the administrators to raise fs.file-max; or start "
+		       "fewer workers";
+	case EAGAIN:
+		return "no more processes could be made (EAGAIN: `ulimit -u`, or the cgroup's "
+		       "pids.max, or SLURM's task limit): raise that limit or start fewer workers";
+	case ENOMEM:
+		return "the system refused memory for a new process (ENOMEM): `ulimit -v` or the "
+		       "job's memory limit is too small for cohort and its workers; raise it or start "
+		       "fewer workers";
+	case ENOENT:
+		return "the command was not found (ENOENT): check its path, or that it is on PATH on "
+		       "this node; for a script, that its #! interpreter exists";
+	case EACCES:
+	case EPERM:
+		return "the command may not be executed (EACCES): check its permissions (chmod +x) and "
+		       "that its file system is not mounted noexec";
+	case ENOEXEC:
+		return "the file is not an executable this node can run (ENOEXEC): a script without "
+		       "its #! line, or a program built for another architecture";
+	case E2BIG:
+		return "the command line and environment are too long (E2BIG): pass the arguments in "
+		       "a file instead";
+	case ETXTBSY:
+		return "the program is being written (ETXTBSY): wait until its build or copy is done";
+	}
+	return NULL;
+}
+
+/*
+ * A worker that could not be started: cohort stops the ones already running
+ * and starts no more. One finding names the cause (the errno's meaning and
+ * its fix) and which ranks were stopped because of it.
+ */
+static void spawn_failed(struct list *l, const struct cohort_recording *r)
+{
+	const struct cohort_rec_event *e = spawn_failure(r);
+	struct cohort_finding *f;
+	bool *stopped, *unstarted;
+	char sw[256], uw[256], rest[600] = "";
+	const char *fix;
+	unsigned nstopped, nunstarted;
+	int err;
+
+	if (!e || e->rank < 0)
+		return;
+	stopped = calloc(r->nworkers, sizeof(bool));
+	unstarted = calloc(r->nworkers, sizeof(bool));
+	if (!stopped || !unstarted) {
+		l->error = -ENOMEM;
+		goto out;
+	}
+	for (unsigned k = 0; k < r->nworkers; k++) {
+		if ((int)k == e->rank)
+			continue;
+		stopped[k] = stop_reason(r, &r->workers[k]) == STOP_SPAWN_FAILED;
+		unstarted[k] = never_started(&r->workers[k]);
+	}
+	nstopped = rank_words(stopped, r->nworkers, sw, sizeof(sw));
+	nunstarted = rank_words(unstarted, r->nworkers, uw, sizeof(uw));
+	if (nstopped)
+		SAY(rest, "; so cohort stopped %s, already started (%s not crash)", sw,
+		    nstopped == 1 ? "it did" : "they did");
+	if (nunstarted) {
+		size_t len = strlen(rest);
+
+		snprintf(rest + len, sizeof(rest) - len, "%s%s %s not started", nstopped ? ", and " :
+		         "; ", uw, nunstarted == 1 ? "was" : "were");
+	}
+	if (!(f = add(l, r, COHORT_FINDING_SPAWN_FAILED, e->rank, e->t)))
+		goto out;
+	if (!f->pid && e->pid > 0)
+		f->pid = e->pid;     /* the child whose exec failed */
+	err = (int)cohort_rec_event_num(e, "errno", 0);
+	SAY(f->message, "rank %d could not be started at %.1f s: %s%s", e->rank, e->t,
+	    e->message[0] ? e->message : "the recording does not say why", rest);
+	fix = err > 0 ? spawn_fix(err) : NULL;
+	SAY(f->fix, "%s", fix ? fix : "check the command (its path and permissions); when the error "
+	    "says something ran out (open files, processes, memory), raise that limit of the "
+	    "supervisor (ulimit -n, ulimit -u, ulimit -v) or start fewer workers");
+	if (err > 0)
+		evidence(f, "errno", err, "");
+	evidence(f, "stopped_workers", nstopped, "");
+	evidence(f, "unstarted_workers", nunstarted, "");
+out:
+	free(stopped);
+	free(unstarted);
+}
+
+/* "from pid 4242 (uid 1000)", or what the lack of a sender means for this signal. */
+static void sender_words(const struct cohort_recording *r, char *buf, size_t size)
+{
+	if (r->signal_sender_pid > 0 && r->signal_sender_uid >= 0)
+		snprintf(buf, size, " from pid %ld (uid %ld)", r->signal_sender_pid, r->signal_sender_uid);
+	else if (r->signal_sender_pid > 0)
+		snprintf(buf, size, " from pid %ld", r->signal_sender_pid);
+	else if (r->signal == SIGINT)
+		snprintf(buf, size, " from the terminal (^C: no process sent it)");
+	else if (r->signal == SIGHUP)
+		snprintf(buf, size, " from the terminal (its session ended: no process sent it)");
+	else
+		buf[0] = '\0';
+}
+
+/*
+ * The supervisor got a signal (SIGTERM from SLURM at the time limit or on
+ * scancel, ^C, kill): one finding for the job that says who sent it, how
+ * each worker ended after it (by the signal passed on, killed with SIGKILL
+ * after the grace or at a second signal, exited on its own), and a fix
+ * that fits where it ran.
+ */
+static void signalled(struct list *l, const struct cohort_recording *r)
+{
+	struct cohort_finding *f;
+	double sig_t, second_t = -1;
+	const char *name;
+	bool *by_sig = NULL, *grace = NULL, *second = NULL, *own = NULL, *running = NULL;
+	char from[96], w1[200], w2[200], w3[200], w4[200], w5[200], own_code[48] = "";
+	unsigned n1, n2, n3, n4, n5, nw = r->nworkers;
+	int code = -1;
+	size_t len;
+
+	if (!supervisor_signal(r, &sig_t, &name))
+		return;
+	/* A second signal makes cohort send SIGKILL at once. */
+	for (size_t i = 0; i < r->nevents; i++)
+		if (strcmp(r->events[i].kind, "signal") == 0 && r->events[i].t > sig_t) {
+			second_t = r->events[i].t;
+			break;
+		}
+	by_sig = calloc(nw ? nw : 1, sizeof(bool));
+	grace = calloc(nw ? nw : 1, sizeof(bool));
+	second = calloc(nw ? nw : 1, sizeof(bool));
+	own = calloc(nw ? nw : 1, sizeof(bool));
+	running = calloc(nw ? nw : 1, sizeof(bool));
+	if (!by_sig || !grace || !second || !own || !running) {
+		l->error = -ENOMEM;
+		goto out;
+	}
+	for (unsigned k = 0; k < nw; k++) {
+		const struct cohort_rec_worker *w = &r->workers[k];
+
+		if (!w->ended) {
+			running[k] = w->pid > 0;
+			continue;
+		}
+		if (w->end < sig_t)
+			continue;   /* it had ended before: its own finding, if any */
+		if (stop_reason(r, w) == STOP_SIGNAL) {
+			if (w->signal == SIGKILL && r->signal != SIGKILL) {
+				if (second_t >= 0 && w->end >= second_t)
+					second[k] = true;
+				else
+					grace[k] = true;
+			} else {
+				by_sig[k] = true;
+			}
+		} else if (!w->signal) {
+			own[k] = true;
+			if (code < 0)
+				code = w->exit_code;
+		}
+	}
+	n1 = rank_words(by_sig, nw, w1, sizeof(w1));
+	n2 = rank_words(grace, nw, w2, sizeof(w2));
+	n3 = rank_words(second, nw, w3, sizeof(w3));
+	n4 = rank_words(own, nw, w4, sizeof(w4));
+	n5 = rank_words(running, nw, w5, sizeof(w5));
+	if (!(f = add(l, r, COHORT_FINDING_SIGNALLED, -1, sig_t)))
+		goto out;
+	sender_words(r, from, sizeof(from));
+	len = (size_t)SAY(f->message, "cohort got %s%s at %.1f s and passed it to the workers",
+	                  name, from, sig_t);
+#define MORE(...) do { if (len < sizeof(f->message)) \
+	len += (size_t)snprintf(f->message + len, sizeof(f->message) - len, __VA_ARGS__); } while (0)
+	if (second_t >= 0)
+		MORE(", and got a second signal at %.1f s, on which it killed them with SIGKILL", second_t);
+	if (n1)
+		MORE("; %s ended by it", w1);
+	if (n2)
+		MORE("; %s ignored it and %s killed with SIGKILL after the grace", w2, n2 == 1 ? "was" : "were");
+	if (n3)
+		MORE("; %s %s killed with SIGKILL at the second signal", w3, n3 == 1 ? "was" : "were");
+	if (n4) {
+		if (code >= 0)
+			snprintf(own_code, sizeof(own_code), n4 == 1 ? " (status %d)" : " (the first with status %d)",
+			         code);
+		MORE("; %s exited on %s own%s", w4, n4 == 1 ? "its" : "their", own_code);
+	}
+	if (n5)
+		MORE("; %s still ran when the recording ends", w5);
+#undef MORE
+	/* Who sends such a signal, where the job ran; then what the workers could do with it. */
+	if (r->slurm && (r->signal == SIGTERM || r->signal <= 0))
+		len = (size_t)SAY(f->fix, "under SLURM a SIGTERM usually means the job reached its time "
+		                  "limit (--time) or was cancelled (scancel) or preempted: `sacct -j %s "
+		                  "-o State,Elapsed,Timelimit` says which; at the time limit, ask for more "
+		                  "time or have the workers checkpoint when SIGTERM comes (SLURM sends "
+		                  "SIGKILL KillWait seconds later; `sbatch --signal=<sig>@<seconds>` warns "
+		                  "earlier)", r->slurm_job[0] ? r->slurm_job : "JOBID");
+	else if (r->signal == SIGINT && r->signal_sender_pid <= 0)
+		len = (size_t)SAY(f->fix, "^C at the terminal: the run was stopped by its user; nothing "
+		                  "to change unless that was not meant");
+	else if (r->signal == SIGHUP)
+		len = (size_t)SAY(f->fix, "the terminal or session that ran cohort went away: run it "
+		                  "under tmux, screen or nohup, or as a batch job");
+	else if (r->signal_sender_pid > 0)
+		len = (size_t)SAY(f->fix, "the run was stopped on purpose by pid %ld: a user's kill, a "
+		                  "timeout wrapper, a scheduler, systemd at shutdown, or a daemon such as "
+		                  "earlyoom or systemd-oomd; nothing to change in the workers if it was "
+		                  "meant", r->signal_sender_pid);
+	else
+		len = (size_t)SAY(f->fix, "the run was stopped on purpose (a user's kill, a timeout, a "
+		                  "scheduler, a shutdown); nothing to change in the workers if it was meant");
+	if ((n2 || n3) && len < sizeof(f->fix))
+		snprintf(f->fix + len, sizeof(f->fix) - len, "; %s that did not end on %s lost what %s "
+		         "had not saved: make %s save and exit when it comes (a handler for it), or "
+		         "give %s a longer --grace", n2 + n3 == 1 ? "the worker" : "the workers", name,
+		         n2 + n3 == 1 ? "it" : "they", n2 + n3 == 1 ? "it" : "them",
+		         n2 + n3 == 1 ? "it" : "them");
+	evidence(f, "signal", r->signal > 0 ? r->signal : 0, "");
+	evidence(f, "sender_pid", (double)r->signal_sender_pid, "");
+	evidence(f, "sender_uid", (double)r->signal_sender_uid, "");
+	evidence(f, "ended_by_signal", n1, "");
+	evidence(f, "killed_after_grace", n2, "");
+	evidence(f, "killed_at_second_signal", n3, "");
+	evidence(f, "exited_on_their_own", n4, "");
+	if (second_t >= 0)
+		evidence(f, "second_signal_s", second_t, "s");
+out:
+	free(by_sig);
+	free(grace);
+	free(second);
+	free(own);
+	free(running);
+}
+
+/*
+ * Whether a worker still grew when it was stopped at t: its RSS (read every
+ * sample) rising at each of its last steps up to t (up to three), by more
+ * than 4 MiB and a twentieth in all. *ret_rate gets the rate (0 when it did
+ * not grow) and *ret_s the time it spans.
+ */
+#define GROWTH_SAMPLES 4   /* three steps */
+
+static void growth(const struct cohort_recording *r, int rank, double t, double *ret_rate,
+                   double *ret_s)
+{
+	size_t idx[GROWTH_SAMPLES];
+	int n = 0;
+	uint64_t first, last;
+
+	*ret_rate = 0;
+	*ret_s = 0;
+	if (!r->w_rss)
+		return;
+	for (size_t i = r->nsamples; i-- > 0 && n < GROWTH_SAMPLES;) {
+		if (r->samples[i].t > t + 0.05)
+			continue;
+		if (!r->w_rss[i * r->nworkers + (unsigned)rank])
+			continue;   /* the worker was not in that sample */
+		idx[n++] = i;
+	}
+	/* The run of rising steps that ends at the last sample: none when the last step is flat. */
+	int m = 0;
+
+	while (m + 1 < n && r->w_rss[idx[m] * r->nworkers + (unsigned)rank] >
+	                    r->w_rss[idx[m + 1] * r->nworkers + (unsigned)rank])
+		m++;
+	if (m == 0)
+		return;
+	last = r->w_rss[idx[0] * r->nworkers + (unsigned)rank];
+	first = r->w_rss[idx[m] * r->nworkers + (unsigned)rank];
+	if (last < first + 4 * MiB || last < first + first / 20 ||
+	    r->samples[idx[0]].t <= r->samples[idx[m]].t)
+		return;
+	*ret_s = r->samples[idx[0]].t - r->samples[idx[m]].t;
+	*ret_rate = (double)(last - first) / *ret_s;
+}
+
 /* What one worker's end says. */
 static void worker_end(struct list *l, const struct cohort_recording *r, const struct cohort_rec_worker *w)
 {
@@ -213,16 +575,9 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 	struct cohort_finding *f;
 	char a[32], b[32], c[32], d[512];
 
-	/* A worker that never ran did not end well: say why it could not start. */
-	if ((e = find_event(r, "spawn_failed", w->rank)) != NULL) {
-		if (!(f = add(l, r, COHORT_FINDING_EXIT_NONZERO, w->rank, e->t)))
-			return;
-		SAY(f->message, "rank %d was never started: %s", w->rank, e->message);
-		SAY(f->fix, "check the command (its path and permissions); when the error says "
-		    "something ran out (open files, memory), raise that limit of the supervisor "
-		    "(ulimit -n, ulimit -v) or start fewer workers");
+	/* A worker that never ran: the spawn_failed finding tells why. */
+	if (find_event(r, "spawn_failed", w->rank) || never_started(w))
 		return;
-	}
 	/*
 	 * The kernel told of an OOM kill in the worker's own cgroup but the
 	 * worker's root did not die of it: the victim was a process below it
@@ -293,6 +648,8 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		uint64_t est = num_bytes(e, "est_bytes", 0);
 		uint64_t limit = num_bytes(e, "limit_bytes", 0);
 
+		double grow_rate, grow_s;
+		size_t len;
 		double total = cohort_rec_event_num(e, "total_bytes", -1) >= 0 ?
 		               (double)num_bytes(e, "total_bytes", 0) : -1;
 
@@ -306,15 +663,29 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			SAY(f->message, "rank %d (pid %d) used %s at %.1f s, above its %s budget: "
 			    "stopped by cohort before the kernel's OOM killer picked a victim", w->rank,
 			    (int)w->pid, sz(est, a), e->t, sz(limit, b));
-		SAY(f->fix, "if the worker really needs %s, give it that (--mem-per-worker %lluM, fewer "
-		    "workers, or a larger allocation); if it should not, see what grows (a leak or "
-		    "copy-on-write finding says which)", sz(est, a),
-		    (unsigned long long)((est + est / 5) / MiB + 1));
+		growth(r, w->rank, e->t, &grow_rate, &grow_s);
+		len = (size_t)SAY(f->fix, "if the worker really needs that much, give it at least %s "
+		                  "and a margin (--mem-per-worker %lluM or more, fewer workers, or a larger "
+		                  "allocation)", sz(est, a), (unsigned long long)((est + est / 5) / MiB + 1));
+		if (grow_rate > 0 && len < sizeof(f->fix))
+			len += (size_t)snprintf(f->fix + len, sizeof(f->fix) - len, "; it was still "
+			                        "growing when stopped (%s/s over its last %.1f s), so it "
+			                        "needs more than that: run it once with a much larger "
+			                        "limit to see its peak", sz((uint64_t)grow_rate, b), grow_s);
+		if (len < sizeof(f->fix))
+			len += (size_t)snprintf(f->fix + len, sizeof(f->fix) - len, "; if it should not "
+			                        "need that much, see what grows%s",
+			                        find_event(r, "leak", w->rank) ? " (the leak finding of this "
+			                        "rank)" : find_event(r, "cow_unshare", w->rank) ? " (the "
+			                        "copy-on-write finding of this rank)" : ": a heap profiler "
+			                        "(heaptrack, memray) shows what holds the memory");
 		evidence(f, "est_bytes", (double)est, "B");
 		evidence(f, "limit_bytes", (double)limit, "B");
 		if (total >= 0)
 			evidence(f, "total_bytes", total, "B");
 		evidence(f, "peak_bytes", (double)worker_peak(w), "B");
+		if (grow_rate > 0)
+			evidence(f, "growth_bytes_per_s", grow_rate, "B/s");
 		return;
 	}
 	if (w->signal == SIGSEGV) {
@@ -371,18 +742,26 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		}
 		return;
 	}
+	/* Ended by cohort because of something else (a signal it got, a failed start): not a crash. */
+	if (stop_reason(r, w) != STOP_NONE)
+		return;
 	/*
-	 * SIGTERM, SIGINT and SIGHUP are how jobs are asked to stop; a SIGKILL
-	 * after the supervisor itself got a signal is its own escalation when
-	 * the grace ran out.
+	 * SIGTERM, SIGINT and SIGHUP are how jobs are asked to stop, but cohort
+	 * did not send this one: another process stopped the worker.
 	 */
-	double sig_t;
-	const char *sig_name;
-	bool escalated = w->signal == SIGKILL && supervisor_signal(r, &sig_t, &sig_name) &&
-	                 w->end >= sig_t;
-
-	if (w->signal && w->signal != SIGTERM && w->signal != SIGINT && w->signal != SIGHUP &&
-	    !escalated) {
+	if (w->signal == SIGTERM || w->signal == SIGINT || w->signal == SIGHUP) {
+		if (!(f = add(l, r, COHORT_FINDING_SIGNALLED, w->rank, w->end)))
+			return;
+		SAY(f->message, "rank %d (pid %d) was ended by SIG%s at %.1f s, which cohort did not send "
+		    "(it got no signal itself): another process stopped the worker", w->rank, (int)w->pid,
+		    sigabbrev_np(w->signal), w->end);
+		SAY(f->fix, "see who sends it: a user's kill or pkill, a timeout wrapper, a parent "
+		    "process, or a daemon such as earlyoom or systemd-oomd (its log says); under SLURM, "
+		    "signal the whole job (scancel) rather than a worker");
+		evidence(f, "signal", w->signal, "");
+		return;
+	}
+	if (w->signal) {
 		if (!(f = add(l, r, COHORT_FINDING_CRASH, w->rank, w->end)))
 			return;
 		crash_details(f, find_crash(r, w->pid), d, sizeof(d));
@@ -397,6 +776,12 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		return;
 	}
 	if (w->exit_code > 0) {
+		double sig_t;
+		const char *sig_name;
+
+		/* Stopping on the signal cohort passed on: the signalled finding names it. */
+		if (supervisor_signal(r, &sig_t, &sig_name) && w->end >= sig_t)
+			return;
 		if (!(f = add(l, r, COHORT_FINDING_EXIT_NONZERO, w->rank, w->end)))
 			return;
 		SAY(f->message, "rank %d (pid %d) exited with status %d after %.1f s", w->rank,
@@ -417,7 +802,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
  */
 static void trends(struct list *l, const struct cohort_recording *r)
 {
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
 
 	for (size_t i = 0; i < r->nevents; i++) {
 		const struct cohort_rec_event *e = &r->events[i];
@@ -444,9 +829,24 @@ static void trends(struct list *l, const struct cohort_recording *r)
 
 			if (!(f = add(l, r, COHORT_FINDING_LEAK, e->rank, e->t)))
 				return;
-			SAY(f->message, "rank %d (pid %d) leaks: its memory floor rose by %s/s over %.0f s "
-			    "(first seen at %.1f s); %s %s, peak %s%s", e->rank, (int)w->pid,
-			    sz((uint64_t)rate, a), window, e->t,
+			/*
+			 * The watcher's rate is the floors' rise over the time between
+			 * the centres of the spans they were taken in, which is less
+			 * than the window: quote the rise, the rate and that time, so
+			 * that the figures agree (rise = rate x time).
+			 */
+			uint64_t ff = num_bytes(e, "floor_first_bytes", 0), fl = num_bytes(e, "floor_last_bytes", 0);
+			char how[200];
+
+			if (fl > ff && rate > 0)
+				SAY(how, "its memory floor rose from %s to %s, by %s in %.1f s (%s/s, measured "
+				    "in a %.0f s window", sz(ff, a), sz(fl, b), sz(fl - ff, c),
+				    (double)(fl - ff) / rate, sz((uint64_t)rate, d), window);
+			else
+				SAY(how, "its memory floor rose at %s/s (measured in a %.0f s window",
+				    sz((uint64_t)rate, a), window);
+			SAY(f->message, "rank %d (pid %d) leaks: %s; first seen at %.1f s); %s %s, peak %s%s",
+			    e->rank, (int)w->pid, how, e->t,
 			    w->ended ? "it ended using" : "it used", sz(now, b), sz(peak, c),
 			    w->peak_cgroup ? " (its cgroup's exact peak)" : "");
 			SAY(f->fix, "the worker keeps memory it never gives back: objects kept in a list, "
@@ -455,6 +855,8 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			    "the last reference is");
 			evidence(f, "rate_bytes_per_s", rate, "B/s");
 			evidence(f, "window_s", window, "s");
+			if (fl > ff && rate > 0)
+				evidence(f, "floor_rise_bytes", (double)(fl - ff), "B");
 			evidence(f, "current_bytes", (double)now, "B");
 			evidence(f, "peak_bytes", (double)peak, "B");
 			/* When it was first seen, at that rate, the worker would reach its budget. */
@@ -473,9 +875,19 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			    "reference counts included, makes a private copy, so private memory grows while "
 			    "nothing leaks (peak USS %s)", e->rank, (int)w->pid, sz(total, a), e->t,
 			    sz(w->peak_uss, b));
-			SAY(f->fix, "keep the shared data in a shared segment or in flat arrays (numpy, "
-			    "array, mmap) instead of many small objects; load it after forking if each "
-			    "worker needs its own; or start workers with spawn instead of fork");
+			/*
+			 * The recording cannot tell writes to the data from reference
+			 * counts touching it: the fix names both, each with its remedy.
+			 */
+			SAY(f->fix, "each copy is real memory, and the workers' processes copy what they "
+			    "write: if they write the data they share after fork, budget for the copies "
+			    "(here %s for this worker's processes, and as much again for each worker "
+			    "that does the same), partition the data so each process touches only its "
+			    "part, or put it in memory mapped shared (a cohort segment, "
+			    "multiprocessing.shared_memory, a file mmap'd MAP_SHARED) so that writes go "
+			    "to one copy; if they only read it, the copies come from reference counts "
+			    "of many small Python objects: keep the data in flat arrays (numpy, array), "
+			    "load it after forking, or start the workers with spawn", sz(total, c));
 			evidence(f, "copied_bytes", (double)total, "B");
 			evidence(f, "peak_uss_bytes", (double)w->peak_uss, "B");
 			evidence(f, "first_seen_s", e->t, "s");
@@ -572,16 +984,19 @@ static void slurm_overcount(struct list *l, const struct cohort_recording *r)
 		evidence(f, "sample_t_s", at->t, "s");
 }
 
-static void job_level(struct list *l, const struct cohort_recording *r)
+static void job_level(struct list *l, const struct cohort_recording *r, size_t first)
 {
 	struct cohort_finding *f;
 	char a[32], b[32], c[32];
 	double psi_peak = -1, t_psi = -1, sig_t = -1;
 	const char *sig_name = NULL;
-	uint64_t swap_first = 0, swap_peak = 0;
+	uint64_t swap_first = 0, swap_peak = 0, cg_swap_first = 0, cg_swap_peak = 0;
+	double fill = 0;     /* the largest use of the limit, as a fraction */
+	bool cg_seen = false;
 
 	for (size_t i = 0; i < r->nsamples; i++) {
 		const struct cohort_rec_sample *s = &r->samples[i];
+		uint64_t used = s->pss_sum > s->est_sum ? s->pss_sum : s->est_sum;
 
 		if (s->psi_some10 > psi_peak) {
 			psi_peak = s->psi_some10;
@@ -591,30 +1006,60 @@ static void job_level(struct list *l, const struct cohort_recording *r)
 			swap_first = s->swap_used;
 		if (s->swap_used > swap_peak)
 			swap_peak = s->swap_used;
+		if (s->has_cgroup) {
+			if (!cg_seen) {
+				cg_swap_first = s->cg_swap;
+				cg_seen = true;
+			}
+			if (s->cg_swap > cg_swap_peak)
+				cg_swap_peak = s->cg_swap;
+			if (s->cg_limit && s->cg_limit < UINT64_MAX / 2 &&
+			    (double)s->cg_usage / (double)s->cg_limit > fill)
+				fill = (double)s->cg_usage / (double)s->cg_limit;
+		}
+		if (r->mem_limit && (double)used / (double)r->mem_limit > fill)
+			fill = (double)used / (double)r->mem_limit;
 	}
 
 	slurm_overcount(l, r);
 
-	/* The node was asked for more than it has: swapping, or stalls in reclaim. */
-	if (psi_peak >= 10.0 || swap_peak > swap_first + 64 * MiB) {
-		if ((f = add(l, r, COHORT_FINDING_OVERSUBSCRIBED, -1, psi_peak >= 10.0 ? t_psi : -1)) != NULL) {
-			char stall[96] = "", swap[160] = "";
+	/*
+	 * The workers were short of memory: stalls in reclaim (PSI), the job's
+	 * own pages going to swap (its cgroup's swap), or the node's swap
+	 * growing while the job filled its limit. The node's swap growing while
+	 * the job used little of its limit is another process's doing: no
+	 * finding blames the job for it.
+	 */
+	bool stalled = psi_peak >= 10.0;
+	bool cg_swapped = cg_swap_peak > cg_swap_first + 64 * MiB;
+	bool node_swapped = swap_peak > swap_first + 64 * MiB && fill >= 0.9;
 
-			if (psi_peak >= 10.0)
+	if (stalled || cg_swapped || node_swapped) {
+		if ((f = add(l, r, COHORT_FINDING_OVERSUBSCRIBED, -1, stalled ? t_psi : -1)) != NULL) {
+			char stall[96] = "", swap[200] = "", node[200] = "";
+
+			if (stalled)
 				SAY(stall, "tasks stalled waiting for memory %.0f%% of the time (PSI some avg10)",
 				    psi_peak);
-			if (swap_peak > swap_first + 64 * MiB)
-				SAY(swap, "%s%s went to swap (the node's swap in use rose from %s to %s)",
-				    stall[0] ? "; " : "", sz(swap_peak - swap_first, a), sz(swap_first, b),
-				    sz(swap_peak, c));
-			SAY(f->message, "the workers were short of memory while they ran: %s%s; they slow "
-			    "down by orders of magnitude instead of failing", stall, swap);
+			if (cg_swapped)
+				SAY(swap, "%s%s of the job's memory went to swap (its cgroup's swap rose from "
+				    "%s to %s)", stall[0] ? "; " : "", sz(cg_swap_peak - cg_swap_first, a),
+				    sz(cg_swap_first, b), sz(cg_swap_peak, c));
+			if (node_swapped)
+				SAY(node, "%sthey used up to %.0f%% of their limit while the node's swap in use "
+				    "rose by %s (from %s to %s)", stall[0] || swap[0] ? "; " : "", fill * 100,
+				    sz(swap_peak - swap_first, a), sz(swap_first, b), sz(swap_peak, c));
+			SAY(f->message, "the workers were short of memory while they ran: %s%s%s; they slow "
+			    "down by orders of magnitude instead of failing", stall, swap, node);
 			SAY(f->fix, "give the workers the memory they use, so that nothing has to swap: "
 			    "fewer workers or more memory per worker (--mem, --mem-per-worker; cohort check "
 			    "says what fits), and an explicit --mem so SLURM does not pack other jobs beside "
 			    "this one on the node");
 			evidence(f, "psi_some_avg10_pct", psi_peak, "%");
 			evidence(f, "swap_growth_bytes", (double)(swap_peak > swap_first ? swap_peak - swap_first : 0), "B");
+			evidence(f, "cgroup_swap_growth_bytes", (double)(cg_swap_peak > cg_swap_first ?
+			         cg_swap_peak - cg_swap_first : 0), "B");
+			evidence(f, "limit_fill_pct", fill * 100, "%");
 		}
 	}
 
@@ -632,12 +1077,36 @@ static void job_level(struct list *l, const struct cohort_recording *r)
 		    "supervisor itself was killed%s, so workers still running then were killed with it%s",
 		    r->path, r->duration, r->slurm ? " (SLURM ends a step this way at its time or "
 		    "memory limit, or on scancel)" : " (SIGKILL, or its machine went down)", got);
-		SAY(f->fix, "%s", r->slurm ? "see `sacct -j JOBID` and slurmstepd's messages for "
-		    "why SLURM ended the step; the findings above tell what the workers were doing" :
-		    "nothing to change in the workers for this; the findings above tell what they "
-		    "were doing");
+		SAY(f->fix, "%s%s", r->slurm ? "see `sacct -j JOBID` and slurmstepd's messages for "
+		    "why SLURM ended the step" : "nothing to change in the workers for this",
+		    l->n - 1 > first ? "; the findings above tell what the workers were doing" :
+		    "; the recording shows nothing wrong with the workers until then");
 		evidence(f, "duration_s", r->duration, "s");
 	}
+}
+
+/*
+ * The order of the kinds in a report, most important first. New kinds are
+ * appended to the enum (its numbers are in JSON and in programs), so the
+ * order is this table's: a worker that never started first (the others
+ * were stopped because of it), then kills and crashes, then the job
+ * stopped by a signal (what ended it, after what broke inside it), then
+ * trends, then the rest.
+ */
+static int importance(enum cohort_finding_kind kind)
+{
+	static const enum cohort_finding_kind order[] = {
+		COHORT_FINDING_SPAWN_FAILED, COHORT_FINDING_OOM_KILL, COHORT_FINDING_BUDGET_KILL,
+		COHORT_FINDING_SLURM_RSS_OVERCOUNT, COHORT_FINDING_SHM_EXHAUSTED, COHORT_FINDING_SEGFAULT,
+		COHORT_FINDING_BUS_ERROR, COHORT_FINDING_SIGNALLED, COHORT_FINDING_LEAK,
+		COHORT_FINDING_COW_UNSHARE, COHORT_FINDING_OVERSUBSCRIBED, COHORT_FINDING_CRASH,
+		COHORT_FINDING_EXIT_NONZERO, COHORT_FINDING_CUT,
+	};
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (order[i] == kind)
+			return (int)i;
+	return (int)(sizeof(order) / sizeof(order[0]));
 }
 
 static int cmp(const void *pa, const void *pb)
@@ -645,7 +1114,7 @@ static int cmp(const void *pa, const void *pb)
 	const struct cohort_finding *a = pa, *b = pb;
 
 	if (a->kind != b->kind)
-		return (int)a->kind - (int)b->kind;
+		return importance(a->kind) - importance(b->kind);
 	if (a->t != b->t)
 		return a->t < b->t ? -1 : 1;
 	return a->rank - b->rank;
@@ -659,10 +1128,17 @@ int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
 	for (size_t i = 0; i < nrecs && !l.error; i++) {
 		const struct cohort_recording *r = recs[i];
 
+		size_t first = l.n;
+
+		spawn_failed(&l, r);
 		for (unsigned k = 0; k < r->nworkers && !l.error; k++)
 			worker_end(&l, r, &r->workers[k]);
-		trends(&l, r);
-		job_level(&l, r);
+		if (!l.error)
+			signalled(&l, r);
+		if (!l.error)
+			trends(&l, r);
+		if (!l.error)
+			job_level(&l, r, first);
 	}
 	if (l.error) {
 		free(l.f);

@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <signal.h>
 
 struct diag {
 	struct cohort_recording *r;
@@ -97,20 +98,20 @@ TEST(diagnose_finding_names)
 {
 	static const char *names[] = { NULL, "oom_kill", "budget_kill", "slurm_rss_overcount",
 		"shm_exhausted", "segfault", "bus_error", "leak", "cow_unshare", "oversubscribed", "crash",
-		"exit_nonzero", "cut" };
+		"exit_nonzero", "cut", "signalled", "spawn_failed" };
 
-	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_CUT; k++)
+	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_SPAWN_FAILED; k++)
 		CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)k), names[k]);
 	CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)99), "unknown");
 }
 
 TEST(diagnose_clean_runs_say_nothing)
 {
-	/* A clean run; SIGTERM to the supervisor, in the old and the new form; the
-	 * workers killed with SIGKILL by the supervisor after the grace; a run under
-	 * both oversubscription thresholds. */
-	static const char *names[] = { "clean.ndjson", "sigterm-old.ndjson", "sigterm-signal.ndjson",
-		"sigterm-escalated.ndjson", "sigterm-escalated-signal.ndjson", "not-oversubscribed.ndjson" };
+	/* A clean run; a run under both oversubscription thresholds; the node's
+	 * swap growing while the job used 0.05% of its limit (another process's
+	 * doing). */
+	static const char *names[] = { "clean.ndjson", "not-oversubscribed.ndjson",
+		"swap-elsewhere.ndjson" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct diag d = diagnose(names[i]);
@@ -164,8 +165,24 @@ TEST(diagnose_budget_kill)
 	CHECK_EV(f, "peak_bytes", 117789696);
 	CHECK(!has_ev(f, "total_bytes"));
 	CHECK_CONTAINS(f->message, "rank 1 (pid 17213) used 112.3 MiB at 0.4 s, above its 100.0 MiB budget");
-	/* 112.3 MiB and a fifth, rounded up */
-	CHECK_CONTAINS(f->fix, "--mem-per-worker 135M");
+	/* 112.3 MiB and a fifth, rounded up, as a floor: it was still growing */
+	CHECK_CONTAINS(f->fix, "give it at least 112.3 MiB");
+	CHECK_CONTAINS(f->fix, "--mem-per-worker 135M or more");
+	CHECK_CONTAINS(f->fix, "it was still growing when stopped (");
+	/* 0.4 s of samples, from a few KiB to 113.6 MiB: near 280 MiB/s */
+	CHECK(ev(f, "growth_bytes_per_s") > 250.0 * (1 << 20) && ev(f, "growth_bytes_per_s") < 300.0 * (1 << 20));
+	/* No leak or copy-on-write finding for it: none is named. */
+	CHECK(strstr(f->fix, "leak") == NULL);
+	CHECK(strstr(f->fix, "copy-on-write") == NULL);
+	diag_free(&d);
+
+	/* The same worker flat in its last step before the stop: no growth claimed. */
+	d = diagnose("budget-kill-flat.ndjson");
+	CHECK_KINDS(d, "budget_kill");
+	f = finding(&d, COHORT_FINDING_BUDGET_KILL, 1);
+	CHECK_CONTAINS(f->fix, "give it at least 112.3 MiB");
+	CHECK(strstr(f->fix, "growing") == NULL);
+	CHECK(!has_ev(f, "growth_bytes_per_s"));
 	diag_free(&d);
 }
 
@@ -204,7 +221,7 @@ TEST(diagnose_slurm_rss_overcount_killed_after_one_sample)
 
 	/* The supervisor got SIGTERM and ended normally: judged on the last sample too. */
 	d = diagnose("slurm-sigterm-single.ndjson");
-	CHECK_KINDS(d, "slurm_rss_overcount");
+	CHECK_KINDS(d, "slurm_rss_overcount,signalled");
 	f = finding(&d, COHORT_FINDING_SLURM_RSS_OVERCOUNT, -1);
 	CHECK_EV(f, "rss_sum_bytes", 1610612736);
 	CHECK_EV(f, "pss_sum_bytes", 335544320);
@@ -327,6 +344,10 @@ TEST(diagnose_leak_quotes_final_figures)
 	CHECK_NEAR(f->t, 13.008008201999928, 1e-9);
 	CHECK_CONTAINS(f->message, "it ended using 127.8 MiB, peak 127.8 MiB");
 	CHECK_CONTAINS(f->message, "first seen at 13.0 s");
+	/* The figures agree: the rise is the rate times the time quoted (63162880 B / 8416008 B/s = 7.5 s). */
+	CHECK_EV(f, "floor_rise_bytes", 90177536 - 27017216);
+	CHECK_CONTAINS(f->message, "rose from 25.8 MiB to 86.0 MiB, by 60.2 MiB in 7.5 s (8.0 MiB/s, "
+	               "measured in a 10 s window");
 	CHECK_EQ_U64(d.r->workers[0].last_est, 134005760);
 	CHECK_EQ_U64(d.r->workers[0].cow_copied, 8192);
 	diag_free(&d);
@@ -358,6 +379,13 @@ TEST(diagnose_cow_unshare_quotes_final_total)
 	CHECK_EV_DBL(f, "first_seen_s", 0.43885299299995495);
 	CHECK_NEAR(f->t, 0.43885299299995495, 1e-9);
 	CHECK_CONTAINS(f->message, "copied 331.0 MiB");
+	/* True whether the workers write the shared data or only read it. */
+	CHECK_CONTAINS(f->fix, "if they write the data they share after fork, budget for the copies "
+	               "(here 331.0 MiB");
+	CHECK_CONTAINS(f->fix, "multiprocessing.shared_memory");
+	CHECK_CONTAINS(f->fix, "MAP_SHARED");
+	CHECK_CONTAINS(f->fix, "if they only read it, the copies come from reference counts");
+	CHECK(strstr(f->fix, "instead of many small objects") == NULL);
 	diag_free(&d);
 
 	/* Cut before the exit: the last sample's cumulative total. */
@@ -374,12 +402,25 @@ TEST(diagnose_oversubscribed)
 	struct diag d = diagnose("oversubscribed-swap.ndjson");
 	const struct cohort_finding *f;
 
+	/* The job's own cgroup swapped. */
 	CHECK_KINDS(d, "oversubscribed");
 	f = finding(&d, COHORT_FINDING_OVERSUBSCRIBED, -1);
 	CHECK_EV(f, "swap_growth_bytes", 240ULL << 20);
+	CHECK_EV(f, "cgroup_swap_growth_bytes", 240ULL << 20);
 	CHECK_EV_DBL(f, "psi_some_avg10_pct", 4.0);
 	CHECK_NEAR(f->t, -1, 1e-9);
-	CHECK_CONTAINS(f->message, "240.0 MiB went to swap");
+	CHECK_CONTAINS(f->message, "240.0 MiB of the job's memory went to swap");
+	diag_free(&d);
+
+	/* The node's swap grew while the job filled 95% of its limit. */
+	d = diagnose("oversubscribed-full.ndjson");
+	CHECK_KINDS(d, "oversubscribed");
+	f = finding(&d, COHORT_FINDING_OVERSUBSCRIBED, -1);
+	CHECK_EV(f, "swap_growth_bytes", 240ULL << 20);
+	CHECK_EV(f, "cgroup_swap_growth_bytes", 0);
+	CHECK_NEAR(ev(f, "limit_fill_pct"), 95.0, 0.01);
+	CHECK_CONTAINS(f->message, "they used up to 95% of their limit while the node's swap in use "
+	               "rose by 240.0 MiB");
 	diag_free(&d);
 
 	d = diagnose("oversubscribed-psi.ndjson");
@@ -408,11 +449,121 @@ TEST(diagnose_crash_and_exit_nonzero)
 	CHECK_EV(f, "exit_code", 3);
 	diag_free(&d);
 
+	/* An old recording: no errno in spawn_failed, rank 1 never started. */
 	d = diagnose("spawn-failed.ndjson");
-	CHECK_KINDS(d, "exit_nonzero");
-	f = finding(&d, COHORT_FINDING_EXIT_NONZERO, 0);
+	CHECK_KINDS(d, "spawn_failed");
+	f = finding(&d, COHORT_FINDING_SPAWN_FAILED, 0);
+	CHECK_EQ(f->pid, 20840);
+	CHECK_CONTAINS(f->message, "rank 0 could not be started at 0.0 s: cannot run '/nonexistent/prog'");
+	CHECK_CONTAINS(f->message, "rank 1 was not started");
+	CHECK(!has_ev(f, "errno"));
+	CHECK_CONTAINS(f->fix, "check the command");
+	diag_free(&d);
+}
+
+TEST(diagnose_spawn_failure_comes_first_and_the_stopped_ranks_did_not_crash)
+{
+	/* ulimit -n 64: ranks 0-12 started, rank 13 failed with EMFILE, cohort SIGKILLed 0-12. */
+	struct diag d = diagnose("spawn-emfile.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "spawn_failed");
+	f = finding(&d, COHORT_FINDING_SPAWN_FAILED, 13);
+	CHECK_EV(f, "errno", EMFILE);
+	CHECK_EV(f, "stopped_workers", 13);
+	CHECK_EV(f, "unstarted_workers", 6);
+	CHECK_CONTAINS(f->message, "rank 13 could not be started at 0.0 s: cannot run 'sleep': Too many open files");
+	CHECK_CONTAINS(f->message, "so cohort stopped ranks 0-12, already started (they did not crash), "
+	               "and ranks 14-19 were not started");
+	CHECK_CONTAINS(f->fix, "raise `ulimit -n`");
+	CHECK_CONTAINS(f->fix, "start fewer workers");
+	diag_free(&d);
+}
+
+TEST(diagnose_signalled_supervisor)
+{
+	struct diag d;
+	const struct cohort_finding *f;
+
+	/* kill -INT from a shell on `cohort run -n 2 -- sleep 60`: exit 130, never "none". */
+	d = diagnose("sigint-kill.ndjson");
+	CHECK_EQ(d.r->exit_status, 130);
+	CHECK_KINDS(d, "signalled");
+	f = finding(&d, COHORT_FINDING_SIGNALLED, -1);
 	CHECK_EQ(f->pid, 0);
-	CHECK_CONTAINS(f->message, "rank 0 was never started: cannot run '/nonexistent/prog'");
+	CHECK_NEAR(f->t, 2.0, 1e-9);
+	CHECK_EV(f, "signal", SIGINT);
+	CHECK_EV(f, "sender_pid", 3100);
+	CHECK_EV(f, "sender_uid", 1000);
+	CHECK_EV(f, "ended_by_signal", 2);
+	CHECK_EV(f, "killed_after_grace", 0);
+	CHECK_CONTAINS(f->message, "cohort got SIGINT from pid 3100 (uid 1000) at 2.0 s and passed it "
+	               "to the workers; ranks 0-1 ended by it");
+	CHECK_CONTAINS(f->fix, "pid 3100");
+	CHECK(strstr(f->fix, "SLURM") == NULL);
+	diag_free(&d);
+
+	/* Two quick SIGTERMs: SIGKILL at the second, not after the grace; not crashes. */
+	d = diagnose("sigterm-twice.ndjson");
+	CHECK_KINDS(d, "signalled");
+	f = finding(&d, COHORT_FINDING_SIGNALLED, -1);
+	CHECK_EV(f, "killed_at_second_signal", 2);
+	CHECK_EV(f, "killed_after_grace", 0);
+	CHECK_EV_DBL(f, "second_signal_s", 2.3);
+	CHECK_CONTAINS(f->message, "a second signal at 2.3 s");
+	CHECK_CONTAINS(f->message, "ranks 0-1 were killed with SIGKILL at the second signal");
+	diag_free(&d);
+
+	/* The workers ignored SIGTERM and got SIGKILL after the grace (no sender known). */
+	d = diagnose("sigterm-escalated-signal.ndjson");
+	CHECK_KINDS(d, "signalled");
+	f = finding(&d, COHORT_FINDING_SIGNALLED, -1);
+	CHECK_EV(f, "sender_pid", -1);
+	CHECK_EV(f, "killed_after_grace", 2);
+	CHECK_CONTAINS(f->message, "cohort got SIGTERM at 0.7 s and passed it to the workers; ranks 0-1 "
+	               "ignored it and were killed with SIGKILL after the grace");
+	CHECK_CONTAINS(f->fix, "--grace");
+	diag_free(&d);
+
+	/* Under SLURM, three ways to end: the time limit or scancel, and what to do. */
+	d = diagnose("slurm-sigterm-mixed.ndjson");
+	CHECK_KINDS(d, "signalled");
+	f = finding(&d, COHORT_FINDING_SIGNALLED, -1);
+	CHECK_EV(f, "ended_by_signal", 1);
+	CHECK_EV(f, "killed_after_grace", 1);
+	CHECK_EV(f, "exited_on_their_own", 1);
+	CHECK_CONTAINS(f->message, "; rank 1 ended by it; rank 0 ignored it and was killed with SIGKILL "
+	               "after the grace; rank 2 exited on its own (status 1)");
+	CHECK_CONTAINS(f->fix, "time limit (--time)");
+	CHECK_CONTAINS(f->fix, "scancel");
+	CHECK_CONTAINS(f->fix, "sbatch --signal");
+	CHECK_CONTAINS(f->fix, "sacct -j 991");
+	CHECK_CONTAINS(f->fix, "the worker that did not end on SIGTERM lost what it had not saved");
+	diag_free(&d);
+
+	/* The old form (a warning) and the new one, workers ended by SIGTERM. */
+	static const char *names[] = { "sigterm-old.ndjson", "sigterm-signal.ndjson", "sigterm-escalated.ndjson" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		d = diagnose(names[i]);
+		CHECK_MSG(strcmp(kinds(&d), "signalled") == 0, "%s: %s", names[i], kinds(&d));
+		f = finding(&d, COHORT_FINDING_SIGNALLED, -1);
+		CHECK_EV(f, "killed_after_grace", i == 2 ? 2 : 0);
+		CHECK_EV(f, "ended_by_signal", i == 2 ? 0 : 2);
+		diag_free(&d);
+	}
+	d = diagnose("sigterm-signal.ndjson");
+	CHECK_CONTAINS(finding(&d, COHORT_FINDING_SIGNALLED, -1)->message,
+	               "cohort got SIGTERM from pid 4242 (uid 0) at 0.7 s");
+	diag_free(&d);
+
+	/* A worker ended by a SIGTERM cohort did not send. */
+	d = diagnose("worker-sigterm-outside.ndjson");
+	CHECK_KINDS(d, "signalled");
+	f = finding(&d, COHORT_FINDING_SIGNALLED, 1);
+	CHECK_EQ(f->pid, 5002);
+	CHECK_EV(f, "signal", SIGTERM);
+	CHECK_CONTAINS(f->message, "rank 1 (pid 5002) was ended by SIGTERM at 2.0 s, which cohort did not send");
 	diag_free(&d);
 }
 
@@ -477,6 +628,9 @@ TEST(diagnose_cut_recording)
 	CHECK_EV_DBL(f, "duration_s", 0.61552585000004001);
 	CHECK_CONTAINS(f->message, "(SIGKILL, or its machine went down)");
 	CHECK(strstr(f->message, "it had got") == NULL);
+	/* The only finding: no "findings above" to point at. */
+	CHECK(strstr(f->fix, "above") == NULL);
+	CHECK_CONTAINS(f->fix, "the recording shows nothing wrong with the workers until then");
 	/* The workers were running at the end. */
 	CHECK_EQ(d.r->workers[0].ended, 0);
 	CHECK_EQ(d.r->workers[1].ended, 0);
@@ -487,6 +641,11 @@ TEST(diagnose_cut_recording)
 	d = diagnose("slurm-cut-single-usepss.ndjson");
 	f = finding(&d, COHORT_FINDING_CUT, -1);
 	CHECK_CONTAINS(f->message, "SLURM ends a step this way");
+	diag_free(&d);
+
+	/* With another finding before it: that one is pointed at. */
+	d = diagnose("slurm-cut-single.ndjson");
+	CHECK_CONTAINS(finding(&d, COHORT_FINDING_CUT, -1)->fix, "the findings above tell what the workers were doing");
 	diag_free(&d);
 }
 
@@ -563,7 +722,8 @@ TEST(diagnose_odd_files_give_partial_results)
 	CHECK_EQ_U64(d.r->workers[0].peak_rss, 0);
 	CHECK_EQ_U64(d.r->mem_limit, 0);
 	CHECK_EQ(d.r->signal, -1);         /* a signal event whose number is not one */
-	CHECK_KINDS(d, "leak,cow_unshare");
+	CHECK_KINDS(d, "signalled,leak,cow_unshare");
+	CHECK_EV(finding(&d, COHORT_FINDING_SIGNALLED, -1), "signal", 0);
 	CHECK_EV(finding(&d, COHORT_FINDING_LEAK, 0), "rate_bytes_per_s", 0);
 	CHECK_EV(finding(&d, COHORT_FINDING_LEAK, 0), "current_bytes", 0);
 	CHECK_EV(finding(&d, COHORT_FINDING_COW_UNSHARE, 0), "copied_bytes", 0);
@@ -571,7 +731,7 @@ TEST(diagnose_odd_files_give_partial_results)
 
 	/* Every field missing: what the lines say, with no figure invented. */
 	d = diagnose("missing-fields.ndjson");
-	CHECK_KINDS(d, "oom_kill,segfault,leak,cow_unshare,cut");
+	CHECK_KINDS(d, "oom_kill,segfault,signalled,leak,cow_unshare,cut");
 	CHECK_EV(finding(&d, COHORT_FINDING_OOM_KILL, 0), "limit_bytes", 0);
 	CHECK_CONTAINS(finding(&d, COHORT_FINDING_OOM_KILL, 0)->message, "limit is not in the recording");
 	CHECK_CONTAINS(finding(&d, COHORT_FINDING_CUT, -1)->message, "it had got a signal");

@@ -142,7 +142,9 @@ enum cohort_finding_kind {
 	COHORT_FINDING_OVERSUBSCRIBED,   /* swap or memory pressure while the workers ran */
 	COHORT_FINDING_CRASH,            /* another fatal signal */
 	COHORT_FINDING_EXIT_NONZERO,     /* a worker exited with a non-zero code */
-	COHORT_FINDING_CUT               /* the recording ends without the supervisor's end */
+	COHORT_FINDING_CUT,              /* the recording ends without the supervisor's end */
+	COHORT_FINDING_SIGNALLED,        /* cohort itself, or a worker from outside, got SIGTERM, SIGINT or SIGHUP */
+	COHORT_FINDING_SPAWN_FAILED      /* a worker could not be started (the others were stopped) */
 };
 
 /* A short stable name for a finding kind: "oom_kill", "leak", ... Static. */
@@ -165,9 +167,11 @@ struct cohort_finding {
 
 /*
  * Diagnose one or more recordings (one per node or task of a job). Fills a
- * malloc'd array of findings, most important first (kills, then crashes,
- * then trends, then other exits), and its count. Returns 0 or -ENOMEM.
- * Free the array with free().
+ * malloc'd array of findings, most important first (a worker that could not
+ * be started, kills, crashes, the job stopped by a signal, trends, other
+ * exits, a cut recording), and its count. A recording in which the
+ * supervisor got a signal, or a worker died of one, always gives at least
+ * one finding. Returns 0 or -ENOMEM. Free the array with free().
  */
 COHORT_EXPORT int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                                   struct cohort_finding **ret, size_t *ret_n);
