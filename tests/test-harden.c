@@ -320,19 +320,19 @@ TEST(harden_run_worker_never_started_is_a_finding)
 
 	cmd_run(&r, COHORT " run -n 2 -o rec.ndjson -- /nonexistent/worker", test_build_dir());
 	CHECK_EQ(r.status, 127);
-	CHECK_CONTAINS(r.err, "rank 0 was never started: cannot run '/nonexistent/worker'");
+	CHECK_CONTAINS(r.err, "rank 0 could not be started at 0.0 s: cannot run '/nonexistent/worker'");
 	CHECK(strstr(r.err, "every worker ended well") == NULL);
 	cmd_free(&r);
 	/* The same from the recording. */
 	cmd_run(&r, COHORT " report rec.ndjson", test_build_dir());
-	CHECK_CONTAINS(r.out, "exit_nonzero, rank 0: rank 0 was never started");
+	CHECK_CONTAINS(r.out, "spawn_failed, rank 0: rank 0 could not be started");
 	cmd_free(&r);
 	/* And when the supervisor is out of descriptors before it can start anyone. */
 	cmd_run(&r, "ulimit -n 6; exec " COHORT " run -n 2 -o rec2.ndjson -- sleep 0.2", test_build_dir());
 	if (strstr(r.err, "cannot run 'sleep'")) {
 		/* The finding, unless reading the recording back ran out of descriptors too. */
 		CHECK_CONTAINS(r.err, "Too many open files");
-		CHECK_MSG(strstr(r.err, "was never started") ||
+		CHECK_MSG(strstr(r.err, "could not be started") ||
 		          strstr(r.err, "cannot read back the recording"), "%s", r.err);
 	}
 	CHECK(strstr(r.err, "every worker ended well") == NULL || strstr(r.err, "2 exited 0"));
