@@ -572,15 +572,6 @@ static int status_code(int st)
 	return 1;
 }
 
-static void describe_status(int st, char *buf, size_t size)
-{
-	if (WIFEXITED(st))
-		snprintf(buf, size, "exit %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, size, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-	else
-		snprintf(buf, size, "status %d", st);
-}
 
 static void worker_exited(struct sup *s, struct worker *w, int st)
 {
@@ -596,7 +587,7 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	if (status_code(st) != 0 && s->first_fail < 0)
 		s->first_fail = status_code(st);
 	if (status_code(st) != 0 && o->kill_on_bad_exit && !s->stopping && s->running) {
-		describe_status(st, how, sizeof(how));
+		cohort_status_describe(st, how, sizeof(how));
 		snprintf(msg, sizeof(msg), "rank %u failed (%s): stopping the other workers "
 		         "(--kill-on-bad-exit)", w->rank, how);
 		cohort_watch_note(s->watch, COHORT_EVENT_WARNING, (int)w->rank, 1, msg);
@@ -713,7 +704,7 @@ static void summary(struct sup *s)
 		if (w->pid <= 0)
 			snprintf(how, sizeof(how), "not started");
 		else
-			describe_status(w->status, how, sizeof(how));
+			cohort_status_describe(w->status, how, sizeof(how));
 		/* "-": no page walk of it ever landed (it ended first), not zero bytes. */
 		fprintf(stderr, "  %-5u %-8d %-30s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
 		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_pss, a, sizeof(a)) : "-",

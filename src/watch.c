@@ -1544,7 +1544,7 @@ static void collect_crashes(struct cohort_watch *w)
 	closedir(d);
 }
 
-static void describe_status(int st, char *buf, size_t size)
+char *cohort_status_describe(int st, char *buf, size_t size)
 {
 	if (st < 0)
 		snprintf(buf, size, "ended (status not known)");
@@ -1554,6 +1554,7 @@ static void describe_status(int st, char *buf, size_t size)
 		snprintf(buf, size, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
 	else
 		snprintf(buf, size, "status %d", st);
+	return buf;
 }
 
 static void end_worker(struct cohort_watch *w, struct wk *k, int st)
@@ -1598,7 +1599,7 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 			}
 		}
 	}
-	describe_status(st, how, sizeof(how));
+	cohort_status_describe(st, how, sizeof(how));
 	cohort_watch_worker(w, k->rank, &ws);
 	ev = ev_new(w, COHORT_EVENT_EXIT, k, 0);
 	ev_str(ev, "status", how);

@@ -276,6 +276,13 @@ COHORT_EXPORT void cohort_watch_totals(const struct cohort_watch *w, struct coho
  */
 COHORT_EXPORT int cohort_watch_finish(struct cohort_watch *w);
 
+/*
+ * A wait status in words: "exit 3", "signal 9 (Killed)", or "ended
+ * (status not known)" for -1 (a process the caller did not reap). Writes
+ * at most size bytes to buf and returns buf.
+ */
+COHORT_EXPORT char *cohort_status_describe(int status, char *buf, size_t size);
+
 /* Ranks running now. */
 COHORT_EXPORT unsigned cohort_watch_running(const struct cohort_watch *w);
 
