@@ -567,6 +567,27 @@ static void growth(const struct cohort_recording *r, int rank, double t, double 
 	*ret_rate = (double)(last - first) / *ret_s;
 }
 
+/*
+ * The process of the worker's tree that did it, when the watcher named one
+ * that is not the worker's root: "; most of it is pid 7482 (python3), a
+ * process rank 0 started, which grew by 120.0 MiB", appended to msg.
+ */
+static void name_process(char *msg, size_t size, struct cohort_finding *f,
+                         const struct cohort_rec_event *e)
+{
+	double pid = cohort_rec_event_num(e, "process_pid", 0);
+	size_t len = strlen(msg);
+	char a[32];
+
+	if (pid <= 0 || !e->process[0] || len >= size)
+		return;
+	snprintf(msg + len, size - len, "; most of it is pid %.0f (%s), a process rank %d started, "
+	         "which grew by %s", pid, e->process, e->rank,
+	         sz(num_bytes(e, "process_growth_bytes", 0), a));
+	evidence(f, "process_pid", pid, "");
+	evidence(f, "process_growth_bytes", (double)num_bytes(e, "process_growth_bytes", 0), "B");
+}
+
 /* What one worker's end says. */
 static void worker_end(struct list *l, const struct cohort_recording *r, const struct cohort_rec_worker *w)
 {
@@ -663,6 +684,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			SAY(f->message, "rank %d (pid %d) used %s at %.1f s, above its %s budget: "
 			    "stopped by cohort before the kernel's OOM killer picked a victim", w->rank,
 			    (int)w->pid, sz(est, a), e->t, sz(limit, b));
+		name_process(f->message, sizeof(f->message), f, e);
 		growth(r, w->rank, e->t, &grow_rate, &grow_s);
 		len = (size_t)SAY(f->fix, "if the worker really needs that much, give it at least %s "
 		                  "and a margin (--mem-per-worker %lluM or more, fewer workers, or a larger "
@@ -849,6 +871,7 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			    e->rank, (int)w->pid, how, e->t,
 			    w->ended ? "it ended using" : "it used", sz(now, b), sz(peak, c),
 			    w->peak_cgroup ? " (its cgroup's exact peak)" : "");
+			name_process(f->message, sizeof(f->message), f, e);
 			SAY(f->fix, "the worker keeps memory it never gives back: objects kept in a list, "
 			    "cache, dict or global that only grows; find it with heaptrack or valgrind "
 			    "(C), memray or tracemalloc (Python); freeing is not the question, dropping "

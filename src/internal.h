@@ -84,6 +84,7 @@ int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_
 
 /* What cohort reads of <proc>/PID/stat. Returns 0, -ESRCH, COHORT_EPARSE. */
 struct cohort__stat {
+	char comm[16];            /* the command name (field 2, truncated by the kernel to 15) */
 	char state;               /* R, S, Z, ... */
 	pid_t ppid;
 	uint64_t start;           /* starttime, clock ticks since boot */

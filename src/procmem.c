@@ -387,6 +387,15 @@ int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret
 	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
 		return COHORT_EPARSE;
 	memset(v, 0, sizeof(v));
+	{
+		const char *open_ = strchr(buf, '(');
+		size_t clen = open_ && open_ < p ? (size_t)(p - open_ - 1) : 0;
+
+		if (clen >= sizeof(ret->comm))
+			clen = sizeof(ret->comm) - 1;
+		memcpy(ret->comm, open_ ? open_ + 1 : "", clen);
+		ret->comm[clen] = '\0';
+	}
 	ret->state = p[2];
 	p += 3;
 	/* p is at the blank before field 4 (ppid). */

@@ -306,6 +306,7 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 		e->nums[e->nnums].value = isfinite(json_number_value(v)) ? json_number_value(v) : 0;
 		e->nnums++;
 	}
+	get_str(o, "process", e->process, sizeof(e->process));
 	if (strcmp(e->kind, "crash_info") == 0)
 		read_crash(e, o);
 	if (e->rank >= 0 && strcmp(e->kind, "exit") == 0) {

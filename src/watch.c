@@ -133,6 +133,8 @@ struct member {
 	pid_t ppid;
 	uint64_t anon_base;        /* anonymous bytes at fork (0 for an exec) */
 	uint64_t last_anon;        /* statm anonymous (rss - file - shmem) at the last tick */
+	uint64_t first_rss, last_rss; /* statm RSS when first seen, and at the last tick */
+	char comm[16];             /* its command name */
 	uint64_t reads;            /* page walks seen */
 	uint64_t minflt_walk;      /* minor faults at the last walk */
 	bool have_walk;
@@ -844,6 +846,7 @@ static void track_trees(struct cohort_watch *w)
 
 					m->ppid = st.ppid;
 					m->startstack = st.startstack;
+					memcpy(m->comm, st.comm, sizeof(m->comm));
 					m->forked = parent && pids[i] != k->pid && st.startstack != 0 &&
 					            parent->startstack == st.startstack;
 				}
@@ -867,6 +870,39 @@ static void track_trees(struct cohort_watch *w)
 }
 
 /* ---- one sample ---- */
+
+/*
+ * In a tree of several processes, the one whose RSS grew most since it was
+ * first seen, when that is not the worker's root: the pool or DataLoader
+ * worker, the MPI rank that did it. Named in the event (fields and
+ * message); returns 1 when there is one.
+ */
+static int name_grower(const struct cohort_watch *w, const struct wk *k, struct cohort_event *ev)
+{
+	const struct member *best = NULL;
+	char a[32];
+	size_t len;
+
+	if (!ev || k->nprocs < 2)
+		return 0;
+	for (size_t i = 0; i < w->nm; i++) {
+		const struct member *m = &w->m[i];
+
+		if (m->rank == k->rank && !m->frozen && m->last_rss > m->first_rss &&
+		    (!best || m->last_rss - m->first_rss > best->last_rss - best->first_rss))
+			best = m;
+	}
+	if (!best || best->pid == k->pid || best->last_rss - best->first_rss < 16 * MiB)
+		return 0;
+	ev_i64(ev, "process_pid", best->pid);
+	ev_str(ev, "process", best->comm[0] ? best->comm : "?");
+	ev_u64(ev, "process_growth_bytes", best->last_rss - best->first_rss);
+	len = strlen(ev->message);
+	snprintf(ev->message + len, sizeof(ev->message) - len, "; most of it is pid %d (%s), a process "
+	         "it started, which grew by %s", (int)best->pid, best->comm[0] ? best->comm : "?",
+	         fmt_size(best->last_rss - best->first_rss, a, sizeof(a)));
+	return 1;
+}
 
 static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 {
@@ -903,6 +939,7 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 			       "(%s/s)", k->rank, (int)k->pid, fmt_size(leak.floor_first, a, sizeof(a)),
 			       fmt_size(leak.floor_last, b, sizeof(b)), leak.window,
 			       fmt_size((uint64_t)leak.rate, c, sizeof(c)));
+		name_grower(w, k, ev);
 	}
 
 	/* Copy-on-write: said once it is worth a mention; the figure at the end is in the exit event. */
@@ -938,6 +975,7 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 		       "then SIGKILL after %.0f s) before the kernel's OOM killer picks a victim",
 		       k->rank, (int)k->pid, fmt_size(k->est, a, sizeof(a)),
 		       fmt_size(o->mem_per_worker, b, sizeof(b)), o->grace);
+		name_grower(w, k, ev);
 		k->stop_stage = 1;
 	} else if (o->mem_per_worker && k->est > o->mem_per_worker && o->enforce == COHORT_ENFORCE_NONE &&
 	           !k->over_warned) {
@@ -1171,6 +1209,9 @@ static void aggregate(struct cohort_watch *w)
 				               parent->last_anon : anon;
 		}
 		m->last_anon = statm_anon(&sm.statm);
+		if (!m->first_rss)
+			m->first_rss = sm.statm.rss;
+		m->last_rss = sm.statm.rss;
 		k->nprocs++;
 		k->rss += sm.statm.rss;
 		if (!sm.have_pss) {

@@ -186,6 +186,21 @@ TEST(diagnose_budget_kill)
 	diag_free(&d);
 }
 
+/* A Pool's worker grew, not the worker's root: the finding names the pool worker's pid and command. */
+TEST(diagnose_budget_kill_names_the_process_that_grew)
+{
+	struct diag d = diagnose("pool-grower.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "budget_kill");
+	f = finding(&d, COHORT_FINDING_BUDGET_KILL, 0);
+	CHECK_EQ(f->pid, 15242);
+	CHECK_EV(f, "process_pid", 15245);
+	CHECK_EV(f, "process_growth_bytes", 370094080);
+	CHECK_CONTAINS(f->message, "most of it is pid 15245 (python3), a process rank 0 started, which grew by 352.9 MiB");
+	diag_free(&d);
+}
+
 TEST(diagnose_slurm_rss_overcount_killed_after_one_sample)
 {
 	struct diag d = diagnose("slurm-cut-single.ndjson");

@@ -35,6 +35,7 @@ struct cohort_rec_event {
 	int in_guard;                    /* the address lies in a segment's guard page */
 	char where[256];                 /* the mapping that holds the address, or "" */
 	char backtrace[2048];            /* frames, one per line */
+	char process[16];                /* "process": the command of the process in the tree that did it, or "" */
 	/* The signal the supervisor got (kind "signal"), or "": */
 	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };
