@@ -78,6 +78,10 @@ static int print_text(const struct cohort_alloc *a, const struct cohort_plan *p,
 	printf("  %-14s %-12s (%s: %s)\n", "memory limit",
 	       cohort_size_format(a->mem_limit, b1, sizeof(b1)),
 	       cohort_source_name(a->mem_limit_source), a->mem_limit_where);
+	if (a->task_share)
+		printf("  %-14s %-12s (%ld tasks of this step on this node share the limit)\n",
+		       "this task", cohort_size_format(a->task_share, b1, sizeof(b1)),
+		       a->slurm.tasks_on_node);
 	if (a->cgroup_version && a->cgroup_usage_known)
 		printf("  %-14s %-12s (cgroup v%d %s)\n", "cgroup usage",
 		       cohort_size_format(a->cgroup_usage, b1, sizeof(b1)),
@@ -127,7 +131,7 @@ static int exec(int argc, char **argv)
 	};
 	struct cohort_plan plan = { 0 };
 	struct cohort_probe probe;
-	struct cohort_alloc alloc;
+	struct cohort_alloc alloc, within;
 	struct cohort_verdict verdict;
 	bool json = false;
 	int c, r;
@@ -171,7 +175,15 @@ static int exec(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	cli_ask_slurm(&probe, &alloc);
-	r = cohort_plan_check(&alloc, &plan, &verdict);
+	/* Several tasks of the step here share the node's limit: this task's plan gets its share. */
+	within = alloc;
+	if (alloc.task_share) {
+		within.mem_limit = alloc.task_share;
+		snprintf(within.mem_limit_where, sizeof(within.mem_limit_where),
+		         "this task's share, 1/%ld of %s, %ld tasks of the step on this node",
+		         alloc.slurm.tasks_on_node, alloc.mem_limit_where, alloc.slurm.tasks_on_node);
+	}
+	r = cohort_plan_check(&within, &plan, &verdict);
 	if (r < 0)
 		return cli_usage_error(&cli_cmd_check, "impossible plan: %u workers x %llu bytes overflows",
 		                       plan.workers, (unsigned long long)plan.mem_per_worker);

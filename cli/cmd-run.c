@@ -278,10 +278,11 @@ static int exec(int argc, char **argv)
 	struct cohort_plan plan;
 	struct cohort_verdict verdict;
 	bool no_record = false, no_catch = false, controller_down = false;
+	uint64_t share;
 	double soft_pct = 90;
 	int c, r;
 	char a[32], b[32];
-	static char budget_source[160];
+	static char budget_source[320];
 
 	memset(&o, 0, sizeof(o));
 	o.interval = 1.0;
@@ -392,14 +393,19 @@ static int exec(int argc, char **argv)
 	if (!o.workers)
 		o.workers = o.alloc.cpus ? o.alloc.cpus : 1;
 
-	/* The budget: what the allocation holds, less room for cohort and the page cache. */
-	o.margin = o.alloc.mem_limit / 20;
+	/*
+	 * The budget: what the allocation holds for this task (its share when
+	 * several tasks of the step are on this node), less room for cohort
+	 * and the page cache.
+	 */
+	share = o.alloc.task_share ? o.alloc.task_share : o.alloc.mem_limit;
+	o.margin = share / 20;
 	if (o.margin < (64ULL << 20))
 		o.margin = 64ULL << 20;
 	if (o.margin > (1ULL << 30))
 		o.margin = 1ULL << 30;
-	if (o.margin * 4 > o.alloc.mem_limit)
-		o.margin = o.alloc.mem_limit / 4;
+	if (o.margin * 4 > share)
+		o.margin = share / 4;
 	if (o.budget) {
 		if (o.budget > o.alloc.mem_limit) {
 			cli_error("--budget %s is above the allocation's %s memory limit (%s: %s); "
@@ -412,11 +418,18 @@ static int exec(int argc, char **argv)
 		}
 		snprintf(budget_source, sizeof(budget_source), "--budget");
 	} else {
-		o.budget = o.alloc.mem_limit - o.margin;
-		snprintf(budget_source, sizeof(budget_source), "the %s limit (%s) less %s for cohort and the page cache",
-		         cohort_size_format(o.alloc.mem_limit, a, sizeof(a)),
-		         cohort_source_name(o.alloc.mem_limit_source),
-		         cohort_size_format(o.margin, b, sizeof(b)));
+		o.budget = share - o.margin;
+		if (o.alloc.task_share)
+			snprintf(budget_source, sizeof(budget_source), "this task's share of the %s limit (%s), "
+			         "1/%ld for the %ld tasks of the step on this node, less %s for cohort and the "
+			         "page cache", cohort_size_format(o.alloc.mem_limit, a, sizeof(a)),
+			         cohort_source_name(o.alloc.mem_limit_source), o.alloc.slurm.tasks_on_node,
+			         o.alloc.slurm.tasks_on_node, cohort_size_format(o.margin, b, sizeof(b)));
+		else
+			snprintf(budget_source, sizeof(budget_source), "the %s limit (%s) less %s for cohort and the page cache",
+			         cohort_size_format(o.alloc.mem_limit, a, sizeof(a)),
+			         cohort_source_name(o.alloc.mem_limit_source),
+			         cohort_size_format(o.margin, b, sizeof(b)));
 	}
 	o.budget_source = budget_source;
 	if (!o.mem_per_worker)

@@ -135,6 +135,47 @@ static void env_str(const char *const *envp, const char *name, char *dst, size_t
 	cohort__strlcpy(dst, v ? v : "", size);
 }
 
+/*
+ * The tasks on this node from a SLURM tasks-per-node list: "4", "4(x3)",
+ * "2(x3),1". One count for every node, or this node's by its index
+ * (SLURM_NODEID) in the list; -1 when it cannot be told.
+ */
+long cohort__tasks_on_node(const char *list, long node_index)
+{
+	const char *p = list;
+	long node = 0, first = -1, mine = -1;
+	bool uniform = true;
+
+	if (!list || !*list)
+		return -1;
+	while (*p) {
+		uint64_t count, times = 1;
+		const char *end;
+
+		if (cohort__parse_u64(p, &count, &end) < 0 || end == p || count == 0 || count > 1000000)
+			return -1;
+		p = end;
+		if (*p == '(') {
+			if (p[1] != 'x' || cohort__parse_u64(p + 2, &times, &end) < 0 || *end != ')' ||
+			    times == 0 || times > 1000000)
+				return -1;
+			p = end + 1;
+		}
+		if (first < 0)
+			first = (long)count;
+		else if ((long)count != first)
+			uniform = false;
+		if (node_index >= node && node_index < node + (long)times)
+			mine = (long)count;
+		node += (long)times;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return -1;
+	}
+	return uniform ? first : mine;
+}
+
 static void detect_slurm(const char *const *envp, struct cohort_slurm *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -148,6 +189,20 @@ static void detect_slurm(const char *const *envp, struct cohort_slurm *s)
 	s->cpus_on_node = env_long(envp, "SLURM_CPUS_ON_NODE");
 	s->mem_per_node = env_mb(envp, "SLURM_MEM_PER_NODE");
 	s->mem_per_cpu = env_mb(envp, "SLURM_MEM_PER_CPU");
+	s->tasks_on_node = cohort__tasks_on_node(cohort__getenv(envp, "SLURM_STEP_TASKS_PER_NODE"),
+	                                         env_long(envp, "SLURM_NODEID"));
+}
+
+void cohort__alloc_share(struct cohort_alloc *a)
+{
+	a->task_share = 0;
+	if (!a->slurm.present || a->slurm.tasks_on_node <= 1 || !a->mem_limit ||
+	    a->mem_limit_source == COHORT_SRC_MEMTOTAL)
+		return;
+	/* A limit on the task's own cgroup is its alone. */
+	if (a->mem_limit_source == COHORT_SRC_CGROUP && strstr(a->mem_limit_where, "/task_"))
+		return;
+	a->task_share = a->mem_limit / (uint64_t)a->slurm.tasks_on_node;
 }
 
 static int read_value(const char *dir, const char *file, uint64_t *ret)
@@ -300,6 +355,7 @@ int cohort_alloc_detect(const struct cohort_probe *probe, struct cohort_alloc *r
 		a.mem_limit_source = COHORT_SRC_MEMTOTAL;
 		cohort__pathf(a.mem_limit_where, sizeof(a.mem_limit_where), "%s/meminfo", pr.proc_root);
 	}
+	cohort__alloc_share(&a);
 	*ret = a;
 	return 0;
 }
@@ -347,5 +403,6 @@ int cohort_alloc_ask_slurm(const struct cohort_probe *probe, struct cohort_alloc
 	alloc->mem_limit = mem;
 	alloc->mem_limit_source = COHORT_SRC_SLURM_JOB;
 	cohort__strlcpy(alloc->mem_limit_where, where, sizeof(alloc->mem_limit_where));
+	cohort__alloc_share(alloc);
 	return 1;
 }

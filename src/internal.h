@@ -93,6 +93,13 @@ struct cohort__stat {
 };
 int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret);
 
+/* Tasks on this node from a SLURM tasks-per-node list ("2(x3),1") and SLURM_NODEID; -1 unknown. */
+long cohort__tasks_on_node(const char *list, long node_index);
+
+/* Set a->task_share from the limit and the tasks on this node (see struct cohort_alloc). */
+struct cohort_alloc;
+void cohort__alloc_share(struct cohort_alloc *a);
+
 /* Append to a growing pid array. */
 int cohort__pids_push(pid_t **pids, size_t *n, size_t *cap, pid_t pid);
 

@@ -22,6 +22,7 @@ json_t *cohort__json_alloc(const struct cohort_alloc *a)
 	json_object_set_new(o, "mem_limit_bytes", cohort__json_size(a->mem_limit));
 	json_object_set_new(o, "mem_limit_source", json_string(cohort_source_name(a->mem_limit_source)));
 	json_object_set_new(o, "mem_limit_where", json_string(a->mem_limit_where));
+	json_object_set_new(o, "task_share_bytes", a->task_share ? cohort__json_size(a->task_share) : json_null());
 	if (a->cgroup_version) {
 		cg = json_object();
 		json_object_set_new(cg, "version", json_integer(a->cgroup_version));
@@ -47,6 +48,7 @@ json_t *cohort__json_alloc(const struct cohort_alloc *a)
 		json_object_set_new(slurm, "proc_id", long_or_null(a->slurm.proc_id));
 		json_object_set_new(slurm, "ntasks", long_or_null(a->slurm.ntasks));
 		json_object_set_new(slurm, "cpus_on_node", long_or_null(a->slurm.cpus_on_node));
+		json_object_set_new(slurm, "tasks_on_node", long_or_null(a->slurm.tasks_on_node));
 		json_object_set_new(slurm, "mem_per_node_bytes",
 		                    a->slurm.mem_per_node ? cohort__json_size(a->slurm.mem_per_node) : json_null());
 		json_object_set_new(slurm, "mem_per_cpu_bytes",

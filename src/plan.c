@@ -101,7 +101,10 @@ int cohort_plan_check(const struct cohort_alloc *a, const struct cohort_plan *p,
 		    a->mem_limit_source == COHORT_SRC_NONE ? "" : cohort_source_name(a->mem_limit_source),
 		    a->mem_limit_source == COHORT_SRC_NONE ? "" : ": ", a->mem_limit_where,
 		    p->shm ? "; tmpfs pages in /dev/shm are charged to the job's memory too" : "");
-		slurm_mem(v.total, req, sizeof(req));
+		/* With tasks sharing the node, --mem is for all of them: this plan in each. */
+		slurm_mem(a->task_share && a->slurm.tasks_on_node > 1 &&
+		          v.total <= UINT64_MAX / (uint64_t)a->slurm.tasks_on_node ?
+		          v.total * (uint64_t)a->slurm.tasks_on_node : v.total, req, sizeof(req));
 		if (p->mem_per_worker && v.workers_fit > 0) {
 			cohort_size_format(v.per_worker_fit, fitsz, sizeof(fitsz));
 			FMT(pr->fix, "%s%s%suse --workers %u, or at most %s per worker",

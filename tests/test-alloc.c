@@ -1,5 +1,6 @@
 /* test-alloc.c - allocation discovery against captured and written trees, and live. */
 #include "harness.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -136,6 +137,54 @@ TEST(alloc_falls_back_to_slurm_mem_per_node)
 	CHECK_EQ_U64(a.ram_available, 8192000ULL * 1024);
 	CHECK_EQ_U64(a.swap_total, 1024 * 1024);
 	CHECK(a.shm_known);
+}
+
+/* Tasks of one step on a node share its limit: each gets its share. */
+TEST(alloc_tasks_on_a_node_share_its_limit)
+{
+	const char *four[] = { "SLURM_JOB_ID=9", "SLURM_STEP_ID=0", "SLURM_MEM_PER_NODE=1200",
+	                       "SLURM_STEP_TASKS_PER_NODE=4", "SLURM_NODEID=0", NULL };
+	const char *mixed[] = { "SLURM_JOB_ID=9", "SLURM_STEP_ID=0", "SLURM_MEM_PER_NODE=1200",
+	                        "SLURM_STEP_TASKS_PER_NODE=3(x2),1", "SLURM_NODEID=2", NULL };
+	const char *batch[] = { "SLURM_JOB_ID=9", "SLURM_MEM_PER_NODE=1200", "SLURM_TASKS_PER_NODE=4", NULL };
+	struct cohort_probe p;
+	struct cohort_alloc a;
+
+	tiny_tree("0::/nowhere");
+	tiny_probe(&p, four);
+	CHECK_OK(cohort_alloc_detect(&p, &a));
+	CHECK_EQ(a.slurm.tasks_on_node, 4);
+	CHECK_EQ_U64(a.mem_limit, 1200ULL << 20);
+	CHECK_EQ_U64(a.task_share, 300ULL << 20);
+	/* Node 2 of "3(x2),1" has one task: the limit is its alone. */
+	tiny_probe(&p, mixed);
+	CHECK_OK(cohort_alloc_detect(&p, &a));
+	CHECK_EQ(a.slurm.tasks_on_node, 1);
+	CHECK_EQ_U64(a.task_share, 0);
+	/* A batch script is one process, whatever the job's tasks: no step, no share. */
+	tiny_probe(&p, batch);
+	CHECK_OK(cohort_alloc_detect(&p, &a));
+	CHECK_EQ(a.slurm.tasks_on_node, -1);
+	CHECK_EQ_U64(a.task_share, 0);
+}
+
+TEST(alloc_tasks_per_node_lists)
+{
+	CHECK_EQ(cohort__tasks_on_node("4", 0), 4);
+	CHECK_EQ(cohort__tasks_on_node("4", -1), 4);
+	CHECK_EQ(cohort__tasks_on_node("4(x3)", 2), 4);
+	CHECK_EQ(cohort__tasks_on_node("2(x3),1", 1), 2);
+	CHECK_EQ(cohort__tasks_on_node("2(x3),1", 3), 1);
+	CHECK_EQ(cohort__tasks_on_node("2(x3),1", 4), -1);   /* not in the list */
+	CHECK_EQ(cohort__tasks_on_node("2(x3),1", -1), -1);  /* no SLURM_NODEID */
+	CHECK_EQ(cohort__tasks_on_node("", 0), -1);
+	CHECK_EQ(cohort__tasks_on_node(NULL, 0), -1);
+	CHECK_EQ(cohort__tasks_on_node("0", 0), -1);
+	CHECK_EQ(cohort__tasks_on_node("2(x", 0), -1);
+	CHECK_EQ(cohort__tasks_on_node("2(y3)", 0), -1);
+	CHECK_EQ(cohort__tasks_on_node("2,,1", 0), -1);
+	CHECK_EQ(cohort__tasks_on_node("2 (x3)", 0), -1);
+	CHECK_EQ(cohort__tasks_on_node("99999999999999999999", 0), -1);
 }
 
 TEST(alloc_falls_back_to_slurm_mem_per_cpu)

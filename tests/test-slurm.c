@@ -46,6 +46,9 @@ TEST_TIMEOUT(slurm_check_reports_job_cgroup_limit, 120)
 		a = json_object_get(j, "allocation");
 		CHECK_EQ(json_integer_value(json_object_get(a, "mem_limit_bytes")), 300 << 20);
 		CHECK_STREQ(json_string_value(json_object_get(a, "mem_limit_source")), "cgroup");
+		/* Two tasks of the step on this one node: each has half. */
+		CHECK_EQ(json_integer_value(json_object_get(json_object_get(a, "slurm"), "tasks_on_node")), 2);
+		CHECK_EQ(json_integer_value(json_object_get(a, "task_share_bytes")), 150 << 20);
 		cg = json_object_get(a, "cgroup");
 		CHECK(json_integer_value(json_object_get(cg, "version")) >= 1);
 		s = json_object_get(a, "slurm");

@@ -46,6 +46,9 @@ struct cohort_slurm {
 	long cpus_on_node;                /* SLURM_CPUS_ON_NODE, -1 when unset */
 	uint64_t mem_per_node;            /* SLURM_MEM_PER_NODE in bytes, 0 when unset */
 	uint64_t mem_per_cpu;             /* SLURM_MEM_PER_CPU in bytes, 0 when unset */
+	long tasks_on_node;               /* tasks of this step on this node, from
+	                                     SLURM_STEP_TASKS_PER_NODE ("4", "2(x3),1" with
+	                                     SLURM_NODEID); -1 when unset or not readable */
 };
 
 /* Everything cohort_alloc_detect() finds. Sizes are bytes. */
@@ -73,6 +76,15 @@ struct cohort_alloc {
 	int shm_known;                    /* 0 when /dev/shm could not be read */
 
 	struct cohort_slurm slurm;
+
+	/*
+	 * Several tasks of one step on this node share its limit when it is
+	 * the job's or the step's (a cgroup above the tasks', SLURM_MEM_PER_NODE,
+	 * SLURM_MEM_PER_CPU, the controller's figure): then this is the calling
+	 * task's share, mem_limit / tasks_on_node; 0 when the limit is the
+	 * task's alone (one task here, or a limit on its own task_N cgroup).
+	 */
+	uint64_t task_share;
 };
 
 /*
