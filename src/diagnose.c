@@ -847,7 +847,8 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			/* A worker never sampled after the notice: the notice's own figure. */
 			uint64_t now = w->last_est ? w->last_est :
 			               num_bytes(e, "current_bytes", 0);
-			uint64_t peak = worker_peak(w);
+			/* The last estimate may be above the sampled peaks (RSS moved since the walk). */
+			uint64_t peak = worker_peak(w) > now ? worker_peak(w) : now;
 
 			if (!(f = add(l, r, COHORT_FINDING_LEAK, e->rank, e->t)))
 				return;
@@ -870,7 +871,7 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			SAY(f->message, "rank %d (pid %d) leaks: %s; first seen at %.1f s); %s %s, peak %s%s",
 			    e->rank, (int)w->pid, how, e->t,
 			    w->ended ? "it ended using" : "it used", sz(now, b), sz(peak, c),
-			    w->peak_cgroup ? " (its cgroup's exact peak)" : "");
+			    w->peak_cgroup && peak == w->peak_cgroup ? " (its cgroup's exact peak)" : "");
 			name_process(f->message, sizeof(f->message), f, e);
 			SAY(f->fix, "the worker keeps memory it never gives back: objects kept in a list, "
 			    "cache, dict or global that only grows; find it with heaptrack or valgrind "
