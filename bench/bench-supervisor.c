@@ -14,6 +14,8 @@
  */
 #include "cohort.h"
 
+#include "bench.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,53 +25,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* utime + stime of one process, seconds; -1 when gone. */
-static double cpu_of(pid_t pid)
-{
-	char path[64], buf[2048], *p;
-	unsigned long ut, st;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (!fgets(buf, sizeof(buf), f)) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static void nap(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static double children_cpu(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_CHILDREN, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
 
 int main(int argc, char **argv)
 {
@@ -109,12 +64,12 @@ int main(int argc, char **argv)
 		execv(cohort, args);
 		_exit(127);
 	}
-	nap(5);   /* start-up: every worker allocated, first page walks done */
-	c0 = cpu_of(sup);
-	t0 = now();
-	nap(seconds / 2.0);
-	c1 = cpu_of(sup);
-	t1 = now();
+	bench_nap(5);   /* start-up: every worker allocated, first page walks done */
+	c0 = bench_cpu_of(sup);
+	t0 = bench_now();
+	bench_nap(seconds / 2.0);
+	c1 = bench_cpu_of(sup);
+	t1 = bench_now();
 	if (c0 < 0 || c1 < 0) {
 		fprintf(stderr, "bench-supervisor: cohort run ended early\n");
 		return 1;
@@ -122,20 +77,20 @@ int main(int argc, char **argv)
 
 	/* Baseline: smem over the same workers, once a second, for as long. */
 	snprintf(cmd, sizeof(cmd), "smem -c 'pid pss uss' -P 'runner --helper worker' >/dev/null 2>&1");
-	s0 = children_cpu();
-	span = now();
+	s0 = bench_children_cpu();
+	span = bench_now();
 	for (int i = 0; i < (int)(seconds / 2.0); i++) {
-		double t = now();
+		double t = bench_now();
 
 		if (system(cmd) != 0) {
 			fprintf(stderr, "bench-supervisor: smem failed (apt-get install smem)\n");
 			break;
 		}
-		if (now() - t < 1)
-			nap(1 - (now() - t));
+		if (bench_now() - t < 1)
+			bench_nap(1 - (bench_now() - t));
 	}
-	s1 = children_cpu();
-	span = now() - span;
+	s1 = bench_children_cpu();
+	span = bench_now() - span;
 
 	kill(sup, SIGTERM);
 	waitpid(sup, &st, 0);

@@ -14,6 +14,8 @@
  * getrusage. Printed: the supervisor's share of one core (median, min and
  * max), the baseline's, and their ratio.
  */
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,52 +28,6 @@
 #include <unistd.h>
 
 #define MAXW 1024
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void nap(double s)
-{
-	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* utime + stime of one process, seconds; -1 when gone. */
-static double cpu_of(pid_t pid)
-{
-	char path[64], buf[2048], *p;
-	unsigned long ut, st;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (!fgets(buf, sizeof(buf), f)) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double children_cpu(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_CHILDREN, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
 
 /* The supervisor's children: the workers. */
 static int workers_of(pid_t sup, pid_t *pids, int max)
@@ -111,7 +67,7 @@ static void statm_reader(const pid_t *pids, int n, int seconds)
 	char path[64], buf[256];
 
 	for (int s = 0; s < seconds; s++) {
-		double t = now();
+		double t = bench_now();
 
 		for (int i = 0; i < n; i++) {
 			int fd;
@@ -124,16 +80,9 @@ static void statm_reader(const pid_t *pids, int n, int seconds)
 				close(fd);
 			}
 		}
-		if (now() - t < 1)
-			nap(1 - (now() - t));
+		if (bench_now() - t < 1)
+			bench_nap(1 - (bench_now() - t));
 	}
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* One run at n workers: the supervisor's share and the baseline's. Returns 0 or -1. */
@@ -158,29 +107,29 @@ static int one(const char *build, int n, int seconds, double *ret_sup, double *r
 		      "--", "sleep", secs, (char *)NULL);
 		_exit(127);
 	}
-	nap(5);   /* start-up is not timed */
+	bench_nap(5);   /* start-up is not timed */
 	got = workers_of(sup, pids, MAXW);
-	c0 = cpu_of(sup);
-	t0 = now();
-	nap(seconds);
-	c1 = cpu_of(sup);
-	t1 = now();
+	c0 = bench_cpu_of(sup);
+	t0 = bench_now();
+	bench_nap(seconds);
+	c1 = bench_cpu_of(sup);
+	t1 = bench_now();
 	if (c0 < 0 || c1 < 0 || got != n) {
 		fprintf(stderr, "bench-watch-scale: %d workers: cohort run ended early or has %d workers\n", n, got);
 		kill(sup, SIGKILL);
 		waitpid(sup, &st, 0);
 		return -1;
 	}
-	b0 = children_cpu();
-	span = now();
+	b0 = bench_children_cpu();
+	span = bench_now();
 	reader = fork();
 	if (reader == 0) {
 		statm_reader(pids, got, seconds);
 		_exit(0);
 	}
 	waitpid(reader, &st, 0);
-	b1 = children_cpu();
-	span = now() - span;
+	b1 = bench_children_cpu();
+	span = bench_now() - span;
 	kill(sup, SIGTERM);
 	waitpid(sup, &st, 0);
 	*ret_sup = (c1 - c0) / (t1 - t0);
@@ -215,12 +164,13 @@ int main(int argc, char **argv)
 			rc = 1;
 			continue;
 		}
-		qsort(sup, (size_t)got, sizeof(double), cmp);
-		qsort(base, (size_t)got, sizeof(double), cmp);
+		/* The median sorts in place: the ends are then the min and the max. */
+		double sup_med = bench_median(sup, got), base_med = bench_median(base, got);
+
 		printf("%6d  %6.3f (%.3f-%.3f)%9s  %6.3f (%.3f-%.3f)%9s  %.1fx\n", sizes[k],
-		       100 * sup[got / 2], 100 * sup[0], 100 * sup[got - 1], "",
-		       100 * base[got / 2], 100 * base[0], 100 * base[got - 1], "",
-		       base[got / 2] > 0 ? sup[got / 2] / base[got / 2] : 0);
+		       100 * sup_med, 100 * sup[0], 100 * sup[got - 1], "",
+		       100 * base_med, 100 * base[0], 100 * base[got - 1], "",
+		       base_med > 0 ? sup_med / base_med : 0);
 		fflush(stdout);
 	}
 	return rc;
