@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Below this a limit holds no process: the libc and the program's own pages take more. */
@@ -49,8 +50,10 @@ static void help(FILE *out)
 	        "      --no-catch             do not preload cohort's shim that records a fatal\n"
 	        "                             signal's address and backtrace (on by default,\n"
 	        "                             except for sanitizer-built programs)\n"
-	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson, never\n"
-	        "                             another supervisor's: see docs/recording.md)\n"
+	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson, or\n"
+	        "                             cohort-<job>.<step>.<task>.ndjson for a task of\n"
+	        "                             srun or mpirun; never an existing file: see\n"
+	        "                             docs/recording.md)\n"
 	        "      --no-record            record nothing\n"
 	        "  -q, --quiet                no live warnings and no summary\n"
 	        "  -h, --help                 show this help\n"
@@ -90,9 +93,8 @@ static void slurm_jobacct(struct run_opts *o)
 		o->jobacct_params = o->slurm_config.jobacct_gather_params;
 }
 
-/* The job's name for segments and recordings. */
-static void job_token(const struct cohort_alloc *a, char *job, size_t jsize,
-                      char *rec, size_t rsize)
+/* The job's name for segments and the workers' COHORT_JOB. */
+static void job_token(const struct cohort_alloc *a, char *job, size_t jsize)
 {
 	const char *env = getenv("COHORT_JOB");
 
@@ -102,55 +104,65 @@ static void job_token(const struct cohort_alloc *a, char *job, size_t jsize,
 		snprintf(job, jsize, "%s", a->slurm.job_id);
 	else
 		snprintf(job, jsize, "local-%d", (int)getpid());
-	if (a->slurm.present && a->slurm.step_id[0]) {
-		if (a->slurm.ntasks > 1 && a->slurm.proc_id >= 0)
-			snprintf(rec, rsize, "cohort-%s.%s.%ld.ndjson", job, a->slurm.step_id, a->slurm.proc_id);
-		else
-			snprintf(rec, rsize, "cohort-%s.%s.ndjson", job, a->slurm.step_id);
-	} else {
-		snprintf(rec, rsize, "cohort-%s.ndjson", job);
-	}
-	/* Under mpirun each rank runs its own supervisor: the rank goes in the name. */
-	{
-		static const char *const vars[] = { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK" };
+}
 
-		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-			const char *v = getenv(vars[i]);
-			size_t len = strlen(rec);
+/* Why a name was refused, in words. */
+static const char *refusal(const char *path, int err, char *buf, size_t size)
+{
+	struct stat st;
 
-			if (v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 12 && len > 7) {
-				snprintf(rec + len - 7, rsize - (len - 7), ".rank%s.ndjson", v);
-				break;
-			}
-		}
+	if (lstat(path, &st) < 0)
+		return strerror(-err);
+	if (S_ISLNK(st.st_mode))
+		return "it is a symbolic link";
+	if (S_ISFIFO(st.st_mode))
+		return "it is a FIFO";
+	if (S_ISDIR(st.st_mode))
+		return "it is a directory";
+	if (!S_ISREG(st.st_mode))
+		return "it is not a regular file";
+	if (st.st_uid != geteuid()) {
+		snprintf(buf, size, "it belongs to another user (uid %u)", (unsigned)st.st_uid);
+		return buf;
 	}
+	if (st.st_nlink != 1)
+		return "it has other hard links";
+	if (err == -EEXIST)
+		return "it exists (another supervisor's, or an earlier run's)";
+	return strerror(-err);
 }
 
 /*
- * The default recording is this supervisor's alone: created with O_EXCL,
- * and if another supervisor of the same job has the name (several tasks
- * whose SLURM ids do not tell them apart), this host and pid are added.
+ * The default recording is this supervisor's alone: created with O_EXCL
+ * (never a file that is there already, whoever made it: another
+ * supervisor of the job, a FIFO or a file another user planted), and
+ * when the name is taken, this host and pid are added, and a counter
+ * after them. Said on stderr, so the user finds the file. Returns 0 and
+ * *ret with rec holding the name used, or -errno of the last try.
  */
-static void claim_recording(char *rec, size_t size)
+static int claim_recording(char *rec, size_t size, struct cohort_recorder **ret)
 {
-	char host[64] = "", alt[1024];
-	int fd;
+	char host[64] = "", base[1024], first[1024], why[96];
+	int r;
 
-	fd = open(rec, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd >= 0 || errno != EEXIST) {
-		if (fd >= 0)
-			close(fd);
-		return;   /* the recorder reports any other error with the name */
-	}
+	r = cohort_recorder_open_flags(rec, COHORT_RECORDER_EXCL, ret);
+	if (r != -EEXIST || strlen(rec) <= 7 || strlen(rec) >= sizeof(base) - 100)
+		return r;
+	snprintf(first, sizeof(first), "%s", rec);
+	snprintf(why, sizeof(why), "%s", refusal(rec, r, why, sizeof(why)));
 	gethostname(host, sizeof(host) - 1);
 	host[strcspn(host, "./")] = '\0';
-	if (strlen(rec) > 7 && strlen(rec) < sizeof(alt) - 100) {
-		snprintf(alt, sizeof(alt), "%.*s.%s.%d.ndjson", (int)(strlen(rec) - 7), rec, host, (int)getpid());
-		snprintf(rec, size, "%s", alt);
-		fd = open(rec, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (fd >= 0)
-			close(fd);
+	snprintf(base, sizeof(base), "%.*s.%s.%d", (int)(strlen(rec) - 7), rec, host, (int)getpid());
+	for (int k = 0; k < 10 && r == -EEXIST; k++) {
+		if (k == 0)
+			snprintf(rec, size, "%s.ndjson", base);
+		else
+			snprintf(rec, size, "%s.%d.ndjson", base, k);
+		r = cohort_recorder_open_flags(rec, COHORT_RECORDER_EXCL, ret);
 	}
+	if (r == 0)   /* even with --quiet: it says where the recording is */
+		fprintf(stderr, "cohort: not recording in %s: %s; recording in %s instead\n", first, why, rec);
+	return r;
 }
 
 /* The program a command will run: argv0 itself when it has a slash, else found on PATH. */
@@ -272,7 +284,7 @@ static int exec(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	static char job[80], recname[200];
+	static char job[80], recname[1024];
 	struct run_opts o;
 	struct cohort_alloc within;
 	struct cohort_plan plan;
@@ -448,11 +460,27 @@ static int exec(int argc, char **argv)
 	if (!verdict.fits)
 		return refuse(&o, &verdict);
 
-	job_token(&o.alloc, job, sizeof(job), recname, sizeof(recname));
+	job_token(&o.alloc, job, sizeof(job));
 	o.job = job;
+	cohort_task_detect(&o.probe, &o.alloc, job, o.workers, &o.task);
+	if (getenv("COHORT_JOB") && strcmp(job, getenv("COHORT_JOB")) == 0)
+		snprintf(o.task.job, sizeof(o.task.job), "%s", job);   /* the user's name for the job */
 	if (!no_record && !o.record) {
-		claim_recording(recname, sizeof(recname));
+		if (cohort_recording_name(job, &o.task, recname, sizeof(recname)) < 0)
+			snprintf(recname, sizeof(recname), "cohort-%s.ndjson", job);
+		r = claim_recording(recname, sizeof(recname), &o.rec);
 		o.record = recname;
+	} else if (o.record) {
+		r = cohort_recorder_open_flags(o.record, 0, &o.rec);
+	} else {
+		r = 0;   /* --no-record: the supervisor records in memory */
+	}
+	if (r < 0) {
+		char why[96];
+
+		cli_error("cannot write the recording %s: %s (use --record FILE elsewhere, or --no-record)",
+		          o.record, refusal(o.record, r, why, sizeof(why)));
+		return CLI_ERROR;
 	}
 	if (!controller_down)
 		slurm_jobacct(&o);

@@ -174,6 +174,7 @@ static void record_header(struct sup *s)
 		.pss_budget = o->pss_budget, .grace = o->grace, .jobacct_type = o->jobacct,
 		.jobacct_params = o->jobacct_params, .job_cgroup = s->job_cg,
 		.catch_on = s->catch_dir[0] != '\0', .catch_off = o->catch_off,
+		.task = &o->task,
 	};
 
 	uname(&u);
@@ -1038,7 +1039,8 @@ int supervise(const struct run_opts *o)
 	if (r < 0)
 		snprintf(s.exe, sizeof(s.exe), "%s", o->argv[0]);   /* execve reports the error */
 	find_job_cgroup(&s);
-	if ((r = cohort_recorder_open(o->record, &s.rec)) < 0) {
+	s.rec = o->rec;   /* opened by cmd-run.c, once, so that the name is this supervisor's alone */
+	if (!s.rec && (r = cohort_recorder_open(o->record, &s.rec)) < 0) {
 		cli_error("cannot write the recording %s: %s (use --record FILE elsewhere, or --no-record)",
 		          o->record ? o->record : "in memory", strerror(-r));
 		rc = CLI_ERROR;

@@ -35,6 +35,8 @@ struct run_opts {
 	const char *jobacct_params;   /* SLURM's JobAcctGatherParams, or NULL */
 	struct cohort_slurm_config slurm_config; /* `scontrol show config`, when have_slurm_config */
 	int have_slurm_config;
+	struct cohort_task task;      /* which task of the job this supervisor is */
+	struct cohort_recorder *rec;  /* the recording, opened once; supervise() owns it; NULL: open record */
 };
 
 /*

@@ -27,6 +27,7 @@ const char *cohort_strerror(int err)
 	case COHORT_ENOSPACE:        return "no space left in the segment, queue or arena";
 	case COHORT_EBADREC:         return "not a cohort recording";
 	case COHORT_ECOMMAND:        return "the command failed (non-zero exit or a signal)";
+	case COHORT_EMIXEDJOB:       return "the recordings are of different jobs or steps";
 	default:
 		break;
 	}

@@ -57,6 +57,12 @@ const char *cohort__getenv(const char *const *envp, const char *name);
 /* Bounded string copy that always NUL-terminates (size > 0). */
 void cohort__strlcpy(char *dst, const char *src, size_t size);
 
+/*
+ * Copy src as a token fit for a file name (task.c): letters, digits, '-',
+ * '_', and '.' after the first character; anything else becomes '-'.
+ */
+void cohort__name_token(char *dst, const char *src, size_t size);
+
 /* ---- SLURM (slurmctl.c) ---- */
 
 /*

@@ -1,7 +1,9 @@
 /* json.c - the allocation and sizes as JSON (jansson). */
 #include "json.h"
+#include "internal.h"
 
 #include <limits.h>
+#include <string.h>
 
 json_t *cohort__json_size(uint64_t v)
 {
@@ -56,4 +58,86 @@ json_t *cohort__json_alloc(const struct cohort_alloc *a)
 	}
 	json_object_set_new(o, "slurm", slurm);
 	return o;
+}
+
+/* ---- the header's "task" ---- */
+
+json_t *cohort__json_task(const struct cohort_task *t)
+{
+	json_t *o;
+
+	if (!t || !t->known)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "source", json_string(t->source));
+	json_object_set_new(o, "job", json_string(t->job));
+	json_object_set_new(o, "step", json_string(t->step));
+	json_object_set_new(o, "id", json_integer(t->id));
+	json_object_set_new(o, "ntasks", long_or_null(t->ntasks));
+	json_object_set_new(o, "node", t->node[0] ? json_string(t->node) : json_null());
+	json_object_set_new(o, "node_id", long_or_null(t->node_id));
+	json_object_set_new(o, "tasks_on_node", long_or_null(t->tasks_on_node));
+	json_object_set_new(o, "local_id", long_or_null(t->local_id));
+	json_object_set_new(o, "rank_offset", json_integer(t->rank_offset));
+	return o;
+}
+
+/* A count or id from a header: an integer from 0 to 10^8, else -1. */
+static long get_id(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100000000)
+		return -1;
+	return (long)json_integer_value(v);
+}
+
+static void get_token(json_t *o, const char *key, char *dst, size_t size)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	cohort__name_token(dst, v ? v : "", size);
+}
+
+void cohort__rec_read_task(struct cohort_recording *r, json_t *header)
+{
+	json_t *t = json_object_get(header, "task");
+	json_t *alloc = json_object_get(header, "allocation");
+	json_t *slurm = json_object_get(alloc, "slurm");
+	struct cohort_task *k = &r->task;
+
+	memset(k, 0, sizeof(*k));
+	k->id = k->ntasks = k->node_id = k->tasks_on_node = k->local_id = -1;
+	r->task_from_header = json_is_object(t);
+	if (json_is_object(t)) {
+		get_token(t, "source", k->source, sizeof(k->source));
+		get_token(t, "job", k->job, sizeof(k->job));
+		get_token(t, "step", k->step, sizeof(k->step));
+		k->id = get_id(t, "id");
+		k->ntasks = get_id(t, "ntasks");
+		get_token(t, "node", k->node, sizeof(k->node));
+		k->node_id = get_id(t, "node_id");
+		k->tasks_on_node = get_id(t, "tasks_on_node");
+		k->local_id = get_id(t, "local_id");
+		k->rank_offset = get_id(t, "rank_offset");
+		if (k->rank_offset < 0)
+			k->rank_offset = 0;
+	} else if (json_is_object(slurm)) {
+		/* Older recordings: what their SLURM ids say, task id x workers for the offset. */
+		cohort__strlcpy(k->source, "slurm", sizeof(k->source));
+		get_token(slurm, "job_id", k->job, sizeof(k->job));
+		get_token(slurm, "step_id", k->step, sizeof(k->step));
+		k->id = get_id(slurm, "proc_id");
+		k->ntasks = get_id(slurm, "ntasks");
+		get_token(slurm, "node", k->node, sizeof(k->node));
+		k->tasks_on_node = get_id(slurm, "tasks_on_node");
+		k->local_id = get_id(slurm, "local_id");
+		if (k->id >= 0 && (unsigned long)k->id <= 100000000UL / (r->nworkers ? r->nworkers : 1))
+			k->rank_offset = k->id * (long)r->nworkers;
+	}
+	if (!k->node[0])
+		cohort__name_token(k->node, r->host, sizeof(k->node));
+	k->known = k->id >= 0 && k->job[0] && k->step[0];
+	if (!k->known)
+		k->rank_offset = 0;
 }

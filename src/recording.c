@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FORMAT_KNOWN COHORT_RECORDING_FORMAT
@@ -116,6 +117,7 @@ static int read_header(struct cohort_recording *r, json_t *h, char *err, size_t 
 		return COHORT_EBADREC;
 	}
 	r->nworkers = (unsigned)n;
+	cohort__rec_read_task(r, h);
 	r->budget = get_u64(h, "budget_bytes");
 	r->mem_per_worker = get_u64(h, "mem_per_worker_bytes");
 	get_str(h, "enforce", r->enforce, sizeof(r->enforce));
@@ -495,26 +497,86 @@ struct cohort_recorder {
 	char path[COHORT_PATH_MAX];
 };
 
-int cohort_recorder_open(const char *path, struct cohort_recorder **ret)
+/*
+ * Open path for the recording, once: O_NOFOLLOW (no symlink), O_NONBLOCK
+ * (a FIFO planted at the name must not hold the supervisor in open(2)
+ * until someone reads it: with no reader it fails with ENXIO, with one it
+ * is refused below), then only a regular file the caller owns. The file
+ * another user placed in a shared directory is never written: it could be
+ * read by them, or be a hard link to a file of the caller's elsewhere.
+ */
+static int open_file(const char *path, unsigned flags)
+{
+	int oflags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
+	struct stat st;
+	int fd, e;
+
+	oflags |= (flags & COHORT_RECORDER_EXCL) ? O_EXCL : 0;
+	fd = open(path, oflags, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		e = -errno;
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		e = -EISDIR;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		e = -EINVAL;
+		goto fail;
+	}
+	if (st.st_uid != geteuid() || st.st_nlink != 1) {
+		e = -EPERM;
+		goto fail;
+	}
+	/* Ours: truncate only now, never a file that was refused. */
+	if (!(flags & COHORT_RECORDER_EXCL) && ftruncate(fd, 0) < 0) {
+		e = -errno;
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0) {
+		e = -errno;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return e;
+}
+
+int cohort_recorder_open_flags(const char *path, unsigned flags, struct cohort_recorder **ret)
 {
 	struct cohort_recorder *r = calloc(1, sizeof(*r));
 	int e;
 
 	if (!r)
 		return -ENOMEM;
-	if (path)
-		r->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
-	else
+	if (path) {
+		r->fd = open_file(path, flags);
+		if (r->fd < 0) {
+			e = r->fd;
+			free(r);
+			return e;
+		}
+	} else {
 		r->fd = memfd_create("cohort-recording", MFD_CLOEXEC);
-	if (r->fd < 0) {
-		e = -errno;
-		free(r);
-		return e;
+		if (r->fd < 0) {
+			e = -errno;
+			free(r);
+			return e;
+		}
 	}
 	r->in_memory = !path;
 	cohort__strlcpy(r->path, path ? path : "(not recorded)", sizeof(r->path));
 	*ret = r;
 	return 0;
+}
+
+int cohort_recorder_open(const char *path, struct cohort_recorder **ret)
+{
+	return cohort_recorder_open_flags(path, 0, ret);
 }
 
 void cohort_recorder_close(struct cohort_recorder *r)
@@ -619,6 +681,7 @@ int cohort_recorder_header(struct cohort_recorder *r, const struct cohort_rec_he
 	json_object_set_new(o, "slurm_config", slurm);
 	json_object_set_new(o, "job_cgroup", h->job_cgroup && *h->job_cgroup ?
 	                    json_string(h->job_cgroup) : json_null());
+	json_object_set_new(o, "task", cohort__json_task(h->task));
 	json_object_set_new(o, "catch", json_boolean(h->catch_on));
 	if (!h->catch_on)
 		json_object_set_new(o, "catch_off", json_string(h->catch_off ? h->catch_off : "not available"));

@@ -62,6 +62,7 @@ enum {
 	COHORT_ENOSPACE        = -10013, /* a segment, queue or arena is full */
 	COHORT_EBADREC         = -10014, /* not a cohort recording, or a newer format */
 	COHORT_ECOMMAND        = -10015, /* a command cohort ran (scontrol) exited non-zero or died */
+	COHORT_EMIXEDJOB       = -10016, /* recordings of different jobs or steps given as one job */
 	COHORT_ELAST           = -10099
 };
 

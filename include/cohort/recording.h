@@ -13,6 +13,57 @@
 extern "C" {
 #endif
 
+/* ---- tasks of a job ---- */
+
+/*
+ * Which task of a job a supervisor is: one of the tasks of a SLURM step
+ * (`srun -n 4 cohort run`), or one rank of `mpirun ... cohort run`. Every
+ * figure not known is -1, every string not known "".
+ */
+struct cohort_task {
+	int known;                       /* 1: one task of several (or of a step) with an id */
+	char source[8];                  /* "slurm" (SLURM_PROCID), "mpi" (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK), "" */
+	char job[COHORT_ID_MAX];         /* the job: SLURM_JOB_ID, else the MPI job (OMPI_MCA_ess_base_jobid, PMIX_NAMESPACE) */
+	char step[COHORT_ID_MAX];        /* SLURM_STEP_ID, "batch" in a batch script, "mpi" for ranks mpirun started */
+	long id;                         /* the task: SLURM_PROCID, else the MPI rank */
+	long ntasks;                     /* tasks in the step: SLURM_NTASKS, else OMPI_COMM_WORLD_SIZE */
+	char node[COHORT_ID_MAX];        /* SLURMD_NODENAME, else the host name */
+	long node_id;                    /* SLURM_NODEID */
+	long tasks_on_node;              /* tasks of the step on this node */
+	long local_id;                   /* SLURM_LOCALID, else OMPI_COMM_WORLD_LOCAL_RANK */
+	/*
+	 * The job-wide rank of this task's worker 0: id x the task's workers
+	 * (`-n K` per task: global rank = id x K + local rank; every task of a
+	 * step runs the same command, so the same K). 0 when not a task.
+	 */
+	long rank_offset;
+};
+
+/*
+ * Tell which task of a job the caller is, from the environment of probe
+ * (NULL: the process's own) and the allocation already detected (its
+ * SLURM ids and cgroup). job is the job's name for recordings (`COHORT_JOB`,
+ * the SLURM job id, "local-<pid>"), used when the environment names no job;
+ * workers is the number of workers per task (for rank_offset). An MPI rank
+ * in the environment names the task when SLURM's ids do not tell tasks
+ * apart (mpirun inside an allocation: every rank sees the same
+ * SLURM_PROCID or none). Returns 0 and *ret (known 0 when the caller is no
+ * task of several); -EINVAL when an argument is NULL.
+ */
+COHORT_EXPORT int cohort_task_detect(const struct cohort_probe *probe, const struct cohort_alloc *alloc,
+                                     const char *job, unsigned workers, struct cohort_task *ret);
+
+/*
+ * The default recording's file name for a job and task:
+ * "cohort-<job>.<step>.<id>.ndjson" for a task, "cohort-<job>.<step>.ndjson"
+ * for a step without task id, "cohort-<job>.ndjson" otherwise. task may be
+ * NULL. A job or step that could climb out of the directory ('/', or
+ * starting with '.') is refused. Returns the length, -EINVAL on a bad name,
+ * -ENAMETOOLONG when buf is too small.
+ */
+COHORT_EXPORT int cohort_recording_name(const char *job, const struct cohort_task *task,
+                                        char *buf, size_t size);
+
 /* ---- recordings and diagnosis ---- */
 
 /*
@@ -110,6 +161,14 @@ struct cohort_recording {
 	double signal_t;
 	long signal_sender_pid;          /* -1: unknown */
 	long signal_sender_uid;          /* -1: unknown */
+
+	/*
+	 * Which task of its job the recording is: the header's "task", or for
+	 * recordings made before it was written, what the header's SLURM ids
+	 * say (task.known 0 when nothing does).
+	 */
+	struct cohort_task task;
+	int task_from_header;            /* 1: the header had "task" */
 };
 
 /*
@@ -164,6 +223,14 @@ struct cohort_finding {
 	struct { char name[32]; double value; char unit[8]; } evidence[COHORT_EVIDENCE_MAX];
 	double t;                        /* when, seconds from the start; -1 for the whole run */
 	char backtrace[2048];            /* a crash's frames, innermost first, one per line, or "" */
+	/*
+	 * In a job of several tasks: the recording's task id (-1 when it is
+	 * no task), and the worker's rank in the whole job (the recording's
+	 * task.rank_offset + rank; -1 with rank -1). Messages name workers by
+	 * their job-wide rank.
+	 */
+	long task;
+	int global_rank;
 };
 
 /*
@@ -176,6 +243,62 @@ struct cohort_finding {
  */
 COHORT_EXPORT int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                                   struct cohort_finding **ret, size_t *ret_n);
+
+/* ---- one job from the recordings of its tasks ---- */
+
+/* What keeps recordings from merging into one job, or was found merging them. */
+enum cohort_merge_problem_kind {
+	COHORT_MERGE_MISSING = 1,        /* a task of the step has no recording among those given */
+	COHORT_MERGE_DUPLICATE,          /* two recordings say they are the same task */
+	COHORT_MERGE_MIXED,              /* a recording of another job or step (merged with COHORT_MERGE_FORCE) */
+	COHORT_MERGE_RENUMBERED          /* the tasks' ranks overlapped (different -n per task): renumbered in task order */
+};
+
+struct cohort_merge_problem {
+	enum cohort_merge_problem_kind kind;
+	long task;                       /* the task it concerns, -1: none */
+	char message[COHORT_MSG_MAX];    /* a sentence with the names and figures */
+};
+
+/*
+ * A job's recordings as one: its tasks in order, each recording's
+ * task.rank_offset set so that every worker has one job-wide rank
+ * (recording's offset + its rank), and what could not be merged.
+ */
+struct cohort_job {
+	char job[COHORT_ID_MAX];         /* the first recording's job */
+	char step[COHORT_ID_MAX];        /* its step, "" when it names none */
+	long ntasks;                     /* the step's tasks as the headers say, -1: not known */
+	struct cohort_recording **recs;  /* nrecs, by task (recordings without a task last); borrowed */
+	size_t nrecs;
+	unsigned nworkers;               /* all recordings' workers */
+	struct cohort_merge_problem *problems;
+	size_t nproblems;
+};
+
+/* Merge recordings of different jobs or steps anyway (each problem is still listed). */
+#define COHORT_MERGE_FORCE 1u
+
+/*
+ * Merge the recordings of one job's tasks (`srun -n 4 cohort run`, or
+ * `mpirun ... cohort run`: one recording per task) into one view: orders
+ * them by task, gives every worker its job-wide rank (in
+ * recs[i]->task.rank_offset, which this sets), and lists the tasks of the
+ * step that have no recording (with the name it would have), duplicate
+ * tasks, and ranks renumbered because the tasks' ranges overlapped.
+ * Recordings that name no task are kept after the tasks, with offsets
+ * after theirs. The recordings stay the caller's and must outlive *ret.
+ *
+ * Returns 0 and *ret (free with cohort_job_free()); COHORT_EMIXEDJOB when
+ * the recordings are of different jobs or steps and flags lacks
+ * COHORT_MERGE_FORCE (err names two of them); -EINVAL when n is 0;
+ * -ENOMEM. err may be NULL.
+ */
+COHORT_EXPORT int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned flags,
+                                   struct cohort_job **ret, char *err, size_t errsize);
+
+/* Free a merged job (not its recordings). Accepts NULL. */
+COHORT_EXPORT void cohort_job_free(struct cohort_job *job);
 
 /* ---- writing a recording ---- */
 
@@ -196,12 +319,31 @@ struct cohort_alloc;
 #define COHORT_RECORDING_FORMAT 1
 
 /*
- * Create (or truncate) the recording at path, 0644, never through a
- * symlink; path NULL keeps it in memory only (a memfd), which still lets
- * the caller read it back for its findings. Returns 0 and *ret (close it
- * with cohort_recorder_close()), or -errno.
+ * Create (or truncate) the recording at path, 0644; path NULL keeps it in
+ * memory only (a memfd), which still lets the caller read it back for its
+ * findings. Same as cohort_recorder_open_flags(path, 0, ret).
  */
 COHORT_EXPORT int cohort_recorder_open(const char *path, struct cohort_recorder **ret);
+
+/* Create the file, and fail with -EEXIST when anything has the name already. */
+#define COHORT_RECORDER_EXCL 1u
+
+/*
+ * Open the recording at path once, for the whole run: never through a
+ * symlink, never blocking (a FIFO planted at the name is refused, not
+ * waited on), and only a regular file the caller owns, so that a file
+ * another user placed in a shared directory is never written, nor handed
+ * root's recording. With COHORT_RECORDER_EXCL the file is created and
+ * must not exist (the way to make a name this writer's alone); without,
+ * an existing file of the caller's is truncated. path NULL: in memory.
+ *
+ * Returns 0 and *ret (close it with cohort_recorder_close()); -EEXIST
+ * (EXCL: the name exists, whatever it is), -ELOOP (a symlink), -ENXIO or
+ * -EINVAL (a FIFO, a device, a socket: not a regular file), -EISDIR,
+ * -EPERM (a file another user owns), or another -errno of open(2).
+ */
+COHORT_EXPORT int cohort_recorder_open_flags(const char *path, unsigned flags,
+                                             struct cohort_recorder **ret);
 
 /* Close a recorder. Accepts NULL. */
 COHORT_EXPORT void cohort_recorder_close(struct cohort_recorder *rec);
@@ -235,6 +377,7 @@ struct cohort_rec_header_info {
 	const char *job_cgroup;
 	int catch_on;                     /* the crash shim is preloaded */
 	const char *catch_off;            /* why not */
+	const struct cohort_task *task;   /* which task of the job this is; NULL or not known: "task" is null */
 };
 
 /* Write the header line. Returns 0 or -errno (see above). */
