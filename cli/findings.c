@@ -27,12 +27,22 @@ void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, boo
 	}
 	fprintf(out, "Findings, most important first:\n");
 	for (size_t i = 0; i < n; i++) {
-		char who[96] = "";
+		char who[160] = "";
+		bool on = hosts;
 
-		if (f[i].rank >= 0)
-			snprintf(who, sizeof(who), ", rank %d", f[i].rank);
+		/* A worker by its rank in the job; of a task of several, with its task and node. */
+		if (f[i].rank >= 0 && f[i].task >= 0) {
+			snprintf(who, sizeof(who), ", rank %d (task %ld, node %s)", f[i].global_rank, f[i].task,
+			         f[i].host);
+			on = false;
+		} else if (f[i].rank >= 0) {
+			snprintf(who, sizeof(who), ", rank %d", f[i].global_rank);
+		} else if (f[i].task >= 0) {
+			snprintf(who, sizeof(who), " (task %ld, node %s)", f[i].task, f[i].host);
+			on = false;
+		}
 		fprintf(out, "  %zu. %s%s%s%s: %s\n     fix: %s\n", i + 1, cohort_finding_name(f[i].kind),
-		        who, hosts ? " on " : "", hosts ? f[i].host : "", f[i].message, f[i].fix);
+		        who, on ? " on " : "", on ? f[i].host : "", f[i].message, f[i].fix);
 		if (f[i].backtrace[0]) {
 			char bt[sizeof(f[i].backtrace)], *line, *save = NULL;
 
@@ -52,7 +62,10 @@ json_t *cli_json_findings(const struct cohort_finding *f, size_t n)
 		json_t *o = json_object(), *ev = json_object();
 
 		json_object_set_new(o, "kind", json_string(cohort_finding_name(f[i].kind)));
-		json_object_set_new(o, "rank", f[i].rank >= 0 ? json_integer(f[i].rank) : json_null());
+		/* rank: the worker's rank in the job; local_rank: in its task's recording. */
+		json_object_set_new(o, "rank", f[i].rank >= 0 ? json_integer(f[i].global_rank) : json_null());
+		json_object_set_new(o, "local_rank", f[i].rank >= 0 ? json_integer(f[i].rank) : json_null());
+		json_object_set_new(o, "task", f[i].task >= 0 ? json_integer(f[i].task) : json_null());
 		json_object_set_new(o, "pid", f[i].rank >= 0 ? json_integer(f[i].pid) : json_null());
 		json_object_set_new(o, "host", json_string(f[i].host));
 		json_object_set_new(o, "t", f[i].t >= 0 ? json_real(f[i].t) : json_null());

@@ -262,7 +262,9 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 		fprintf(out, "<div class=\"finding%s\" data-kind=\"%s\"><span class=\"kind\">%s</span>", cls,
 		        cohort_finding_name(f[i].kind), cohort_finding_name(f[i].kind));
 		if (f[i].rank >= 0)
-			fprintf(out, " rank %d", f[i].rank);
+			fprintf(out, " rank %d", f[i].global_rank);
+		if (f[i].task >= 0)
+			fprintf(out, " (task %ld)", f[i].task);
 		if (nrecs > 1 && strcmp(recs[0]->host, recs[nrecs - 1]->host) != 0) {
 			fputs(" on ", out);
 			esc(out, f[i].host);
@@ -308,7 +310,7 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 			const struct cohort_rec_worker *w = &r->workers[k];
 
 			fprintf(out, "<tr><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-			        w->rank, (int)w->pid, cli_worker_status(r, w, st, sizeof(st)),
+			        (int)(r->task.rank_offset + w->rank), (int)w->pid, cli_worker_status(r, w, st, sizeof(st)),
 			        cohort_size_format(w->peak_rss, a, sizeof(a)),
 			        cohort_size_format(w->peak_pss, b, sizeof(b)),
 			        cohort_size_format(w->peak_uss, c, sizeof(c)));

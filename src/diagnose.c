@@ -45,6 +45,13 @@ static bool sums_rss(const struct cohort_recording *r)
 	return cohort_slurm_sums_rss(&cfg) == 1;
 }
 
+/*
+ * A worker's rank in the whole job: its rank in the recording after those
+ * of the job's earlier tasks (srun -n 4 cohort run -n 2: task 1's rank 0
+ * is rank 2). A recording that is no task of several has offset 0.
+ */
+#define GR(r, rank) ((int)((r)->task.rank_offset + (rank)))
+
 struct list {
 	struct cohort_finding *f;
 	size_t n, cap;
@@ -73,6 +80,8 @@ static struct cohort_finding *add(struct list *l, const struct cohort_recording 
 	f->rank = rank;
 	f->pid = rank >= 0 ? r->workers[rank].pid : 0;
 	f->t = t;
+	f->task = r->task.known ? r->task.id : -1;
+	f->global_rank = rank >= 0 ? GR(r, rank) : -1;
 	cohort__strlcpy(f->host, r->host, sizeof(f->host));
 	return f;
 }
@@ -209,9 +218,11 @@ static void crash_details(struct cohort_finding *f, const struct cohort_rec_even
 
 /*
  * A set of ranks as the shortest words: "rank 3", "ranks 0-12", "ranks 0-2,
- * 5, 7-9". in[k] selects rank k. Returns how many were selected.
+ * 5, 7-9". in[k] selects rank k of r, named by its rank in the job.
+ * Returns how many were selected.
  */
-static unsigned rank_words(const bool *in, unsigned n, char *buf, size_t size)
+static unsigned rank_words(const struct cohort_recording *r, const bool *in, unsigned n,
+                           char *buf, size_t size)
 {
 	unsigned count = 0;
 	size_t len;
@@ -227,9 +238,10 @@ static unsigned rank_words(const bool *in, unsigned n, char *buf, size_t size)
 		while (j + 1 < n && in[j + 1])
 			j++;
 		if (j == k)
-			len += (size_t)snprintf(buf + len, size - len, "%s%u", first ? "" : ", ", k);
+			len += (size_t)snprintf(buf + len, size - len, "%s%d", first ? "" : ", ", GR(r, k));
 		else
-			len += (size_t)snprintf(buf + len, size - len, "%s%u-%u", first ? "" : ", ", k, j);
+			len += (size_t)snprintf(buf + len, size - len, "%s%d-%d", first ? "" : ", ", GR(r, k),
+			                        GR(r, j));
 		first = 0;
 		k = j;
 	}
@@ -345,8 +357,8 @@ static void spawn_failed(struct list *l, const struct cohort_recording *r)
 		stopped[k] = stop_reason(r, &r->workers[k]) == STOP_SPAWN_FAILED;
 		unstarted[k] = never_started(&r->workers[k]);
 	}
-	nstopped = rank_words(stopped, r->nworkers, sw, sizeof(sw));
-	nunstarted = rank_words(unstarted, r->nworkers, uw, sizeof(uw));
+	nstopped = rank_words(r, stopped, r->nworkers, sw, sizeof(sw));
+	nunstarted = rank_words(r, unstarted, r->nworkers, uw, sizeof(uw));
 	if (nstopped)
 		SAY(rest, "; so cohort stopped %s, already started (%s not crash)", sw,
 		    nstopped == 1 ? "it did" : "they did");
@@ -361,7 +373,7 @@ static void spawn_failed(struct list *l, const struct cohort_recording *r)
 	if (!f->pid && e->pid > 0)
 		f->pid = e->pid;     /* the child whose exec failed */
 	err = (int)cohort_rec_event_num(e, "errno", 0);
-	SAY(f->message, "rank %d could not be started at %.1f s: %s%s", e->rank, e->t,
+	SAY(f->message, "rank %d could not be started at %.1f s: %s%s", GR(r, e->rank), e->t,
 	    e->message[0] ? e->message : "the recording does not say why", rest);
 	fix = err > 0 ? spawn_fix(err) : NULL;
 	SAY(f->fix, "%s", fix ? fix : "check the command (its path and permissions); when the error "
@@ -450,11 +462,11 @@ static void signalled(struct list *l, const struct cohort_recording *r)
 				code = w->exit_code;
 		}
 	}
-	n1 = rank_words(by_sig, nw, w1, sizeof(w1));
-	n2 = rank_words(grace, nw, w2, sizeof(w2));
-	n3 = rank_words(second, nw, w3, sizeof(w3));
-	n4 = rank_words(own, nw, w4, sizeof(w4));
-	n5 = rank_words(running, nw, w5, sizeof(w5));
+	n1 = rank_words(r, by_sig, nw, w1, sizeof(w1));
+	n2 = rank_words(r, grace, nw, w2, sizeof(w2));
+	n3 = rank_words(r, second, nw, w3, sizeof(w3));
+	n4 = rank_words(r, own, nw, w4, sizeof(w4));
+	n5 = rank_words(r, running, nw, w5, sizeof(w5));
 	if (!(f = add(l, r, COHORT_FINDING_SIGNALLED, -1, sig_t)))
 		goto out;
 	sender_words(r, from, sizeof(from));
@@ -582,7 +594,7 @@ static void name_process(char *msg, size_t size, struct cohort_finding *f,
 	if (pid <= 0 || !e->process[0] || len >= size)
 		return;
 	snprintf(msg + len, size - len, "; most of it is pid %.0f (%s), a process rank %d started, "
-	         "which grew by %s", pid, e->process, e->rank,
+	         "which grew by %s", pid, e->process, f->global_rank,
 	         sz(num_bytes(e, "process_growth_bytes", 0), a));
 	evidence(f, "process_pid", pid, "");
 	evidence(f, "process_growth_bytes", (double)num_bytes(e, "process_growth_bytes", 0), "B");
@@ -621,7 +633,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 
 			SAY(f->message, "the kernel's OOM killer killed %.0f process%s in rank %d's cgroup, "
 			    "from %.1f s: not the worker's own process (pid %d), one it started%s%s",
-			    kills, kills == 1 ? "" : "es", w->rank, k->t, (int)w->pid,
+			    kills, kills == 1 ? "" : "es", GR(r, w->rank), k->t, (int)w->pid,
 			    peak ? "; the cgroup's peak was " : "", peak ? sz(peak, a) : "");
 			SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger "
 			    "--mem for the job), start fewer processes per worker (pool or DataLoader "
@@ -643,7 +655,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			return;
 		/* Killed before a sample saw it grow: the estimate says nothing, the cgroup's peak does. */
 		SAY(f->message, "rank %d (pid %d) was killed by the kernel's OOM killer at %.1f s: its "
-		    "memory limit is %s%s%s%s%s%s", w->rank, (int)w->pid, e->t,
+		    "memory limit is %s%s%s%s%s%s", GR(r, w->rank), (int)w->pid, e->t,
 		    limit ? sz(limit, a) : "not in the recording", used ? " and it last used about " : "",
 		    used ? sz(used, b) : "", shm ? "; the job's cgroup also held " : "",
 		    shm ? sz(shm, c) : "", shm ? " of /dev/shm pages, which count against the same limit" : "");
@@ -679,10 +691,10 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		if (total >= 0)
 			SAY(f->message, "the workers used %s together at %.1f s, above the %s budget: "
 			    "cohort stopped the largest, rank %d (pid %d, %s)", sz((uint64_t)total, c), e->t,
-			    sz(limit, b), w->rank, (int)w->pid, sz(est, a));
+			    sz(limit, b), GR(r, w->rank), (int)w->pid, sz(est, a));
 		else
 			SAY(f->message, "rank %d (pid %d) used %s at %.1f s, above its %s budget: "
-			    "stopped by cohort before the kernel's OOM killer picked a victim", w->rank,
+			    "stopped by cohort before the kernel's OOM killer picked a victim", GR(r, w->rank),
 			    (int)w->pid, sz(est, a), e->t, sz(limit, b));
 		name_process(f->message, sizeof(f->message), f, e);
 		growth(r, w->rank, e->t, &grow_rate, &grow_s);
@@ -716,7 +728,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		if (!(f = add(l, r, COHORT_FINDING_SEGFAULT, w->rank, w->end)))
 			return;
 		crash_details(f, cr, d, sizeof(d));
-		SAY(f->message, "rank %d (pid %d) crashed with SIGSEGV (segmentation fault)%s", w->rank,
+		SAY(f->message, "rank %d (pid %d) crashed with SIGSEGV (segmentation fault)%s", GR(r, w->rank),
 		    (int)w->pid, d);
 		if (cr && cr->in_guard)
 			SAY(f->fix, "the worker wrote past the end of a shared segment: check the index "
@@ -741,7 +753,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			SAY(f->message, "rank %d (pid %d) died of SIGBUS (bus error)%s: /dev/shm had %s free "
 			    "of %s at the start and %s near the end; a segment's pages are only taken "
 			    "when first written, and a write that finds /dev/shm full is a SIGBUS, long "
-			    "after the segment was created", w->rank, (int)w->pid, d, sz(r->shm_free_start, a),
+			    "after the segment was created", GR(r, w->rank), (int)w->pid, d, sz(r->shm_free_start, a),
 			    sz(r->shm_size, b), sz(free_now, c));
 			SAY(f->fix, "reserve the segment's pages when creating it (posix_fallocate, as "
 			    "cohort_seg_create does) so that a full /dev/shm is an error at creation; "
@@ -756,7 +768,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			if (!(f = add(l, r, COHORT_FINDING_BUS_ERROR, w->rank, w->end)))
 				return;
 			crash_details(f, cr, d, sizeof(d));
-			SAY(f->message, "rank %d (pid %d) died of SIGBUS (bus error)%s", w->rank,
+			SAY(f->message, "rank %d (pid %d) died of SIGBUS (bus error)%s", GR(r, w->rank),
 			    (int)w->pid, d);
 			SAY(f->fix, "an access to a mapped file beyond its end (a file truncated while "
 			    "mapped, or mapped past its size) or a misaligned access; check the mapping's "
@@ -775,7 +787,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		if (!(f = add(l, r, COHORT_FINDING_SIGNALLED, w->rank, w->end)))
 			return;
 		SAY(f->message, "rank %d (pid %d) was ended by SIG%s at %.1f s, which cohort did not send "
-		    "(it got no signal itself): another process stopped the worker", w->rank, (int)w->pid,
+		    "(it got no signal itself): another process stopped the worker", GR(r, w->rank), (int)w->pid,
 		    sigabbrev_np(w->signal), w->end);
 		SAY(f->fix, "see who sends it: a user's kill or pkill, a timeout wrapper, a parent "
 		    "process, or a daemon such as earlyoom or systemd-oomd (its log says); under SLURM, "
@@ -787,7 +799,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		if (!(f = add(l, r, COHORT_FINDING_CRASH, w->rank, w->end)))
 			return;
 		crash_details(f, find_crash(r, w->pid), d, sizeof(d));
-		SAY(f->message, "rank %d (pid %d) was killed by signal %d (%s)%s%s", w->rank, (int)w->pid,
+		SAY(f->message, "rank %d (pid %d) was killed by signal %d (%s)%s%s", GR(r, w->rank), (int)w->pid,
 		    w->signal, strsignal(w->signal), d,
 		    w->signal == SIGKILL ? "; not by the kernel's OOM killer (no oom_kill was "
 		    "counted) nor by cohort: by another process, or SLURM at a limit" : "");
@@ -806,7 +818,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			return;
 		if (!(f = add(l, r, COHORT_FINDING_EXIT_NONZERO, w->rank, w->end)))
 			return;
-		SAY(f->message, "rank %d (pid %d) exited with status %d after %.1f s", w->rank,
+		SAY(f->message, "rank %d (pid %d) exited with status %d after %.1f s", GR(r, w->rank),
 		    (int)w->pid, w->exit_code, w->end - w->start);
 		SAY(f->fix, "see the worker's own messages (cohort run -l labels each line with its "
 		    "rank)%s", strcmp(r->enforce, "rlimit") == 0 ? "; under --enforce rlimit an "
@@ -869,7 +881,7 @@ static void trends(struct list *l, const struct cohort_recording *r)
 				SAY(how, "its memory floor rose at %s/s (measured in a %.0f s window",
 				    sz((uint64_t)rate, a), window);
 			SAY(f->message, "rank %d (pid %d) leaks: %s; first seen at %.1f s); %s %s, peak %s%s",
-			    e->rank, (int)w->pid, how, e->t,
+			    GR(r, e->rank), (int)w->pid, how, e->t,
 			    w->ended ? "it ended using" : "it used", sz(now, b), sz(peak, c),
 			    w->peak_cgroup && peak == w->peak_cgroup ? " (its cgroup's exact peak)" : "");
 			name_process(f->message, sizeof(f->message), f, e);
@@ -897,7 +909,7 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			SAY(f->message, "rank %d (pid %d): its processes copied %s of memory they shared "
 			    "after fork (copy-on-write; first seen at %.1f s): every write to a shared page, "
 			    "reference counts included, makes a private copy, so private memory grows while "
-			    "nothing leaks (peak USS %s)", e->rank, (int)w->pid, sz(total, a), e->t,
+			    "nothing leaks (peak USS %s)", GR(r, e->rank), (int)w->pid, sz(total, a), e->t,
 			    sz(w->peak_uss, b));
 			/*
 			 * The recording cannot tell writes to the data from reference
@@ -1141,7 +1153,7 @@ static int cmp(const void *pa, const void *pb)
 		return importance(a->kind) - importance(b->kind);
 	if (a->t != b->t)
 		return a->t < b->t ? -1 : 1;
-	return a->rank - b->rank;
+	return a->global_rank - b->global_rank;
 }
 
 int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,

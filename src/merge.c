@@ -1,0 +1,240 @@
+/*
+ * merge.c - the recordings of one job's tasks as one job: `srun -n 4
+ * cohort run` and `mpirun -np 4 cohort run` leave one recording per task
+ * (docs/recording.md); cohort report shows them as one job, each worker
+ * by its rank in the whole job, and says what is missing.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tasks listed one by one as missing; past this, a count. */
+#define MISSING_LISTED 64
+
+struct slot {
+	struct cohort_recording *r;
+	size_t given;                    /* its place among the recordings given */
+};
+
+static bool same_step(const struct cohort_recording *a, const struct cohort_recording *b)
+{
+	return strcmp(a->task.job, b->task.job) == 0 && strcmp(a->task.step, b->task.step) == 0;
+}
+
+/* Tasks first, by job, step and id; then the recordings that name no task, as given. */
+static int by_task(const void *pa, const void *pb)
+{
+	const struct slot *a = pa, *b = pb;
+	int c;
+
+	if (a->r->task.known != b->r->task.known)
+		return a->r->task.known ? -1 : 1;
+	if (a->r->task.known) {
+		if ((c = strcmp(a->r->task.job, b->r->task.job)) != 0)
+			return c;
+		if ((c = strcmp(a->r->task.step, b->r->task.step)) != 0)
+			return c;
+		if (a->r->task.id != b->r->task.id)
+			return a->r->task.id < b->r->task.id ? -1 : 1;
+	}
+	return a->given < b->given ? -1 : a->given > b->given;
+}
+
+static struct cohort_merge_problem *problem(struct cohort_job *j, size_t *cap,
+                                            enum cohort_merge_problem_kind kind, long task)
+{
+	struct cohort_merge_problem *p;
+
+	if (j->nproblems == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+
+		p = realloc(j->problems, ncap * sizeof(*p));
+		if (!p)
+			return NULL;
+		j->problems = p;
+		*cap = ncap;
+	}
+	p = &j->problems[j->nproblems++];
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->task = task;
+	return p;
+}
+
+/* The tasks of ref's step that no recording has. */
+static int missing(struct cohort_job *j, size_t *cap, const struct cohort_recording *ref)
+{
+	size_t listed = 0, more = 0;
+	long next = 0;
+
+	if (j->ntasks <= 0)
+		return 0;
+	for (size_t i = 0; i <= j->nrecs; i++) {
+		const struct cohort_recording *r = i < j->nrecs ? j->recs[i] : NULL;
+		long upto = j->ntasks;
+
+		if (r && (!r->task.known || !same_step(r, ref)))
+			continue;
+		if (r)
+			upto = r->task.id < j->ntasks ? r->task.id : j->ntasks;
+		for (; next < upto; next++) {
+			struct cohort_merge_problem *p;
+			struct cohort_task t = ref->task;
+			char name[COHORT_PATH_MAX];
+
+			if (listed == MISSING_LISTED) {
+				more++;
+				continue;
+			}
+			t.id = next;
+			if (cohort_recording_name(NULL, &t, name, sizeof(name)) < 0)
+				snprintf(name, sizeof(name), "(no name)");
+			if (!(p = problem(j, cap, COHORT_MERGE_MISSING, next)))
+				return -ENOMEM;
+			snprintf(p->message, sizeof(p->message), "task %ld of %ld: no recording (expected %s)",
+			         next, j->ntasks, name);
+			listed++;
+		}
+		if (r && r->task.id >= next)
+			next = r->task.id + 1;
+	}
+	if (more) {
+		struct cohort_merge_problem *p = problem(j, cap, COHORT_MERGE_MISSING, -1);
+
+		if (!p)
+			return -ENOMEM;
+		snprintf(p->message, sizeof(p->message), "and %zu more tasks of %ld without a recording",
+		         more, j->ntasks);
+	}
+	return 0;
+}
+
+/*
+ * Every worker of a task gets one rank in the job: the task's offset
+ * (its id x its workers, as the task wrote it) + its own rank. Tasks that
+ * ran different numbers of workers overlap: then they are numbered in task
+ * order instead, and that is said.
+ */
+static int ranks(struct cohort_job *j, size_t *cap)
+{
+	bool overlap = false;
+	long next = 0;
+
+	for (size_t a = 0; a < j->nrecs && !overlap; a++)
+		for (size_t b = a + 1; b < j->nrecs && !overlap; b++) {
+			const struct cohort_task *x = &j->recs[a]->task, *y = &j->recs[b]->task;
+
+			if (!x->known || !y->known)
+				continue;
+			overlap = x->rank_offset < y->rank_offset + (long)j->recs[b]->nworkers &&
+			          y->rank_offset < x->rank_offset + (long)j->recs[a]->nworkers;
+		}
+	if (!overlap)
+		return 0;
+	for (size_t i = 0; i < j->nrecs; i++) {
+		if (!j->recs[i]->task.known)
+			continue;
+		j->recs[i]->task.rank_offset = next;
+		next += (long)j->recs[i]->nworkers;
+	}
+	struct cohort_merge_problem *p = problem(j, cap, COHORT_MERGE_RENUMBERED, -1);
+
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->message, sizeof(p->message), "the tasks' ranks overlap (tasks with different "
+	         "numbers of workers, or duplicates): ranks are numbered in task order instead, "
+	         "0-%ld", next - 1);
+	return 0;
+}
+
+int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned flags,
+                     struct cohort_job **ret, char *err, size_t errsize)
+{
+	const struct cohort_recording *ref = NULL;
+	struct cohort_job *j = NULL;
+	struct slot *slots = NULL;
+	size_t cap = 0;
+	int rc = -ENOMEM;
+
+	if (err && errsize)
+		err[0] = '\0';
+	if (!recs || !n || !ret)
+		return -EINVAL;
+	j = calloc(1, sizeof(*j));
+	slots = calloc(n, sizeof(*slots));
+	if (!j || !slots || !(j->recs = calloc(n, sizeof(*j->recs))))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		slots[i] = (struct slot){ recs[i], i };
+		if (!ref && recs[i]->task.known)
+			ref = recs[i];
+	}
+	/* Only recordings that say which job and step they belong to can be of another one. */
+	for (size_t i = 0; ref && i < n; i++) {
+		const struct cohort_recording *r = recs[i];
+		struct cohort_merge_problem *p;
+
+		if (!r->task.known || same_step(r, ref))
+			continue;
+		if (!(flags & COHORT_MERGE_FORCE)) {
+			if (err && errsize)
+				snprintf(err, errsize, "%s is task %ld of job %s step %s, but %s is of job %s step %s: "
+				         "recordings of different jobs or steps do not merge into one job",
+				         r->path, r->task.id, r->task.job, r->task.step, ref->path, ref->task.job,
+				         ref->task.step);
+			rc = COHORT_EMIXEDJOB;
+			goto out;
+		}
+		if (!(p = problem(j, &cap, COHORT_MERGE_MIXED, r->task.id)))
+			goto out;
+		snprintf(p->message, sizeof(p->message), "%s is of job %s step %s, not job %s step %s: "
+		         "merged anyway", r->path, r->task.job, r->task.step, ref->task.job, ref->task.step);
+	}
+	qsort(slots, n, sizeof(*slots), by_task);
+	j->ntasks = -1;
+	for (size_t i = 0; i < n; i++) {
+		struct cohort_recording *r = slots[i].r;
+
+		j->recs[j->nrecs++] = r;
+		j->nworkers += r->nworkers;
+		if (ref && r->task.known && same_step(r, ref) && r->task.ntasks > j->ntasks)
+			j->ntasks = r->task.ntasks;
+		if (i > 0 && r->task.known && slots[i - 1].r->task.known && same_step(r, slots[i - 1].r) &&
+		    r->task.id == slots[i - 1].r->task.id) {
+			struct cohort_merge_problem *p = problem(j, &cap, COHORT_MERGE_DUPLICATE, r->task.id);
+
+			if (!p)
+				goto out;
+			snprintf(p->message, sizeof(p->message), "task %ld of job %s step %s is in two "
+			         "recordings, %s and %s: both are shown", r->task.id, r->task.job, r->task.step,
+			         slots[i - 1].r->path, r->path);
+		}
+	}
+	cohort__strlcpy(j->job, ref ? ref->task.job : recs[0]->job, sizeof(j->job));
+	cohort__strlcpy(j->step, ref ? ref->task.step : recs[0]->slurm_step, sizeof(j->step));
+	if (ref && (rc = missing(j, &cap, ref)) < 0)
+		goto out;
+	if ((rc = ranks(j, &cap)) < 0)
+		goto out;
+	rc = 0;
+	*ret = j;
+	j = NULL;
+out:
+	if (rc == -ENOMEM && err && errsize)
+		snprintf(err, errsize, "out of memory merging %zu recordings", n);
+	free(slots);
+	cohort_job_free(j);
+	return rc;
+}
+
+void cohort_job_free(struct cohort_job *j)
+{
+	if (!j)
+		return;
+	free(j->recs);
+	free(j->problems);
+	free(j);
+}
