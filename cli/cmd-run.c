@@ -142,14 +142,14 @@ static const char *refusal(const char *path, int err, char *buf, size_t size)
  */
 static int claim_recording(char *rec, size_t size, struct cohort_recorder **ret)
 {
-	char host[64] = "", base[1024], first[1024], why[96];
+	char host[64] = "", base[1024], first[1024], why[96], buf[96];
 	int r;
 
 	r = cohort_recorder_open_flags(rec, COHORT_RECORDER_EXCL, ret);
 	if (r != -EEXIST || strlen(rec) <= 7 || strlen(rec) >= sizeof(base) - 100)
 		return r;
 	snprintf(first, sizeof(first), "%s", rec);
-	snprintf(why, sizeof(why), "%s", refusal(rec, r, why, sizeof(why)));
+	snprintf(why, sizeof(why), "%s", refusal(rec, r, buf, sizeof(buf)));
 	gethostname(host, sizeof(host) - 1);
 	host[strcspn(host, "./")] = '\0';
 	snprintf(base, sizeof(base), "%.*s.%s.%d", (int)(strlen(rec) - 7), rec, host, (int)getpid());

@@ -33,12 +33,12 @@ void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, boo
 		/* A worker by its rank in the job; of a task of several, with its task and node. */
 		if (f[i].rank >= 0 && f[i].task >= 0) {
 			snprintf(who, sizeof(who), ", rank %d (task %ld, node %s)", f[i].global_rank, f[i].task,
-			         f[i].host);
+			         f[i].node);
 			on = false;
 		} else if (f[i].rank >= 0) {
 			snprintf(who, sizeof(who), ", rank %d", f[i].global_rank);
 		} else if (f[i].task >= 0) {
-			snprintf(who, sizeof(who), " (task %ld, node %s)", f[i].task, f[i].host);
+			snprintf(who, sizeof(who), " (task %ld, node %s)", f[i].task, f[i].node);
 			on = false;
 		}
 		fprintf(out, "  %zu. %s%s%s%s: %s\n     fix: %s\n", i + 1, cohort_finding_name(f[i].kind),
@@ -68,6 +68,7 @@ json_t *cli_json_findings(const struct cohort_finding *f, size_t n)
 		json_object_set_new(o, "task", f[i].task >= 0 ? json_integer(f[i].task) : json_null());
 		json_object_set_new(o, "pid", f[i].rank >= 0 ? json_integer(f[i].pid) : json_null());
 		json_object_set_new(o, "host", json_string(f[i].host));
+		json_object_set_new(o, "node", json_string(f[i].node));
 		json_object_set_new(o, "t", f[i].t >= 0 ? json_real(f[i].t) : json_null());
 		json_object_set_new(o, "message", json_string(f[i].message));
 		json_object_set_new(o, "fix", json_string(f[i].fix));

@@ -82,6 +82,7 @@ static struct cohort_finding *add(struct list *l, const struct cohort_recording 
 	f->t = t;
 	f->task = r->task.known ? r->task.id : -1;
 	f->global_rank = rank >= 0 ? GR(r, rank) : -1;
+	cohort__strlcpy(f->node, r->task.node[0] ? r->task.node : r->host, sizeof(f->node));
 	cohort__strlcpy(f->host, r->host, sizeof(f->host));
 	return f;
 }

@@ -231,6 +231,7 @@ struct cohort_finding {
 	 */
 	long task;
 	int global_rank;
+	char node[COHORT_ID_MAX];        /* the task's node (SLURMD_NODENAME), else the host */
 };
 
 /*
