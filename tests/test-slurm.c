@@ -140,3 +140,97 @@ TEST_TIMEOUT(slurm_run_cgroup_per_worker_inside_the_step, 120)
 	free(rec);
 	cmd_free(&r);
 }
+
+/* The node has 2 CPUs: four tasks need --overcommit. */
+
+/* The job id of the only recording named cohort-<job>.<step>.0.ndjson here, in job (or ""). */
+static void job_of_recordings(const char *step, char *job, size_t size)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "ls cohort-*.%s.0.ndjson | sed -n 's/^cohort-\\([0-9]*\\)\\.%s\\.0\\.ndjson$/\\1/p'", step, step);
+	snprintf(job, size, "%.*s", (int)strcspn(r.out, "\n"), r.out);
+	cmd_free(&r);
+}
+
+TEST_TIMEOUT(slurm_run_four_tasks_share_the_node_and_merge, 180)
+{
+	struct cmd_result r;
+	char job[64], path[128], *rec;
+	json_error_t jerr;
+	json_t *root, *ws;
+
+	need_slurm();
+	cmd_run(&r, "timeout 50 srun -n 4 --overcommit --mem=1200M %s/cohort run -q -n 1 -i 0.2 --enforce watch -- "
+	        "%s/tests/runner --helper worker --hold 10M --seconds 2", test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	cmd_free(&r);
+	job_of_recordings("0", job, sizeof(job));
+	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
+	for (int t = 0; t < 4; t++) {
+		char want[128];
+
+		snprintf(path, sizeof(path), "cohort-%s.0.%d.ndjson", job, t);
+		rec = read_file(path);
+		CHECK_MSG(rec != NULL, "no recording %s for task %d", path, t);
+		/* A quarter of the job's 1200 MiB, less the 64 MiB margin. */
+		CHECK_CONTAINS(rec, "\"mem_limit_bytes\":1258291200");
+		CHECK_CONTAINS(rec, "\"task_share_bytes\":314572800");
+		CHECK_CONTAINS(rec, "\"budget_bytes\":247463936");
+		snprintf(want, sizeof(want), "\"task\":{\"source\":\"slurm\",\"job\":\"%s\",\"step\":\"0\",\"id\":%d,"
+		         "\"ntasks\":4,", job, t);
+		CHECK_CONTAINS(rec, want);
+		CHECK_CONTAINS(rec, "\"tasks_on_node\":4,");
+		snprintf(want, sizeof(want), "\"rank_offset\":%d}", t);
+		CHECK_CONTAINS(rec, want);
+		free(rec);
+	}
+	cmd_run(&r, "ls cohort-%s.* | wc -l", job);
+	CHECK_STREQ(r.out, "4\n");
+	cmd_free(&r);
+
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	CHECK_MSG(r.status == 0, "report exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "4 recordings, 4 workers; the step has 4 tasks");
+	CHECK_CONTAINS(r.out, "total: 4 workers, 4 exited 0");
+	CHECK(strstr(r.out, "no recording") == NULL);
+	cmd_free(&r);
+	cmd_run(&r, "%s/cohort report --json --job %s", test_build_dir(), job);
+	root = json_loads(r.out, 0, &jerr);
+	CHECK_MSG(root != NULL, "not JSON: %s", jerr.text);
+	ws = json_object_get(root, "workers");
+	CHECK_EQ(json_array_size(ws), 4);
+	for (size_t i = 0; i < 4; i++) {
+		CHECK_EQ(json_integer_value(json_object_get(json_array_get(ws, i), "rank")), (long long)i);
+		CHECK_EQ(json_integer_value(json_object_get(json_array_get(ws, i), "task")), (long long)i);
+	}
+	json_decref(root);
+	cmd_free(&r);
+}
+
+TEST_TIMEOUT(slurm_salloc_mpirun_ranks_record_apart_and_merge, 180)
+{
+	struct cmd_result r;
+	char job[64];
+
+	need_slurm();
+	cmd_run(&r, "command -v mpirun");
+	if (r.status != 0)
+		SKIP("Open MPI's mpirun is not installed");
+	cmd_free(&r);
+	cmd_run(&r, "timeout 50 salloc -n 4 --overcommit --mem=1200M mpirun --allow-run-as-root --oversubscribe -np 4 "
+	        "%s/cohort run -q -n 1 -i 0.2 --enforce watch -- %s/tests/runner --helper worker --hold 10M "
+	        "--seconds 1", test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "salloc mpirun exited %d: %s", r.status, r.err);
+	cmd_free(&r);
+	job_of_recordings("mpi", job, sizeof(job));
+	CHECK_MSG(job[0], "no recording cohort-<job>.mpi.0.ndjson");
+	cmd_run(&r, "ls cohort-%s.mpi.[0-3].ndjson | wc -l", job);
+	CHECK_STREQ(r.out, "4\n");
+	cmd_free(&r);
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	CHECK_MSG(r.status == 0, "report exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "step mpi: 4 recordings, 4 workers; the step has 4 tasks");
+	CHECK(strstr(r.out, "no recording") == NULL);
+	cmd_free(&r);
+}
