@@ -290,7 +290,8 @@ static int find_job(const char *dir, const char *id, const char *step, struct na
 		}
 	}
 	closedir(d);
-	qsort(ret->v, ret->n, sizeof(*ret->v), by_name);
+	if (ret->n)
+		qsort(ret->v, ret->n, sizeof(*ret->v), by_name);
 	return 0;
 }
 
