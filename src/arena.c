@@ -349,6 +349,16 @@ pid_t cohort__arena_holder(const cohort_arena_t *a)
 	return cohort__mutex_holder(&a->shm->lock);
 }
 
+void *cohort__arena_field(const cohort_arena_t *a, const char *name)
+{
+	return !strcmp(name, "size") ? &a->shm->size : NULL;
+}
+
+uint64_t cohort__arena_block_word(uint64_t off, uint64_t size, bool used)
+{
+	return pack(off, size, used);
+}
+
 int cohort_arena_stats(cohort_arena_t *a, struct cohort_arena_stats *ret)
 {
 	struct cohort_arena_stats s;

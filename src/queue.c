@@ -652,6 +652,27 @@ pid_t cohort__queue_holder(const cohort_queue_t *queue, bool producers)
 	return (pid_t)(atomic_load(&l->owner) >> 32);
 }
 
+void *cohort__queue_field(const cohort_queue_t *queue, const char *name)
+{
+	struct qshm *q = queue->shm;
+
+	if (!strcmp(name, "capacity"))
+		return &q->capacity;
+	if (!strcmp(name, "max_msg"))
+		return &q->max_msg;
+	if (!strcmp(name, "region"))
+		return &q->region;
+	if (!strcmp(name, "tail"))
+		return &q->tail;
+	if (!strcmp(name, "head"))
+		return &q->head;
+	if (!strcmp(name, "tail_seen"))
+		return &q->tail_seen;
+	if (!strcmp(name, "head_seen"))
+		return &q->head_seen;
+	return NULL;
+}
+
 int cohort_queue_stats(const cohort_queue_t *cq, struct cohort_queue_stats *ret)
 {
 	struct qshm *q = cq->shm;
