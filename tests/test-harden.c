@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COHORT "%s/cohort"
@@ -652,4 +653,141 @@ TEST_TIMEOUT(harden_shmseg_fuzz_corpus_replays, 120)
 	CHECK_MSG(r.status == 0, "fuzz-shmseg on its corpus exited %d:\n%s", r.status, r.err);
 	CHECK_MSG(atoi(r.out) == files, "fuzz-shmseg replayed %d of %d inputs: %s", atoi(r.out), files, r.out);
 	cmd_free(&r);
+}
+
+/* ---- planted files: cohort gather in a shared directory ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Temporary publication files in dir. */
+static unsigned count_temporaries(const char *dir)
+{
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (strstr(e->d_name, ".cohort-tmp-"))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* As the other user: plant shared/out.rank-1 as a symlink to root's secret. */
+static void plant_symlink(void *arg)
+{
+	(void)arg;
+	if (setgid(OTHER_UID) < 0 || setuid(OTHER_UID) < 0)
+		_exit(10);
+	_exit(symlink("../secret", "shared/out.rank-1") == 0 ? 0 : 11);
+}
+
+/* As the other user: plant shared/out.rank-1 as a regular file of its own. */
+static void plant_file(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	if (setgid(OTHER_UID) < 0 || setuid(OTHER_UID) < 0)
+		_exit(10);
+	fd = open("shared/out.rank-1", O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 || write(fd, "planted\n", 8) != 8)
+		_exit(11);
+	_exit(0);
+}
+
+/*
+ * root gathers in a directory another user can write: the other user's
+ * symlink to root's 0600 secret, its own file, and a hard link to the
+ * secret are each refused by name, nothing is published and no temporary
+ * file stays.
+ */
+TEST(harden_gather_refuses_planted_parts)
+{
+	struct cmd_result r;
+	struct stat st;
+	char *s;
+
+	if (geteuid() != 0)
+		SKIP("a second real user needs root (setuid)");
+	CHECK_OK(chmod(test_tmpdir(), 0755));
+	CHECK_OK(mkdir("shared", 0777));
+	CHECK_OK(chmod("shared", 0777));
+	int fd = open("secret", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, "root:SECRET\n", 12), 12);
+	close(fd);
+	CHECK_OK(cohort_rank_publish("shared/out", 0, "part 0\n", 7, NULL));
+
+	CHECK_EQ(helper_wait(helper_spawn(plant_symlink, NULL), 10000), 0);
+	cmd_run(&r, COHORT " gather --ranks 2 shared/out", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "refusing the part 'shared/out.rank-1': it is a symbolic link");
+	CHECK(strstr(r.out, "SECRET") == NULL);
+	cmd_free(&r);
+	CHECK_MSG(lstat("shared/out", &st) < 0 && errno == ENOENT, "shared/out was published");
+	CHECK_EQ(count_temporaries("shared"), 0);
+
+	CHECK_OK(unlink("shared/out.rank-1"));
+	CHECK_EQ(helper_wait(helper_spawn(plant_file, NULL), 10000), 0);
+	cmd_run(&r, COHORT " gather --ranks 2 --json shared/out", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.out, "refusing the part 'shared/out.rank-1': it belongs to uid 65534, not to you (uid 0)");
+	cmd_free(&r);
+	CHECK(access("shared/out", F_OK) < 0);
+	CHECK_EQ(count_temporaries("shared"), 0);
+
+	CHECK_OK(unlink("shared/out.rank-1"));
+	CHECK_OK(link("secret", "shared/out.rank-1"));
+	cmd_run(&r, COHORT " gather --ranks 2 shared/out", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "refusing the part 'shared/out.rank-1': it has 2 hard links");
+	cmd_free(&r);
+	CHECK(access("shared/out", F_OK) < 0);
+	CHECK_EQ(count_temporaries("shared"), 0);
+
+	/* A real part of root's own: gathered, mode 0644 less the umask. */
+	CHECK_OK(unlink("shared/out.rank-1"));
+	CHECK_OK(cohort_rank_publish("shared/out", 1, "part 1\n", 7, NULL));
+	cmd_run(&r, "umask 027; exec " COHORT " gather --ranks 2 shared/out", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	cmd_free(&r);
+	s = read_file("shared/out");
+	CHECK_STREQ(s, "part 0\npart 1\n");
+	free(s);
+	CHECK_OK(lstat("shared/out", &st));
+	CHECK(S_ISREG(st.st_mode));
+	CHECK_EQ(st.st_mode & 0777, 0640);
+}
+
+/*
+ * A FIFO planted as a part used to block gather in open() past --timeout,
+ * with its temporary file left behind: it is refused at once.
+ */
+TEST(harden_gather_fifo_part_does_not_block)
+{
+	struct cmd_result r;
+	double t0, took;
+
+	CHECK_OK(cohort_rank_publish("out", 0, "part 0\n", 7, NULL));
+	CHECK_OK(mkfifo("out.rank-1", 0600));
+	t0 = now_s();
+	/* timeout(1) only so that a regression fails here instead of hanging the test. */
+	cmd_run(&r, "timeout -s KILL 30 " COHORT " gather --ranks 2 --timeout 2 out", test_build_dir());
+	took = now_s() - t0;
+	CHECK_MSG(r.status == 3, "exit %d (137: killed after blocking for 30 s): %s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "refusing the part 'out.rank-1': it is a FIFO, not a regular file");
+	cmd_free(&r);
+	/* It waited for nothing: bounded well within the 30 s kill, whatever the load. */
+	CHECK_LT_DBL(took, 20.0);
+	CHECK(access("out", F_OK) < 0);
+	CHECK_EQ(count_temporaries("."), 0);
 }
