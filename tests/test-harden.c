@@ -791,3 +791,87 @@ TEST(harden_gather_fifo_part_does_not_block)
 	CHECK(access("out", F_OK) < 0);
 	CHECK_EQ(count_temporaries("."), 0);
 }
+
+/* ---- hostile recordings: cost follows the file, not the header's worker count ---- */
+
+#define HOSTILE_HEADER "{\"type\":\"header\",\"format\":1,\"workers\":65536,\"interval_s\":1}\n"
+
+/*
+ * Run `cohort report` on path under an address-space limit of limit_mb
+ * (none in a sanitizer build: its shadow memory needs terabytes of address
+ * space), at most 120 s. Returns the exit status; *ret_s and *ret_maxrss_kb
+ * get the real time and peak RSS measured.
+ */
+static int report_limited(const char *path, unsigned limit_mb, double *ret_s, long *ret_maxrss_kb)
+{
+	char cohort[1024];
+	struct rusage ru;
+	int st = 0;
+	double t0 = now_s();
+	pid_t pid;
+
+	snprintf(cohort, sizeof(cohort), "%s/cohort", test_build_dir());
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { (rlim_t)limit_mb << 20, (rlim_t)limit_mb << 20 };
+		int null = open("/dev/null", O_WRONLY);
+
+		if (!getenv("COHORT_SANITIZER") && !strstr(test_build_dir(), "build-address") &&
+		    !strstr(test_build_dir(), "build-undefined") && !strstr(test_build_dir(), "build-thread"))
+			setrlimit(RLIMIT_AS, &rl);
+		dup2(null, 1);
+		alarm(120);
+		execl(cohort, cohort, "report", path, (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0);
+	CHECK(wait4(pid, &st, 0, &ru) == pid);
+	*ret_s = now_s() - t0;
+	*ret_maxrss_kb = ru.ru_maxrss;
+	return st;
+}
+
+/*
+ * The issue's 36 KB recording whose header says 65536 workers: cohort
+ * report used 3.15 GB (one samples x workers matrix). Then 50,000 one-field
+ * events took 43.8 s (the diagnosis walked every event once per worker).
+ */
+TEST_TIMEOUT(harden_report_hostile_worker_count, 300)
+{
+	FILE *f = fopen("many.ndjson", "w");
+	double took;
+	long rss_kb;
+	int st;
+	struct stat sb;
+
+	CHECK(f != NULL);
+	fputs(HOSTILE_HEADER, f);
+	/* Samples that each list one worker, the last rank. */
+	for (int i = 0; f && ftell(f) < 36 * 1024; i++)
+		fprintf(f, "{\"type\":\"sample\",\"t\":%d,\"workers\":[{\"rank\":65535,\"rss\":%d}]}\n",
+		        i, 1000 + i);
+	CHECK_OK(fclose(f));
+	CHECK_OK(stat("many.ndjson", &sb));
+	st = report_limited("many.ndjson", 256, &took, &rss_kb);
+	fprintf(stderr, "# 36 KB, 65536 workers: cohort report %.2f s, peak RSS %ld KiB\n", took, rss_kb);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "cohort report ended with status %#x "
+	          "(signal %d) under a 256 MiB address-space limit", st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	CHECK_LT_DBL(took, 60.0);
+
+	f = fopen("events.ndjson", "w");
+	CHECK(f != NULL);
+	fputs(HOSTILE_HEADER, f);
+	/* Started workers with one-field events each, and as many rank-less ones. */
+	for (int i = 0; i < 25000; i++)
+		fprintf(f, "{\"type\":\"event\",\"kind\":\"spawn\",\"rank\":%d,\"pid\":%d}\n", i, 1000 + i);
+	for (int i = 0; i < 25000; i++)
+		fprintf(f, "{\"type\":\"event\",\"t\":%d}\n", i);
+	CHECK_OK(fclose(f));
+	st = report_limited("events.ndjson", 512, &took, &rss_kb);
+	fprintf(stderr, "# 50,000 events, 65536 workers: cohort report %.2f s, peak RSS %ld KiB\n", took,
+	        rss_kb);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "cohort report ended with status %#x "
+	          "(signal %d) under a 512 MiB address-space limit", st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	/* Was 43.8 s; the bound is generous for a loaded machine, not a figure. */
+	CHECK_LT_DBL(took, 60.0);
+}
