@@ -138,6 +138,10 @@ static void chan_close(enum kind k, struct chan *c)
 		mq_close(c->mq[0]);
 		mq_close(c->mq[1]);
 	}
+	if (k == K_QUEUE) {
+		cohort_queue_close(c->q[0]);
+		cohort_queue_close(c->q[1]);
+	}
 }
 
 static void full_write(int fd, const void *p, size_t n)

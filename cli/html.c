@@ -167,19 +167,34 @@ static void chart(FILE *out, const struct chart *c)
 #undef Y
 }
 
-static void worker_chart(FILE *out, const struct cohort_recording *r, const uint64_t *series,
-                         const char *title)
+/*
+ * The first 24 ranks' PSS (uss false) or USS, one dense series per rank
+ * built from the worker's own points (0 where a sample did not list it):
+ * 24 x samples, however many workers the header claims.
+ */
+static void worker_chart(FILE *out, const struct cohort_recording *r, bool uss, const char *title)
 {
 	struct chart c = { .title = title, .r = r, .hline = r->mem_per_worker,
 	                   .hline_label = "each worker's limit" };
 	static char names[24][32];
+	size_t ns = r->nsamples ? r->nsamples : 1;
+	uint64_t *buf = calloc(24 * ns, sizeof(uint64_t));
 
+	if (!buf)
+		return;
 	for (unsigned k = 0; k < r->nworkers && c.ns < 24; k++) {
+		const struct cohort_rec_worker *w = &r->workers[k];
+		uint64_t *v = buf + (size_t)c.ns * ns;
+
+		for (size_t i = 0; i < w->nseries; i++)
+			if (w->series[i].sample < r->nsamples)
+				v[w->series[i].sample] = uss ? w->series[i].uss : w->series[i].pss;
 		snprintf(names[c.ns], sizeof(names[0]), "rank %u", k);
-		c.s[c.ns] = (struct series){ names[c.ns], palette[k % 16], series + k, r->nworkers, false };
+		c.s[c.ns] = (struct series){ names[c.ns], palette[k % 16], v, 1, false };
 		c.ns++;
 	}
 	chart(out, &c);
+	free(buf);
 }
 
 static void job_chart(FILE *out, const struct cohort_recording *r, uint64_t *buf)
@@ -318,8 +333,8 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 		fputs("</table>\n", out);
 		if (r->nsamples) {
 			job_chart(out, r, buf);
-			worker_chart(out, r, r->w_pss, "Each worker's PSS (its fair share of memory)");
-			worker_chart(out, r, r->w_uss, "Each worker's USS (memory only it holds)");
+			worker_chart(out, r, false, "Each worker's PSS (its fair share of memory)");
+			worker_chart(out, r, true, "Each worker's USS (memory only it holds)");
 		} else {
 			fputs("<p>No samples were recorded.</p>\n", out);
 		}

@@ -21,12 +21,20 @@
  * Allocation is next-fit from a roving offset, merging free neighbours as
  * it walks; its cost is linear in the number of blocks, which suits a few
  * large, long-lived allocations rather than millions of small ones.
+ *
+ * Any process of the job can write the region, header included, so the
+ * arena's size is read once, at init or attach, into the process-local
+ * handle, and every block offset and length read from shared memory is
+ * checked against that copy before anything is read or written through
+ * it. A shared size that no longer matches the copy, or a block that does
+ * not fit, is COHORT_ECORRUPT.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ARENA_MAGIC 0x414e455241484f43ULL   /* "COHARENA" */
@@ -37,9 +45,9 @@
 #define SIZE_MASK ((1ULL << 40) - 1)
 #define CANARY 0xc0ffee15deadbeefULL
 
-struct cohort_arena {
+struct ashm {
 	_Atomic uint64_t magic;
-	uint64_t size;                 /* bytes of the region */
+	uint64_t size;                 /* bytes of the region; compared with the handle's copy, never trusted */
 	unsigned char pad0[48];
 	cohort_mutex_t lock;
 	_Atomic uint64_t rover;        /* where the next search starts */
@@ -48,7 +56,13 @@ struct cohort_arena {
 	_Atomic uint64_t recovered;
 };
 
-_Static_assert(sizeof(struct cohort_arena) <= ARENA_HEADER, "arena header too large");
+_Static_assert(sizeof(struct ashm) <= ARENA_HEADER, "arena header too large");
+
+/* The process-local handle: only its size bounds an offset. */
+struct cohort_arena {
+	struct ashm *shm;
+	uint64_t size;
+};
 
 struct blk {
 	_Atomic uint64_t word;    /* tag << 41 | used | size / 16 */
@@ -75,7 +89,7 @@ static uint64_t pack(uint64_t off, uint64_t size, bool used)
 
 static struct blk *blk_at(cohort_arena_t *a, uint64_t off)
 {
-	return (struct blk *)(void *)((unsigned char *)a + off);
+	return (struct blk *)(void *)((unsigned char *)a->shm + off);
 }
 
 /* Decode and check the block header at off. Returns its size, or 0 when invalid. */
@@ -97,12 +111,13 @@ static uint64_t blk_size(cohort_arena_t *a, uint64_t off, bool *ret_used)
 
 static uint64_t *canary_at(cohort_arena_t *a, uint64_t off, uint64_t usize)
 {
-	return (uint64_t *)(void *)((unsigned char *)a + off + BLK_HDR + ((usize + 7) & ~7ULL));
+	return (uint64_t *)(void *)((unsigned char *)a->shm + off + BLK_HDR + ((usize + 7) & ~7ULL));
 }
 
 int cohort_arena_init(void *mem, size_t size, cohort_arena_t **ret_a)
 {
-	cohort_arena_t *a = mem;
+	struct ashm *sh = mem;
+	cohort_arena_t *a;
 	uint64_t first = ARENA_HEADER;
 	int r;
 
@@ -111,38 +126,77 @@ int cohort_arena_init(void *mem, size_t size, cohort_arena_t **ret_a)
 	size &= ~(size_t)15;
 	if ((uint64_t)size - first > SIZE_MASK * 16)
 		size = (size_t)(first + SIZE_MASK * 16);
-	memset(a, 0, ARENA_HEADER);
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->shm = sh;
 	a->size = size;
-	r = cohort_mutex_init(&a->lock);
-	if (r < 0)
+	memset(sh, 0, ARENA_HEADER);
+	sh->size = size;
+	r = cohort_mutex_init(&sh->lock);
+	if (r < 0) {
+		free(a);
 		return r;
-	atomic_store(&a->rover, first);
+	}
+	atomic_store(&sh->rover, first);
 	atomic_store(&blk_at(a, first)->word, pack(first, size - first, false));
-	atomic_store(&a->magic, ARENA_MAGIC);
+	atomic_store(&sh->magic, ARENA_MAGIC);
 	*ret_a = a;
 	return 0;
 }
 
 int cohort_arena_attach(void *mem, size_t size, cohort_arena_t **ret_a)
 {
-	cohort_arena_t *a = mem;
+	struct ashm *sh = mem;
+	cohort_arena_t *a;
+	uint64_t asize;
 
 	if (!mem || !ret_a || ((uintptr_t)mem & 63) || size < 4096)
 		return -EINVAL;
-	if (atomic_load(&a->magic) != ARENA_MAGIC || a->size > size || a->size < 4096 || a->size % 16)
+	/* One read of the shared size: the copy is what is checked and kept. */
+	asize = sh->size;
+	if (atomic_load(&sh->magic) != ARENA_MAGIC || asize > size || asize < 4096 || asize % 16 ||
+	    asize - ARENA_HEADER > SIZE_MASK * 16)
 		return COHORT_EBADSEG;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->shm = sh;
+	a->size = asize;
 	*ret_a = a;
+	return 0;
+}
+
+int cohort_arena_close(cohort_arena_t *a)
+{
+	free(a);
+	return 0;
+}
+
+/*
+ * Does the shared header still hold the size this process attached with?
+ * Offsets are bounded by the local copy whatever it says; a rewritten size
+ * is refused because its writer cannot be trusted with the chain either.
+ */
+static int size_intact(const cohort_arena_t *a)
+{
+	if (atomic_load_explicit(&a->shm->magic, memory_order_relaxed) != ARENA_MAGIC ||
+	    a->shm->size != a->size)
+		return COHORT_ECORRUPT;
 	return 0;
 }
 
 static int lock_arena(cohort_arena_t *a)
 {
-	int r = cohort_mutex_lock(&a->lock, -1);
+	int r = size_intact(a);
 
+	if (r < 0)
+		return r;
+	r = cohort_mutex_lock(&a->shm->lock, -1);
 	if (r == COHORT_EOWNERDEAD) {
 		/* The chain is valid at every instruction: nothing to rebuild. */
-		atomic_fetch_add(&a->recovered, 1);
-		cohort_mutex_consistent(&a->lock);
+		atomic_fetch_add(&a->shm->recovered, 1);
+		cohort_mutex_consistent(&a->shm->lock);
 		r = 0;
 	}
 	return r;
@@ -162,9 +216,9 @@ static uint64_t merge_next(cohort_arena_t *a, uint64_t off, uint64_t size)
 		atomic_store(&blk_at(a, off)->word, pack(off, size, false));
 	}
 	/* Never start a search at a header that is now dead bytes inside this block. */
-	uint64_t rv = atomic_load(&a->rover);
+	uint64_t rv = atomic_load(&a->shm->rover);
 	if (rv > off && rv < off + size)
-		atomic_store(&a->rover, off);
+		atomic_store(&a->shm->rover, off);
 	return size;
 }
 
@@ -182,7 +236,7 @@ int cohort_arena_alloc(cohort_arena_t *a, size_t size, cohort_off_t *ret_off)
 	r = lock_arena(a);
 	if (r < 0)
 		return r;
-	start = off = atomic_load(&a->rover);
+	start = off = atomic_load(&a->shm->rover);
 	if (!blk_size(a, off, &used))
 		start = off = ARENA_HEADER;
 	for (;;) {
@@ -206,8 +260,8 @@ int cohort_arena_alloc(cohort_arena_t *a, size_t size, cohort_off_t *ret_off)
 				b->usize = size;
 				*canary_at(a, off, size) = CANARY ^ mix(off);
 				atomic_store(&b->word, pack(off, bsize, true));
-				atomic_store(&a->rover, off + bsize < a->size ? off + bsize : ARENA_HEADER);
-				atomic_fetch_add(&a->total_allocs, 1);
+				atomic_store(&a->shm->rover, off + bsize < a->size ? off + bsize : ARENA_HEADER);
+				atomic_fetch_add(&a->shm->total_allocs, 1);
 				*ret_off = off + BLK_HDR;
 				r = 0;
 				goto out;
@@ -219,13 +273,13 @@ int cohort_arena_alloc(cohort_arena_t *a, size_t size, cohort_off_t *ret_off)
 			wrapped = true;
 		}
 		if (wrapped && off >= start) {
-			atomic_fetch_add(&a->failed, 1);
+			atomic_fetch_add(&a->shm->failed, 1);
 			r = COHORT_ENOSPACE;
 			goto out;
 		}
 	}
 out:
-	cohort_mutex_unlock(&a->lock);
+	cohort_mutex_unlock(&a->shm->lock);
 	return r;
 }
 
@@ -235,14 +289,15 @@ static uint64_t check_live(cohort_arena_t *a, cohort_off_t handle, uint64_t *ret
 	uint64_t off, bsize;
 	bool used;
 
-	if (handle < ARENA_HEADER + BLK_HDR || handle >= a->size)
+	if (size_intact(a) < 0 || handle < ARENA_HEADER + BLK_HDR || handle >= a->size)
 		return 0;
 	off = handle - BLK_HDR;
 	bsize = blk_size(a, off, &used);
 	if (!bsize || !used)
 		return 0;
 	uint64_t usize = blk_at(a, off)->usize;
-	if (usize == 0 || BLK_HDR + ((usize + 7) & ~7ULL) + 8 > bsize)
+	/* The first test keeps the rounding below from wrapping around. */
+	if (usize == 0 || usize > bsize || BLK_HDR + ((usize + 7) & ~7ULL) + 8 > bsize)
 		return 0;
 	if (canary && *canary_at(a, off, usize) != (CANARY ^ mix(off)))
 		return 0;
@@ -269,7 +324,7 @@ int cohort_arena_free(cohort_arena_t *a, cohort_off_t handle)
 	merge_next(a, off, bsize);
 	r = 0;
 out:
-	cohort_mutex_unlock(&a->lock);
+	cohort_mutex_unlock(&a->shm->lock);
 	return r;
 }
 
@@ -277,7 +332,7 @@ void *cohort_arena_ptr(cohort_arena_t *a, cohort_off_t handle)
 {
 	if (!check_live(a, handle, NULL, false))
 		return NULL;
-	return (unsigned char *)a + handle;
+	return (unsigned char *)a->shm + handle;
 }
 
 int cohort_arena_check(cohort_arena_t *a, cohort_off_t handle)
@@ -291,7 +346,17 @@ int cohort_arena_check(cohort_arena_t *a, cohort_off_t handle)
 
 pid_t cohort__arena_holder(const cohort_arena_t *a)
 {
-	return cohort__mutex_holder(&a->lock);
+	return cohort__mutex_holder(&a->shm->lock);
+}
+
+void *cohort__arena_field(const cohort_arena_t *a, const char *name)
+{
+	return !strcmp(name, "size") ? &a->shm->size : NULL;
+}
+
+uint64_t cohort__arena_block_word(uint64_t off, uint64_t size, bool used)
+{
+	return pack(off, size, used);
 }
 
 int cohort_arena_stats(cohort_arena_t *a, struct cohort_arena_stats *ret)
@@ -322,11 +387,11 @@ int cohort_arena_stats(cohort_arena_t *a, struct cohort_arena_stats *ret)
 		}
 		off += bsize;
 	}
-	s.total_allocs = atomic_load(&a->total_allocs);
-	s.failed = atomic_load(&a->failed);
-	s.recovered = atomic_load(&a->recovered);
+	s.total_allocs = atomic_load(&a->shm->total_allocs);
+	s.failed = atomic_load(&a->shm->failed);
+	s.recovered = atomic_load(&a->shm->recovered);
 	*ret = s;
 out:
-	cohort_mutex_unlock(&a->lock);
+	cohort_mutex_unlock(&a->shm->lock);
 	return r;
 }

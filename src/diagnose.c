@@ -108,10 +108,8 @@ static const char *sz(uint64_t v, char *buf)
 static const struct cohort_rec_event *find_event(const struct cohort_recording *r, const char *kind,
                                                  int rank)
 {
-	for (size_t i = 0; i < r->nevents; i++)
-		if (strcmp(r->events[i].kind, kind) == 0 && (rank == -2 || r->events[i].rank == rank))
-			return &r->events[i];
-	return NULL;
+	/* Indexed by the reader: a walk here, once per worker, cost workers x events. */
+	return cohort_rec_find_event(r, kind, rank);
 }
 
 static const struct cohort_rec_event *find_crash(const struct cohort_recording *r, pid_t pid)
@@ -147,10 +145,14 @@ static int supervisor_signal(const struct cohort_recording *r, double *ret_t, co
 	 * warning has both; this is the only place the diagnosis reads a
 	 * message, and only for such old recordings.
 	 */
-	for (size_t i = 0; i < r->nevents; i++) {
-		const struct cohort_rec_event *e = &r->events[i];
+	size_t first, end;
 
-		if (strcmp(e->kind, "warning") == 0 && e->rank < 0 && strncmp(e->message, "got ", 4) == 0) {
+	/* The warnings of no worker only, from the reader's index: this runs once per worker. */
+	cohort_rec_events_of(r, "warning", -1, &first, &end);
+	for (size_t i = first; i < end; i++) {
+		const struct cohort_rec_event *e = &r->events[r->by_kind_rank[i]];
+
+		if (strncmp(e->message, "got ", 4) == 0) {
 			*ret_t = e->t;
 			*ret_name = "a signal";
 			return 1;
@@ -554,25 +556,31 @@ static void growth(const struct cohort_recording *r, int rank, double t, double 
 
 	*ret_rate = 0;
 	*ret_s = 0;
-	if (!r->w_rss)
+	if (rank < 0 || (unsigned)rank >= r->nworkers)
 		return;
-	for (size_t i = r->nsamples; i-- > 0 && n < GROWTH_SAMPLES;) {
-		if (r->samples[i].t > t + 0.05)
+	/* The worker's own series: only the samples that listed it. */
+	const struct cohort_rec_worker *w = &r->workers[rank];
+	uint64_t rss[GROWTH_SAMPLES];
+
+	for (size_t i = w->nseries; i-- > 0 && n < GROWTH_SAMPLES;) {
+		const struct cohort_rec_point *p = &w->series[i];
+
+		if (p->sample >= r->nsamples || r->samples[p->sample].t > t + 0.05)
 			continue;
-		if (!r->w_rss[i * r->nworkers + (unsigned)rank])
-			continue;   /* the worker was not in that sample */
-		idx[n++] = i;
+		if (!p->rss)
+			continue;   /* no figure for the worker in that sample */
+		rss[n] = p->rss;
+		idx[n++] = p->sample;
 	}
 	/* The run of rising steps that ends at the last sample: none when the last step is flat. */
 	int m = 0;
 
-	while (m + 1 < n && r->w_rss[idx[m] * r->nworkers + (unsigned)rank] >
-	                    r->w_rss[idx[m + 1] * r->nworkers + (unsigned)rank])
+	while (m + 1 < n && rss[m] > rss[m + 1])
 		m++;
 	if (m == 0)
 		return;
-	last = r->w_rss[idx[0] * r->nworkers + (unsigned)rank];
-	first = r->w_rss[idx[m] * r->nworkers + (unsigned)rank];
+	last = rss[0];
+	first = rss[m];
 	if (last < first + 4 * MiB || last < first + first / 20 ||
 	    r->samples[idx[0]].t <= r->samples[idx[m]].t)
 		return;
@@ -621,14 +629,19 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 	if (!find_event(r, "oom_kill", w->rank)) {
 		const struct cohort_rec_event *k = NULL;
 		double kills = 0;
+		size_t first, end;
 
-		for (size_t i = 0; i < r->nevents; i++)
-			if (strcmp(r->events[i].kind, "kernel") == 0 && r->events[i].rank == w->rank &&
-			    cohort_rec_event_num(&r->events[i], "oom_kill_new", 0) > 0) {
+		/* The worker's kernel events only, from the reader's index. */
+		cohort_rec_events_of(r, "kernel", w->rank, &first, &end);
+		for (size_t i = first; i < end; i++) {
+			const struct cohort_rec_event *ke = &r->events[r->by_kind_rank[i]];
+
+			if (cohort_rec_event_num(ke, "oom_kill_new", 0) > 0) {
 				if (!k)
-					k = &r->events[i];
-				kills += cohort_rec_event_num(&r->events[i], "oom_kill_new", 0);
+					k = ke;
+				kills += cohort_rec_event_num(ke, "oom_kill_new", 0);
 			}
+		}
 		if (k && (f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, k->t)) != NULL) {
 			uint64_t peak = num_bytes(k, "peak_bytes", 0);
 

@@ -606,7 +606,15 @@ static unsigned missing_parts(const char *path, unsigned nranks, char *list, siz
 	for (unsigned k = 0; k < nranks; k++) {
 		char part[COHORT_PATH_MAX * 2];
 
-		if (cohort_rank_path(path, k, part, sizeof(part)) == 0 && access(part, F_OK) == 0)
+		struct stat st;
+
+		/*
+		 * Any directory entry counts, a symlink or a FIFO too (never
+		 * followed here): append_part refuses it by name, rather than
+		 * gather waiting for it until the deadline.
+		 */
+		if (cohort_rank_path(path, k, part, sizeof(part)) == 0 &&
+		    fstatat(AT_FDCWD, part, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			continue;
 		if (missing < 16 && used < lsize) {
 			int n = snprintf(list + used, lsize - used, "%s%u", missing ? ", " : "", k);
@@ -622,18 +630,77 @@ static unsigned missing_parts(const char *path, unsigned nranks, char *list, siz
 	return missing;
 }
 
+/*
+ * Open a part for reading, refusing what another user of a shared
+ * directory could have planted under its name: a symlink (to /etc/shadow,
+ * say) is not followed, a FIFO or device neither blocks nor is read, and a
+ * file must be regular, the caller's own and have a single link (a hard
+ * link to someone else's file is not a part). The checks are made on the
+ * open descriptor, so the name cannot be swapped between check and read.
+ * Returns the descriptor, or -errno with the reason in pub's error.
+ */
+static int open_part(struct cohort_publish *pub, const char *part)
+{
+	struct stat st;
+	int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	int r;
+
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ELOOP)
+			PERR(pub, "refusing the part '%s': it is a symbolic link, and a part must be "
+			     "a regular file of yours (cohort_rank_publish writes one; anyone who can "
+			     "write the directory can plant a link)", part);
+		else
+			PERR(pub, "cannot read the part '%s': %s", part, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		PERR(pub, "cannot read the part '%s': %s", part, strerror(-r));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		PERR(pub, "refusing the part '%s': it is a %s, not a regular file", part,
+		     S_ISFIFO(st.st_mode) ? "FIFO" : S_ISDIR(st.st_mode) ? "directory" :
+		     S_ISSOCK(st.st_mode) ? "socket" : "device");
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		r = -EPERM;
+		PERR(pub, "refusing the part '%s': it belongs to uid %u, not to you (uid %u); "
+		     "a part must be published by the job's own user", part, (unsigned)st.st_uid,
+		     (unsigned)geteuid());
+		goto fail;
+	}
+	if (st.st_nlink != 1) {
+		r = -EPERM;
+		PERR(pub, "refusing the part '%s': it has %lu hard links, and a published part "
+		     "has one", part, (unsigned long)st.st_nlink);
+		goto fail;
+	}
+	/* Regular files never block; reads may then wait as usual. */
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		r = -errno;
+		PERR(pub, "cannot read the part '%s': %s", part, strerror(-r));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return r;
+}
+
 /* Append the whole file at part to the publication. */
 static int append_part(struct cohort_publish *pub, const char *part, char *buf, size_t bsize,
                        uint64_t *total)
 {
-	int fd = open(part, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = open_part(pub, part);
 	int r = 0;
 
-	if (fd < 0) {
-		r = -errno;
-		PERR(pub, "cannot read the part '%s': %s", part, strerror(-r));
-		return r;
-	}
+	if (fd < 0)
+		return fd;
 	for (;;) {
 		ssize_t n = read(fd, buf, bsize);
 

@@ -208,6 +208,17 @@ pid_t cohort__queue_holder(const cohort_queue_t *q, bool producers);
 /* The holder of an arena's lock. */
 pid_t cohort__arena_holder(const cohort_arena_t *a);
 
+/*
+ * For tests that play a hostile process of the job: the address of a
+ * shared field of a queue ("capacity", "max_msg", "region", "tail",
+ * "head", "tail_seen", "head_seen") or of an arena ("size"), or NULL for
+ * another name; and the packed word of an arena block header, so that a
+ * test can forge a block the way someone who read src/arena.c would.
+ */
+void *cohort__queue_field(const cohort_queue_t *q, const char *name);
+void *cohort__arena_field(const cohort_arena_t *a, const char *name);
+uint64_t cohort__arena_block_word(uint64_t off, uint64_t size, bool used);
+
 /* Relax the CPU inside a spin loop. */
 static inline void cohort__cpu_relax(void)
 {

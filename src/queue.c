@@ -30,6 +30,14 @@
  * Records: a u32 length, a u32 tag, the payload padded to 8 bytes. A
  * record never wraps: when it does not fit before the ring's end a WRAP
  * tag fills the rest.
+ *
+ * Any process of the job can write the shared header, so nothing in it is
+ * trusted after init or attach: the geometry (ring capacity, longest
+ * message, region size) is copied then into the process-local handle, and
+ * every position read from shared memory is bounded by the local copy
+ * before it indexes the ring. A header that no longer matches the local
+ * copy, a position not on a record boundary or a record that does not fit
+ * is COHORT_ECORRUPT, and nothing is written through it.
  */
 #include "internal.h"
 
@@ -37,6 +45,7 @@
 #include <limits.h>
 #include <linux/membarrier.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -79,8 +88,8 @@ struct qlock {
  * keeps a cached copy of the other side's position and reads the real one
  * only when the cached one says full (producers) or empty (consumers).
  */
-struct cohort_queue {
-	/* set once by init */
+struct qshm {
+	/* set once by init; compared with the handle's copy, never trusted */
 	_Atomic uint64_t magic;
 	uint64_t capacity;      /* ring bytes, a multiple of 16 */
 	uint64_t max_msg;
@@ -121,7 +130,18 @@ struct cohort_queue {
 	_Atomic int32_t last_dead;
 };
 
-_Static_assert(sizeof(struct cohort_queue) <= COHORT_QUEUE_HEADER, "queue header too large");
+_Static_assert(sizeof(struct qshm) <= COHORT_QUEUE_HEADER, "queue header too large");
+
+/*
+ * The process-local handle: the geometry as this process validated it at
+ * init or attach. Only these copies bound an index into the ring.
+ */
+struct cohort_queue {
+	struct qshm *shm;
+	uint64_t capacity;
+	uint64_t max_msg;
+	uint64_t region;
+};
 
 static long membarrier(int cmd)
 {
@@ -141,7 +161,7 @@ static bool asym_supported(void)
  * May this process publish without a locked store? Only once it is
  * registered, so that a sleeper's membarrier reaches it.
  */
-static bool fast_publish(const cohort_queue_t *q)
+static bool fast_publish(const struct qshm *q)
 {
 	static _Atomic pid_t registered;
 	pid_t me;
@@ -163,7 +183,7 @@ static bool fast_publish(const cohort_queue_t *q)
  * longest we may sleep: without the fence, a wake-up can be missed, so
  * sleep in short slices.
  */
-static int fence_before_sleep(const cohort_queue_t *q, int left)
+static int fence_before_sleep(const struct qshm *q, int left)
 {
 	if (q->asym && membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0)
 		return left;
@@ -198,7 +218,7 @@ static bool spin_until_moved(_Atomic uint64_t *pos, uint64_t seen, _Atomic uint3
 	return false;
 }
 
-static unsigned char *ring(cohort_queue_t *q)
+static unsigned char *ring(struct qshm *q)
 {
 	return (unsigned char *)q + COHORT_QUEUE_HEADER;
 }
@@ -209,41 +229,95 @@ size_t cohort_queue_footprint(size_t capacity)
 	return COHORT_QUEUE_HEADER + capacity;
 }
 
+/* A local handle for the queue at q, with the geometry read from it now. */
+static cohort_queue_t *handle_new(struct qshm *q)
+{
+	cohort_queue_t *queue = malloc(sizeof(*queue));
+
+	if (!queue)
+		return NULL;
+	queue->shm = q;
+	queue->capacity = q->capacity;
+	queue->max_msg = q->max_msg;
+	queue->region = q->region;
+	return queue;
+}
+
 int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q)
 {
-	cohort_queue_t *q = mem;
+	struct qshm *q = mem;
+	cohort_queue_t *queue;
+	uint64_t cap;
 
 	if (!mem || !ret_q || ((uintptr_t)mem & 63) || size < cohort_queue_footprint(1024))
 		return -EINVAL;
+	cap = (size - COHORT_QUEUE_HEADER) & ~(uint64_t)15;
+	if (cap > (uint64_t)INT_MAX * 2)
+		cap = (uint64_t)INT_MAX * 2 & ~(uint64_t)15;
+	queue = malloc(sizeof(*queue));
+	if (!queue)
+		return -ENOMEM;
 	memset(q, 0, COHORT_QUEUE_HEADER);
-	q->capacity = (size - COHORT_QUEUE_HEADER) & ~(uint64_t)15;
-	if (q->capacity > (uint64_t)INT_MAX * 2)
-		q->capacity = (uint64_t)INT_MAX * 2 & ~(uint64_t)15;
+	q->capacity = cap;
 	q->max_msg = q->capacity / 2 - 8;
 	q->region = size;
 	q->asym = asym_supported();
 	atomic_store(&q->magic, QUEUE_MAGIC);
-	*ret_q = q;
+	*queue = (cohort_queue_t){ .shm = q, .capacity = cap, .max_msg = cap / 2 - 8, .region = size };
+	*ret_q = queue;
 	return 0;
 }
 
 int cohort_queue_attach(void *mem, size_t size, cohort_queue_t **ret_q)
 {
-	cohort_queue_t *q = mem;
+	struct qshm *q = mem;
+	cohort_queue_t *queue;
 
 	if (!mem || !ret_q || ((uintptr_t)mem & 63) || size < COHORT_QUEUE_HEADER)
 		return -EINVAL;
-	if (atomic_load(&q->magic) != QUEUE_MAGIC || q->region != size ||
-	    q->capacity < 1024 || q->capacity % 16 || q->capacity > size - COHORT_QUEUE_HEADER ||
-	    q->max_msg != q->capacity / 2 - 8 || q->asym > 1)
+	queue = handle_new(q);
+	if (!queue)
+		return -ENOMEM;
+	/* Validate the copies, not the shared fields: those may change meanwhile. */
+	if (atomic_load(&q->magic) != QUEUE_MAGIC || queue->region != size ||
+	    queue->capacity < 1024 || queue->capacity % 16 ||
+	    queue->capacity > size - COHORT_QUEUE_HEADER ||
+	    queue->capacity > ((uint64_t)INT_MAX * 2 & ~(uint64_t)15) ||
+	    queue->max_msg != queue->capacity / 2 - 8 || q->asym > 1) {
+		free(queue);
 		return COHORT_EBADSEG;
-	*ret_q = q;
+	}
+	*ret_q = queue;
+	return 0;
+}
+
+int cohort_queue_close(cohort_queue_t *q)
+{
+	free(q);
 	return 0;
 }
 
 size_t cohort_queue_max_message(const cohort_queue_t *q)
 {
 	return (size_t)q->max_msg;
+}
+
+/*
+ * Does the shared header still say what it said when this process
+ * attached? The local copies are what bound every access, so a rewritten
+ * header cannot make this process read or write outside the region; it is
+ * refused all the same, since the writer of the header is broken or
+ * hostile and its positions cannot be trusted either.
+ */
+static int geometry_intact(const cohort_queue_t *queue)
+{
+	const struct qshm *q = queue->shm;
+
+	if (atomic_load_explicit(&q->magic, memory_order_relaxed) != QUEUE_MAGIC ||
+	    q->capacity != queue->capacity || q->max_msg != queue->max_msg ||
+	    q->region != queue->region)
+		return COHORT_ECORRUPT;
+	return 0;
 }
 
 static uint64_t rec_size(uint64_t len)
@@ -280,7 +354,7 @@ static bool holder_dead(uint64_t w)
  * Take lock l. Returns 0, or the pid (> 0) of a dead holder it was taken
  * from, or -EAGAIN / COHORT_ETIMEDOUT.
  */
-static int qlock_take(cohort_queue_t *q, struct qlock *l, uint64_t deadline, int timeout_ms)
+static int qlock_take(struct qshm *q, struct qlock *l, uint64_t deadline, int timeout_ms)
 {
 	uint64_t me = self_word();
 	int slice = 1;
@@ -338,7 +412,7 @@ static void qlock_release(struct qlock *l, bool fast)
  * Take a side's lock. If its holder died, settle that side's books: the
  * dead process's operation happened iff the position reached its target.
  */
-static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline, int timeout_ms)
+static int lock_side(struct qshm *q, bool producer, uint64_t deadline, int timeout_ms)
 {
 	int r = qlock_take(q, producer ? &q->plock : &q->clock, deadline, timeout_ms);
 
@@ -369,14 +443,18 @@ static int lock_side(cohort_queue_t *q, bool producer, uint64_t deadline, int ti
 	return 0;
 }
 
-int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeout_ms)
+int cohort_queue_send(cohort_queue_t *queue, const void *msg, size_t len, int timeout_ms)
 {
-	uint64_t deadline = cohort__deadline(timeout_ms), cap = q->capacity;
+	struct qshm *q = queue->shm;
+	uint64_t deadline = cohort__deadline(timeout_ms), cap = queue->capacity;
 	uint64_t rec = rec_size(len);
 	int r;
 
-	if (len == 0 || len > q->max_msg)
+	if (len == 0 || len > queue->max_msg)
 		return -EMSGSIZE;
+	r = geometry_intact(queue);
+	if (r < 0)
+		return r;
 	bool fast = fast_publish(q);
 	for (;;) {
 		r = lock_side(q, true, deadline, timeout_ms);
@@ -400,7 +478,8 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 			atomic_store_explicit(&q->head_seen, h, memory_order_relaxed);
 		}
 
-		if (t - h > cap) {
+		/* Records are 8-byte multiples: an odd tail would put one across the ring's end. */
+		if (t % 8 || t - h > cap) {
 			atomic_store_explicit(&q->pword, w, memory_order_relaxed);
 			qlock_release(&q->plock, fast);
 			return COHORT_ECORRUPT;
@@ -462,11 +541,15 @@ int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeou
 	}
 }
 
-int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
+int cohort_queue_recv(cohort_queue_t *queue, void *buf, size_t size, int timeout_ms)
 {
-	uint64_t deadline = cohort__deadline(timeout_ms), cap = q->capacity;
+	struct qshm *q = queue->shm;
+	uint64_t deadline = cohort__deadline(timeout_ms), cap = queue->capacity;
 	bool fast = fast_publish(q);
-	int r;
+	int r = geometry_intact(queue);
+
+	if (r < 0)
+		return r;
 
 	for (;;) {
 		uint64_t t = atomic_load_explicit(&q->tail_seen, memory_order_relaxed);
@@ -486,7 +569,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 				t = atomic_load_explicit(&q->tail, memory_order_acquire);
 				atomic_store_explicit(&q->tail_seen, t, memory_order_relaxed);
 			}
-			if (t - h > cap) {
+			if (h % 8 || t - h > cap) {
 				r = COHORT_ECORRUPT;
 				goto unlock;
 			}
@@ -505,7 +588,7 @@ int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms)
 					memcpy(hdr, ring(q), sizeof(hdr));
 				}
 				rec = rec_size(hdr[0]);
-				if (hdr[1] != TAG_MSG || hdr[0] == 0 || hdr[0] > q->max_msg ||
+				if (hdr[1] != TAG_MSG || hdr[0] == 0 || hdr[0] > queue->max_msg ||
 				    skip + rec > t - h || idx + rec > cap) {
 					r = COHORT_ECORRUPT;
 					goto unlock;
@@ -561,21 +644,43 @@ unlock:
 	return r;
 }
 
-pid_t cohort__queue_holder(const cohort_queue_t *q, bool producers)
+pid_t cohort__queue_holder(const cohort_queue_t *queue, bool producers)
 {
+	const struct qshm *q = queue->shm;
 	const struct qlock *l = producers ? &q->plock : &q->clock;
 
 	return (pid_t)(atomic_load(&l->owner) >> 32);
 }
 
+void *cohort__queue_field(const cohort_queue_t *queue, const char *name)
+{
+	struct qshm *q = queue->shm;
+
+	if (!strcmp(name, "capacity"))
+		return &q->capacity;
+	if (!strcmp(name, "max_msg"))
+		return &q->max_msg;
+	if (!strcmp(name, "region"))
+		return &q->region;
+	if (!strcmp(name, "tail"))
+		return &q->tail;
+	if (!strcmp(name, "head"))
+		return &q->head;
+	if (!strcmp(name, "tail_seen"))
+		return &q->tail_seen;
+	if (!strcmp(name, "head_seen"))
+		return &q->head_seen;
+	return NULL;
+}
+
 int cohort_queue_stats(const cohort_queue_t *cq, struct cohort_queue_stats *ret)
 {
-	cohort_queue_t *q = (cohort_queue_t *)(uintptr_t)cq;
+	struct qshm *q = cq->shm;
 	struct cohort_queue_stats s;
 	uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
 
 	memset(&s, 0, sizeof(s));
-	s.capacity = q->capacity;
+	s.capacity = cq->capacity;
 	s.used = t >= h ? t - h : 0;
 	s.sent = atomic_load(&q->pword) >> 1;
 	s.received = atomic_load(&q->cword) >> 1;

@@ -170,30 +170,43 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 }
 
 struct caps {
-	size_t samples, series, events;
+	size_t samples, events;
 };
+
+/*
+ * Add a sample's figures to a worker's series: one point per sample (a
+ * rank listed twice in one sample keeps its last figures). The array
+ * doubles when its length reaches a power of two.
+ */
+static int add_point(struct cohort_rec_worker *wk, size_t sample, uint64_t pss, uint64_t uss,
+                     uint64_t rss)
+{
+	size_t n = wk->nseries;
+
+	if (n && wk->series[n - 1].sample == sample) {
+		wk->series[n - 1] = (struct cohort_rec_point){ sample, pss, uss, rss };
+		return 0;
+	}
+	if ((n & (n - 1)) == 0) {
+		void *np = realloc(wk->series, (n ? 2 * n : 1) * sizeof(*wk->series));
+
+		if (!np)
+			return -ENOMEM;
+		wk->series = np;
+	}
+	wk->series[n] = (struct cohort_rec_point){ sample, pss, uss, rss };
+	wk->nseries = n + 1;
+	return 0;
+}
 
 static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
 {
 	struct cohort_rec_sample *s;
 	json_t *tot, *cg, *psi, *shm, *ws, *w;
-	size_t i, n = r->nsamples, need = (n + 1) * r->nworkers;
+	size_t i, n = r->nsamples;
 
 	if (grow((void **)&r->samples, &c->samples, n + 1, sizeof(*r->samples)) < 0)
 		return -ENOMEM;
-	if (need > c->series) {
-		size_t cap = c->series;
-
-		if (grow((void **)&r->w_pss, &cap, need, sizeof(uint64_t)) < 0)
-			return -ENOMEM;
-		cap = c->series;
-		if (grow((void **)&r->w_uss, &cap, need, sizeof(uint64_t)) < 0)
-			return -ENOMEM;
-		cap = c->series;
-		if (grow((void **)&r->w_rss, &cap, need, sizeof(uint64_t)) < 0)
-			return -ENOMEM;
-		c->series = cap;
-	}
 	s = &r->samples[n];
 	memset(s, 0, sizeof(*s));
 	s->t = get_num(o, "t", 0);
@@ -235,9 +248,8 @@ static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
 		uss = get_u64(w, "uss");
 		rss = get_u64(w, "rss");
 		est = get_u64(w, "pss_est");
-		r->w_pss[n * r->nworkers + (size_t)rank] = pss;
-		r->w_uss[n * r->nworkers + (size_t)rank] = uss;
-		r->w_rss[n * r->nworkers + (size_t)rank] = rss;
+		if (add_point(wk, n, pss, uss, rss) < 0)
+			return -ENOMEM;
 		if (pss > wk->peak_pss) wk->peak_pss = pss;
 		if (uss > wk->peak_uss) wk->peak_uss = uss;
 		if (rss > wk->peak_rss) wk->peak_rss = rss;
@@ -361,6 +373,109 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 	return 0;
 }
 
+/* Order of by_kind_rank: kind, then rank, then the file's order. */
+static int cmp_event(const void *a, const void *b, void *arg)
+{
+	const struct cohort_recording *r = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct cohort_rec_event *x = &r->events[i], *y = &r->events[j];
+	int c = strcmp(x->kind, y->kind);
+
+	if (c)
+		return c;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* Order of by_kind: kind, then the file's order. */
+static int cmp_kind(const void *a, const void *b, void *arg)
+{
+	const struct cohort_recording *r = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(r->events[i].kind, r->events[j].kind);
+
+	if (c)
+		return c;
+	return i < j ? -1 : i > j;
+}
+
+/*
+ * Index the events by kind and rank, so that finding a worker's events
+ * costs a binary search instead of a walk over every event: with the
+ * walk, a diagnosis cost workers x events.
+ */
+static int index_events(struct cohort_recording *r)
+{
+	size_t n = r->nevents ? r->nevents : 1;
+
+	r->by_kind_rank = malloc(n * sizeof(size_t));
+	r->by_kind = malloc(n * sizeof(size_t));
+	if (!r->by_kind_rank || !r->by_kind)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nevents; i++)
+		r->by_kind_rank[i] = r->by_kind[i] = i;
+	qsort_r(r->by_kind_rank, r->nevents, sizeof(size_t), cmp_event, r);
+	qsort_r(r->by_kind, r->nevents, sizeof(size_t), cmp_kind, r);
+	return 0;
+}
+
+/* The first position in by_kind_rank not before (kind, rank): rank -2 is below every rank. */
+static size_t lower_bound(const struct cohort_recording *r, const char *kind, int rank)
+{
+	size_t lo = 0, hi = r->nevents;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct cohort_rec_event *e = &r->events[r->by_kind_rank[mid]];
+		int c = strcmp(e->kind, kind);
+
+		if (c < 0 || (c == 0 && e->rank < rank))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t cohort_rec_events_of(const struct cohort_recording *r, const char *kind, int rank,
+                            size_t *ret_first, size_t *ret_end)
+{
+	size_t first = lower_bound(r, kind, rank), end = first;
+
+	while (end < r->nevents && r->events[r->by_kind_rank[end]].rank == rank &&
+	       strcmp(r->events[r->by_kind_rank[end]].kind, kind) == 0)
+		end++;
+	*ret_first = first;
+	*ret_end = end;
+	return end - first;
+}
+
+const struct cohort_rec_event *cohort_rec_find_event(const struct cohort_recording *r,
+                                                     const char *kind, int rank)
+{
+	size_t first, end, lo = 0, hi;
+
+	if (!r->by_kind_rank || !r->by_kind)
+		return NULL;
+	if (rank != -2) {
+		if (!cohort_rec_events_of(r, kind, rank, &first, &end))
+			return NULL;
+		return &r->events[r->by_kind_rank[first]];
+	}
+	for (hi = r->nevents; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(r->events[r->by_kind[mid]].kind, kind) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == r->nevents || strcmp(r->events[r->by_kind[lo]].kind, kind) != 0)
+		return NULL;
+	return &r->events[r->by_kind[lo]];
+}
+
 int cohort_recording_load(const char *path, struct cohort_recording **ret, char *err, size_t errsize)
 {
 	struct cohort_recording *r;
@@ -454,6 +569,7 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 		rc = COHORT_EBADREC;
 		goto out;
 	}
+	rc = index_events(r);
 out:
 	free(line);
 	fclose(f);
@@ -471,12 +587,13 @@ void cohort_recording_free(struct cohort_recording *r)
 {
 	if (!r)
 		return;
+	for (unsigned k = 0; r->workers && k < r->nworkers; k++)
+		free(r->workers[k].series);
 	free(r->workers);
 	free(r->samples);
-	free(r->w_pss);
-	free(r->w_uss);
-	free(r->w_rss);
 	free(r->events);
+	free(r->by_kind_rank);
+	free(r->by_kind);
 	free(r);
 }
 

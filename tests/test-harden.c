@@ -1,17 +1,22 @@
 /*
  * test-harden.c - the supervisor under resource limits: out of file
  * descriptors, out of memory, a full disk for its recording, and thousands
- * of short-lived children with no descriptor or zombie left behind.
+ * of short-lived children with no descriptor or zombie left behind; other
+ * users' files, and a process of the job that rewrites a live queue or
+ * arena.
  */
 #include "harness.h"
+#include "internal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COHORT "%s/cohort"
@@ -352,4 +357,521 @@ TEST(harden_recording_read_error_is_named)
 	CHECK_EQ(r, -EISDIR);
 	CHECK(rec == NULL);
 	CHECK_CONTAINS(err, "cannot read adir after line 0: Is a directory");
+}
+
+/* ---- hostile shared state: a process of the job rewrites a live queue or arena ---- */
+
+/*
+ * A shared region of size bytes (whole pages) between two PROT_NONE pages,
+ * so that a read or write one byte outside it is a SIGSEGV at once.
+ */
+static unsigned char *guarded_region(size_t size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *p = mmap(NULL, size + 2 * page, PROT_READ | PROT_WRITE,
+	                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED);
+	CHECK_OK(mprotect(p, page, PROT_NONE));
+	CHECK_OK(mprotect(p + page + size, page, PROT_NONE));
+	return p + page;
+}
+
+/* What the victim, another process of the job, got back. */
+struct victim {
+	cohort_queue_t *q;
+	cohort_arena_t *a;
+	size_t alloc_size;
+	int send, recv, alloc, check, free_, stats;
+	cohort_off_t off;
+};
+
+/* The victim: one send and one recv on the queue it attached before the rewrite. */
+static void queue_victim(void *arg)
+{
+	struct victim *v = arg;
+	unsigned char buf[256];
+
+	v->send = cohort_queue_send(v->q, "hello", 5, 0);
+	v->recv = cohort_queue_recv(v->q, buf, sizeof(buf), 0);
+	_exit(0);
+}
+
+/* Run the victim in its own process; it must end normally, not by SIGFPE or SIGSEGV. */
+static void run_victim(void (*fn)(void *), struct victim *v)
+{
+	pid_t pid = helper_spawn(fn, v);
+	int st = helper_wait(pid, 20000);
+
+	CHECK_MSG(st == 0, "the victim process ended with wait status %#x (signal %d)", st,
+	          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+#define QREGION (4 * 4096)
+
+/* A rewritten capacity of 0 used to kill every other user of the queue with SIGFPE. */
+TEST(harden_queue_capacity_rewritten_to_zero)
+{
+	unsigned char *mem = guarded_region(QREGION), buf[64];
+	struct victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cohort_queue_t *q;
+	uint64_t *cap, saved;
+
+	CHECK(v != MAP_FAILED);
+	CHECK_OK(cohort_queue_init(mem, QREGION, &q));
+	CHECK_OK(cohort_queue_send(q, "first", 5, 0));
+	v->q = q;
+	cap = cohort__queue_field(q, "capacity");
+	saved = *cap;
+	*cap = 0;
+	run_victim(queue_victim, v);
+	CHECK_EQ(v->send, COHORT_ECORRUPT);
+	CHECK_EQ(v->recv, COHORT_ECORRUPT);
+	/* A newcomer refuses it at attach. */
+	cohort_queue_t *q2 = NULL;
+	CHECK_EQ(cohort_queue_attach(mem, QREGION, &q2), COHORT_EBADSEG);
+	CHECK(q2 == NULL);
+	/* Put back, the queue is whole: the refusal wrote nothing. */
+	*cap = saved;
+	CHECK_EQ(cohort_queue_recv(q, buf, sizeof(buf), 0), 5);
+	CHECK(memcmp(buf, "first", 5) == 0);
+	CHECK_OK(cohort_queue_close(q));
+}
+
+/*
+ * capacity = 2^40 with a tail that indexes just past the region: another
+ * process's send used to return 0 after writing outside the region (here,
+ * into the guard page). And with the header intact, a tail off a record
+ * boundary used to put a record across the ring's end.
+ */
+TEST(harden_queue_hostile_capacity_and_positions_stay_inside)
+{
+	unsigned char *mem = guarded_region(QREGION), before[QREGION];
+	struct victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cohort_queue_t *q;
+	uint64_t *cap, *tail, *head, *head_seen, *tail_seen, ring;
+
+	CHECK(v != MAP_FAILED);
+	CHECK_OK(cohort_queue_init(mem, QREGION, &q));
+	v->q = q;
+	cap = cohort__queue_field(q, "capacity");
+	tail = cohort__queue_field(q, "tail");
+	head = cohort__queue_field(q, "head");
+	head_seen = cohort__queue_field(q, "head_seen");
+	tail_seen = cohort__queue_field(q, "tail_seen");
+	CHECK(cap && tail && head && head_seen && tail_seen);
+	ring = *cap;
+	CHECK_EQ_U64(ring, QREGION - COHORT_QUEUE_HEADER);
+
+	/* 1. The attack: a huge capacity, positions at the region's end. */
+	*cap = 1ULL << 40;
+	*tail = *head = *head_seen = *tail_seen = ring;
+	memcpy(before, mem, QREGION);
+	run_victim(queue_victim, v);
+	CHECK_EQ(v->send, COHORT_ECORRUPT);
+	CHECK_EQ(v->recv, COHORT_ECORRUPT);
+	CHECK_MSG(memcmp(before + COHORT_QUEUE_HEADER, mem + COHORT_QUEUE_HEADER,
+	                 QREGION - COHORT_QUEUE_HEADER) == 0, "the ring was written through");
+
+	/* 2. The header intact, the positions 4 bytes short of the ring's end. */
+	*cap = ring;
+	*tail = *head = *head_seen = *tail_seen = ring * 1000 + ring - 4;
+	memcpy(before, mem, QREGION);
+	run_victim(queue_victim, v);
+	CHECK_EQ(v->send, COHORT_ECORRUPT);
+	CHECK_MSG(memcmp(before + COHORT_QUEUE_HEADER, mem + COHORT_QUEUE_HEADER,
+	                 QREGION - COHORT_QUEUE_HEADER) == 0, "the ring was written through");
+
+	/* 3. A head off a record boundary, with something to read. */
+	*tail = *tail_seen = 64;
+	*head = 60;
+	*head_seen = 60;
+	run_victim(queue_victim, v);
+	CHECK_EQ(v->recv, COHORT_ECORRUPT);
+
+	/* 4. A tail more than a ring ahead of the head. */
+	*head = *head_seen = 0;
+	*tail = *tail_seen = ring + 8;
+	run_victim(queue_victim, v);
+	CHECK_EQ(v->send, COHORT_ECORRUPT);
+	CHECK_EQ(v->recv, COHORT_ECORRUPT);
+
+	/* Made consistent again, the queue works. */
+	*head = *head_seen = *tail = *tail_seen = 0;
+	run_victim(queue_victim, v);
+	CHECK_EQ(v->send, 0);
+	CHECK_EQ(v->recv, 5);
+	CHECK_OK(cohort_queue_close(q));
+}
+
+#define AREGION (64 * 1024)
+
+static void arena_victim(void *arg)
+{
+	struct victim *v = arg;
+	struct cohort_arena_stats st;
+	cohort_off_t off = 0;
+
+	v->alloc = cohort_arena_alloc(v->a, v->alloc_size, &off);
+	if (v->alloc == 0) {
+		/* What a worker does with what it was given: write all of it. */
+		unsigned char *p = cohort_arena_ptr(v->a, off);
+
+		if (p)
+			memset(p, 0x5a, v->alloc_size);
+	}
+	v->check = cohort_arena_check(v->a, v->off);
+	v->free_ = cohort_arena_free(v->a, v->off);
+	v->stats = cohort_arena_stats(v->a, &st);
+	_exit(0);
+}
+
+/* A rewritten arena size used to make every other allocator SIGSEGV on the guard page. */
+TEST(harden_arena_size_rewritten)
+{
+	unsigned char *mem = guarded_region(AREGION);
+	struct victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cohort_arena_t *a, *a2 = NULL;
+	uint64_t *size, saved;
+	cohort_off_t off;
+
+	CHECK(v != MAP_FAILED);
+	CHECK_OK(cohort_arena_init(mem, AREGION, &a));
+	CHECK_OK(cohort_arena_alloc(a, 1000, &off));
+	v->a = a;
+	v->off = off;
+	v->alloc_size = 100;
+	size = cohort__arena_field(a, "size");
+	saved = *size;
+	for (int i = 0; i < 3; i++) {
+		static const uint64_t sizes[] = { 1ULL << 40, AREGION + 4096, 4096 };
+
+		*size = sizes[i];
+		run_victim(arena_victim, v);
+		CHECK_EQ(v->alloc, COHORT_ECORRUPT);
+		CHECK_EQ(v->check, COHORT_ECORRUPT);
+		CHECK_EQ(v->free_, COHORT_ECORRUPT);
+		CHECK_EQ(v->stats, COHORT_ECORRUPT);
+	}
+	*size = 1ULL << 40;
+	CHECK_EQ(cohort_arena_attach(mem, AREGION, &a2), COHORT_EBADSEG);
+	CHECK(a2 == NULL);
+	/* Put back: the allocation is still there, whole. */
+	*size = saved;
+	CHECK_EQ(cohort_arena_check(a, off), 1000);
+	CHECK_OK(cohort_arena_close(a));
+}
+
+/*
+ * A forged first block (the tag computed as src/arena.c does) claiming more
+ * than the arena holds, alone or with the size rewritten to match: an
+ * alloc(100000) in a 64 KiB arena used to succeed, arena_check vouched for
+ * it, and the bytes after the arena were overwritten.
+ */
+TEST(harden_arena_forged_first_block)
+{
+	unsigned char *mem = guarded_region(AREGION);
+	struct victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cohort_arena_t *a;
+	uint64_t *size, first = 256, saved_word, forged = 256 * 1024;
+	cohort_off_t off;
+
+	CHECK(v != MAP_FAILED);
+	CHECK_OK(cohort_arena_init(mem, AREGION, &a));
+	v->a = a;
+	v->alloc_size = 100000;
+	size = cohort__arena_field(a, "size");
+	memcpy(&saved_word, mem + first, 8);
+	CHECK_EQ_U64(saved_word, cohort__arena_block_word(first, AREGION - first, false));
+
+	/*
+	 * 1. The forged block alone: more than the arena is refused by the
+	 * size this process attached with, and a fitting size by the chain.
+	 */
+	uint64_t w = cohort__arena_block_word(first, forged, false);
+	memcpy(mem + first, &w, 8);
+	v->off = first + 16;
+	run_victim(arena_victim, v);
+	CHECK_EQ(v->alloc, -EINVAL);
+	CHECK_EQ(v->check, COHORT_ECORRUPT);
+	CHECK_EQ(v->stats, COHORT_ECORRUPT);
+	v->alloc_size = 1000;
+	run_victim(arena_victim, v);
+	CHECK_EQ(v->alloc, COHORT_ECORRUPT);
+
+	/* 2. With the size rewritten to agree with it. */
+	*size = first + forged;
+	for (int i = 0; i < 2; i++) {
+		v->alloc_size = i ? 100000 : 1000;
+		run_victim(arena_victim, v);
+		/* More than the arena this process attached: refused before the chain is read. */
+		CHECK_EQ(v->alloc, i ? -EINVAL : COHORT_ECORRUPT);
+		CHECK_EQ(v->check, COHORT_ECORRUPT);
+		CHECK_EQ(v->stats, COHORT_ECORRUPT);
+	}
+
+	/* 3. A forged used block inside the arena whose asked-for size would wrap the bounds check. */
+	*size = AREGION;
+	w = cohort__arena_block_word(first, AREGION - first, true);
+	memcpy(mem + first, &w, 8);
+	uint64_t usize = UINT64_MAX - 3;
+	memcpy(mem + first + 8, &usize, 8);
+	CHECK_EQ(cohort_arena_check(a, first + 16), COHORT_ECORRUPT);
+	CHECK(cohort_arena_ptr(a, first + 16) == NULL);
+
+	/* Put back, the arena allocates again, inside itself. */
+	memcpy(mem + first, &saved_word, 8);
+	CHECK_OK(cohort_arena_alloc(a, 1000, &off));
+	CHECK_EQ(cohort_arena_check(a, off), 1000);
+	CHECK_EQ(cohort_arena_alloc(a, 100000, &off), -EINVAL);
+	CHECK_OK(cohort_arena_close(a));
+}
+
+/* The segment fuzz target's corpus (live queues and arenas patched in rounds) replays clean. */
+TEST_TIMEOUT(harden_shmseg_fuzz_corpus_replays, 120)
+{
+	struct cmd_result r;
+
+	char dir[1024];
+	struct dirent *e;
+	int files = 0;
+	bool hostile = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/fuzz/corpus/shmseg", test_src_dir());
+	d = opendir(dir);
+	CHECK(d != NULL);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		files++;
+		hostile |= strncmp(e->d_name, "hostile-", 8) == 0;
+	}
+	closedir(d);
+	CHECK_MSG(hostile, "no hostile-* regression input in %s", dir);
+	cmd_run(&r, "%s/fuzz/fuzz-shmseg %s", test_build_dir(), dir);
+	CHECK_MSG(r.status == 0, "fuzz-shmseg on its corpus exited %d:\n%s", r.status, r.err);
+	CHECK_MSG(atoi(r.out) == files, "fuzz-shmseg replayed %d of %d inputs: %s", atoi(r.out), files, r.out);
+	cmd_free(&r);
+}
+
+/* ---- planted files: cohort gather in a shared directory ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Temporary publication files in dir. */
+static unsigned count_temporaries(const char *dir)
+{
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (strstr(e->d_name, ".cohort-tmp-"))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* As the other user: plant shared/out.rank-1 as a symlink to root's secret. */
+static void plant_symlink(void *arg)
+{
+	(void)arg;
+	if (setgid(OTHER_UID) < 0 || setuid(OTHER_UID) < 0)
+		_exit(10);
+	_exit(symlink("../secret", "shared/out.rank-1") == 0 ? 0 : 11);
+}
+
+/* As the other user: plant shared/out.rank-1 as a regular file of its own. */
+static void plant_file(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	if (setgid(OTHER_UID) < 0 || setuid(OTHER_UID) < 0)
+		_exit(10);
+	fd = open("shared/out.rank-1", O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 || write(fd, "planted\n", 8) != 8)
+		_exit(11);
+	_exit(0);
+}
+
+/*
+ * root gathers in a directory another user can write: the other user's
+ * symlink to root's 0600 secret, its own file, and a hard link to the
+ * secret are each refused by name, nothing is published and no temporary
+ * file stays.
+ */
+TEST(harden_gather_refuses_planted_parts)
+{
+	struct cmd_result r;
+	struct stat st;
+	char *s;
+
+	if (geteuid() != 0)
+		SKIP("a second real user needs root (setuid)");
+	CHECK_OK(chmod(test_tmpdir(), 0755));
+	CHECK_OK(mkdir("shared", 0777));
+	CHECK_OK(chmod("shared", 0777));
+	int fd = open("secret", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, "root:SECRET\n", 12), 12);
+	close(fd);
+	CHECK_OK(cohort_rank_publish("shared/out", 0, "part 0\n", 7, NULL));
+
+	CHECK_EQ(helper_wait(helper_spawn(plant_symlink, NULL), 10000), 0);
+	cmd_run(&r, COHORT " gather --ranks 2 shared/out", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "refusing the part 'shared/out.rank-1': it is a symbolic link");
+	CHECK(strstr(r.out, "SECRET") == NULL);
+	cmd_free(&r);
+	CHECK_MSG(lstat("shared/out", &st) < 0 && errno == ENOENT, "shared/out was published");
+	CHECK_EQ(count_temporaries("shared"), 0);
+
+	CHECK_OK(unlink("shared/out.rank-1"));
+	CHECK_EQ(helper_wait(helper_spawn(plant_file, NULL), 10000), 0);
+	cmd_run(&r, COHORT " gather --ranks 2 --json shared/out", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.out, "refusing the part 'shared/out.rank-1': it belongs to uid 65534, not to you (uid 0)");
+	cmd_free(&r);
+	CHECK(access("shared/out", F_OK) < 0);
+	CHECK_EQ(count_temporaries("shared"), 0);
+
+	CHECK_OK(unlink("shared/out.rank-1"));
+	CHECK_OK(link("secret", "shared/out.rank-1"));
+	cmd_run(&r, COHORT " gather --ranks 2 shared/out", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "refusing the part 'shared/out.rank-1': it has 2 hard links");
+	cmd_free(&r);
+	CHECK(access("shared/out", F_OK) < 0);
+	CHECK_EQ(count_temporaries("shared"), 0);
+
+	/* A real part of root's own: gathered, mode 0644 less the umask. */
+	CHECK_OK(unlink("shared/out.rank-1"));
+	CHECK_OK(cohort_rank_publish("shared/out", 1, "part 1\n", 7, NULL));
+	cmd_run(&r, "umask 027; exec " COHORT " gather --ranks 2 shared/out", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	cmd_free(&r);
+	s = read_file("shared/out");
+	CHECK_STREQ(s, "part 0\npart 1\n");
+	free(s);
+	CHECK_OK(lstat("shared/out", &st));
+	CHECK(S_ISREG(st.st_mode));
+	CHECK_EQ(st.st_mode & 0777, 0640);
+}
+
+/*
+ * A FIFO planted as a part used to block gather in open() past --timeout,
+ * with its temporary file left behind: it is refused at once.
+ */
+TEST(harden_gather_fifo_part_does_not_block)
+{
+	struct cmd_result r;
+	double t0, took;
+
+	CHECK_OK(cohort_rank_publish("out", 0, "part 0\n", 7, NULL));
+	CHECK_OK(mkfifo("out.rank-1", 0600));
+	t0 = now_s();
+	/* timeout(1) only so that a regression fails here instead of hanging the test. */
+	cmd_run(&r, "timeout -s KILL 30 " COHORT " gather --ranks 2 --timeout 2 out", test_build_dir());
+	took = now_s() - t0;
+	CHECK_MSG(r.status == 3, "exit %d (137: killed after blocking for 30 s): %s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "refusing the part 'out.rank-1': it is a FIFO, not a regular file");
+	cmd_free(&r);
+	/* It waited for nothing: bounded well within the 30 s kill, whatever the load. */
+	CHECK_LT_DBL(took, 20.0);
+	CHECK(access("out", F_OK) < 0);
+	CHECK_EQ(count_temporaries("."), 0);
+}
+
+/* ---- hostile recordings: cost follows the file, not the header's worker count ---- */
+
+#define HOSTILE_HEADER "{\"type\":\"header\",\"format\":1,\"workers\":65536,\"interval_s\":1}\n"
+
+/*
+ * Run `cohort report` on path under an address-space limit of limit_mb
+ * (none in a sanitizer build: its shadow memory needs terabytes of address
+ * space), at most 120 s. Returns the exit status; *ret_s and *ret_maxrss_kb
+ * get the real time and peak RSS measured.
+ */
+static int report_limited(const char *path, unsigned limit_mb, double *ret_s, long *ret_maxrss_kb)
+{
+	char cohort[1024];
+	struct rusage ru;
+	int st = 0;
+	double t0 = now_s();
+	pid_t pid;
+
+	snprintf(cohort, sizeof(cohort), "%s/cohort", test_build_dir());
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { (rlim_t)limit_mb << 20, (rlim_t)limit_mb << 20 };
+		int null = open("/dev/null", O_WRONLY);
+
+		if (!getenv("COHORT_SANITIZER") && !strstr(test_build_dir(), "build-address") &&
+		    !strstr(test_build_dir(), "build-undefined") && !strstr(test_build_dir(), "build-thread"))
+			setrlimit(RLIMIT_AS, &rl);
+		dup2(null, 1);
+		alarm(120);
+		execl(cohort, cohort, "report", path, (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0);
+	CHECK(wait4(pid, &st, 0, &ru) == pid);
+	*ret_s = now_s() - t0;
+	*ret_maxrss_kb = ru.ru_maxrss;
+	return st;
+}
+
+/*
+ * The issue's 36 KB recording whose header says 65536 workers: cohort
+ * report used 3.15 GB (one samples x workers matrix). Then 50,000 one-field
+ * events took 43.8 s (the diagnosis walked every event once per worker).
+ */
+TEST_TIMEOUT(harden_report_hostile_worker_count, 300)
+{
+	FILE *f = fopen("many.ndjson", "w");
+	double took;
+	long rss_kb;
+	int st;
+	struct stat sb;
+
+	CHECK(f != NULL);
+	fputs(HOSTILE_HEADER, f);
+	/* Samples that each list one worker, the last rank. */
+	for (int i = 0; f && ftell(f) < 36 * 1024; i++)
+		fprintf(f, "{\"type\":\"sample\",\"t\":%d,\"workers\":[{\"rank\":65535,\"rss\":%d}]}\n",
+		        i, 1000 + i);
+	CHECK_OK(fclose(f));
+	CHECK_OK(stat("many.ndjson", &sb));
+	st = report_limited("many.ndjson", 256, &took, &rss_kb);
+	fprintf(stderr, "# 36 KB, 65536 workers: cohort report %.2f s, peak RSS %ld KiB\n", took, rss_kb);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "cohort report ended with status %#x "
+	          "(signal %d) under a 256 MiB address-space limit", st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	CHECK_LT_DBL(took, 60.0);
+
+	f = fopen("events.ndjson", "w");
+	CHECK(f != NULL);
+	fputs(HOSTILE_HEADER, f);
+	/* Started workers with one-field events each, and as many rank-less ones. */
+	for (int i = 0; i < 25000; i++)
+		fprintf(f, "{\"type\":\"event\",\"kind\":\"spawn\",\"rank\":%d,\"pid\":%d}\n", i, 1000 + i);
+	for (int i = 0; i < 25000; i++)
+		fprintf(f, "{\"type\":\"event\",\"t\":%d}\n", i);
+	CHECK_OK(fclose(f));
+	st = report_limited("events.ndjson", 512, &took, &rss_kb);
+	fprintf(stderr, "# 50,000 events, 65536 workers: cohort report %.2f s, peak RSS %ld KiB\n", took,
+	        rss_kb);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) <= 1, "cohort report ended with status %#x "
+	          "(signal %d) under a 512 MiB address-space limit", st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	/* Was 43.8 s; the bound is generous for a loaded machine, not a figure. */
+	CHECK_LT_DBL(took, 60.0);
 }

@@ -115,6 +115,7 @@ int main(int argc, char **argv)
 	printf("%ld items, %d consumers: %" PRIu64 " received, checksum expected %016" PRIx64
 	       ", got %016" PRIx64 ": %s\n", items, consumers, count, expected, got,
 	       !failed && got == expected && count == (uint64_t)items ? "match" : "MISMATCH");
+	cohort_queue_close(q);
 	cohort_seg_close(seg);
 	return !failed && got == expected && count == (uint64_t)items ? 0 : 1;
 }

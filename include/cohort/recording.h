@@ -91,6 +91,12 @@ struct cohort_rec_event {
 	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };
 
+/* A worker's figures in one sample that listed it. */
+struct cohort_rec_point {
+	size_t sample;                   /* index into cohort_recording.samples */
+	uint64_t pss, uss, rss;
+};
+
 struct cohort_rec_worker {
 	int rank;
 	pid_t pid;
@@ -108,6 +114,13 @@ struct cohort_rec_worker {
 	double start, end;
 	uint64_t peak_cgroup;            /* exact peak of the worker's own memory cgroup (exit event), 0: none */
 	uint64_t last_rss;               /* RSS in the last sample that had this rank */
+	/*
+	 * The samples that listed this worker, in order (one point per
+	 * sample): allocated only for workers the samples name, so memory
+	 * follows the file, not the header's worker count.
+	 */
+	struct cohort_rec_point *series;
+	size_t nseries;
 };
 
 struct cohort_rec_sample {
@@ -141,10 +154,10 @@ struct cohort_recording {
 	struct cohort_rec_worker *workers;   /* nworkers, by rank */
 	struct cohort_rec_sample *samples;
 	size_t nsamples;
-	/* Per-sample, per-rank series: index sample * nworkers + rank. */
-	uint64_t *w_pss, *w_uss, *w_rss;
 	struct cohort_rec_event *events;
 	size_t nevents;
+	/* Event indices sorted by (kind, rank, order) and by (kind, order): see cohort_rec_find_event. */
+	size_t *by_kind_rank, *by_kind;
 
 	int ended;                       /* the "end" line is there */
 	int exit_status;                 /* from the "end" line, -1 without it */
@@ -185,6 +198,21 @@ COHORT_EXPORT int cohort_recording_load(const char *path, struct cohort_recordin
 
 /* Free a recording. Accepts NULL. */
 COHORT_EXPORT void cohort_recording_free(struct cohort_recording *rec);
+
+/*
+ * The first event (in the file's order) of kind for worker rank, or of any
+ * rank when rank is -2; NULL when there is none. O(log n): the reader
+ * indexes the events, so a diagnosis never walks them once per worker.
+ */
+COHORT_EXPORT const struct cohort_rec_event *cohort_rec_find_event(const struct cohort_recording *rec,
+                                                                   const char *kind, int rank);
+
+/*
+ * The events of kind for rank (>= -1), in the file's order, as a range
+ * [*ret_first, *ret_end) of rec->by_kind_rank. Returns the count.
+ */
+COHORT_EXPORT size_t cohort_rec_events_of(const struct cohort_recording *rec, const char *kind,
+                                          int rank, size_t *ret_first, size_t *ret_end);
 
 /* The value of an event's numeric field, or def when it has none of that name. */
 COHORT_EXPORT double cohort_rec_event_num(const struct cohort_rec_event *e, const char *name,

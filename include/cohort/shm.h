@@ -291,6 +291,13 @@ COHORT_EXPORT int cohort_sem_reap(cohort_sem_t *s, unsigned *ret_units);
  * statistics report. Waits spin adaptively, then sleep on a futex.
  * Liveness is per process: a thread that exits while inside an operation
  * of a process that lives on blocks that side of the queue.
+ *
+ * The handle is process-local: it holds the queue's geometry (ring
+ * capacity, longest message, region size) as this process validated it at
+ * init or attach, and only that copy bounds an index into the ring, so a
+ * process that rewrites the shared header or positions cannot make another
+ * one read or write outside the region: it gets COHORT_ECORRUPT instead.
+ * A child forked after init or attach may use its parent's handle.
  */
 typedef struct cohort_queue cohort_queue_t;
 
@@ -302,21 +309,32 @@ COHORT_EXPORT size_t cohort_queue_footprint(size_t capacity);
 /*
  * Build a queue in mem (size bytes, 64-byte aligned, at least
  * cohort_queue_footprint(1024)). Every process then uses the same memory
- * through cohort_queue_attach. Returns 0 and the queue in *ret_q, or -EINVAL.
+ * through cohort_queue_attach. Returns 0 and a handle in *ret_q (free it
+ * with cohort_queue_close), -EINVAL, or -ENOMEM.
  */
 COHORT_EXPORT int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q);
 
 /*
- * Use a queue another process built in mem. Checks its header against
- * size. Returns 0, or COHORT_EBADSEG when mem holds no valid queue.
+ * Use a queue another process built in mem. Reads its geometry once and
+ * checks it against size. Returns 0 and a handle in *ret_q (free it with
+ * cohort_queue_close), COHORT_EBADSEG when mem holds no valid queue, or
+ * -ENOMEM.
  */
 COHORT_EXPORT int cohort_queue_attach(void *mem, size_t size, cohort_queue_t **ret_q);
+
+/*
+ * Free this process's handle. The queue itself, in the shared memory, is
+ * untouched and other handles to it stay valid. NULL is accepted. Returns 0.
+ */
+COHORT_EXPORT int cohort_queue_close(cohort_queue_t *q);
 
 /*
  * Append a message of len bytes (1..cohort_queue_max_message), waiting at
  * most timeout_ms for room. Returns 0, -EAGAIN (full, timeout_ms 0),
  * COHORT_ETIMEDOUT, -EMSGSIZE, or COHORT_ECORRUPT when the queue's
- * bookkeeping fails its checks.
+ * bookkeeping fails its checks (a shared header that no longer holds the
+ * geometry of attach time, a position off a record boundary or beyond the
+ * ring); nothing is then written.
  */
 COHORT_EXPORT int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeout_ms);
 
@@ -355,17 +373,35 @@ COHORT_EXPORT int cohort_queue_stats(const cohort_queue_t *q, struct cohort_queu
  * single 8-byte store, so a process that dies inside the arena leaves a
  * valid chain and the next caller goes on (a block it had just allocated
  * stays allocated; the statistics count the recovery).
+ *
+ * The handle is process-local: it holds the arena's size as read and
+ * validated at init or attach, and every block offset and length read from
+ * shared memory is checked against that copy before it is used, so a
+ * rewritten size or a forged block gives COHORT_ECORRUPT, never an
+ * allocation or a write outside the region. A child forked after init or
+ * attach may use its parent's handle.
  */
 typedef struct cohort_arena cohort_arena_t;
 
 /* Offset of an allocation from the arena's start; 0 is never valid. */
 typedef uint64_t cohort_off_t;
 
-/* Build an arena in mem (size bytes, 64-byte aligned, at least 4 KiB). Returns 0 or -EINVAL. */
+/*
+ * Build an arena in mem (size bytes, 64-byte aligned, at least 4 KiB).
+ * Returns 0 and a handle in *ret_a (free it with cohort_arena_close),
+ * -EINVAL, or -ENOMEM.
+ */
 COHORT_EXPORT int cohort_arena_init(void *mem, size_t size, cohort_arena_t **ret_a);
 
-/* Use an arena built in mem by another process. Returns 0 or COHORT_EBADSEG. */
+/*
+ * Use an arena built in mem by another process; its size is read once and
+ * must fit in size. Returns 0 and a handle in *ret_a (free it with
+ * cohort_arena_close), COHORT_EBADSEG, or -ENOMEM.
+ */
 COHORT_EXPORT int cohort_arena_attach(void *mem, size_t size, cohort_arena_t **ret_a);
+
+/* Free this process's handle; the arena in shared memory is untouched. NULL is accepted. Returns 0. */
+COHORT_EXPORT int cohort_arena_close(cohort_arena_t *a);
 
 /*
  * Allocate size bytes (16-byte aligned). Returns 0 and the handle in
