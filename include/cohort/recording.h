@@ -36,6 +36,8 @@ struct cohort_rec_event {
 	char where[256];                 /* the mapping that holds the address, or "" */
 	char backtrace[2048];            /* frames, one per line */
 	char process[16];                /* "process": the command of the process in the tree that did it, or "" */
+	char source[16];                 /* "source": "cgroup" or "estimate", the figure's origin, or "" */
+	char growth[16];                 /* "kind_of_growth" of cow_unshare: "cow", "shmem", "page_cache", or "" */
 	/* The signal the supervisor got (kind "signal"), or "": */
 	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };
@@ -57,6 +59,15 @@ struct cohort_rec_worker {
 	double start, end;
 	uint64_t peak_cgroup;            /* exact peak of the worker's own memory cgroup (exit event), 0: none */
 	uint64_t last_rss;               /* RSS in the last sample that had this rank */
+	/*
+	 * The figure judged against its budget (the larger of the estimate and
+	 * its cgroup's usage less inactive page cache), at the end and its
+	 * largest; used_by_cgroup 1 when the last one was the cgroup's; 0 in
+	 * recordings from before it was recorded. last_cgroup: its cgroup's
+	 * usage in the last sample, 0 without.
+	 */
+	uint64_t last_used, peak_used, last_cgroup;
+	int used_by_cgroup;
 };
 
 struct cohort_rec_sample {
