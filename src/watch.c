@@ -197,6 +197,7 @@ struct wk {
 	uint64_t cg_anon0, cg_shmem0, cg_cache0, rss0;
 	int64_t cg_cow0;           /* cg anon less allocated anon at the first read */
 	uint64_t alloc_anon;       /* live members' anonymous bytes less their share at fork */
+	uint64_t shared_anon;      /* live members' anonymous bytes at fork: the most they can copy */
 	uint64_t cg_cow;           /* copies after fork by the cgroup's count, at the last tick */
 	uint64_t cg_cow_peak;
 	bool shmem_reported, cache_reported;
@@ -966,7 +967,8 @@ static void check_cgroup_growth(struct cohort_watch *w, struct wk *k, uint64_t m
 		       fmt_size(k->cg_cow, b, sizeof(b)), fmt_size(k->rss, c, sizeof(c)));
 	}
 	shmem = known(k->cgs.shmem);
-	if (!k->shmem_reported && shmem >= k->cg_shmem0 + min) {
+	/* Grown since the first sample, which may come after the first writes. */
+	if (!k->shmem_reported && shmem >= min && shmem >= k->cg_shmem0 + MiB) {
 		k->shmem_reported = true;
 		ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 1);
 		ev_str(ev, "kind_of_growth", "shmem");
@@ -983,14 +985,14 @@ static void check_cgroup_growth(struct cohort_watch *w, struct wk *k, uint64_t m
 			ev_u64(ev, "shm_free_bytes", w->tot.shm_free);
 		}
 		ev_msg(ev, "rank %u (pid %d): %s of shared memory (files in /dev/shm or another tmpfs, "
-		       "shared anonymous mappings) is charged to its cgroup, %s more than at its start; it "
+		       "shared anonymous mappings) is charged to its cgroup (%s at its first sample); it "
 		       "counts against the worker's %s limit whether or not a process still maps it",
 		       k->rank, (int)k->pid, fmt_size(shmem, a, sizeof(a)),
-		       fmt_size(shmem - k->cg_shmem0, b, sizeof(b)),
+		       fmt_size(k->cg_shmem0, b, sizeof(b)),
 		       limit ? fmt_size(limit, c, sizeof(c)) : "(none set)");
 	}
 	cache = page_cache(&k->cgs);
-	if (!k->cache_reported && limit && cache >= k->cg_cache0 + min &&
+	if (!k->cache_reported && limit && cache >= min &&
 	    (double)k->cg_usage >= w->o.soft * (double)limit) {
 		k->cache_reported = true;
 		ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 0);
@@ -1372,6 +1374,13 @@ static void read_worker_cgroup(struct cohort_watch *w, struct wk *k)
 		k->rss0 = k->rss;
 	}
 	k->cg_cow = cow > k->cg_cow0 ? (uint64_t)(cow - k->cg_cow0) : 0;
+	/*
+	 * A process copies at most what it shared at fork. The bound also
+	 * keeps out the pages of processes that just left the tree but not
+	 * yet the cgroup (killed, or orphaned when their parent died).
+	 */
+	if (k->cg_cow > k->shared_anon)
+		k->cg_cow = k->shared_anon;
 	if (k->cg_cow > k->cg_cow_peak)
 		k->cg_cow_peak = k->cg_cow;
 }
@@ -1388,7 +1397,7 @@ static void aggregate(struct cohort_watch *w)
 		k->prev_rss = k->rss;
 		k->nprocs = 0;
 		k->rss = k->pss = k->uss = k->swap = k->shmem = k->shared = k->est = 0;
-		k->alloc_anon = 0;
+		k->alloc_anon = k->shared_anon = 0;
 		k->pss_age = 0;
 		k->cow_live = 0;
 		k->cow_old_live = 0;
@@ -1423,6 +1432,7 @@ static void aggregate(struct cohort_watch *w)
 		m->last_anon = statm_anon(&sm.statm);
 		/* What it allocated itself: pages it shared at fork are its parent's, until copied. */
 		k->alloc_anon += m->last_anon > m->anon_base ? m->last_anon - m->anon_base : 0;
+		k->shared_anon += m->anon_base;
 		if (!m->first_rss)
 			m->first_rss = sm.statm.rss;
 		m->last_rss = sm.statm.rss;

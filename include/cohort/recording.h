@@ -156,7 +156,9 @@ enum cohort_finding_kind {
 	COHORT_FINDING_EXIT_NONZERO,     /* a worker exited with a non-zero code */
 	COHORT_FINDING_CUT,              /* the recording ends without the supervisor's end */
 	COHORT_FINDING_SIGNALLED,        /* cohort itself, or a worker from outside, got SIGTERM, SIGINT or SIGHUP */
-	COHORT_FINDING_SPAWN_FAILED      /* a worker could not be started (the others were stopped) */
+	COHORT_FINDING_SPAWN_FAILED,     /* a worker could not be started (the others were stopped) */
+	COHORT_FINDING_SHMEM_CHARGED,    /* tmpfs (/dev/shm) pages charged to a worker's cgroup */
+	COHORT_FINDING_PAGE_CACHE        /* page cache made up a worker cgroup's usage near its limit */
 };
 
 /* A short stable name for a finding kind: "oom_kill", "leak", ... Static. */
