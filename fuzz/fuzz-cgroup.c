@@ -4,7 +4,9 @@
  * memory.stat, memory.events, memory.pressure, memory.max, memory.peak,
  * cgroup.procs) and of a v1 cgroup (memory.usage_in_bytes, memory.stat,
  * memory.oom_control, memory.limit_in_bytes, memory.failcnt), plus
- * <proc>/1/cgroup; cohort_psi_parse() also reads the first piece alone.
+ * <proc>/1/cgroup; cohort_psi_parse() and cohort_cgroup_stat_parse() (as v1
+ * and v2) also read the first piece alone, and cohort_cgroup_read_usage() the
+ * job directory of each tree.
  */
 #include "cohort.h"
 #include "fuzz-tree.h"
@@ -40,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cohort_probe pr = { 0 };
 	struct cohort_psi psi;
 	struct cohort_cgmem c;
+	struct cohort_cgstat st;
+	uint64_t usage;
 	pid_t *pids;
 	size_t n;
 	int version;
@@ -55,6 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text = tree_first(data, size);
 	if (cohort_psi_parse(text, &psi) == 0)
 		check_psi(&psi);
+	/* memory.stat text as either version: a figure is known only when anon is. */
+	for (int v = 1; v <= 2; v++)
+		if (cohort_cgroup_stat_parse(text, v, &st) == 0 && st.anon == COHORT_MEM_UNKNOWN)
+			abort();
 	free(text);
 
 	pr.cgroup_root = v2;
@@ -72,6 +80,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (cohort_cgroup_of_pid(&pr, 1, dir, sizeof(dir), &version) == 0 &&
 	    memchr(dir, 0, sizeof(dir)) == NULL)
+		abort();
+
+	/* The watcher's per-tick reader: a usage of "max" is no usage. */
+	snprintf(dir, sizeof(dir), "%s/job", v2);
+	if (cohort_cgroup_read_usage(dir, 2, &usage, &st) == 0 && (usage == UINT64_MAX ||
+	    st.anon == COHORT_MEM_UNKNOWN))
+		abort();
+	snprintf(dir, sizeof(dir), "%s/memory/job", v1);
+	if (cohort_cgroup_read_usage(dir, 1, &usage, &st) == 0 && usage == UINT64_MAX)
 		abort();
 
 	pr.cgroup_root = v1;

@@ -248,11 +248,79 @@ static const char *read_kv_file(const char *dir, const char *file, char *buf, si
 	return cohort__slurpf(buf, size, "%s/%s", dir, file) < 0 ? NULL : buf;
 }
 
+/*
+ * v1 keeps two sets of keys: the cgroup's own pages (rss, cache, ...) and
+ * its subtree's (total_rss, total_cache, ...). A worker's cgroup may hold
+ * cgroups its program made, so the subtree's set is used whenever it is
+ * there, and never mixed with the other: a key missing from the chosen set
+ * is unknown rather than taken from the other.
+ */
+int cohort_cgroup_stat_parse(const char *text, int version, struct cohort_cgstat *ret)
+{
+	struct cohort_cgstat s;
+
+	if (!text || !ret || (version != 1 && version != 2))
+		return -EINVAL;
+	if (version == 1) {
+		bool total = kv(text, "total_rss") != COHORT_MEM_UNKNOWN;
+
+		s.anon = kv(text, total ? "total_rss" : "rss");
+		s.file = kv(text, total ? "total_cache" : "cache");
+		s.shmem = kv(text, total ? "total_shmem" : "shmem");
+		s.file_mapped = kv(text, total ? "total_mapped_file" : "mapped_file");
+		s.inactive_file = kv(text, total ? "total_inactive_file" : "inactive_file");
+		s.active_file = kv(text, total ? "total_active_file" : "active_file");
+		s.swap = kv(text, total ? "total_swap" : "swap");
+	} else {
+		s.anon = kv(text, "anon");
+		s.file = kv(text, "file");
+		s.shmem = kv(text, "shmem");
+		s.file_mapped = kv(text, "file_mapped");
+		s.inactive_file = kv(text, "inactive_file");
+		s.active_file = kv(text, "active_file");
+		s.swap = COHORT_MEM_UNKNOWN;   /* v2 counts swap in memory.swap.current */
+	}
+	if (s.anon == COHORT_MEM_UNKNOWN)
+		return COHORT_EPARSE;
+	*ret = s;
+	return 0;
+}
+
+int cohort_cgroup_read_usage(const char *dir, int version, uint64_t *ret_usage,
+                             struct cohort_cgstat *ret_stat)
+{
+	char buf[16384];
+	struct cohort_cgstat s;
+	uint64_t usage;
+	ssize_t n;
+	int r;
+
+	if (!dir || !ret_usage || !ret_stat || (version != 1 && version != 2))
+		return -EINVAL;
+	n = cohort__slurpf(buf, 128, "%s/%s", dir, version == 1 ? "memory.usage_in_bytes" :
+	                   "memory.current");
+	if (n < 0)
+		return (int)n;
+	if (cohort__parse_cgroup_value(buf, &usage) < 0 || usage == UINT64_MAX)
+		return COHORT_EPARSE;
+	n = cohort__slurpf(buf, sizeof(buf), "%s/memory.stat", dir);
+	if (n < 0)
+		return (int)n;
+	r = cohort_cgroup_stat_parse(buf, version, &s);
+	if (r < 0)
+		return r;
+	*ret_usage = usage;
+	*ret_stat = s;
+	return 0;
+}
+
 int cohort_cgroup_read(const struct cohort_probe *probe, const char *dir, struct cohort_cgmem *ret)
 {
 	char path[COHORT_PATH_MAX], stat[16384], events[2048];
 	const char *st, *ev;
 	struct cohort_cgmem c;
+	struct cohort_cgstat cs;
+	bool stat_ok;
 
 	int r = cohort__cgroup_dir(probe, dir, path, sizeof(path));
 	if (r < 0)
@@ -269,6 +337,12 @@ int cohort_cgroup_read(const struct cohort_probe *probe, const char *dir, struct
 		return COHORT_ENOCGROUP;
 
 	st = read_kv_file(path, "memory.stat", stat, sizeof(stat));
+	stat_ok = st && cohort_cgroup_stat_parse(st, c.version, &cs) == 0;
+	c.anon = stat_ok ? cs.anon : COHORT_MEM_UNKNOWN;
+	c.file = stat_ok ? cs.file : COHORT_MEM_UNKNOWN;
+	c.shmem = stat_ok ? cs.shmem : COHORT_MEM_UNKNOWN;
+	c.mapped_file = stat_ok ? cs.file_mapped : COHORT_MEM_UNKNOWN;
+	c.inactive_file = stat_ok ? cs.inactive_file : COHORT_MEM_UNKNOWN;
 	if (c.version == 1) {
 		c.usage = read_value(path, "memory.usage_in_bytes");
 		c.peak = read_value(path, "memory.max_usage_in_bytes");
@@ -277,18 +351,7 @@ int cohort_cgroup_read(const struct cohort_probe *probe, const char *dir, struct
 		if (c.limit >= (1ULL << 62))
 			c.limit = UINT64_MAX;
 		/* total_* count the subtree, which is what a job's level needs. */
-		c.anon = kv(st, "total_rss");
-		c.file = kv(st, "total_cache");
-		c.shmem = kv(st, "total_shmem");
-		c.mapped_file = kv(st, "total_mapped_file");
-		c.swap = kv(st, "total_swap");
-		if (c.anon == COHORT_MEM_UNKNOWN) {
-			c.anon = kv(st, "rss");
-			c.file = kv(st, "cache");
-			c.shmem = kv(st, "shmem");
-			c.mapped_file = kv(st, "mapped_file");
-			c.swap = kv(st, "swap");
-		}
+		c.swap = stat_ok ? cs.swap : COHORT_MEM_UNKNOWN;
 		ev = read_kv_file(path, "memory.oom_control", events, sizeof(events));
 		c.oom_kill = kv(ev, "oom_kill");
 		c.oom = COHORT_MEM_UNKNOWN;
@@ -298,10 +361,6 @@ int cohort_cgroup_read(const struct cohort_probe *probe, const char *dir, struct
 		c.usage = read_value(path, "memory.current");
 		c.peak = read_value(path, "memory.peak");
 		c.limit = read_value(path, "memory.max");
-		c.anon = kv(st, "anon");
-		c.file = kv(st, "file");
-		c.shmem = kv(st, "shmem");
-		c.mapped_file = kv(st, "file_mapped");
 		c.swap = read_value(path, "memory.swap.current");
 		ev = read_kv_file(path, "memory.events", events, sizeof(events));
 		c.oom_kill = kv(ev, "oom_kill");

@@ -29,6 +29,8 @@ const char *cohort_finding_name(enum cohort_finding_kind kind)
 	case COHORT_FINDING_CUT:                 return "cut";
 	case COHORT_FINDING_SIGNALLED:           return "signalled";
 	case COHORT_FINDING_SPAWN_FAILED:        return "spawn_failed";
+	case COHORT_FINDING_SHMEM_CHARGED:       return "shmem_charged";
+	case COHORT_FINDING_PAGE_CACHE:          return "page_cache";
 	}
 	return "unknown";
 }
@@ -110,6 +112,26 @@ static const struct cohort_rec_event *find_event(const struct cohort_recording *
 {
 	/* Indexed by the reader: a walk here, once per worker, cost workers x events. */
 	return cohort_rec_find_event(r, kind, rank);
+}
+
+/*
+ * What a cow_unshare event says grew: "cow", "shmem" or "page_cache"
+ * (kind_of_growth); a recording from before the field is copy-on-write.
+ */
+static const char *growth_of(const struct cohort_rec_event *e)
+{
+	return e->growth[0] ? e->growth : "cow";
+}
+
+/* The first cow_unshare event of a rank that says growth, or NULL. */
+static const struct cohort_rec_event *find_growth(const struct cohort_recording *r, int rank,
+                                                  const char *growth)
+{
+	for (size_t i = 0; i < r->nevents; i++)
+		if (strcmp(r->events[i].kind, "cow_unshare") == 0 && r->events[i].rank == rank &&
+		    strcmp(growth_of(&r->events[i]), growth) == 0)
+			return &r->events[i];
+	return NULL;
 }
 
 static const struct cohort_rec_event *find_crash(const struct cohort_recording *r, pid_t pid)
@@ -662,16 +684,21 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 		return;
 	if ((e = find_event(r, "oom_kill", w->rank)) != NULL) {
 		uint64_t limit = num_bytes(e, "limit_bytes", 0);
-		uint64_t used = num_bytes(e, "last_est", w->last_est);
+		uint64_t est = num_bytes(e, "last_est", w->last_est);
+		uint64_t last_cg = num_bytes(e, "last_cgroup", 0);
+		/* The worker's own cgroup's count when it has one: what the kernel killed by. */
+		uint64_t used = last_cg ? last_cg : num_bytes(e, "last_used", est);
 		uint64_t shm = last && last->has_cgroup ? last->cg_shmem : 0;
 
 		if (!(f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, e->t)))
 			return;
 		/* Killed before a sample saw it grow: the estimate says nothing, the cgroup's peak does. */
 		SAY(f->message, "rank %d (pid %d) was killed by the kernel's OOM killer at %.1f s: its "
-		    "memory limit is %s%s%s%s%s%s", GR(r, w->rank), (int)w->pid, e->t,
-		    limit ? sz(limit, a) : "not in the recording", used ? " and it last used about " : "",
-		    used ? sz(used, b) : "", shm ? "; the job's cgroup also held " : "",
+		    "memory limit is %s%s%s%s%s%s%s", GR(r, w->rank), (int)w->pid, e->t,
+		    limit ? sz(limit, a) : "not in the recording",
+		    !used ? "" : last_cg ? " and its cgroup last held " : " and it last used about ",
+		    used ? sz(used, b) : "", !used ? "" : last_cg ? " (cgroup)" : " (estimate)",
+		    shm ? "; the job's cgroup also held " : "",
 		    shm ? sz(shm, c) : "", shm ? " of /dev/shm pages, which count against the same limit" : "");
 		SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger "
 		    "--mem for the job), run fewer workers, or make the worker need less; cohort run "
@@ -683,7 +710,10 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			         sz(w->peak_cgroup, a));
 		}
 		evidence(f, "limit_bytes", (double)limit, "B");
-		evidence(f, "last_est_bytes", (double)used, "B");
+		evidence(f, "last_est_bytes", (double)est, "B");
+		evidence(f, "last_used_bytes", (double)used, "B");
+		if (last_cg)
+			evidence(f, "last_cgroup_bytes", (double)last_cg, "B");
 		evidence(f, "peak_pss_bytes", (double)w->peak_pss, "B");
 		if (w->peak_cgroup)
 			evidence(f, "peak_cgroup_bytes", (double)w->peak_cgroup, "B");
@@ -702,14 +732,18 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 
 		if (!(f = add(l, r, COHORT_FINDING_BUDGET_KILL, w->rank, e->t)))
 			return;
+		/* The figure judged: the cgroup's count when it was the larger. */
+		const char *src = strcmp(e->source, "cgroup") == 0 ? " (cgroup)" :
+		                  strcmp(e->source, "estimate") == 0 ? " (estimate)" : "";
+
 		if (total >= 0)
 			SAY(f->message, "the workers used %s together at %.1f s, above the %s budget: "
-			    "cohort stopped the largest, rank %d (pid %d, %s)", sz((uint64_t)total, c), e->t,
-			    sz(limit, b), GR(r, w->rank), (int)w->pid, sz(est, a));
+			    "cohort stopped the largest, rank %d (pid %d, %s%s)", sz((uint64_t)total, c), e->t,
+			    sz(limit, b), GR(r, w->rank), (int)w->pid, sz(est, a), src);
 		else
-			SAY(f->message, "rank %d (pid %d) used %s at %.1f s, above its %s budget: "
+			SAY(f->message, "rank %d (pid %d) used %s%s at %.1f s, above its %s budget: "
 			    "stopped by cohort before the kernel's OOM killer picked a victim", GR(r, w->rank),
-			    (int)w->pid, sz(est, a), e->t, sz(limit, b));
+			    (int)w->pid, sz(est, a), src, e->t, sz(limit, b));
 		name_process(f->message, sizeof(f->message), f, e);
 		growth(r, w->rank, e->t, &grow_rate, &grow_s);
 		len = (size_t)SAY(f->fix, "if the worker really needs that much, give it at least %s "
@@ -724,10 +758,12 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			len += (size_t)snprintf(f->fix + len, sizeof(f->fix) - len, "; if it should not "
 			                        "need that much, see what grows%s",
 			                        find_event(r, "leak", w->rank) ? " (the leak finding of this "
-			                        "rank)" : find_event(r, "cow_unshare", w->rank) ? " (the "
+			                        "rank)" : find_growth(r, w->rank, "cow") ? " (the "
 			                        "copy-on-write finding of this rank)" : ": a heap profiler "
 			                        "(heaptrack, memray) shows what holds the memory");
 		evidence(f, "est_bytes", (double)est, "B");
+		if (cohort_rec_event_num(e, "cgroup_bytes", -1) >= 0)
+			evidence(f, "cgroup_bytes", (double)num_bytes(e, "cgroup_bytes", 0), "B");
 		evidence(f, "limit_bytes", (double)limit, "B");
 		if (total >= 0)
 			evidence(f, "total_bytes", total, "B");
@@ -843,6 +879,93 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 }
 
 /*
+ * The recording cannot tell writes to the data from reference counts
+ * touching it: the fix for copy-on-write names both, each with its remedy.
+ */
+static void cow_fix(struct cohort_finding *f, uint64_t total)
+{
+	char c[32];
+
+	SAY(f->fix, "each copy is real memory, and the workers' processes copy what they "
+	    "write: if they write the data they share after fork, budget for the copies "
+	    "(here %s for this worker's processes, and as much again for each worker "
+	    "that does the same), partition the data so each process touches only its "
+	    "part, or put it in memory mapped shared (a cohort segment, "
+	    "multiprocessing.shared_memory, a file mmap'd MAP_SHARED) so that writes go "
+	    "to one copy; if they only read it, the copies come from reference counts "
+	    "of many small Python objects: keep the data in flat arrays (numpy, array), "
+	    "load it after forking, or start the workers with spawn", sz(total, c));
+}
+
+/* Shared memory (tmpfs, /dev/shm) that a worker's cgroup was charged for. Returns 0 out of memory. */
+static int shmem_charged(struct list *l, const struct cohort_recording *r, const struct cohort_rec_event *e)
+{
+	const struct cohort_rec_worker *w = &r->workers[e->rank];
+	uint64_t shmem = num_bytes(e, "cgroup_shmem_bytes", 0), limit = num_bytes(e, "limit_bytes", 0);
+	uint64_t shm_size = num_bytes(e, "shm_size_bytes", r->shm_size);
+	uint64_t shm_free = num_bytes(e, "shm_free_bytes", 0);
+	struct cohort_finding *f;
+	char a[32], b[32], c[32], d[32], g[32];
+
+	if (!(f = add(l, r, COHORT_FINDING_SHMEM_CHARGED, e->rank, e->t)))
+		return 0;
+	SAY(f->message, "rank %d (pid %d): %s of shared memory (files in /dev/shm or another tmpfs, "
+	    "shared anonymous mappings) was charged to its cgroup at %.1f s (%s at its first "
+	    "sample), against its %s limit%s%s%s%s%s: the kernel charges these pages to the cgroup "
+	    "that first wrote them, whether or not a process still maps them, and RSS shows them "
+	    "only while mapped", GR(r, e->rank), (int)w->pid, sz(shmem, a), e->t,
+	    sz(shmem - (shmem > num_bytes(e, "shmem_growth_bytes", 0) ?
+	                num_bytes(e, "shmem_growth_bytes", 0) : shmem), b),
+	    limit ? sz(limit, c) : "(none set)",
+	    shm_size ? "; /dev/shm is " : "", shm_size ? sz(shm_size, d) : "",
+	    shm_size ? " with " : "", shm_size ? sz(shm_free, g) : "", shm_size ? " free" : "");
+	SAY(f->fix, "size the segments against both /dev/shm (%s) and the worker's memory limit "
+	    "(%s): here they take %s of it; give the limit room for them (--mem-per-worker), make "
+	    "them smaller, or remove those no longer needed (unlink them when done; cohort shm gc "
+	    "removes leftovers of dead jobs)", shm_size ? sz(shm_size, d) : "size not recorded",
+	    limit ? sz(limit, c) : "none set", sz(shmem, a));
+	evidence(f, "cgroup_shmem_bytes", (double)shmem, "B");
+	evidence(f, "shmem_growth_bytes", (double)num_bytes(e, "shmem_growth_bytes", 0), "B");
+	evidence(f, "cgroup_usage_bytes", (double)num_bytes(e, "cgroup_usage_bytes", 0), "B");
+	evidence(f, "rss_sum_bytes", (double)num_bytes(e, "rss_sum_bytes", 0), "B");
+	evidence(f, "limit_bytes", (double)limit, "B");
+	if (shm_size)
+		evidence(f, "shm_size_bytes", (double)shm_size, "B");
+	evidence(f, "first_seen_s", e->t, "s");
+	return 1;
+}
+
+/* Page cache that made up a worker cgroup's usage near its limit. Returns 0 out of memory. */
+static int page_cache(struct list *l, const struct cohort_recording *r, const struct cohort_rec_event *e)
+{
+	const struct cohort_rec_worker *w = &r->workers[e->rank];
+	uint64_t cache = num_bytes(e, "page_cache_bytes", 0), limit = num_bytes(e, "limit_bytes", 0);
+	uint64_t usage = num_bytes(e, "cgroup_usage_bytes", 0);
+	uint64_t inactive = num_bytes(e, "inactive_file_bytes", 0);
+	struct cohort_finding *f;
+	char a[32], b[32], c[32], d[32], g[32];
+
+	if (!(f = add(l, r, COHORT_FINDING_PAGE_CACHE, e->rank, e->t)))
+		return 0;
+	SAY(f->message, "rank %d (pid %d): at %.1f s its cgroup's usage, %s of its %s limit, included "
+	    "%s of page cache (files it read or wrote), %s of it inactive; without the inactive part "
+	    "it used %s", GR(r, e->rank), (int)w->pid, e->t, sz(usage, a), sz(limit, b), sz(cache, c),
+	    sz(inactive, d), sz(num_bytes(e, "cgroup_bytes", usage > inactive ? usage - inactive : 0), g));
+	SAY(f->fix, "page cache is reclaimable: the kernel drops it before it OOM-kills, so it "
+	    "counts against the limit only when it cannot be dropped (dirty pages not yet written "
+	    "back, pages kept active by repeated reads, files mapped by the workers); nothing to "
+	    "fix unless the worker stalled or was killed near its limit: then write less at once "
+	    "(fsync large outputs as they are written), read large inputs once, or give it more "
+	    "memory");
+	evidence(f, "page_cache_bytes", (double)cache, "B");
+	evidence(f, "inactive_file_bytes", (double)inactive, "B");
+	evidence(f, "cgroup_usage_bytes", (double)usage, "B");
+	evidence(f, "limit_bytes", (double)limit, "B");
+	evidence(f, "first_seen_s", e->t, "s");
+	return 1;
+}
+
+/*
  * The leak and copy-on-write events are notices of when a trend was first
  * seen; the findings quote the figures at the end (the exit event's, or the
  * last sample's when the recording was cut before the worker ended), with
@@ -850,7 +973,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
  */
 static void trends(struct list *l, const struct cohort_recording *r)
 {
-	char a[32], b[32], c[32], d[32];
+	char a[32], b[32], c[32], d[32], d2[32];
 
 	for (size_t i = 0; i < r->nevents; i++) {
 		const struct cohort_rec_event *e = &r->events[i];
@@ -860,8 +983,9 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			continue;
 		const struct cohort_rec_worker *w = &r->workers[e->rank];
 
-		/* One finding per worker and trend: the supervisor notices each once. */
-		if (find_event(r, e->kind, e->rank) != e)
+		/* One finding per worker and trend (and kind of growth): the supervisor notices each once. */
+		if (strcmp(e->kind, "cow_unshare") == 0 ? find_growth(r, e->rank, growth_of(e)) != e :
+		    find_event(r, e->kind, e->rank) != e)
 			continue;
 		if (strcmp(e->kind, "leak") == 0) {
 			double rate = cohort_rec_event_num(e, "rate_bytes_per_s", 0);
@@ -913,6 +1037,35 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			evidence(f, "eta_s", cohort_rec_event_num(e, "eta_s", 0) > 0 ?
 			         cohort_rec_event_num(e, "eta_s", 0) : 0, "s");
 			evidence(f, "first_seen_s", e->t, "s");
+		} else if (strcmp(e->kind, "cow_unshare") == 0 && strcmp(growth_of(e), "shmem") == 0) {
+			if (!shmem_charged(l, r, e))
+				return;
+		} else if (strcmp(e->kind, "cow_unshare") == 0 && strcmp(growth_of(e), "page_cache") == 0) {
+			if (!page_cache(l, r, e))
+				return;
+		} else if (strcmp(e->kind, "cow_unshare") == 0 && strcmp(e->source, "cgroup") == 0) {
+			uint64_t first = num_bytes(e, "copied_bytes", 0);
+			uint64_t total = w->cow_copied > first ? w->cow_copied : first;
+
+			if (!(f = add(l, r, COHORT_FINDING_COW_UNSHARE, e->rank, e->t)))
+				return;
+			SAY(f->message, "rank %d (pid %d): copy-on-write, by its cgroup's count: its cgroup held up "
+			    "to %s of anonymous memory beyond what its processes allocated (first seen at "
+			    "%.1f s, when the cgroup held %s of anonymous memory and %s in all while its "
+			    "processes' RSS sum was %s): every write to a page shared after fork, reference "
+			    "counts included, makes a private copy that the kernel charges to the worker "
+			    "and RSS does not show; nothing leaks (peak USS %s)", GR(r, e->rank), (int)w->pid,
+			    sz(total, a), e->t, sz(num_bytes(e, "cgroup_anon_bytes", 0), b),
+			    sz(num_bytes(e, "cgroup_usage_bytes", 0), c),
+			    sz(num_bytes(e, "rss_sum_bytes", 0), d), sz(w->peak_uss, d2));
+			cow_fix(f, total);
+			evidence(f, "copied_bytes", (double)total, "B");
+			evidence(f, "cgroup_anon_bytes", (double)num_bytes(e, "cgroup_anon_bytes", 0), "B");
+			evidence(f, "cgroup_usage_bytes", (double)num_bytes(e, "cgroup_usage_bytes", 0), "B");
+			evidence(f, "rss_sum_bytes", (double)num_bytes(e, "rss_sum_bytes", 0), "B");
+			evidence(f, "allocated_bytes", (double)num_bytes(e, "allocated_bytes", 0), "B");
+			evidence(f, "peak_uss_bytes", (double)w->peak_uss, "B");
+			evidence(f, "first_seen_s", e->t, "s");
 		} else if (strcmp(e->kind, "cow_unshare") == 0) {
 			uint64_t first = num_bytes(e, "copied_bytes", 0);
 			/* A total below the notice's own figure is an edited file: the notice stands. */
@@ -925,19 +1078,7 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			    "reference counts included, makes a private copy, so private memory grows while "
 			    "nothing leaks (peak USS %s)", GR(r, e->rank), (int)w->pid, sz(total, a), e->t,
 			    sz(w->peak_uss, b));
-			/*
-			 * The recording cannot tell writes to the data from reference
-			 * counts touching it: the fix names both, each with its remedy.
-			 */
-			SAY(f->fix, "each copy is real memory, and the workers' processes copy what they "
-			    "write: if they write the data they share after fork, budget for the copies "
-			    "(here %s for this worker's processes, and as much again for each worker "
-			    "that does the same), partition the data so each process touches only its "
-			    "part, or put it in memory mapped shared (a cohort segment, "
-			    "multiprocessing.shared_memory, a file mmap'd MAP_SHARED) so that writes go "
-			    "to one copy; if they only read it, the copies come from reference counts "
-			    "of many small Python objects: keep the data in flat arrays (numpy, array), "
-			    "load it after forking, or start the workers with spawn", sz(total, c));
+			cow_fix(f, total);
 			evidence(f, "copied_bytes", (double)total, "B");
 			evidence(f, "peak_uss_bytes", (double)w->peak_uss, "B");
 			evidence(f, "first_seen_s", e->t, "s");
@@ -1150,7 +1291,8 @@ static int importance(enum cohort_finding_kind kind)
 		COHORT_FINDING_SLURM_RSS_OVERCOUNT, COHORT_FINDING_SHM_EXHAUSTED, COHORT_FINDING_SEGFAULT,
 		COHORT_FINDING_BUS_ERROR, COHORT_FINDING_SIGNALLED, COHORT_FINDING_LEAK,
 		COHORT_FINDING_COW_UNSHARE, COHORT_FINDING_OVERSUBSCRIBED, COHORT_FINDING_CRASH,
-		COHORT_FINDING_EXIT_NONZERO, COHORT_FINDING_CUT,
+		COHORT_FINDING_SHMEM_CHARGED, COHORT_FINDING_EXIT_NONZERO, COHORT_FINDING_CUT,
+		COHORT_FINDING_PAGE_CACHE,
 	};
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)

@@ -254,6 +254,7 @@ static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
 		if (uss > wk->peak_uss) wk->peak_uss = uss;
 		if (rss > wk->peak_rss) wk->peak_rss = rss;
 		if (est > wk->peak_est) wk->peak_est = est;
+		if (get_u64(w, "used") > wk->peak_used) wk->peak_used = get_u64(w, "used");
 		/*
 		 * The figures at the end: the last sample's, until the exit event
 		 * gives the worker's own (a sample that lists a rank after its exit
@@ -267,6 +268,14 @@ static int read_sample(struct cohort_recording *r, struct caps *c, json_t *o)
 				wk->last_rss = rss;
 			if (has_num(w, "cow_copied"))
 				wk->cow_copied = get_u64(w, "cow_copied");
+			if (has_num(w, "used")) {
+				wk->last_used = get_u64(w, "used");
+				const char *src = json_string_value(json_object_get(w, "source"));
+
+				wk->used_by_cgroup = src && strcmp(src, "cgroup") == 0;
+			}
+			if (json_is_object(json_object_get(w, "cgroup")))
+				wk->last_cgroup = get_u64(json_object_get(w, "cgroup"), "usage");
 		}
 		if (!wk->pid)
 			wk->pid = (pid_t)get_long(w, "pid", 0);
@@ -321,6 +330,8 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 		e->nnums++;
 	}
 	get_str(o, "process", e->process, sizeof(e->process));
+	get_str(o, "source", e->source, sizeof(e->source));
+	get_str(o, "kind_of_growth", e->growth, sizeof(e->growth));
 	if (strcmp(e->kind, "crash_info") == 0)
 		read_crash(e, o);
 	if (e->rank >= 0 && strcmp(e->kind, "exit") == 0) {
@@ -347,6 +358,11 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 			w->cow_copied = get_u64(o, "cow_copied");
 		if (has_num(o, "last_est"))
 			w->last_est = get_u64(o, "last_est");
+		if (has_num(o, "last_used")) {
+			w->last_used = get_u64(o, "last_used");
+			w->used_by_cgroup = strcmp(e->source, "cgroup") == 0;
+		}
+		if (get_u64(o, "peak_used") > w->peak_used) w->peak_used = get_u64(o, "peak_used");
 		w->peak_cgroup = get_u64(o, "peak_cgroup");
 	}
 	if (strcmp(e->kind, "signal") == 0) {
@@ -832,6 +848,18 @@ int cohort_recorder_sample(struct cohort_recorder *r, const struct cohort_watch 
 		json_object_set_new(j, "cow_copied", cohort__json_size(s.cow_copied));
 		if (s.peak_cgroup)
 			json_object_set_new(j, "peak_cgroup", cohort__json_size(s.peak_cgroup));
+		json_object_set_new(j, "used", cohort__json_size(s.used));
+		json_object_set_new(j, "source", json_string(s.used_by_cgroup ? "cgroup" : "estimate"));
+		if (s.has_cgroup_usage) {
+			json_t *c = json_object();
+
+			json_object_set_new(c, "usage", cohort__json_size(s.cg_usage));
+			json_object_set_new(c, "anon", cohort__json_size(s.cg_anon));
+			json_object_set_new(c, "file", cohort__json_size(s.cg_file));
+			json_object_set_new(c, "shmem", cohort__json_size(s.cg_shmem));
+			json_object_set_new(c, "inactive_file", cohort__json_size(s.cg_inactive_file));
+			json_object_set_new(j, "cgroup", c);
+		}
 		json_array_append_new(ws, j);
 	}
 	json_object_set_new(o, "type", json_string("sample"));

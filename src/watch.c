@@ -182,6 +182,28 @@ struct wk {
 	struct cohort_cgevent *cgev; /* the kernel's notifications of its cgroup, or NULL */
 	bool kernel_oom_said;      /* later kills in its cgroup are recorded, not said again */
 	uint64_t kernel_oom_kills; /* kills the kernel notified in its cgroup */
+
+	/*
+	 * Its own cgroup, read every tick (usage and memory.stat, one read
+	 * each): what the kernel charges and kills by, which copy-on-write,
+	 * tmpfs pages and page cache move while the processes' RSS does not.
+	 */
+	int cg_version;            /* 1 or 2; 0 not told yet, -1 not a memory cgroup */
+	bool has_cgu;              /* the last tick read both files */
+	uint64_t cg_usage;         /* usage at the last tick */
+	uint64_t cg_work;          /* usage less inactive page cache: what reclaim cannot take */
+	struct cohort_cgstat cgs;  /* memory.stat at the last tick */
+	bool cg_based;             /* the baseline below is set (first read) */
+	uint64_t cg_anon0, cg_shmem0, cg_cache0, rss0;
+	int64_t cg_cow0;           /* cg anon less allocated anon at the first read */
+	uint64_t alloc_anon;       /* live members' anonymous bytes less their share at fork */
+	uint64_t shared_anon;      /* live members' anonymous bytes at fork: the most they can copy */
+	uint64_t cg_cow;           /* copies after fork by the cgroup's count, at the last tick */
+	uint64_t cg_cow_peak;
+	bool shmem_reported, cache_reported;
+	uint64_t use;              /* the figure judged: the larger of est and cg_work */
+	bool use_cg;               /* use is the cgroup's */
+	uint64_t peak_use;
 };
 
 struct cohort_watch {
@@ -659,6 +681,10 @@ static int start_common(struct cohort_watch *w, unsigned rank, struct wk **ret)
 	k->status = -1;
 	k->start = cohort_watch_now(w);
 	cohort_trend_init(&k->trend, k->start);
+	k->cg_version = 0;
+	k->has_cgu = k->cg_based = k->use_cg = false;
+	k->cg_cow = k->cg_cow_peak = k->use = k->peak_use = 0;
+	k->shmem_reported = k->cache_reported = false;
 	w->running++;
 	if (w->dense_until < k->start + w->o.dense_window)
 		w->dense_until = k->start + w->o.dense_window;
@@ -755,6 +781,17 @@ unsigned cohort_watch_running(const struct cohort_watch *w)
 }
 
 /* ---- trees ---- */
+
+static uint64_t known(uint64_t v)
+{
+	return v == COHORT_MEM_UNKNOWN ? 0 : v;
+}
+
+/* Page cache other than shmem: v1 cache and v2 file both count shmem too. */
+static uint64_t page_cache(const struct cohort_cgstat *cs)
+{
+	return known(cs->file) > known(cs->shmem) ? known(cs->file) - known(cs->shmem) : 0;
+}
 
 /* The anonymous bytes statm sees: resident less file and shmem pages. */
 static uint64_t statm_anon(const struct cohort_statm *st)
@@ -877,6 +914,109 @@ static void track_trees(struct cohort_watch *w)
  * worker, the MPI rank that did it. Named in the event (fields and
  * message); returns 1 when there is one.
  */
+/*
+ * The figure a decision was taken on: est_bytes, the larger of the PSS
+ * estimate and the worker cgroup's usage less its inactive page cache, and
+ * which it was (source "cgroup" or "estimate"), with both beside it.
+ */
+static void used_fields(struct cohort_event *ev, const struct wk *k)
+{
+	ev_u64(ev, "est_bytes", k->use);
+	ev_str(ev, "source", k->use_cg ? "cgroup" : "estimate");
+	ev_u64(ev, "pss_est_bytes", k->est);
+	if (k->has_cgu)
+		ev_u64(ev, "cgroup_bytes", k->cg_work);
+}
+
+/*
+ * What grew in a worker's cgroup that its processes' RSS does not show,
+ * each kind said once (a cow_unshare event, kind_of_growth): anonymous
+ * pages beyond what the processes allocated are copies after fork;
+ * shmem is tmpfs and /dev/shm files (and shared anonymous mappings)
+ * charged to the worker; page cache is said only when the cgroup is near
+ * its limit, since the kernel reclaims it before it kills.
+ */
+static void check_cgroup_growth(struct cohort_watch *w, struct wk *k, uint64_t min)
+{
+	uint64_t limit = w->o.mem_per_worker, shmem, cache;
+	struct cohort_event *ev;
+	char a[32], b[32], c[32], d[32], e[32];
+
+	if (!k->has_cgu)
+		return;
+	if (!k->cow_reported && k->cg_cow >= min) {
+		k->cow_reported = true;
+		ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 1);
+		ev_str(ev, "kind_of_growth", "cow");
+		ev_str(ev, "source", "cgroup");
+		ev_u64(ev, "copied_bytes", k->cg_cow);
+		ev_u64(ev, "cgroup_usage_bytes", k->cg_usage);
+		ev_u64(ev, "cgroup_anon_bytes", k->cgs.anon);
+		ev_u64(ev, "cgroup_shmem_bytes", known(k->cgs.shmem));
+		ev_u64(ev, "cgroup_file_bytes", known(k->cgs.file));
+		ev_u64(ev, "anon_growth_bytes", k->cgs.anon > k->cg_anon0 ? k->cgs.anon - k->cg_anon0 : 0);
+		ev_u64(ev, "allocated_bytes", k->alloc_anon);
+		ev_u64(ev, "rss_sum_bytes", k->rss);
+		ev_i64(ev, "nprocs", k->nprocs);
+		ev_msg(ev, "rank %u (pid %d): its cgroup holds %s of anonymous memory, %s more than its "
+		       "processes allocated, while their RSS sum is %s: pages shared after fork are being "
+		       "copied by writes (copy-on-write), which the kernel charges to the worker and RSS "
+		       "does not show. Not a leak: share the data through a segment or arrays rather than "
+		       "objects, load it after forking, or start workers with spawn",
+		       k->rank, (int)k->pid, fmt_size(k->cgs.anon, a, sizeof(a)),
+		       fmt_size(k->cg_cow, b, sizeof(b)), fmt_size(k->rss, c, sizeof(c)));
+	}
+	shmem = known(k->cgs.shmem);
+	/* Grown since the first sample, which may come after the first writes. */
+	if (!k->shmem_reported && shmem >= min && shmem >= k->cg_shmem0 + MiB) {
+		k->shmem_reported = true;
+		ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 1);
+		ev_str(ev, "kind_of_growth", "shmem");
+		ev_str(ev, "source", "cgroup");
+		ev_u64(ev, "cgroup_shmem_bytes", shmem);
+		ev_u64(ev, "shmem_growth_bytes", shmem - k->cg_shmem0);
+		ev_u64(ev, "cgroup_usage_bytes", k->cg_usage);
+		ev_u64(ev, "cgroup_anon_bytes", k->cgs.anon);
+		ev_u64(ev, "cgroup_file_bytes", known(k->cgs.file));
+		ev_u64(ev, "rss_sum_bytes", k->rss);
+		ev_u64(ev, "limit_bytes", limit);
+		if (w->tot.has_shm) {
+			ev_u64(ev, "shm_size_bytes", w->tot.shm_size);
+			ev_u64(ev, "shm_free_bytes", w->tot.shm_free);
+		}
+		ev_msg(ev, "rank %u (pid %d): %s of shared memory (files in /dev/shm or another tmpfs, "
+		       "shared anonymous mappings) is charged to its cgroup (%s at its first sample); it "
+		       "counts against the worker's %s limit whether or not a process still maps it",
+		       k->rank, (int)k->pid, fmt_size(shmem, a, sizeof(a)),
+		       fmt_size(k->cg_shmem0, b, sizeof(b)),
+		       limit ? fmt_size(limit, c, sizeof(c)) : "(none set)");
+	}
+	cache = page_cache(&k->cgs);
+	if (!k->cache_reported && limit && cache >= min &&
+	    (double)k->cg_usage >= w->o.soft * (double)limit) {
+		k->cache_reported = true;
+		ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 0);
+		ev_str(ev, "kind_of_growth", "page_cache");
+		ev_str(ev, "source", "cgroup");
+		ev_u64(ev, "page_cache_bytes", cache);
+		ev_u64(ev, "page_cache_growth_bytes", cache - k->cg_cache0);
+		ev_u64(ev, "inactive_file_bytes", known(k->cgs.inactive_file));
+		ev_u64(ev, "active_file_bytes", known(k->cgs.active_file));
+		ev_u64(ev, "cgroup_usage_bytes", k->cg_usage);
+		ev_u64(ev, "cgroup_bytes", k->cg_work);
+		ev_u64(ev, "cgroup_anon_bytes", k->cgs.anon);
+		ev_u64(ev, "rss_sum_bytes", k->rss);
+		ev_u64(ev, "limit_bytes", limit);
+		ev_msg(ev, "rank %u (pid %d): its cgroup's usage, %s of its %s limit, includes %s of page "
+		       "cache (files read or written), %s of it inactive; the kernel reclaims page cache "
+		       "before it kills, so it counts against the limit only when it cannot be dropped "
+		       "(%s without the inactive part)", k->rank, (int)k->pid,
+		       fmt_size(k->cg_usage, a, sizeof(a)), fmt_size(limit, b, sizeof(b)),
+		       fmt_size(cache, c, sizeof(c)), fmt_size(known(k->cgs.inactive_file), d, sizeof(d)),
+		       fmt_size(k->cg_work, e, sizeof(e)));
+	}
+}
+
 static int name_grower(const struct cohort_watch *w, const struct wk *k, struct cohort_event *ev)
 {
 	const struct member *best = NULL;
@@ -915,8 +1055,8 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 	/* Leak: the floor of the tree's RSS rises (copy-on-write does not move RSS). */
 	cohort_trend_add(&k->trend, t, k->rss);
 	if (!k->leak_reported && cohort_trend_leak(&k->trend, NULL, &leak)) {
-		double eta = o->mem_per_worker && k->est < o->mem_per_worker ?
-		             (double)(o->mem_per_worker - k->est) / leak.rate : 0;
+		double eta = o->mem_per_worker && k->use < o->mem_per_worker ?
+		             (double)(o->mem_per_worker - k->use) / leak.rate : 0;
 
 		k->leak_reported = true;
 		ev = ev_new(w, COHORT_EVENT_LEAK, k, 1);
@@ -924,7 +1064,8 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 		ev_f64(ev, "window_s", leak.window);
 		ev_u64(ev, "floor_first_bytes", leak.floor_first);
 		ev_u64(ev, "floor_last_bytes", leak.floor_last);
-		ev_u64(ev, "current_bytes", k->est);
+		ev_u64(ev, "current_bytes", k->use);
+		ev_str(ev, "source", k->use_cg ? "cgroup" : "estimate");
 		ev_u64(ev, "budget_bytes", o->mem_per_worker);
 		ev_f64(ev, "eta_s", eta);
 		if (o->mem_per_worker)
@@ -942,16 +1083,26 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 		name_grower(w, k, ev);
 	}
 
-	/* Copy-on-write: said once it is worth a mention; the figure at the end is in the exit event. */
-	cow_min = k->est / 10 > 16 * MiB ? k->est / 10 : 16 * MiB;
-	{
+	/*
+	 * Copy-on-write: said once it is worth a mention; the figure at the
+	 * end is in the exit event. With a cgroup of its own, the kernel's
+	 * count says it (and tells shared memory and page cache apart);
+	 * without, the page walks do.
+	 */
+	cow_min = k->use / 10 > 16 * MiB ? k->use / 10 : 16 * MiB;
+	if (k->cg_based) {
+		check_cgroup_growth(w, k, cow_min);
+	} else {
 		struct cohort_worker_state st;
 
 		cohort_watch_worker(w, k->rank, &st);
 		if (!k->cow_reported && st.cow_copied >= cow_min) {
 			k->cow_reported = true;
 			ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 1);
+			ev_str(ev, "kind_of_growth", "cow");
+			ev_str(ev, "source", "estimate");
 			ev_u64(ev, "copied_bytes", st.cow_copied);
+			ev_u64(ev, "rss_sum_bytes", k->rss);
 			ev_i64(ev, "nprocs", k->nprocs);
 			ev_msg(ev, "rank %u (pid %d): %s of pages shared after fork have been copied by writes "
 			       "(copy-on-write), and counting; its processes' private memory grows while their "
@@ -962,45 +1113,45 @@ static void check_worker(struct cohort_watch *w, struct wk *k, double t)
 	}
 
 	/* Thresholds on the worker's share. */
-	if (o->mem_per_worker && k->est > o->mem_per_worker && o->enforce == COHORT_ENFORCE_WATCH &&
+	if (o->mem_per_worker && k->use > o->mem_per_worker && o->enforce == COHORT_ENFORCE_WATCH &&
 	    !k->stop_stage) {
 		ev = ev_new(w, COHORT_EVENT_LIMIT, k, 1);
 		if (!ev)
 			return;   /* out of memory: decided again at the next tick */
 		ev->action = COHORT_ACTION_STOP;
 		ev_str(ev, "action", "stop");
-		ev_u64(ev, "est_bytes", k->est);
+		used_fields(ev, k);
 		ev_u64(ev, "limit_bytes", o->mem_per_worker);
 		ev_msg(ev, "rank %u (pid %d) uses %s, above its %s budget: stopped by cohort (SIGTERM, "
 		       "then SIGKILL after %.0f s) before the kernel's OOM killer picks a victim",
-		       k->rank, (int)k->pid, fmt_size(k->est, a, sizeof(a)),
+		       k->rank, (int)k->pid, fmt_size(k->use, a, sizeof(a)),
 		       fmt_size(o->mem_per_worker, b, sizeof(b)), o->grace);
 		name_grower(w, k, ev);
 		k->stop_stage = 1;
-	} else if (o->mem_per_worker && k->est > o->mem_per_worker && o->enforce == COHORT_ENFORCE_NONE &&
+	} else if (o->mem_per_worker && k->use > o->mem_per_worker && o->enforce == COHORT_ENFORCE_NONE &&
 	           !k->over_warned) {
 		/* Nothing is stopped: said once, with the figures, for the findings to quote. */
 		k->over_warned = k->soft_warned = true;
 		ev = ev_new(w, COHORT_EVENT_WARNING, k, 1);
-		ev_u64(ev, "est_bytes", k->est);
+		used_fields(ev, k);
 		ev_u64(ev, "limit_bytes", o->mem_per_worker);
 		ev_bool(ev, "over", 1);
 		ev_msg(ev, "rank %u (pid %d) uses %s, above its %s budget; not stopped (--enforce none)",
-		       k->rank, (int)k->pid, fmt_size(k->est, a, sizeof(a)),
+		       k->rank, (int)k->pid, fmt_size(k->use, a, sizeof(a)),
 		       fmt_size(o->mem_per_worker, b, sizeof(b)));
-	} else if (o->mem_per_worker && !k->soft_warned && k->est > o->soft * (double)o->mem_per_worker) {
+	} else if (o->mem_per_worker && !k->soft_warned && k->use > o->soft * (double)o->mem_per_worker) {
 		k->soft_warned = true;
 		ev = ev_new(w, COHORT_EVENT_WARNING, k, 1);
-		ev_u64(ev, "est_bytes", k->est);
+		used_fields(ev, k);
 		ev_u64(ev, "limit_bytes", o->mem_per_worker);
 		ev_msg(ev, "rank %u (pid %d) uses %s, %.0f%% of its %s budget", k->rank, (int)k->pid,
-		       fmt_size(k->est, a, sizeof(a)), 100.0 * (double)k->est / (double)o->mem_per_worker,
+		       fmt_size(k->use, a, sizeof(a)), 100.0 * (double)k->use / (double)o->mem_per_worker,
 		       fmt_size(o->mem_per_worker, b, sizeof(b)));
 	}
 }
 
 /* The budget as a whole: stop the largest worker before the kernel kills one at random. */
-static void check_budget(struct cohort_watch *w, uint64_t est_sum)
+static void check_budget(struct cohort_watch *w, uint64_t use_sum)
 {
 	const struct cohort_watch_opts *o = &w->o;
 	uint64_t staying = 0;
@@ -1013,8 +1164,8 @@ static void check_budget(struct cohort_watch *w, uint64_t est_sum)
 	/* Workers already being stopped will give their memory back: count only the others. */
 	for (unsigned r = 0; r < w->nw; r++)
 		if (w->w[r].running && !w->w[r].stop_stage) {
-			staying += w->w[r].est;
-			if (!big || w->w[r].est > big->est)
+			staying += w->w[r].use;
+			if (!big || w->w[r].use > big->use)
 				big = &w->w[r];
 		}
 	if (o->enforce == COHORT_ENFORCE_WATCH && staying > o->budget && big) {
@@ -1023,27 +1174,27 @@ static void check_budget(struct cohort_watch *w, uint64_t est_sum)
 			return;   /* out of memory: decided again at the next tick */
 		ev->action = COHORT_ACTION_STOP;
 		ev_str(ev, "action", "stop");
-		ev_u64(ev, "est_bytes", big->est);
-		ev_u64(ev, "total_bytes", est_sum);
+		used_fields(ev, big);
+		ev_u64(ev, "total_bytes", use_sum);
 		ev_u64(ev, "limit_bytes", o->budget);
 		ev_msg(ev, "the workers use %s together, above the %s budget: cohort stopped the largest, "
-		       "rank %u (pid %d, %s)", fmt_size(est_sum, a, sizeof(a)),
+		       "rank %u (pid %d, %s)", fmt_size(use_sum, a, sizeof(a)),
 		       fmt_size(o->budget, b, sizeof(b)), big->rank, (int)big->pid,
-		       fmt_size(big->est, c, sizeof(c)));
+		       fmt_size(big->use, c, sizeof(c)));
 		big->stop_stage = 1;
-	} else if (!w->total_warned && est_sum > o->soft * (double)o->budget) {
+	} else if (!w->total_warned && use_sum > o->soft * (double)o->budget) {
 		big = NULL;
 		for (unsigned r = 0; r < w->nw; r++)
-			if (w->w[r].running && (!big || w->w[r].est > big->est))
+			if (w->w[r].running && (!big || w->w[r].use > big->use))
 				big = &w->w[r];
 		w->total_warned = true;
 		ev = ev_new(w, COHORT_EVENT_WARNING, big, 1);
-		ev_u64(ev, "est_bytes", est_sum);
+		ev_u64(ev, "est_bytes", use_sum);
 		ev_u64(ev, "limit_bytes", o->budget);
 		ev_msg(ev, "the workers use %s together, %.0f%% of the %s budget; the largest is rank %u (%s)",
-		       fmt_size(est_sum, a, sizeof(a)), 100.0 * (double)est_sum / (double)o->budget,
+		       fmt_size(use_sum, a, sizeof(a)), 100.0 * (double)use_sum / (double)o->budget,
 		       fmt_size(o->budget, b, sizeof(b)), big ? big->rank : 0,
-		       fmt_size(big ? big->est : 0, c, sizeof(c)));
+		       fmt_size(big ? big->use : 0, c, sizeof(c)));
 	}
 }
 
@@ -1153,16 +1304,85 @@ static void refresh(struct cohort_watch *w)
 	free(rss);
 }
 
-/* Read a worker cgroup's exact peak (one small file). */
-static uint64_t cgroup_peak(const char *dir)
+/* Read a worker cgroup's exact peak (one small file, the right one once the version is known). */
+static uint64_t cgroup_peak(const struct wk *k)
 {
 	char buf[64];
 	uint64_t v;
 
-	if (cohort__slurpf(buf, sizeof(buf), "%s/memory.max_usage_in_bytes", dir) <= 0 &&
-	    cohort__slurpf(buf, sizeof(buf), "%s/memory.peak", dir) <= 0)
+	if ((k->cg_version == 2 || cohort__slurpf(buf, sizeof(buf), "%s/memory.max_usage_in_bytes", k->cg) <= 0) &&
+	    (k->cg_version == 1 || cohort__slurpf(buf, sizeof(buf), "%s/memory.peak", k->cg) <= 0))
 		return 0;
 	return cohort__parse_u64(buf, &v, NULL) < 0 ? 0 : v;
+}
+
+/* Which version a worker's cgroup is, told once from the files it has. */
+static void cgroup_version(struct wk *k)
+{
+	char path[COHORT_PATH_MAX + 32];
+
+	k->cg_version = -1;
+	if (cohort__pathf(path, sizeof(path), "%s/memory.current", k->cg) >= 0 && access(path, F_OK) == 0)
+		k->cg_version = 2;
+	else if (cohort__pathf(path, sizeof(path), "%s/memory.usage_in_bytes", k->cg) >= 0 &&
+	         access(path, F_OK) == 0)
+		k->cg_version = 1;
+}
+
+/*
+ * A worker's own cgroup, once a tick: its usage and memory.stat (one read
+ * each), the figure judged against its budget, and the copies after fork
+ * by the kernel's count: the cgroup's anonymous pages less those its
+ * processes allocated (their anonymous RSS less what they shared at fork),
+ * against the same at the first read. A process that escaped the tree
+ * (reparented to init) but stays in the cgroup is counted as copies.
+ */
+static void read_worker_cgroup(struct cohort_watch *w, struct wk *k)
+{
+	struct cohort_cgstat cs;
+	uint64_t usage;
+	int64_t cow;
+
+	(void)w;
+	k->has_cgu = false;
+	if (!k->cg[0] || k->cg_version < 0)
+		return;
+	if (k->cg_version == 0)
+		cgroup_version(k);
+	if (k->cg_version < 0 || cohort_cgroup_read_usage(k->cg, k->cg_version, &usage, &cs) < 0)
+		return;
+	k->has_cgu = true;
+	k->cg_usage = usage;
+	k->cgs = cs;
+	k->cg_work = usage > known(cs.inactive_file) ? usage - known(cs.inactive_file) : 0;
+	/* Signed, and bounded so that an absurd file cannot overflow it. */
+	if (cs.anon >= k->alloc_anon)
+		cow = cs.anon - k->alloc_anon > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(cs.anon - k->alloc_anon);
+	else
+		cow = k->alloc_anon - cs.anon > (uint64_t)INT64_MAX ? -INT64_MAX : -(int64_t)(k->alloc_anon - cs.anon);
+	if (!k->cg_based) {
+		/*
+		 * Only a positive offset is a baseline (pages of processes outside
+		 * the tree); a negative one is a root still running the
+		 * supervisor's copy before its exec, whose pages are not charged here.
+		 */
+		k->cg_based = true;
+		k->cg_cow0 = cow > 0 ? cow : 0;
+		k->cg_anon0 = cs.anon;
+		k->cg_shmem0 = known(cs.shmem);
+		k->cg_cache0 = page_cache(&cs);
+		k->rss0 = k->rss;
+	}
+	k->cg_cow = cow > k->cg_cow0 ? (uint64_t)(cow - k->cg_cow0) : 0;
+	/*
+	 * A process copies at most what it shared at fork. The bound also
+	 * keeps out the pages of processes that just left the tree but not
+	 * yet the cgroup (killed, or orphaned when their parent died).
+	 */
+	if (k->cg_cow > k->shared_anon)
+		k->cg_cow = k->shared_anon;
+	if (k->cg_cow > k->cg_cow_peak)
+		k->cg_cow_peak = k->cg_cow;
 }
 
 static void aggregate(struct cohort_watch *w)
@@ -1177,6 +1397,7 @@ static void aggregate(struct cohort_watch *w)
 		k->prev_rss = k->rss;
 		k->nprocs = 0;
 		k->rss = k->pss = k->uss = k->swap = k->shmem = k->shared = k->est = 0;
+		k->alloc_anon = k->shared_anon = 0;
 		k->pss_age = 0;
 		k->cow_live = 0;
 		k->cow_old_live = 0;
@@ -1209,6 +1430,9 @@ static void aggregate(struct cohort_watch *w)
 				               parent->last_anon : anon;
 		}
 		m->last_anon = statm_anon(&sm.statm);
+		/* What it allocated itself: pages it shared at fork are its parent's, until copied. */
+		k->alloc_anon += m->last_anon > m->anon_base ? m->last_anon - m->anon_base : 0;
+		k->shared_anon += m->anon_base;
 		if (!m->first_rss)
 			m->first_rss = sm.statm.rss;
 		m->last_rss = sm.statm.rss;
@@ -1316,11 +1540,15 @@ int cohort_watch_tick(struct cohort_watch *w)
 		if (k->uss > k->peak_uss) k->peak_uss = k->uss;
 		if (k->est > k->peak_est) k->peak_est = k->est;
 		if (k->cg[0]) {
-			uint64_t p = cgroup_peak(k->cg);
+			uint64_t p = cgroup_peak(k);
 
 			if (p > k->peak_cg)
 				k->peak_cg = p;
 		}
+		read_worker_cgroup(w, k);
+		k->use_cg = k->has_cgu && k->cg_work > k->est;
+		k->use = k->use_cg ? k->cg_work : k->est;
+		if (k->use > k->peak_use) k->peak_use = k->use;
 		if (k->rss > k->prev_rss + FAST_GROWTH)
 			fast = true;
 		rss_sum += k->rss;
@@ -1461,7 +1689,9 @@ int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct coho
 	ret->swap = k->swap;
 	ret->shmem = k->shmem;
 	ret->pss_age = k->pss_age;
-	if (w->pss_anon_known) {
+	if (k->cg_based) {
+		ret->cow_copied = k->cg_cow_peak;   /* the kernel's count: exact at each sample */
+	} else if (w->pss_anon_known) {
 		live = k->cow_live + k->cow_pending > 0 ? k->cow_live + k->cow_pending : 0;
 		ret->cow_copied = (uint64_t)live + k->cow_gone;
 	} else {
@@ -1472,6 +1702,18 @@ int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct coho
 	ret->peak_uss = k->peak_uss;
 	ret->peak_est = k->peak_est;
 	ret->peak_cgroup = k->peak_cg;
+	ret->used = k->use;
+	ret->used_by_cgroup = k->use_cg;
+	ret->peak_used = k->peak_use;
+	ret->has_cgroup_usage = k->has_cgu;
+	if (k->has_cgu) {
+		ret->cg_usage = k->cg_usage;
+		ret->cg_work = k->cg_work;
+		ret->cg_anon = k->cgs.anon;
+		ret->cg_file = known(k->cgs.file);
+		ret->cg_shmem = known(k->cgs.shmem);
+		ret->cg_inactive_file = known(k->cgs.inactive_file);
+	}
 	ret->start = k->start;
 	ret->end = k->end;
 	cohort__strlcpy(ret->cgroup, k->cg, sizeof(ret->cgroup));
@@ -1604,7 +1846,7 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 	struct cohort_worker_state ws;
 	struct cohort_event *ev;
 	struct cohort_cgmem cg;
-	char how[96], a[32], b[32];
+	char how[96], a[32], b[32], c[32];
 	bool oom = false;
 
 	k->running = false;
@@ -1613,7 +1855,7 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 	k->end = cohort_watch_now(w);
 	w->running--;
 	if (k->cg[0]) {
-		uint64_t p = cgroup_peak(k->cg);
+		uint64_t p = cgroup_peak(k);
 
 		if (p > k->peak_cg)
 			k->peak_cg = p;
@@ -1660,7 +1902,11 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 	if (k->peak_cg)
 		ev_u64(ev, "peak_cgroup", k->peak_cg);
 	ev_u64(ev, "last_est", k->est);
+	ev_u64(ev, "last_used", k->use);
+	ev_u64(ev, "peak_used", k->peak_use);
+	ev_str(ev, "source", k->use_cg ? "cgroup" : "estimate");
 	ev_u64(ev, "cow_copied", ws.cow_copied);
+	ev_str(ev, "cow_source", k->cg_based ? "cgroup" : "estimate");
 	ev_f64(ev, "runtime_s", k->end - k->start);
 	ev_msg(ev, "rank %u (pid %d) ended: %s", k->rank, (int)k->pid, how);
 	if (oom) {
@@ -1671,10 +1917,24 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 		ev = ev_new(w, COHORT_EVENT_OOM_KILL, k, 1);
 		ev_u64(ev, "limit_bytes", limit);
 		ev_u64(ev, "last_est", k->est);
+		ev_u64(ev, "last_used", k->use);
+		ev_str(ev, "source", k->use_cg ? "cgroup" : "estimate");
+		if (k->has_cgu)
+			ev_u64(ev, "last_cgroup", k->cg_usage);
+		if (k->peak_cg)
+			ev_u64(ev, "peak_cgroup", k->peak_cg);
 		ev_str(ev, "cgroup", k->cg[0] ? k->cg : w->job_cg);
-		ev_msg(ev, "rank %u (pid %d) was killed by the kernel's OOM killer: its %s limit is %s, it "
-		       "last used %s", k->rank, (int)k->pid, k->cg[0] ? "cgroup" : "job's",
-		       fmt_size(limit, a, sizeof(a)), fmt_size(k->est, b, sizeof(b)));
+		/* The cgroup's own count, what the kernel killed by, when the worker has one. */
+		if (k->has_cgu || k->peak_cg)
+			ev_msg(ev, "rank %u (pid %d) was killed by the kernel's OOM killer: its cgroup limit is "
+			       "%s, its cgroup held %s at the last sample and %s at its peak (cgroup)",
+			       k->rank, (int)k->pid, fmt_size(limit, a, sizeof(a)),
+			       fmt_size(k->has_cgu ? k->cg_usage : k->use, b, sizeof(b)),
+			       fmt_size(k->peak_cg ? k->peak_cg : k->cg_usage, c, sizeof(c)));
+		else
+			ev_msg(ev, "rank %u (pid %d) was killed by the kernel's OOM killer: its %s limit is %s, "
+			       "it last used %s", k->rank, (int)k->pid, k->cg[0] ? "cgroup" : "job's",
+			       fmt_size(limit, a, sizeof(a)), fmt_size(k->use, b, sizeof(b)));
 	}
 }
 

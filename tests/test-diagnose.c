@@ -98,9 +98,9 @@ TEST(diagnose_finding_names)
 {
 	static const char *names[] = { NULL, "oom_kill", "budget_kill", "slurm_rss_overcount",
 		"shm_exhausted", "segfault", "bus_error", "leak", "cow_unshare", "oversubscribed", "crash",
-		"exit_nonzero", "cut", "signalled", "spawn_failed" };
+		"exit_nonzero", "cut", "signalled", "spawn_failed", "shmem_charged", "page_cache" };
 
-	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_SPAWN_FAILED; k++)
+	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_PAGE_CACHE; k++)
 		CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)k), names[k]);
 	CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)99), "unknown");
 }
@@ -750,5 +750,79 @@ TEST(diagnose_odd_files_give_partial_results)
 	CHECK_EV(finding(&d, COHORT_FINDING_OOM_KILL, 0), "limit_bytes", 0);
 	CHECK_CONTAINS(finding(&d, COHORT_FINDING_OOM_KILL, 0)->message, "limit is not in the recording");
 	CHECK_CONTAINS(finding(&d, COHORT_FINDING_CUT, -1)->message, "it had got a signal");
+	diag_free(&d);
+}
+
+/* Copy-on-write by the worker cgroup's count: the exit's total, the notice's cgroup figures. */
+TEST(diagnose_cow_by_the_worker_cgroup)
+{
+	struct diag d = diagnose("cow-cgroup.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "cow_unshare");
+	f = finding(&d, COHORT_FINDING_COW_UNSHARE, 0);
+	CHECK_EQ(f->pid, 26317);
+	CHECK_EV(f, "copied_bytes", 419495936);
+	CHECK_EV(f, "cgroup_anon_bytes", 251883520);
+	CHECK_EV(f, "cgroup_usage_bytes", 253493248);
+	CHECK_EV(f, "rss_sum_bytes", 632713216);
+	CHECK_EV(f, "allocated_bytes", 209874944);
+	CHECK_EV_DBL(f, "first_seen_s", 3.259886401001495);
+	CHECK_CONTAINS(f->message, "copy-on-write, by its cgroup's count");
+	CHECK_CONTAINS(f->message, "up to 400.1 MiB of anonymous memory beyond what its processes allocated");
+	CHECK_CONTAINS(f->message, "RSS sum was 603.4 MiB");
+	/* The fix of copy-on-write, whichever counted it. */
+	CHECK_CONTAINS(f->fix, "budget for the copies (here 400.1 MiB");
+	CHECK_CONTAINS(f->fix, "MAP_SHARED");
+	CHECK_EQ(d.r->workers[0].used_by_cgroup, 1);
+	CHECK_EQ_U64(d.r->workers[0].last_used, 630849536);
+	CHECK_EQ_U64(d.r->workers[0].peak_used, 630980608);
+	diag_free(&d);
+}
+
+/* The kernel killed the worker at its cgroup's limit: the finding quotes the cgroup, not the estimate. */
+TEST(diagnose_oom_kill_quotes_the_worker_cgroup)
+{
+	struct diag d = diagnose("oom-kill-cow-cgroup.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "oom_kill,cow_unshare");
+	f = finding(&d, COHORT_FINDING_OOM_KILL, 0);
+	CHECK_CONTAINS(f->message, "its memory limit is 450.0 MiB and its cgroup last held 424.2 MiB (cgroup)");
+	CHECK_CONTAINS(f->message, "its cgroup's peak was 450.0 MiB");
+	CHECK(strstr(f->message, "last used about") == NULL);
+	CHECK_EV(f, "last_cgroup_bytes", 444858368);
+	CHECK_EV(f, "last_used_bytes", 444858368);
+	CHECK_EV(f, "last_est_bytes", 497111040);
+	CHECK_EV(f, "peak_cgroup_bytes", 471859200);
+	f = finding(&d, COHORT_FINDING_COW_UNSHARE, 0);
+	CHECK_EV(f, "copied_bytes", 229355520);
+	CHECK_CONTAINS(f->message, "by its cgroup's count");
+	diag_free(&d);
+}
+
+/* Shared memory and page cache in a worker's cgroup: each its own finding, figures and fix. */
+TEST(diagnose_shmem_and_page_cache_of_a_worker_cgroup)
+{
+	struct diag d = diagnose("cgroup-shmem-cache.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "shmem_charged,page_cache");
+	f = finding(&d, COHORT_FINDING_SHMEM_CHARGED, 0);
+	CHECK_EV(f, "cgroup_shmem_bytes", 41943040);
+	CHECK_EV(f, "limit_bytes", 167772160);
+	CHECK_EV(f, "shm_size_bytes", 25276059648ULL);
+	CHECK_CONTAINS(f->message, "40.0 MiB of shared memory");
+	CHECK_CONTAINS(f->message, "against its 160.0 MiB limit; /dev/shm is 23.5 GiB");
+	CHECK_CONTAINS(f->fix, "size the segments against both /dev/shm (23.5 GiB) and the worker's "
+	               "memory limit (160.0 MiB)");
+	f = finding(&d, COHORT_FINDING_PAGE_CACHE, 0);
+	CHECK_EV(f, "page_cache_bytes", 105504768);
+	CHECK_EV(f, "inactive_file_bytes", 104857600);
+	CHECK_EV(f, "cgroup_usage_bytes", 151977984);
+	CHECK_CONTAINS(f->message, "144.9 MiB of its 160.0 MiB limit");
+	CHECK_CONTAINS(f->message, "without the inactive part it used 44.9 MiB");
+	CHECK_CONTAINS(f->fix, "page cache is reclaimable");
+	CHECK_CONTAINS(f->fix, "only when it cannot be dropped");
 	diag_free(&d);
 }

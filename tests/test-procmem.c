@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -469,4 +470,141 @@ TEST_TIMEOUT(procmem_vanishing_processes, 120)
 	}
 	CHECK(read_ok > 0);
 	printf("# %d reads found the process gone\n", gone);
+}
+
+/* ---- memory.stat ---- */
+
+static char *stat_fixture(const char *name)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/tests/fixtures/cgroup-stat/%s", test_src_dir(), name);
+	return read_file(path);
+}
+
+TEST(cgroup_stat_parse_v1_captured)
+{
+	struct cohort_cgstat s;
+	char *text = stat_fixture("v1-cow.stat");
+
+	CHECK(text != NULL);
+	CHECK_OK(cohort_cgroup_stat_parse(text, 1, &s));
+	CHECK_EQ_U64(s.anon, 629407744);   /* total_rss, not rss_huge nor the cgroup's own rss */
+	CHECK_EQ_U64(s.file, 0);
+	CHECK_EQ_U64(s.shmem, 0);
+	CHECK_EQ_U64(s.inactive_file, 0);
+	CHECK_EQ_U64(s.swap, 0);
+	free(text);
+	text = stat_fixture("v1-shm-cache.stat");
+	CHECK(text != NULL);
+	CHECK_OK(cohort_cgroup_stat_parse(text, 1, &s));
+	CHECK_EQ_U64(s.shmem, 41943040);
+	CHECK_EQ_U64(s.file, 146890752);
+	CHECK_EQ_U64(s.inactive_file, 104861696);
+	CHECK_EQ_U64(s.active_file, 86016);
+	CHECK_EQ_U64(s.file_mapped, 0);
+	/* Read as v2 it has no "anon" key: not a v2 file. */
+	CHECK_EQ(cohort_cgroup_stat_parse(text, 2, &s), COHORT_EPARSE);
+	free(text);
+}
+
+TEST(cgroup_stat_parse_v2)
+{
+	struct cohort_cgstat s;
+	char *text = stat_fixture("v2-worker.stat");
+
+	CHECK(text != NULL);
+	CHECK_OK(cohort_cgroup_stat_parse(text, 2, &s));
+	CHECK_EQ_U64(s.anon, 629407744);
+	CHECK_EQ_U64(s.file, 146890752);
+	CHECK_EQ_U64(s.shmem, 41943040);
+	CHECK_EQ_U64(s.file_mapped, 2097152);
+	CHECK_EQ_U64(s.inactive_file, 104861696);
+	CHECK_EQ_U64(s.active_file, 86016);
+	CHECK_EQ_U64(s.swap, COHORT_MEM_UNKNOWN);   /* v2 keeps swap in memory.swap.current */
+	free(text);
+}
+
+TEST(cgroup_stat_parse_hostile)
+{
+	struct cohort_cgstat s = { .anon = 7 };
+
+	/* A number past 2^64, a negative one, junk after one: that key is unknown, the rest stand. */
+	CHECK_OK(cohort_cgroup_stat_parse("anon 5\nfile 99999999999999999999999\nshmem -3\n"
+	                                  "inactive_file 12x\nactive_file 4", 2, &s));
+	CHECK_EQ_U64(s.anon, 5);
+	CHECK_EQ_U64(s.file, COHORT_MEM_UNKNOWN);
+	CHECK_EQ_U64(s.shmem, COHORT_MEM_UNKNOWN);
+	CHECK_EQ_U64(s.inactive_file, COHORT_MEM_UNKNOWN);
+	CHECK_EQ_U64(s.active_file, 4);              /* no newline at the end */
+	CHECK_EQ_U64(s.file_mapped, COHORT_MEM_UNKNOWN);
+	/* Huge numbers are figures up to the one that means "unknown" (UINT64_MAX). */
+	CHECK_OK(cohort_cgroup_stat_parse("anon 18446744073709551614", 2, &s));
+	CHECK_EQ_U64(s.anon, UINT64_MAX - 1);
+	CHECK_EQ(cohort_cgroup_stat_parse("anon 18446744073709551615", 2, &s), COHORT_EPARSE);
+	/* No anonymous figure: an error, and *ret untouched. */
+	s.anon = 7;
+	CHECK_EQ(cohort_cgroup_stat_parse("", 2, &s), COHORT_EPARSE);
+	CHECK_EQ(cohort_cgroup_stat_parse("file 4096\n", 2, &s), COHORT_EPARSE);
+	CHECK_EQ(cohort_cgroup_stat_parse("anon 99999999999999999999\n", 2, &s), COHORT_EPARSE);
+	CHECK_EQ(cohort_cgroup_stat_parse("anonymous 5\nanon_thp 6\n", 2, &s), COHORT_EPARSE);
+	CHECK_EQ(cohort_cgroup_stat_parse("\n\n\n", 1, &s), COHORT_EPARSE);
+	CHECK_EQ_U64(s.anon, 7);
+	CHECK_EQ(cohort_cgroup_stat_parse(NULL, 2, &s), -EINVAL);
+	CHECK_EQ(cohort_cgroup_stat_parse("anon 1\n", 3, &s), -EINVAL);
+	/* v1: total_* when there, never mixed with the cgroup's own keys. */
+	CHECK_OK(cohort_cgroup_stat_parse("rss 1\ncache 2\ntotal_rss 10\n", 1, &s));
+	CHECK_EQ_U64(s.anon, 10);
+	CHECK_EQ_U64(s.file, COHORT_MEM_UNKNOWN);
+	CHECK_OK(cohort_cgroup_stat_parse("rss 1\ncache 2\nrss_huge 3\n", 1, &s));
+	CHECK_EQ_U64(s.anon, 1);
+	CHECK_EQ_U64(s.file, 2);
+	/* The first of a repeated key. */
+	CHECK_OK(cohort_cgroup_stat_parse("anon 1\nanon 2\n", 2, &s));
+	CHECK_EQ_U64(s.anon, 1);
+}
+
+/* The two files a watcher reads each tick, on the v2 and v1 fixture trees and on bad ones. */
+TEST(cgroup_read_usage_fixture_trees)
+{
+	char dir[600];
+	struct cohort_cgstat s;
+	uint64_t usage = 0;
+
+	snprintf(dir, sizeof(dir), "%s/tests/fixtures/cgroup-v2/system.slice/cohort-100/rank-0",
+	         test_src_dir());
+	CHECK_OK(cohort_cgroup_read_usage(dir, 2, &usage, &s));
+	CHECK_EQ_U64(usage, 775405568);
+	CHECK_EQ_U64(s.anon, 629407744);
+	CHECK_EQ_U64(s.inactive_file, 104861696);
+	/* The v1 files are not there. */
+	CHECK_EQ(cohort_cgroup_read_usage(dir, 1, &usage, &s), -ENOENT);
+	CHECK_EQ(cohort_cgroup_read_usage(dir, 0, &usage, &s), -EINVAL);
+	snprintf(dir, sizeof(dir), "%s/tests/fixtures/cgroup-v1/memory/slurm_node1/uid_1000/job_42",
+	         test_src_dir());
+	CHECK_OK(cohort_cgroup_read_usage(dir, 1, &usage, &s));
+	CHECK_EQ_U64(usage, 325058560);
+	CHECK_EQ_U64(s.anon, 320864256);
+	CHECK_EQ_U64(s.shmem, 1048576);
+
+	/* A usage that is not a number, "max", or a stat without anon: errors. */
+	snprintf(dir, sizeof(dir), "%s/cg", test_tmpdir());
+	CHECK_OK(mkdir(dir, 0755));
+	char path[700];
+	snprintf(path, sizeof(path), "%s/memory.current", dir);
+	write_file(path, "12 34\n");
+	snprintf(path, sizeof(path), "%s/memory.stat", dir);
+	write_file(path, "anon 5\n");
+	CHECK_EQ(cohort_cgroup_read_usage(dir, 2, &usage, &s), COHORT_EPARSE);
+	snprintf(path, sizeof(path), "%s/memory.current", dir);
+	write_file(path, "max\n");
+	CHECK_EQ(cohort_cgroup_read_usage(dir, 2, &usage, &s), COHORT_EPARSE);
+	write_file(path, "4096");
+	CHECK_OK(cohort_cgroup_read_usage(dir, 2, &usage, &s));
+	CHECK_EQ_U64(usage, 4096);
+	snprintf(path, sizeof(path), "%s/memory.stat", dir);
+	write_file(path, "file 5\n");
+	usage = 1;
+	CHECK_EQ(cohort_cgroup_read_usage(dir, 2, &usage, &s), COHORT_EPARSE);
+	CHECK_EQ_U64(usage, 1);
 }

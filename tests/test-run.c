@@ -582,6 +582,54 @@ TEST_TIMEOUT(run_spike_between_samples_is_the_peak, 60)
 	rec_free(&rec);
 }
 
+/*
+ * Copy-on-write under a cgroup per worker and a limit: the parent fills
+ * 200 MiB and forks two children that each write all of it over 2 s, 400
+ * MiB copied, which RSS does not show. The finding is the cgroup's count,
+ * and its figures are bounded by what happened, not by when a sample
+ * landed: the copies are 400 MiB in the end whichever tick saw them.
+ */
+TEST_TIMEOUT(run_copy_on_write_by_the_worker_cgroup, 60)
+{
+	const long long truth = 400LL << 20;
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+	long long copied;
+
+	if (geteuid() != 0)
+		SKIP("a cgroup per worker needs root here (cgroup v1)");
+	cmd_run(&r, RUN " -n 1 -i 0.2 --enforce cgroup -m 800M -o rec.ndjson -- " HELPER " cow 200M 2 9",
+	        test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "cow_unshare, rank 0");
+	CHECK_CONTAINS(r.err, "copy-on-write, by its cgroup's count");
+	cmd_free(&r);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "cow_unshare", 0), 1);
+	CHECK_EQ(events(&rec, "leak", -1), 0);
+	CHECK_EQ(events(&rec, "oom_kill", -1), 0);
+	e = event_of(&rec, "cow_unshare", 0);
+	CHECK_STREQ(str(e, "kind_of_growth"), "cow");
+	CHECK_STREQ(str(e, "source"), "cgroup");
+	/* Said once past the threshold, at most all there was; the cgroup held it. */
+	CHECK_GE(json_integer_value(json_object_get(e, "copied_bytes")), 16LL << 20);
+	CHECK_LE(json_integer_value(json_object_get(e, "copied_bytes")), truth / 10 * 11);
+	CHECK_GE(json_integer_value(json_object_get(e, "cgroup_anon_bytes")),
+	         json_integer_value(json_object_get(e, "copied_bytes")));
+	e = event_of(&rec, "exit", 0);
+	CHECK_MSG(e != NULL, "no exit event");
+	CHECK_STREQ(str(e, "cow_source"), "cgroup");
+	copied = (long long)json_integer_value(json_object_get(e, "cow_copied"));
+	CHECK_GE(copied, truth / 10 * 8);
+	CHECK_LE(copied, truth / 10 * 11);
+	/* The parent's 200 MiB and the copies: the cgroup's exact peak, and the figure judged. */
+	CHECK_GE(json_integer_value(json_object_get(e, "peak_cgroup")), 560LL << 20);
+	CHECK_LE(json_integer_value(json_object_get(e, "peak_cgroup")), 700LL << 20);
+	CHECK_GE(json_integer_value(json_object_get(e, "peak_used")), 560LL << 20);
+	rec_free(&rec);
+}
+
 TEST_TIMEOUT(run_copy_on_write_is_not_a_leak, 60)
 {
 	struct cmd_result r;

@@ -345,3 +345,113 @@ TEST(watch_signal_event)
 	CHECK_EQ(cohort_watch_next_event(w, &ev), 0);
 	cohort_watch_free(w);
 }
+
+/* A fake cgroup v2 worker directory: memory.current and memory.stat as the kernel writes them. */
+static void v2_cgroup_write(const char *dir, uint64_t usage, uint64_t anon, uint64_t file,
+                            uint64_t shmem, uint64_t inactive_file)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/memory.current", dir);
+	write_file(path, "%llu\n", (unsigned long long)usage);
+	snprintf(path, sizeof(path), "%s/memory.peak", dir);
+	write_file(path, "%llu\n", (unsigned long long)usage);
+	snprintf(path, sizeof(path), "%s/memory.stat", dir);
+	write_file(path, "anon %llu\nfile %llu\nkernel 1048576\nshmem %llu\nfile_mapped 0\n"
+	           "inactive_anon %llu\nactive_anon 0\ninactive_file %llu\nactive_file %llu\n",
+	           (unsigned long long)anon, (unsigned long long)file, (unsigned long long)shmem,
+	           (unsigned long long)anon, (unsigned long long)inactive_file,
+	           (unsigned long long)(file - shmem - inactive_file));
+}
+
+static int count_growth(struct cohort_watch *w, const char *growth, struct cohort_event *ret)
+{
+	struct cohort_event ev;
+	int n = 0;
+
+	while (cohort_watch_next_event(w, &ev) > 0)
+		if (ev.kind == COHORT_EVENT_COW_UNSHARE && cohort_event_str(&ev, "kind_of_growth") &&
+		    strcmp(cohort_event_str(&ev, "kind_of_growth"), growth) == 0) {
+			n++;
+			*ret = ev;
+		}
+	return n;
+}
+
+/*
+ * The same fork as above with the worker in a cgroup v2 of its own: the
+ * cgroup's count of copies (its anonymous pages beyond what the processes
+ * allocated), shared memory charged to it, and the figure judged (the
+ * larger of the estimate and the usage less inactive page cache).
+ */
+TEST(watch_worker_cgroup_v2_counts_what_rss_hides)
+{
+	char root[512], cg[512];
+	const uint64_t F = 196608;   /* kB */
+	struct cohort_probe probe = { 0 };
+	struct cohort_watch_opts o = { .workers = 1, .pss_budget = 1.0, .interval = 1,
+	                               .mem_per_worker = 2048ULL << 20 };
+	struct cohort_worker_state st;
+	struct cohort_event ev;
+	struct cohort_watch *w;
+	unsigned long long ss = 0x7ffe00001000ULL;
+
+	snprintf(root, sizeof(root), "%s/proc", test_tmpdir());
+	snprintf(cg, sizeof(cg), "%s/rank-0", test_tmpdir());
+	CHECK_OK(mkdir(cg, 0755));
+	probe.proc_root = root;
+	o.probe = &probe;
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, F / 3 + 1024, F / 3, 0, F + 4096, "101 102" });
+	fproc_write(root, &(struct fproc){ 101, 100, ss, F + 4096, F, F / 3 + 1024, F / 3, 0, F + 4096, "" });
+	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, F / 3 + 1024, F / 3, 0, F + 4096, "" });
+	/* The parent's 192 MiB, once, and 4 MiB of inactive page cache. */
+	v2_cgroup_write(cg, (F + 4096) * KiB, F * KiB, 4096 * KiB, 0, 4096 * KiB);
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start(w, 0, 100, cg, 0));
+	ticks(w, 3);
+	CHECK_OK(cohort_watch_worker(w, 0, &st));
+	CHECK_EQ(st.has_cgroup_usage, 1);
+	CHECK_EQ_U64(st.cg_usage, (F + 4096) * KiB);
+	CHECK_EQ_U64(st.cg_work, F * KiB);
+	CHECK_EQ_U64(st.cow_copied, 0);
+	CHECK_EQ(count_growth(w, "cow", &ev), 0);
+
+	/*
+	 * 101 wrote half of it: the cgroup holds 96 MiB more anonymous pages,
+	 * and nobody's statm moved; the page walks are not redone here, so the
+	 * estimate cannot see it: the cgroup's usage is the figure judged.
+	 */
+	v2_cgroup_write(cg, (F + F / 2 + 4096) * KiB, (F + F / 2) * KiB, 4096 * KiB, 0, 4096 * KiB);
+	ticks(w, 1);
+	CHECK_OK(cohort_watch_worker(w, 0, &st));
+	CHECK_EQ_U64(st.cow_copied, F / 2 * KiB);
+	CHECK_EQ_U64(st.cg_anon, (F + F / 2) * KiB);
+	CHECK_EQ(count_growth(w, "cow", &ev), 1);
+	CHECK_STREQ(cohort_event_str(&ev, "source"), "cgroup");
+	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "copied_bytes", 0), F / 2 * KiB);
+	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "rss_sum_bytes", 0), 3 * (F + 4096) * KiB);
+	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "allocated_bytes", 0), F * KiB);
+
+	/* 64 MiB of /dev/shm written (file counts shmem too): said as shared memory, once. */
+	v2_cgroup_write(cg, (F + F / 2 + 4096 + 65536) * KiB, (F + F / 2) * KiB, (4096 + 65536) * KiB,
+	                65536 * KiB, 4096 * KiB);
+	ticks(w, 2);
+	CHECK_EQ(count_growth(w, "shmem", &ev), 1);
+	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "cgroup_shmem_bytes", 0), 65536 * KiB);
+	CHECK_EQ(count_growth(w, "page_cache", &ev), 0);   /* far from its limit */
+	CHECK_OK(cohort_watch_worker(w, 0, &st));
+	CHECK_EQ(st.used_by_cgroup, st.used > st.est);
+	CHECK_GE(st.used, (F + F / 2 + 65536) * KiB);
+
+	/* A memory.stat the kernel would not write: the worker keeps its last figures, nothing breaks. */
+	{
+		char path[600];
+
+		snprintf(path, sizeof(path), "%s/memory.stat", cg);
+		write_file(path, "anon 99999999999999999999999\n");
+	}
+	ticks(w, 1);
+	CHECK_OK(cohort_watch_worker(w, 0, &st));
+	CHECK_EQ(st.has_cgroup_usage, 0);
+	cohort_watch_free(w);
+}

@@ -166,6 +166,7 @@ struct cohort_cgmem {
 	uint64_t file;                  /* v1 stat total_cache, v2 stat file */
 	uint64_t shmem;                 /* stat (total_)shmem */
 	uint64_t mapped_file;           /* v1 stat total_mapped_file, v2 stat file_mapped */
+	uint64_t inactive_file;         /* stat (total_)inactive_file: page cache reclaim takes first */
 	uint64_t swap;                  /* v1 stat total_swap, v2 memory.swap.current */
 	uint64_t oom_kill;              /* v1 oom_control, v2 events oom_kill */
 	uint64_t oom;                   /* v2 events oom (reached the limit, reclaim failed) */
@@ -174,6 +175,42 @@ struct cohort_cgmem {
 	int has_pressure;
 	struct cohort_psi pressure;     /* v2 memory.pressure */
 };
+
+/*
+ * The figures of a memory cgroup's memory.stat that tell what its usage is
+ * made of, in bytes, COHORT_MEM_UNKNOWN for a key the file lacks (or whose
+ * number is not one: overflowing, negative, followed by junk). v1 figures
+ * are the subtree's (total_*) when the file has them, else the cgroup's own.
+ */
+struct cohort_cgstat {
+	uint64_t anon;                  /* v1 rss, v2 anon: anonymous pages, copies after fork included */
+	uint64_t file;                  /* v1 cache, v2 file: page cache, shmem included */
+	uint64_t shmem;                 /* tmpfs and /dev/shm files, shared anonymous mappings */
+	uint64_t file_mapped;           /* v1 mapped_file, v2 file_mapped */
+	uint64_t inactive_file;         /* the page cache reclaim takes first */
+	uint64_t active_file;
+	uint64_t swap;                  /* v1 swap; unknown on v2 (memory.swap.current) */
+};
+
+/*
+ * Parse the text of a memory.stat file of cgroup version 1 or 2. Keys it
+ * does not know are skipped; the last line needs no newline. Returns 0,
+ * -EINVAL for a NULL text or another version, COHORT_EPARSE when the
+ * anonymous figure (v1 total_rss or rss, v2 anon) is missing or not a
+ * number; *ret is written only on success.
+ */
+COHORT_EXPORT int cohort_cgroup_stat_parse(const char *text, int version, struct cohort_cgstat *ret);
+
+/*
+ * The two files of memory cgroup directory dir (an absolute path) that a
+ * watcher reads every tick: the usage (v1 memory.usage_in_bytes, v2
+ * memory.current) into *ret_usage and memory.stat into *ret_stat; version
+ * is 1 or 2. One read of each file. Returns 0, -ENOENT (another -errno)
+ * when a file cannot be read, COHORT_EPARSE when either is not what the
+ * kernel writes, -EINVAL for a bad argument; nothing is written on failure.
+ */
+COHORT_EXPORT int cohort_cgroup_read_usage(const char *dir, int version, uint64_t *ret_usage,
+                                           struct cohort_cgstat *ret_stat);
 
 /*
  * Read a memory cgroup's counters. dir as for cohort_pids_cgroup(); the

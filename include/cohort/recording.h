@@ -87,6 +87,8 @@ struct cohort_rec_event {
 	char where[256];                 /* the mapping that holds the address, or "" */
 	char backtrace[2048];            /* frames, one per line */
 	char process[16];                /* "process": the command of the process in the tree that did it, or "" */
+	char source[16];                 /* "source": "cgroup" or "estimate", the figure's origin, or "" */
+	char growth[16];                 /* "kind_of_growth" of cow_unshare: "cow", "shmem", "page_cache", or "" */
 	/* The signal the supervisor got (kind "signal"), or "": */
 	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };
@@ -121,6 +123,15 @@ struct cohort_rec_worker {
 	 */
 	struct cohort_rec_point *series;
 	size_t nseries;
+	/*
+	 * The figure judged against its budget (the larger of the estimate and
+	 * its cgroup's usage less inactive page cache), at the end and its
+	 * largest; used_by_cgroup 1 when the last one was the cgroup's; 0 in
+	 * recordings from before it was recorded. last_cgroup: its cgroup's
+	 * usage in the last sample, 0 without.
+	 */
+	uint64_t last_used, peak_used, last_cgroup;
+	int used_by_cgroup;
 };
 
 struct cohort_rec_sample {
@@ -232,7 +243,9 @@ enum cohort_finding_kind {
 	COHORT_FINDING_EXIT_NONZERO,     /* a worker exited with a non-zero code */
 	COHORT_FINDING_CUT,              /* the recording ends without the supervisor's end */
 	COHORT_FINDING_SIGNALLED,        /* cohort itself, or a worker from outside, got SIGTERM, SIGINT or SIGHUP */
-	COHORT_FINDING_SPAWN_FAILED      /* a worker could not be started (the others were stopped) */
+	COHORT_FINDING_SPAWN_FAILED,     /* a worker could not be started (the others were stopped) */
+	COHORT_FINDING_SHMEM_CHARGED,    /* tmpfs (/dev/shm) pages charged to a worker's cgroup */
+	COHORT_FINDING_PAGE_CACHE        /* page cache made up a worker cgroup's usage near its limit */
 };
 
 /* A short stable name for a finding kind: "oom_kill", "leak", ... Static. */

@@ -238,12 +238,30 @@ struct cohort_worker_state {
 	/* The last sample, summed over the tree: */
 	uint64_t rss, pss, uss, est, shared, swap, shmem;
 	double pss_age;                 /* seconds: the oldest PSS figure used */
-	uint64_t cow_copied;            /* pages copied after fork so far, by live and gone processes */
+	/*
+	 * Pages copied after fork: without a cgroup of its own, so far by its
+	 * live and gone processes (page walks); with one, the most its
+	 * cgroup's anonymous memory held beyond what its processes allocated
+	 * (the kernel's count, at a sample).
+	 */
+	uint64_t cow_copied;
 	/* Peaks over the run: */
 	uint64_t peak_rss, peak_pss, peak_uss, peak_est;
 	uint64_t peak_cgroup;           /* the worker cgroup's exact peak (max_usage / memory.peak), 0 without */
 	double start, end;              /* watcher clock */
 	char cgroup[COHORT_PATH_MAX];   /* its own cgroup, "" without */
+	/*
+	 * The figure judged against its budget: the larger of est and its
+	 * cgroup's usage less inactive page cache (used_by_cgroup 1 when the
+	 * cgroup's), and the largest it was.
+	 */
+	uint64_t used, peak_used;
+	int used_by_cgroup;
+	/* Its own cgroup at the last sample (has_cgroup_usage 0: not read): */
+	int has_cgroup_usage;
+	uint64_t cg_usage;              /* v1 memory.usage_in_bytes, v2 memory.current */
+	uint64_t cg_work;               /* usage less inactive_file */
+	uint64_t cg_anon, cg_file, cg_shmem, cg_inactive_file; /* memory.stat */
 };
 
 /* Rank's state into *ret. Returns 0 or -ERANGE. */
