@@ -1329,7 +1329,8 @@ static void flush_output(struct sup *s)
 
 		outbuf_flush(&s->out[0]);
 		outbuf_flush(&s->out[1]);
-		if (!outbuf_pending(&s->out[0]) && !outbuf_pending(&s->out[1]))
+		/* After SIGINT/TERM/HUP, what cannot go out now is not waited for. */
+		if (s->stopping || (!outbuf_pending(&s->out[0]) && !outbuf_pending(&s->out[1])))
 			return;
 		after = s->out[0].len + s->out[1].len;
 		if (after < before)

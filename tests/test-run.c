@@ -151,6 +151,11 @@ TEST(run_environment_and_labels)
 	cmd_run(&r, RUN " -q --no-record -l -n 1 -- printf 'no newline'", test_build_dir());
 	CHECK_CONTAINS(r.out, "0: no newline\n");
 	cmd_free(&r);
+	/* Bytes pass as bytes: a NUL ends nothing (shown here as @). */
+	cmd_run(&r, RUN " -q --no-record -l -n 1 -- printf 'abc\\000def\\ngh\\000\\n' | tr '\\000' @",
+	        test_build_dir());
+	CHECK_STREQ(r.out, "0: abc@def\n0: gh@\n");
+	cmd_free(&r);
 }
 
 TEST(run_usage_errors)
