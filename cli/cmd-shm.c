@@ -4,6 +4,7 @@
  * segments (unmapped, and their job gone), never anything else.
  */
 #include "cli.h"
+#include "reap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +33,9 @@ static void help(FILE *out)
 	        "process maps or holds open (checked again at removal with a kernel lease, which\n"
 	        "sees every process), a file whose job still runs or cannot be judged, nor a\n"
 	        "file not named cohort.*.\n"
+	        "Before that, it reaps what a supervisor killed with SIGKILL left in the caller's\n"
+	        "cgroup: its worker cgroups (cohort-<pid>-<start>, whose supervisor is gone), the\n"
+	        "processes still in them (killed), and so the segments they kept open.\n"
 	        "\n"
 	        "Options:\n"
 	        "  -n, --dry-run   gc: say what would be removed, remove nothing\n"
@@ -166,17 +170,51 @@ static int do_gc(const struct cohort_probe *probe, bool dry_run, bool json)
 	uid_t uid = getuid();
 	json_t *root = NULL, *arr = NULL;
 	int status = CLI_OK;
-	int r = cohort_shm_list(probe, &files, &n);
+	struct reaped *dead = NULL;
+	size_t ndead = 0;
+	int r;
+
+	/* First what killed supervisors left: their processes hold segments open. */
+	if (reap_dead_supervisors(probe, dry_run, false, &dead, &ndead) < 0)
+		ndead = 0;
+	r = cohort_shm_list(probe, &files, &n);
 
 	if (r < 0) {
 		cli_error("cannot list %s: %s", probe->shm_path ? probe->shm_path : "/dev/shm",
 		          cohort_strerror(r));
+		free(dead);
 		return CLI_ERROR;
 	}
 	if (json) {
+		json_t *sv = json_array();
+
 		root = json_object();
 		arr = json_array();
+		for (size_t i = 0; i < ndead; i++) {
+			json_t *o = json_object();
+
+			json_object_set_new(o, "supervisor_pid", json_integer(dead[i].supervisor));
+			json_object_set_new(o, "cgroup", json_string(dead[i].cgroup));
+			json_object_set_new(o, dry_run ? "would_kill" : "killed", json_integer(dead[i].killed));
+			json_object_set_new(o, "still_running", json_integer(dead[i].left));
+			json_object_set_new(o, dry_run ? "would_remove_cgroups" : "removed_cgroups",
+			                    json_integer(dead[i].cgroups));
+			json_array_append_new(sv, o);
+		}
+		json_object_set_new(root, "dead_supervisors", sv);
 	}
+	for (size_t i = 0; i < ndead && !json; i++) {
+		const struct reaped *x = &dead[i];
+
+		printf("%s %u process%s that supervisor %d (gone) left in %s; %s %u cgroup%s%s%s\n",
+		       dry_run ? "would kill" : "killed", x->killed, x->killed == 1 ? "" : "es",
+		       (int)x->supervisor, x->cgroup, dry_run ? "would remove" : "removed", x->cgroups,
+		       x->cgroups == 1 ? "" : "s", x->left ? "; some still run" : "",
+		       x->error ? "; the cgroup could not be removed" : "");
+		if (x->error || x->left)
+			status = CLI_ERROR;
+	}
+	free(dead);
 	for (size_t i = 0; i < n; i++) {
 		const struct cohort_shm_file *f = &files[i];
 		char b1[32];

@@ -16,6 +16,8 @@
  * threaded host.
  */
 #include "supervise.h"
+#include "outbuf.h"
+#include "reap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,8 +25,10 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/utsname.h>
@@ -53,6 +57,12 @@ struct linebuf {
 	char buf[4096];
 };
 
+/* A process of a worker's tree, held by a pidfd: signalled as itself, never as a reused pid. */
+struct held {
+	pid_t pid;
+	int fd;
+};
+
 struct worker {
 	unsigned rank;
 	pid_t pid;
@@ -66,6 +76,17 @@ struct worker {
 	int stop_stage;
 	bool stopped_for_limit;    /* by a watcher decision (over its limit or the budget) */
 	double stop_deadline;
+	/*
+	 * A stopped worker is stopped when nothing of it is left: its cgroup
+	 * empty, or without one every process of its tree cohort saw (held
+	 * by pidfds, so a reused pid is never signalled). 0 none left or not
+	 * stopping, 1 waiting for them after the SIGKILL, until gone_deadline.
+	 */
+	struct held *held;
+	size_t nheld;
+	bool remnants;
+	double gone_deadline;
+	bool said_tree;            /* the note that it is stopped by its tree was queued */
 };
 
 struct sup {
@@ -87,6 +108,8 @@ struct sup {
 	double stop_all_deadline;
 	int first_fail;            /* exit status of the first worker to fail, -1 none */
 	uint64_t ticks_written;
+	struct outbuf out[2];      /* stdout, stderr: never waited on */
+	int cg_hold;               /* the hold on parent_cg (an flock), -1 */
 };
 
 static double rel(const struct sup *s)
@@ -101,11 +124,28 @@ static const char *fmt_size(uint64_t v, char *buf, size_t size)
 
 /* ---- recording and output ------------------------------------------ */
 
+/* "cohort: <message>" on stderr, queued: a stalled reader of stderr stops nothing. */
+static void __attribute__((format(printf, 2, 3))) say(struct sup *s, const char *fmt, ...)
+{
+	char msg[COHORT_MSG_MAX + 256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(msg))
+		n = (int)sizeof(msg) - 1;
+	outbuf_line(&s->out[1], "cohort: ", msg, (size_t)n, false);
+}
+
 static void said_stop(struct sup *s, int r)
 {
 	if (r < 0 && !s->rec_said && !s->o->quiet && !cohort_recorder_in_memory(s->rec)) {
-		cli_error("the recording %s stopped: %s; supervision goes on without it",
-		          cohort_recorder_path(s->rec), strerror(-r));
+		say(s, "the recording %s stopped: %s; supervision goes on without it",
+		    cohort_recorder_path(s->rec), strerror(-r));
 		s->rec_said = true;
 	}
 }
@@ -141,7 +181,7 @@ static void drain_events(struct sup *s)
 		}
 		said_stop(s, cohort_recorder_event(s->rec, &ev));
 		if (ev.notice && !s->o->quiet)
-			cli_error("%s", ev.message);
+			say(s, "%s", ev.message);
 		if (ev.action == COHORT_ACTION_STOP && ev.rank >= 0 && (unsigned)ev.rank < s->nw) {
 			s->w[ev.rank].stopped_for_limit = true;
 			stop_worker(s, &s->w[ev.rank]);
@@ -184,28 +224,34 @@ static void record_header(struct sup *s)
 
 /* ---- output labelling ------------------------------------------------ */
 
-static void flush_line(struct worker *w, struct linebuf *lb, size_t n)
+/* The line's bytes as they are (a NUL is a byte like another), "RANK: " in front. */
+static void flush_line(struct sup *s, struct worker *w, struct linebuf *lb, size_t n)
 {
-	FILE *f = lb->out == 1 ? stdout : stderr;
+	char prefix[16];
 
-	fprintf(f, "%u: %.*s\n", w->rank, (int)n, lb->buf);
-	fflush(f);
+	snprintf(prefix, sizeof(prefix), "%u: ", w->rank);
+	outbuf_line(&s->out[lb->out == 1 ? 0 : 1], prefix, lb->buf, n, false);
 }
 
-static void drain(struct worker *w, struct linebuf *lb)
+/*
+ * Read what a worker wrote (the read end is non-blocking: a process that
+ * holds the write end open never stops the supervisor). Returns true
+ * when it read something, false on EAGAIN and at the end (then closed).
+ */
+static bool drain(struct sup *s, struct worker *w, struct linebuf *lb)
 {
 	ssize_t n;
 
 	n = read(lb->fd, lb->buf + lb->len, sizeof(lb->buf) - lb->len);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
+		return false;
 	if (n <= 0) {
 		if (lb->len)
-			flush_line(w, lb, lb->len);
+			flush_line(s, w, lb, lb->len);
 		lb->len = 0;
 		close(lb->fd);
 		lb->fd = -1;
-		return;
+		return false;
 	}
 	lb->len += (size_t)n;
 	for (;;) {
@@ -215,13 +261,13 @@ static void drain(struct worker *w, struct linebuf *lb)
 		if (!nl) {
 			if (lb->len == sizeof(lb->buf)) {
 				/* A line longer than the buffer goes out in pieces. */
-				flush_line(w, lb, lb->len);
+				flush_line(s, w, lb, lb->len);
 				lb->len = 0;
 			}
-			return;
+			return true;
 		}
 		take = (size_t)(nl - lb->buf);
-		flush_line(w, lb, take);
+		flush_line(s, w, lb, take);
 		memmove(lb->buf, nl + 1, lb->len - take - 1);
 		lb->len -= take + 1;
 	}
@@ -334,16 +380,23 @@ static void free_env(char **env)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void child_exec(const struct sup *s, const struct worker *w, int errfd, int cgfd,
-                       int outp[2], int errp[2], const sigset_t *oldmask)
+static void child_exec(const struct sup *s, const struct worker *w, pid_t supervisor, int errfd,
+                       int cgfd, int outp[2], int errp[2], const sigset_t *oldmask)
 {
 	const struct run_opts *o = s->o;
 	struct sigaction dfl;
 	int e;
 
 	setpgid(0, 0);
+	/*
+	 * The parent-death signal first, then the check: a supervisor that
+	 * dies after the check sends the signal; one that died before it
+	 * shows as another parent. Not as pid 1: under a child subreaper
+	 * (systemd --user, tini, a batch system's shepherd) the orphan goes
+	 * to it, so the parent is compared with the supervisor's own pid.
+	 */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1)
+	if (getppid() != supervisor)
 		_exit(127);   /* the supervisor is already gone */
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
@@ -391,7 +444,7 @@ static int spawn(struct sup *s, struct worker *w, const sigset_t *oldmask)
 	int errpipe[2], outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, cgfd = -1, e = 0;
 	char path[COHORT_PATH_MAX + 16];
 	ssize_t n;
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	errpipe[0] = errpipe[1] = -1;
 	w->envp = make_env(s, w);
@@ -422,7 +475,7 @@ static int spawn(struct sup *s, struct worker *w, const sigset_t *oldmask)
 	}
 	if (pid == 0) {
 		close(errpipe[0]);
-		child_exec(s, w, errpipe[1], cgfd, outp, errp, oldmask);
+		child_exec(s, w, self, errpipe[1], cgfd, outp, errp, oldmask);
 	}
 	setpgid(pid, pid);   /* also here: no race with a signal to the group */
 	close(errpipe[1]);
@@ -443,6 +496,9 @@ static int spawn(struct sup *s, struct worker *w, const sigset_t *oldmask)
 	if (s->o->label) {
 		w->lines[0] = (struct linebuf){ .fd = outp[0], .out = 1 };
 		w->lines[1] = (struct linebuf){ .fd = errp[0], .out = 2 };
+		/* Only the supervisor's end: the worker's stays blocking as a program expects. */
+		fcntl(outp[0], F_SETFL, fcntl(outp[0], F_GETFL) | O_NONBLOCK);
+		fcntl(errp[0], F_SETFL, fcntl(errp[0], F_GETFL) | O_NONBLOCK);
 		close(outp[1]);
 		close(errp[1]);
 		outp[0] = outp[1] = errp[0] = errp[1] = -1;
@@ -467,61 +523,255 @@ out:
 
 /* ---- stopping -------------------------------------------------------- */
 
-static void signal_worker(struct worker *w, int sig)
+#define GONE_WAIT_S 5.0   /* after SIGKILL, how long a stopped worker's processes may take to go */
+
+static int pidfd_open_(pid_t pid)
 {
-	if (w->pid > 0)
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* A pidfd turns readable when its process has exited (a zombie included). */
+static bool pidfd_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Hold every process of the tree below pid (pid included) not held yet. */
+static void hold_tree(struct sup *s, struct worker *w, pid_t pid)
+{
+	pid_t *pids = NULL;
+	size_t n = 0;
+
+	if (cohort_pids_tree(&s->o->probe, pid, COHORT_TREE_ALL_THREADS, &pids, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct held *h = NULL, *p;
+		int fd;
+
+		for (size_t j = 0; j < w->nheld && !h; j++)
+			if (w->held[j].pid == pids[i])
+				h = &w->held[j];
+		if (h && !pidfd_gone(h->fd))
+			continue;
+		fd = pidfd_open_(pids[i]);
+		if (fd < 0)
+			continue;
+		if (h) {
+			close(h->fd);   /* that pid was reused: the new process is in the tree now */
+			h->fd = fd;
+			continue;
+		}
+		p = realloc(w->held, (w->nheld + 1) * sizeof(*p));
+		if (!p) {
+			close(fd);
+			break;
+		}
+		w->held = p;
+		w->held[w->nheld++] = (struct held){ .pid = pids[i], .fd = fd };
+	}
+	free(pids);
+}
+
+/* The worker's tree as it is now: from its root while it runs, and from each held process. */
+static void hold_members(struct sup *s, struct worker *w)
+{
+	size_t n;
+
+	if (w->running && w->pid > 0)
+		hold_tree(s, w, w->pid);
+	n = w->nheld;
+	for (size_t i = 0; i < n; i++)
+		if (!pidfd_gone(w->held[i].fd))
+			hold_tree(s, w, w->held[i].pid);
+}
+
+static void release_members(struct worker *w)
+{
+	for (size_t i = 0; i < w->nheld; i++)
+		close(w->held[i].fd);
+	free(w->held);
+	w->held = NULL;
+	w->nheld = 0;
+}
+
+/*
+ * Signal every process of a worker: its process group, and every process
+ * in its cgroup (setsid escapees included), or without a cgroup every
+ * process of its tree cohort can see. Returns how many processes outside
+ * the group were signalled.
+ */
+static unsigned signal_members(struct sup *s, struct worker *w, int sig)
+{
+	unsigned outside = 0;
+
+	/* The tree first: once the group has the signal, its root may be gone, and its tree with it. */
+	if (!w->has_cg)
+		hold_members(s, w);
+	if (w->running && w->pid > 0)
 		kill(-w->pid, sig);
+	if (w->has_cg) {
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (cohort_pids_cgroup(&s->o->probe, w->cg.dir, &pids, &n) == 0)
+			for (size_t i = 0; i < n; i++)
+				if ((!w->running || getpgid(pids[i]) != w->pid) && kill(pids[i], sig) == 0)
+					outside++;
+		free(pids);
+		return outside;
+	}
+	for (size_t i = 0; i < w->nheld; i++) {
+		if (pidfd_gone(w->held[i].fd))
+			continue;
+		if (w->running && getpgid(w->held[i].pid) == w->pid)
+			continue;   /* had it with the group */
+		if (syscall(SYS_pidfd_send_signal, w->held[i].fd, sig, NULL, 0) == 0)
+			outside++;
+	}
+	return outside;
+}
+
+/* Processes of a worker still there: in its cgroup, or of its tree; the root included. */
+static unsigned members_left(struct sup *s, struct worker *w)
+{
+	unsigned left = 0;
+
+	if (w->has_cg) {
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (cohort_pids_cgroup(&s->o->probe, w->cg.dir, &pids, &n) == 0)
+			left = (unsigned)n;
+		free(pids);
+		return left;
+	}
+	hold_members(s, w);
+	for (size_t i = 0; i < w->nheld; i++)
+		left += !pidfd_gone(w->held[i].fd);
+	return left;
+}
+
+static void signal_worker(struct sup *s, struct worker *w, int sig)
+{
+	signal_members(s, w, sig);
 }
 
 static void stop_worker(struct sup *s, struct worker *w)
 {
+	unsigned outside;
+
 	if (!w->running || w->stop_stage)
 		return;
-	signal_worker(w, SIGTERM);
+	outside = signal_members(s, w, SIGTERM);
 	w->stop_stage = 1;
 	w->stop_deadline = rel(s) + s->o->grace;
+	w->remnants = true;
 	cohort_watch_stopping(s->watch, w->rank, 0);
+	if (!w->has_cg && outside && !w->said_tree) {
+		char msg[COHORT_MSG_MAX];
+
+		/* Without a cgroup, the tree is all cohort knows of a worker: it says so. */
+		snprintf(msg, sizeof(msg), "rank %u has no cgroup of its own: cohort stops the processes of "
+		         "its tree it has seen, %u of them outside its process group (setsid, a daemon); "
+		         "a process that left the tree unseen is only killed at the end of the run",
+		         w->rank, outside);
+		cohort_watch_note(s->watch, COHORT_EVENT_WARNING, (int)w->rank, 1, msg);
+		w->said_tree = true;
+		drain_events(s);
+	}
 }
 
 static void stop_all(struct sup *s, int sig)
 {
 	for (unsigned i = 0; i < s->nw; i++)
 		if (s->w[i].running) {
-			signal_worker(&s->w[i], sig);
+			signal_worker(s, &s->w[i], sig);
 			cohort_watch_stopping(s->watch, i, sig == SIGKILL);
 		}
 	s->stop_all_deadline = rel(s) + s->o->grace;
+}
+
+/* A stopped worker whose root has ended but whose other processes may not have. */
+static bool stopping(const struct worker *w)
+{
+	return w->stop_stage && w->remnants;
 }
 
 static double next_deadline(const struct sup *s)
 {
 	double d = cohort_watch_next_tick(s->watch);
 
-	for (unsigned k = 0; k < s->nw; k++)
-		if (s->w[k].running && s->w[k].stop_stage == 1 && s->w[k].stop_deadline < d)
-			d = s->w[k].stop_deadline;
+	for (unsigned k = 0; k < s->nw; k++) {
+		const struct worker *w = &s->w[k];
+
+		if (stopping(w) && w->stop_stage == 1 && w->stop_deadline < d)
+			d = w->stop_deadline;
+		/* Waiting for the last processes to go: look again soon. */
+		if (stopping(w) && w->stop_stage == 2 && rel(s) + 0.05 < d)
+			d = rel(s) + 0.05;
+	}
 	if (s->stopping == 1 && s->stop_all_deadline < d)
 		d = s->stop_all_deadline;
 	return d;
 }
 
+/*
+ * A stopped worker's end: SIGKILL to whatever of it is left at the grace
+ * deadline, then its cgroup (or its tree) must empty; if it does not
+ * within GONE_WAIT_S, the recording says so instead of letting "stopped"
+ * stand alone.
+ */
 static void escalate(struct sup *s)
 {
 	double t = rel(s);
 
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
+		unsigned left;
 
-		if (w->running && w->stop_stage == 1 && t >= w->stop_deadline) {
-			signal_worker(w, SIGKILL);
+		if (!stopping(w))
+			continue;
+		if (w->stop_stage == 1 && t >= w->stop_deadline) {
+			signal_members(s, w, SIGKILL);
 			w->stop_stage = 2;
-			cohort_watch_stopping(s->watch, k, 1);
+			w->gone_deadline = t + GONE_WAIT_S;
+			if (w->running)
+				cohort_watch_stopping(s->watch, k, 1);
+		}
+		if (w->stop_stage == 1 && w->running)
+			continue;
+		left = members_left(s, w);
+		if (left == 0) {
+			w->remnants = false;
+			release_members(w);
+		} else if (w->stop_stage == 2 && t >= w->gone_deadline) {
+			char msg[COHORT_MSG_MAX];
+
+			snprintf(msg, sizeof(msg), "rank %u: %u process%s of it still ran %.0f s after SIGKILL",
+			         w->rank, left, left == 1 ? "" : "es", GONE_WAIT_S);
+			cohort_watch_note(s->watch, COHORT_EVENT_WARNING, (int)w->rank, 1, msg);
+			drain_events(s);
+			w->remnants = false;
+			release_members(w);
 		}
 	}
 	if (s->stopping == 1 && t >= s->stop_all_deadline) {
 		stop_all(s, SIGKILL);
 		s->stopping = 2;
 	}
+}
+
+/* The loop goes on while a root runs or a stopped worker's other processes are not gone. */
+static bool busy(const struct sup *s)
+{
+	if (s->running > 0)
+		return true;
+	for (unsigned k = 0; k < s->nw; k++)
+		if (stopping(&s->w[k]))
+			return true;
+	return false;
 }
 
 static void reap(struct sup *s);
@@ -631,7 +881,7 @@ static void on_signal(struct sup *s, const struct signalfd_siginfo *si)
 		drain_events(s);
 		for (unsigned k = 0; k < s->nw; k++)
 			if (s->w[k].running)
-				signal_worker(&s->w[k], sig);
+				signal_worker(s, &s->w[k], sig);
 		return;
 	}
 	/* The figures of this moment go into the recording before anything is stopped. */
@@ -655,7 +905,7 @@ static void on_signal(struct sup *s, const struct signalfd_siginfo *si)
  * The findings, from the recording read back through the library: exactly
  * what `cohort report` says of the same file.
  */
-static void findings(struct sup *s)
+static void findings(struct sup *s, FILE *out)
 {
 	struct cohort_recording *rec;
 	struct cohort_finding *f;
@@ -666,18 +916,18 @@ static void findings(struct sup *s)
 		return;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", cohort_recorder_fd(s->rec));
 	if (cohort_recording_load(path, &rec, err, sizeof(err)) < 0) {
-		cli_error("cannot read back the recording: %s", err);
+		fprintf(out, "cohort: cannot read back the recording: %s\n", err);
 		return;
 	}
 	snprintf(rec->path, sizeof(rec->path), "%s", cohort_recorder_path(s->rec));
 	if (cohort_diagnose(&rec, 1, &f, &n) == 0) {
-		cli_print_findings(stderr, f, n, false);
+		cli_print_findings(out, f, n, false);
 		free(f);
 	}
 	cohort_recording_free(rec);
 }
 
-static void summary(struct sup *s)
+static void summary(struct sup *s, FILE *out)
 {
 	char how[96], a[32], b[32], c[32];
 	unsigned ok = 0;
@@ -690,12 +940,12 @@ static void summary(struct sup *s)
 		if (cohort_watch_worker(s->watch, k, &st) == 0 && st.peak_cgroup)
 			exact = true;
 	}
-	fprintf(stderr, "cohort: %u worker%s, %u exited 0", s->nw, s->nw == 1 ? "" : "s", ok);
+	fprintf(out, "cohort: %u worker%s, %u exited 0", s->nw, s->nw == 1 ? "" : "s", ok);
 	if (!cohort_recorder_in_memory(s->rec))
-		fprintf(stderr, "; recording in %s%s", cohort_recorder_path(s->rec),
+		fprintf(out, "; recording in %s%s", cohort_recorder_path(s->rec),
 		        cohort_recorder_error(s->rec) ? " (stopped early)" : "");
 	/* The exact peak: the worker cgroup's own counter, which no sampling phase can miss. */
-	fprintf(stderr, "\n  %-5s %-8s %-30s %-11s %-11s%s\n", "rank", "pid", "end", "peak PSS", "peak USS",
+	fprintf(out, "\n  %-5s %-8s %-30s %-11s %-11s%s\n", "rank", "pid", "end", "peak PSS", "peak USS",
 	        exact ? " peak (cgroup)" : "");
 	for (unsigned k = 0; k < s->nw; k++) {
 		struct worker *w = &s->w[k];
@@ -707,12 +957,12 @@ static void summary(struct sup *s)
 		else
 			cohort_status_describe(w->status, how, sizeof(how));
 		/* "-": no page walk of it ever landed (it ended first), not zero bytes. */
-		fprintf(stderr, "  %-5u %-8d %-30s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
+		fprintf(out, "  %-5u %-8d %-30s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
 		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_pss, a, sizeof(a)) : "-",
 		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_uss, b, sizeof(b)) : "-",
 		        exact ? " " : "", exact ? (st.peak_cgroup ? fmt_size(st.peak_cgroup, c, sizeof(c)) : "-") : "");
 	}
-	findings(s);
+	findings(s, out);
 }
 
 /* No segment outlives a job that is this supervisor's alone (local-<pid>). */
@@ -750,40 +1000,35 @@ static void remove_segments(struct sup *s)
 static void teardown_cgroups(struct sup *s);
 
 /*
- * A supervisor killed with SIGKILL leaves its empty cohort-<pid> cgroups
- * behind. Remove those of supervisors that are gone: rmdir only takes
- * empty cgroups, so one still in use is never touched.
+ * What supervisors killed with SIGKILL left in this cgroup: their worker
+ * cgroups, the processes still in them, their local jobs' segments. Done
+ * at every start, whatever this run enforces: the killed one may have
+ * made cgroups where this one does not.
  */
-static void reap_stale_cgroups(const struct cohort_probe *probe)
+static void reap_dead(struct sup *s)
 {
-	char parent[COHORT_PATH_MAX];
-	struct dirent *e;
-	DIR *d;
+	struct reaped *x;
+	size_t n;
 
-	if (cohort_cgroup_of_pid(probe, 0, parent, sizeof(parent), NULL) < 0)
+	if (reap_dead_supervisors(&s->o->probe, false, true, &x, &n) < 0)
 		return;
-	d = opendir(parent);
-	if (!d)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		struct cohort_workcg cg = { 0 };
-		char *end;
-		long pid;
-
-		if (strncmp(e->d_name, "cohort-", 7) != 0)
-			continue;
-		pid = strtol(e->d_name + 7, &end, 10);
-		if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (snprintf(cg.dir, sizeof(cg.dir), "%s/%s", parent, e->d_name) < (int)sizeof(cg.dir))
-			cohort_workcg_destroy(&cg);
+	for (size_t i = 0; i < n && !s->o->quiet; i++) {
+		if (!x[i].killed && !x[i].cgroups && !x[i].segments)
+			continue;   /* not ours to remove (another user's), nothing done */
+		say(s, "supervisor %d was killed and left %u process%s in %s: killed them%s, removed %u "
+		    "cgroup%s and %u segment%s of job local-%d", (int)x[i].supervisor, x[i].killed,
+		    x[i].killed == 1 ? "" : "es", x[i].cgroup,
+		    x[i].left ? " (some are still there)" : "", x[i].cgroups, x[i].cgroups == 1 ? "" : "s",
+		    x[i].segments, x[i].segments == 1 ? "" : "s", (int)x[i].supervisor);
+		outbuf_flush(&s->out[1]);
 	}
-	closedir(d);
+	free(x);
 }
 
 /*
- * Worker cgroups: cohort-<pid> holding the budget, rank-K below it holding
- * each worker's share. Under AUTO a failure falls back to watching.
+ * Worker cgroups: cohort-<pid>-<start> holding the budget, rank-K below it
+ * holding each worker's share, held (an flock) while this supervisor
+ * lives. Under AUTO a failure falls back to watching.
  */
 static int setup_cgroups(struct sup *s)
 {
@@ -791,9 +1036,9 @@ static int setup_cgroups(struct sup *s)
 	char name[64];
 	int r;
 
-	reap_stale_cgroups(&o->probe);
-	snprintf(name, sizeof(name), "cohort-%d", (int)getpid());
-	r = cohort_workcg_create(&o->probe, NULL, name, o->budget, &s->parent_cg);
+	r = cohort_workcg_supervisor_name(&o->probe, name, sizeof(name));
+	if (r >= 0)
+		r = cohort_workcg_create(&o->probe, NULL, name, o->budget, &s->parent_cg);
 	if (r < 0) {
 		if (s->enforce == ENFORCE_AUTO) {
 			s->enforce = ENFORCE_WATCH;
@@ -805,6 +1050,7 @@ static int setup_cgroups(struct sup *s)
 		return r;
 	}
 	s->has_parent_cg = true;
+	s->cg_hold = cohort_workcg_hold(&s->parent_cg);
 	for (unsigned k = 0; k < s->nw; k++) {
 		snprintf(name, sizeof(name), "rank-%u", k);
 		r = cohort_workcg_create(&o->probe, s->parent_cg.dir, name, o->mem_per_worker, &s->w[k].cg);
@@ -834,9 +1080,12 @@ static void teardown_cgroups(struct sup *s)
 	/* Processes leave a cgroup a moment after they are reaped. */
 	for (int i = 0; i < 100; i++) {
 		if (cohort_workcg_destroy(&s->parent_cg) != -EBUSY)
-			return;
+			break;
 		usleep(20000);
 	}
+	if (s->cg_hold >= 0)
+		close(s->cg_hold);
+	s->cg_hold = -1;
 }
 
 /* The cgroup whose limit binds the job: its counters tell of OOM kills. */
@@ -891,7 +1140,7 @@ static int start_watch(struct sup *s)
 
 static void loop(struct sup *s)
 {
-	size_t cap = 1 + 2 * (size_t)s->nw + 16;
+	size_t cap = 1 + 2 * (size_t)s->nw + 16 + 2;
 	struct pollfd *pfd = calloc(cap, sizeof(*pfd));
 	struct worker **owner = calloc(cap, sizeof(*owner));
 	struct linebuf **lbs = calloc(cap, sizeof(*lbs));
@@ -901,8 +1150,8 @@ static void loop(struct sup *s)
 		s->stopping = 2;
 		stop_all(s, SIGKILL);
 	}
-	while (s->running > 0 && pfd && owner && lbs) {
-		nfds_t n = 0, nwatch, first_watch;
+	while (busy(s) && pfd && owner && lbs) {
+		nfds_t n = 0, nwatch, first_watch, first_out;
 		int fds[16];
 		double wait;
 		int timeout_ms;
@@ -913,8 +1162,18 @@ static void loop(struct sup *s)
 		pfd[n++] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
 		first_watch = n;
 		nwatch = cohort_watch_fds(s->watch, fds, 16);
-		for (nfds_t i = 0; i < nwatch && i < 16; i++)
+		if (nwatch > 16)
+			nwatch = 16;
+		for (nfds_t i = 0; i < nwatch; i++)
 			pfd[n++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		/* Our own output, when a reader is behind: written as it drains, never waited on. */
+		first_out = n;
+		for (int i = 0; i < 2; i++)
+			if (outbuf_pending(&s->out[i])) {
+				owner[n] = NULL;
+				lbs[n] = NULL;
+				pfd[n++] = (struct pollfd){ .fd = outbuf_pollfd(&s->out[i]), .events = POLLOUT };
+			}
 		for (unsigned k = 0; k < s->nw; k++)
 			for (int i = 0; i < 2; i++)
 				if (s->w[k].lines[i].fd >= 0) {
@@ -931,9 +1190,12 @@ static void loop(struct sup *s)
 				cohort_watch_ready(s->watch, pfd[i].fd);
 				drain_events(s);
 			}
-		for (nfds_t i = first_watch + nwatch; i < n; i++)
-			if (pfd[i].revents)
-				drain(owner[i], lbs[i]);
+		for (nfds_t i = first_out; i < n; i++)
+			if (pfd[i].revents && !lbs[i])
+				outbuf_flush(&s->out[pfd[i].fd == outbuf_pollfd(&s->out[0]) ? 0 : 1]);
+		for (nfds_t i = first_out; i < n; i++)
+			if (pfd[i].revents && lbs[i])
+				drain(s, owner[i], lbs[i]);
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -1011,11 +1273,94 @@ static void __attribute__((noinline)) reserve_stack(void)
 	pad[sizeof(pad) - 1] = 0;
 }
 
+#define FINAL_STALL_S 5.0   /* at the end, how long a reader may make no progress */
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* What the workers wrote last, without waiting on a process that keeps a pipe open. */
+static void drain_all(struct sup *s, bool close_all)
+{
+	for (unsigned k = 0; k < s->nw; k++)
+		for (int i = 0; i < 2; i++) {
+			struct linebuf *lb = &s->w[k].lines[i];
+
+			while (lb->fd >= 0 && drain(s, &s->w[k], lb))
+				;
+			if (close_all && lb->fd >= 0) {
+				if (lb->len)
+					flush_line(s, &s->w[k], lb, lb->len);
+				close(lb->fd);
+				lb->fd = -1;
+			}
+		}
+}
+
+/* Say where output was dropped: in the stream itself, and on stderr for stdout's drops. */
+static void note_drops(struct sup *s)
+{
+	struct outbuf *o = &s->out[0];
+
+	if (o->total_dropped_lines && !s->o->quiet)
+		say(s, "%llu line%s (%llu bytes) of the workers' stdout were dropped: its reader did not "
+		    "keep up, and cohort never waits on output", (unsigned long long)o->total_dropped_lines,
+		    o->total_dropped_lines == 1 ? "" : "s", (unsigned long long)o->total_dropped_bytes);
+	outbuf_note_drops(&s->out[0]);
+	outbuf_note_drops(&s->out[1]);
+}
+
+/*
+ * What is still queued for a reader that is behind: written as it drains,
+ * for as long as it makes progress (FINAL_STALL_S without any ends it),
+ * and never past a SIGINT, SIGTERM or SIGHUP.
+ */
+static void flush_output(struct sup *s)
+{
+	double last = mono();
+
+	for (;;) {
+		struct pollfd p[3];
+		size_t before = s->out[0].len + s->out[1].len, after;
+		nfds_t n = 0;
+
+		outbuf_flush(&s->out[0]);
+		outbuf_flush(&s->out[1]);
+		/* After SIGINT/TERM/HUP, what cannot go out now is not waited for. */
+		if (s->stopping || (!outbuf_pending(&s->out[0]) && !outbuf_pending(&s->out[1])))
+			return;
+		after = s->out[0].len + s->out[1].len;
+		if (after < before)
+			last = mono();
+		else if (mono() - last > FINAL_STALL_S)
+			return;
+		if (s->sigfd >= 0)
+			p[n++] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
+		for (int i = 0; i < 2; i++)
+			if (outbuf_pending(&s->out[i]))
+				p[n++] = (struct pollfd){ .fd = outbuf_pollfd(&s->out[i]), .events = POLLOUT };
+		if (poll(p, n, 100) < 0 && errno != EINTR)
+			return;
+		if (s->sigfd >= 0 && (p[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+
+			while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP)
+					return;
+		}
+	}
+}
+
 int supervise(const struct run_opts *o)
 {
 	struct sup s;
 	sigset_t mask, oldmask;
 	struct timespec ts;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, oldpipe;
 	int rc = 0, r;
 
 	reserve_stack();
@@ -1024,6 +1369,13 @@ int supervise(const struct run_opts *o)
 	s.nw = o->workers;
 	s.first_fail = -1;
 	s.sigfd = -1;
+	s.cg_hold = -1;
+	/* A reader that went away is an EPIPE to note, not a signal that ends supervision. */
+	sigaction(SIGPIPE, &ign, &oldpipe);
+	fflush(stdout);
+	fflush(stderr);
+	outbuf_init(&s.out[0], 1);
+	outbuf_init(&s.out[1], 2);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s.wall0 = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 	s.w = calloc(s.nw, sizeof(*s.w));
@@ -1051,6 +1403,7 @@ int supervise(const struct run_opts *o)
 		if (!mkdtemp(s.catch_dir))
 			s.catch_dir[0] = '\0';
 	}
+	reap_dead(&s);
 	s.enforce = o->enforce;
 	if ((s.enforce == ENFORCE_CGROUP || s.enforce == ENFORCE_AUTO) && setup_cgroups(&s) < 0) {
 		rc = CLI_ERROR;
@@ -1081,24 +1434,35 @@ int supervise(const struct run_opts *o)
 
 	rc = spawn_all(&s, &oldmask);
 	loop(&s);
-	/* Drain what the workers wrote last. */
-	for (unsigned k = 0; k < s.nw; k++)
-		for (int i = 0; i < 2; i++)
-			while (s.w[k].lines[i].fd >= 0)
-				drain(&s.w[k], &s.w[k].lines[i]);
+	drain_all(&s, false);
 	/* Nothing of a worker outlives the supervisor. */
 	for (unsigned k = 0; k < s.nw; k++)
 		if (s.w[k].pid > 0)
 			kill(-s.w[k].pid, SIGKILL);
 	kill_leftovers(&s);
 	reap(&s);
+	drain_all(&s, true);
 	cohort_watch_finish(s.watch);   /* crashes of grandchildren that died after their worker */
 	drain_events(&s);
 	remove_segments(&s);
 	rc = exit_status(&s, rc);
 	said_stop(&s, cohort_recorder_end(s.rec, s.watch, rc));
-	if (!o->quiet)
-		summary(&s);
+	note_drops(&s);
+	if (!o->quiet) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&text, &len);
+
+		if (m) {
+			summary(&s, m);
+			fclose(m);
+			if (len && text[len - 1] == '\n')
+				len--;
+			outbuf_line(&s.out[1], NULL, text, len, true);
+		}
+		free(text);
+	}
+	flush_output(&s);
 	close(s.sigfd);
 out_mask:
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
@@ -1113,6 +1477,14 @@ out:
 	teardown_cgroups(&s);
 	cohort_recorder_close(s.rec);
 	cohort_watch_free(s.watch);
+	for (unsigned k = 0; k < s.nw; k++)
+		release_members(&s.w[k]);
 	free(s.w);
+	/* Setup errors above went to stderr directly: nothing of ours was queued then. */
+	outbuf_flush(&s.out[0]);
+	outbuf_flush(&s.out[1]);
+	outbuf_release(&s.out[0]);
+	outbuf_release(&s.out[1]);
+	sigaction(SIGPIPE, &oldpipe, NULL);
 	return rc;
 }

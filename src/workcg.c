@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -151,4 +153,146 @@ int cohort_workcg_destroy(const struct cohort_workcg *cg)
 	if (!cg || !cg->dir[0])
 		return 0;
 	return remove_tree(cg->dir, 0);
+}
+
+/* ---- what a killed supervisor left ---- */
+
+int cohort_workcg_supervisor_name(const struct cohort_probe *probe, char *buf, size_t size)
+{
+	struct cohort__stat st;
+	pid_t self = getpid();
+	int r = cohort__proc_stat(cohort__proc_root(probe), self, &st);
+
+	if (r < 0)
+		return r;
+	if (cohort__pathf(buf, size, "cohort-%d-%llu", (int)self, (unsigned long long)st.start) < 0)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int hold_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+int cohort_workcg_hold(const struct cohort_workcg *cg)
+{
+	return hold_dir(cg->dir);
+}
+
+/*
+ * Is the supervisor a cgroup's name points to alive? "cohort-<pid>-<start>"
+ * is alive while a process of that pid has that start time; the older
+ * "cohort-<pid>" while a process of that pid exists (a reused pid keeps
+ * it, which is the safe side). Returns 1 alive, 0 dead, -1 not a
+ * supervisor's name.
+ */
+static int supervisor_alive(const char *proc, const char *name, pid_t *ret_pid)
+{
+	struct cohort__stat st;
+	uint64_t pid, start = 0;
+	const char *p;
+	bool has_start = false;
+	int r;
+
+	if (strncmp(name, "cohort-", 7) != 0 || name[7] < '1' || name[7] > '9' ||
+	    cohort__parse_u64(name + 7, &pid, &p) < 0 || pid > 0x7fffffff)
+		return -1;
+	if (*p == '-') {
+		if (p[1] < '0' || p[1] > '9' || cohort__parse_u64(p + 1, &start, &p) < 0)
+			return -1;
+		has_start = true;
+	}
+	if (*p != '\0')
+		return -1;
+	*ret_pid = (pid_t)pid;
+	r = cohort__proc_stat(proc, (pid_t)pid, &st);
+	if (r == -ESRCH || r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return 1;   /* cannot tell: alive */
+	return !has_start || st.start == start;
+}
+
+void cohort_workcg_orphans_free(struct cohort_workcg_orphan *o, size_t n)
+{
+	if (!o)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (o[i].lock_fd >= 0)
+			close(o[i].lock_fd);
+	free(o);
+}
+
+int cohort_workcg_orphans(const struct cohort_probe *probe, const char *parent,
+                          struct cohort_workcg_orphan **ret, size_t *ret_n)
+{
+	const char *proc = cohort__proc_root(probe);
+	struct cohort_workcg_orphan *list = NULL;
+	char dir[COHORT_PATH_MAX];
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int version = 0, r = 0;
+	DIR *d;
+
+	if (parent) {
+		cohort__strlcpy(dir, parent, sizeof(dir));
+		version = has_file(dir, "cgroup.controllers") ? 2 : 1;
+	} else if ((r = cohort_cgroup_of_pid(probe, 0, dir, sizeof(dir), &version)) < 0) {
+		return r;
+	}
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) != NULL) {
+		struct cohort_workcg_orphan o;
+		pid_t pid = 0;
+		int fd;
+
+		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+			continue;
+		if (supervisor_alive(proc, e->d_name, &pid) != 0)
+			continue;
+		memset(&o, 0, sizeof(o));
+		o.cg.version = version;
+		o.supervisor = pid;
+		if (cohort__pathf(o.cg.dir, sizeof(o.cg.dir), "%s/%s", dir, e->d_name) < 0)
+			continue;
+		/* Held: a live supervisor whose pid means something else here (another namespace). */
+		fd = hold_dir(o.cg.dir);
+		if (fd < 0)
+			continue;
+		o.lock_fd = fd;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			void *p = realloc(list, ncap * sizeof(*list));
+
+			if (!p) {
+				close(fd);
+				r = -ENOMEM;
+				break;
+			}
+			list = p;
+			cap = ncap;
+		}
+		list[n++] = o;
+	}
+	closedir(d);
+	if (r < 0) {
+		cohort_workcg_orphans_free(list, n);
+		return r;
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
 }

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -874,4 +876,320 @@ TEST_TIMEOUT(harden_report_hostile_worker_count, 300)
 	          "(signal %d) under a 512 MiB address-space limit", st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	/* Was 43.8 s; the bound is generous for a loaded machine, not a figure. */
 	CHECK_LT_DBL(took, 60.0);
+}
+
+/* ---- processes that outlive the supervisor, a supervisor that can be blocked ---- */
+
+/* Read a pid a worker wrote into a file; 0 when not there yet. */
+static pid_t read_pid(const char *path)
+{
+	char *text = read_file(path);
+	pid_t pid = text ? (pid_t)atoi(text) : 0;
+
+	free(text);
+	return pid;
+}
+
+static bool running(pid_t pid)
+{
+	char path[64], *stat;
+	bool r;
+
+	if (pid <= 0 || kill(pid, 0) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	stat = read_file(path);
+	r = stat && !strstr(stat, ") Z ");   /* a zombie has ended */
+	free(stat);
+	return r;
+}
+
+/* How many of pids still run after waiting for them at most timeout_ms. */
+static unsigned still_running(const pid_t *pids, unsigned n, unsigned timeout_ms)
+{
+	unsigned left = n;
+
+	for (unsigned t = 0; t <= timeout_ms; t += 20) {
+		left = 0;
+		for (unsigned i = 0; i < n; i++)
+			left += running(pids[i]);
+		if (!left)
+			break;
+		usleep(20000);
+	}
+	return left;
+}
+
+/*
+ * 32 workers each start a setsid child that holds the job's segment open,
+ * then the supervisor is killed with SIGKILL: the workers die with it
+ * (parent-death signal), their children run on under init, in the worker
+ * cgroups, with the segments open. `how` then reaps them: the next
+ * `cohort run` or `cohort shm gc`.
+ */
+static void killed_supervisor_case(unsigned workers, const char *how)
+{
+	pid_t children[32], sup;
+	char script[1024], path[64];
+	struct cmd_result r;
+	unsigned left;
+
+	if (geteuid() != 0)
+		SKIP("worker cgroups need root here (cgroup v1)");
+	CHECK_LE(workers, 32);
+	snprintf(script, sizeof(script),
+	         "f=/dev/shm/cohort.0.$COHORT_JOB.seg-$COHORT_RANK; touch $f; "
+	         "setsid sleep 120 <$f & echo $! >child.$COHORT_RANK; sleep 120");
+	snprintf(path, sizeof(path), "-q -i 0.2 --enforce cgroup --no-record -n %u", workers);
+	sup = start_run(path, script);
+	for (unsigned k = 0; k < workers; k++) {
+		snprintf(path, sizeof(path), "child.%u", k);
+		CHECK_MSG(wait_file(path, 60000), "worker %u never started its child", k);
+		for (int t = 0; t < 500 && !(children[k] = read_pid(path)); t++)
+			usleep(10000);
+		CHECK(children[k] > 0);
+	}
+	CHECK_OK(kill(sup, SIGKILL));
+	CHECK_EQ(finish(sup, 10000), 128 + SIGKILL);
+	/* What the killed one left: its children run on, in its cgroups, holding its segments. */
+	CHECK_EQ(still_running(children, workers, 0), workers);
+	cmd_run(&r, "find /sys/fs/cgroup/memory -maxdepth 8 -type d -name 'cohort-%d*' | wc -l", (int)sup);
+	CHECK_GE(atoi(r.out), 1);
+	cmd_free(&r);
+
+	if (strcmp(how, "run") == 0)
+		cmd_run(&r, COHORT " run --no-record -n 1 -- true", test_build_dir());
+	else
+		cmd_run(&r, COHORT " shm gc", test_build_dir());
+	left = still_running(children, workers, 10000);
+	for (unsigned k = 0; k < workers; k++)
+		kill(children[k], SIGKILL);   /* whatever the verdict: nothing left behind by the test */
+	CHECK_MSG(left == 0, "%u of %u children of the killed supervisor still run after `cohort %s`:\n%s",
+	          left, workers, how, r.err);
+	CHECK_EQ(r.status, 0);
+	if (strcmp(how, "run") == 0)
+		CHECK_CONTAINS(r.err, "was killed and left");
+	else
+		CHECK_CONTAINS(r.out, "killed ");
+	cmd_free(&r);
+	cmd_run(&r, "find /sys/fs/cgroup/memory -maxdepth 8 -type d -name 'cohort-%d*'", (int)sup);
+	CHECK_MSG(r.out[0] == '\0', "cgroups of the killed supervisor left:\n%s", r.out);
+	cmd_free(&r);
+	cmd_run(&r, "ls /dev/shm/ | grep -c '^cohort\\.0\\.local-%d\\.'", (int)sup);
+	CHECK_MSG(atoi(r.out) == 0, "%s segments of the killed supervisor's job left", r.out);
+	cmd_free(&r);
+}
+
+TEST_TIMEOUT(harden_killed_supervisor_reaped_by_next_run, 180)
+{
+	killed_supervisor_case(32, "run");
+}
+
+TEST_TIMEOUT(harden_killed_supervisor_reaped_by_shm_gc, 180)
+{
+	killed_supervisor_case(32, "shm");
+}
+
+/*
+ * A worker's setsid child grows past the worker's limit under --enforce
+ * watch: cohort stops the worker, the child with it, while the job still
+ * runs (rank 1 says whether the child died before it gave up waiting).
+ */
+TEST_TIMEOUT(harden_stopped_worker_takes_its_setsid_child, 90)
+{
+	char script[1024], *err;
+	pid_t sup, child;
+	int st;
+
+	snprintf(script, sizeof(script),
+	         "if [ $COHORT_RANK = 0 ]; then setsid %s/examples/faults/grow --size 310 --hold 60 & "
+	         "echo $! >child; wait; else i=0; while [ $i -lt 600 ]; do "
+	         "if [ -s child ] && ! kill -0 $(cat child) 2>/dev/null; then echo yes >gone; exit 0; fi; "
+	         "sleep 0.1; i=$((i + 1)); done; echo no >gone; fi", test_build_dir());
+	sup = start_run("-n 2 -i 0.1 --enforce watch --grace 1 -m 100M -o rec.ndjson", script);
+	st = finish(sup, 80000);
+	child = read_pid("child");
+	err = read_file("sup.err");
+	if (running(child))
+		kill(child, SIGKILL);
+	CHECK_MSG(st == 128 + SIGTERM, "exit %d:\n%s", st, err);
+	CHECK_CONTAINS(err, "above its 100.0 MiB budget: stopped by cohort");
+	/* What cohort did is said: no cgroup, so the tree it saw, the setsid child among it. */
+	CHECK_CONTAINS(err, "rank 0 has no cgroup of its own: cohort stops the processes of its tree");
+	free(err);
+	err = read_file("gone");
+	CHECK_MSG(err && strcmp(err, "yes\n") == 0, "the setsid child of the stopped worker ran on while "
+	          "the job ran (rank 1 saw: %s)", err ? err : "nothing");
+	free(err);
+	CHECK(child > 0 && !running(child));
+}
+
+/* The children of pid's main thread, as /proc lists them. */
+static unsigned count_children(pid_t pid)
+{
+	char path[64], *text, *p;
+	unsigned n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	text = read_file(path);
+	for (p = text; p && *p; p++)
+		n += *p == ' ';
+	free(text);
+	return n;
+}
+
+/*
+ * Under a child subreaper (systemd --user, tini), a supervisor killed
+ * while it spawns hands its half-started workers to the subreaper, not to
+ * pid 1: none of them may go on to run the command.
+ */
+TEST_TIMEOUT(harden_killed_during_spawn_under_subreaper, 240)
+{
+	char cohort[1024];
+	unsigned orphans = 0, runs = test_stress() ? 200 : 30;
+
+	snprintf(cohort, sizeof(cohort), "%s/cohort", test_build_dir());
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	for (unsigned run = 0; run < runs; run++) {
+		pid_t sup = fork(), pid;
+		unsigned waited = 0;
+		int st;
+
+		CHECK(sup >= 0);
+		if (sup == 0) {
+			int nul = open("/dev/null", O_WRONLY);
+
+			dup2(nul, 1);
+			dup2(nul, 2);
+			execl(cohort, cohort, "run", "-q", "--no-record", "--enforce", "watch", "-n", "32", "--",
+			      "sleep", "120", (char *)NULL);
+			_exit(127);
+		}
+		/* Into the middle of the spawning: after the first worker, at a varying moment. */
+		while (count_children(sup) == 0 && waited++ < 20000)
+			usleep(100);
+		usleep((run * 397) % 3000);
+		CHECK_OK(kill(sup, SIGKILL));
+		CHECK_EQ(waitpid(sup, &st, 0), sup);
+		/* Everything the supervisor started is now ours: each must end by itself, within 10 s. */
+		for (unsigned t = 0; t < 1000;) {
+			pid = waitpid(-1, &st, WNOHANG);
+			if (pid < 0)
+				break;   /* no child left */
+			if (pid == 0) {
+				usleep(10000);
+				t++;
+			}
+		}
+		orphans = count_children(getpid());
+		if (orphans) {
+			/* Kill what is left, by pid (all of them our children), before failing. */
+			char path[64], *text, *p;
+
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+			text = read_file(path);
+			for (p = text; p && *p;) {
+				char *end;
+				long v = strtol(p, &end, 10);
+
+				if (end == p)
+					break;
+				if (v > 0)
+					kill((pid_t)v, SIGKILL);
+				p = end;
+			}
+			free(text);
+			while (waitpid(-1, &st, 0) > 0)
+				;
+			CHECK_MSG(orphans == 0, "run %u: a worker of the killed supervisor ran orphaned under "
+			          "the subreaper", run);
+		}
+	}
+}
+
+/*
+ * `cohort run -l` with its stdout in a pipe nobody reads. Returns the
+ * supervisor's pid; *ret_fd is the pipe's read end, kept open (a reader
+ * that is there but does not read).
+ */
+static pid_t start_stalled(const char *args, const char *script, int *ret_fd)
+{
+	char cmd[4096];
+	int p[2];
+	pid_t pid;
+
+	CHECK_OK(pipe(p));
+	snprintf(cmd, sizeof(cmd), "exec '%s/cohort' run %s -- sh -c '%s' 2>sup.err", test_build_dir(), args,
+	         script);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	*ret_fd = p[0];
+	return pid;
+}
+
+/* Bytes waiting in a pipe: that the reader really did stall. */
+static int pipe_queued(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+/*
+ * Rank 0 floods stdout while rank 1 grows past its limit: the stalled
+ * reader must not keep cohort from stopping rank 1, and the drop is said.
+ */
+TEST_TIMEOUT(harden_stalled_stdout_does_not_stop_enforcement, 90)
+{
+	char script[1024], *err;
+	double t0;
+	pid_t sup;
+	int fd, st;
+
+	snprintf(script, sizeof(script),
+	         "if [ $COHORT_RANK = 0 ]; then i=0; while [ $i -lt 40 ]; do seq 1 5000; i=$((i + 1)); done; "
+	         "else %s/examples/faults/grow --size 400 --hold 60; fi", test_build_dir());
+	t0 = (double)time(NULL);
+	sup = start_stalled("-l -n 2 -i 0.1 --enforce watch --grace 1 -m 100M -o rec.ndjson", script, &fd);
+	st = finish(sup, 60000);
+	err = read_file("sup.err");
+	CHECK_MSG(st != -1, "cohort run did not end within 60 s with its stdout stalled:\n%s", err);
+	CHECK_GE(pipe_queued(fd), 1);
+	CHECK_MSG(st == 128 + SIGTERM, "exit %d:\n%s", st, err);
+	CHECK_CONTAINS(err, "rank 1 (pid ");
+	CHECK_CONTAINS(err, "above its 100.0 MiB budget: stopped by cohort");
+	CHECK_CONTAINS(err, "of the workers' stdout were dropped");
+	CHECK_LE((double)time(NULL) - t0, 50);
+	free(err);
+	close(fd);
+}
+
+/* With the reader stalled, SIGTERM to the supervisor still stops the job, at once. */
+TEST_TIMEOUT(harden_stalled_stdout_sigterm_acts, 60)
+{
+	char *err;
+	pid_t sup;
+	int fd, st, t;
+
+	sup = start_stalled("-l -n 2 -i 0.1 --enforce watch --grace 1 -o rec.ndjson",
+	                    "while :; do seq 1 5000; done", &fd);
+	/* The pipe full (64 KiB at least): the reader has stalled. */
+	for (t = 0; t < 3000 && pipe_queued(fd) < 60000; t++)
+		usleep(10000);
+	CHECK_GE(pipe_queued(fd), 60000);
+	usleep(300000);
+	CHECK_OK(kill(sup, SIGTERM));
+	st = finish(sup, 20000);
+	err = read_file("sup.err");
+	CHECK_MSG(st == 128 + SIGTERM, "exit %d after SIGTERM with stdout stalled:\n%s", st, err ? err : "");
+	free(err);
+	close(fd);
 }

@@ -151,6 +151,11 @@ TEST(run_environment_and_labels)
 	cmd_run(&r, RUN " -q --no-record -l -n 1 -- printf 'no newline'", test_build_dir());
 	CHECK_CONTAINS(r.out, "0: no newline\n");
 	cmd_free(&r);
+	/* Bytes pass as bytes: a NUL ends nothing (shown here as @). */
+	cmd_run(&r, RUN " -q --no-record -l -n 1 -- printf 'abc\\000def\\ngh\\000\\n' | tr '\\000' @",
+	        test_build_dir());
+	CHECK_STREQ(r.out, "0: abc@def\n0: gh@\n");
+	cmd_free(&r);
 }
 
 TEST(run_usage_errors)
@@ -268,11 +273,11 @@ TEST(run_workers_die_with_a_killed_supervisor)
 		struct cmd_result c;
 		long long dead = json_integer_value(json_object_get(r.lines[0], "supervisor_pid"));
 
-		cmd_run(&c, "find /sys/fs/cgroup/memory -name 'cohort-%lld' -type d", dead);
+		cmd_run(&c, "find /sys/fs/cgroup/memory -name 'cohort-%lld-*' -type d", dead);
 		CHECK_MSG(c.out[0] != '\0', "the killed supervisor's cgroup is already gone?");
 		cmd_free(&c);
 		cmd_run(&c, "%s/cohort run -q --no-record -n 1 --enforce cgroup -- true; "
-		        "find /sys/fs/cgroup/memory -name 'cohort-%lld' -type d", test_build_dir(), dead);
+		        "find /sys/fs/cgroup/memory -name 'cohort-%lld-*' -type d", test_build_dir(), dead);
 		CHECK_MSG(c.out[0] == '\0', "stale cgroup not reaped:\n%s", c.out);
 		cmd_free(&c);
 	}
@@ -477,7 +482,7 @@ TEST_TIMEOUT(run_cgroup_enforcement_oom_kill_recorded, 60)
 	CHECK(json_is_false(json_object_get(e, "stopped_by_cohort")));
 	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 1), "exit_code")), 0);
 	/* The worker cgroups are gone afterwards. */
-	cmd_run(&r, "find /sys/fs/cgroup/memory -name 'cohort-%lld' -type d",
+	cmd_run(&r, "find /sys/fs/cgroup/memory -name 'cohort-%lld-*' -type d",
 	        (long long)json_integer_value(json_object_get(rec.lines[0], "supervisor_pid")));
 	CHECK_MSG(r.out[0] == '\0', "cgroups left behind:\n%s", r.out);
 	cmd_free(&r);

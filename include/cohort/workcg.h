@@ -48,6 +48,55 @@ COHORT_EXPORT int cohort_workcg_attach(const struct cohort_workcg *cg, pid_t pid
  */
 COHORT_EXPORT int cohort_workcg_destroy(const struct cohort_workcg *cg);
 
+
+/* ---- what a killed supervisor left ---- */
+
+/*
+ * The name of the cgroup a supervisor makes for its workers,
+ * "cohort-<pid>-<starttime>" (the caller's pid and its start time in clock
+ * ticks after boot, field 22 of /proc/PID/stat): a later process that
+ * gets the same pid has another start time, so a dead supervisor's
+ * cgroups cannot be taken for a live one's. Returns 0, or -ESRCH /
+ * COHORT_EPARSE when the caller's stat cannot be read, -ENAMETOOLONG.
+ */
+COHORT_EXPORT int cohort_workcg_supervisor_name(const struct cohort_probe *probe, char *buf,
+                                                size_t size);
+
+/*
+ * Mark cg as in use for as long as the caller keeps the returned
+ * descriptor open: an flock(2) on its directory, which the kernel drops
+ * when the caller dies however it dies. cohort_workcg_orphans() never
+ * lists a cgroup so held, whatever its name says (a supervisor in another
+ * pid namespace). Returns a descriptor (close-on-exec) or -errno;
+ * -EWOULDBLOCK when another process holds it.
+ */
+COHORT_EXPORT int cohort_workcg_hold(const struct cohort_workcg *cg);
+
+/* A supervisor's cgroup whose supervisor is gone. */
+struct cohort_workcg_orphan {
+	struct cohort_workcg cg;        /* cohort-<pid>-<start>, its rank-K cgroups below */
+	pid_t supervisor;               /* the dead supervisor's pid */
+	int lock_fd;                    /* its hold, taken by cohort_workcg_orphans() */
+};
+
+/*
+ * The supervisors' cgroups (cohort-<pid>-<start>, and cohort-<pid> of
+ * older versions) directly under parent (an absolute directory, or NULL
+ * for the caller's own memory cgroup) whose supervisor is dead: no
+ * process with that pid and start time (for the old name: no process
+ * with that pid), and no process holds it (cohort_workcg_hold()). Each
+ * is returned held by the caller, so that two callers never reap the
+ * same one. On success *ret is a malloc'd array (free it with
+ * cohort_workcg_orphans_free()) and *ret_n its length, possibly 0.
+ * Returns 0, the errors of cohort_cgroup_of_pid(), -errno of the
+ * directory, or -ENOMEM.
+ */
+COHORT_EXPORT int cohort_workcg_orphans(const struct cohort_probe *probe, const char *parent,
+                                        struct cohort_workcg_orphan **ret, size_t *ret_n);
+
+/* Release the holds and free the array. Accepts NULL. */
+COHORT_EXPORT void cohort_workcg_orphans_free(struct cohort_workcg_orphan *o, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
