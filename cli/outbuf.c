@@ -15,12 +15,21 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/*
+ * Room taken at start, while memory is there: the supervisor's own lines
+ * (the summary, the drop notes) must still be said when a later
+ * allocation fails (the node out of memory, an address-space limit).
+ */
+#define OUTBUF_RESERVE (64 * 1024)
 
 enum {
 	HOW_PLAIN,      /* a regular file or block device: write(2) does not wait on anyone */
@@ -38,6 +47,8 @@ void outbuf_init(struct outbuf *o, int fd)
 	memset(o, 0, sizeof(*o));
 	o->fd = o->wfd = fd;
 	o->how = HOW_PLAIN;
+	o->buf = malloc(OUTBUF_RESERVE);
+	o->cap = o->buf ? OUTBUF_RESERVE : 0;
 	if (fstat(fd, &st) < 0) {
 		o->broken = true;
 		return;
@@ -119,6 +130,47 @@ void outbuf_line(struct outbuf *o, const char *prefix, const char *data, size_t 
 	/* The note of an earlier gap goes first, once the line after it fits. */
 	if (o->dropped_lines && (force || o->len + need + 256 <= OUTBUF_CAP))
 		outbuf_note_drops(o);
+	if (!o->dropped_lines && !o->len && (o->how == HOW_PLAIN || o->how == HOW_NONBLOCK)) {
+		/* Nothing queued: write the line straight from the caller's bytes, no copy. */
+		struct iovec iov[3] = {
+			{ .iov_base = (void *)(uintptr_t)(prefix ? prefix : ""), .iov_len = plen },
+			{ .iov_base = (void *)(uintptr_t)data, .iov_len = n },
+			{ .iov_base = (void *)(uintptr_t)"\n", .iov_len = 1 },
+		};
+		ssize_t w;
+
+		do
+			w = writev(o->wfd, iov, 3);
+		while (w < 0 && errno == EINTR);
+		if (w == (ssize_t)need)
+			return;
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			o->broken = true;
+			return;
+		}
+		if (w > 0) {
+			/* The rest of the line is queued, so that it is never torn. */
+			size_t done = (size_t)w;
+
+			if (done < plen) {
+				prefix += done;
+				plen -= done;
+			} else {
+				done -= plen;
+				prefix = "";
+				plen = 0;
+				data += done;
+				n -= done;
+			}
+			need = plen + n + 1;
+			/* w < need: at least the newline is left. */
+			if (reserve(o, need, true)) {
+				append(o, prefix, plen, data, n);
+				outbuf_flush(o);
+				return;
+			}
+		}
+	}
 	if (!o->dropped_lines && reserve(o, need, force)) {
 		append(o, prefix ? prefix : "", plen, data, n);
 	} else {

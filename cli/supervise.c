@@ -1015,7 +1015,7 @@ static void reap_dead(struct sup *s)
 	for (size_t i = 0; i < n && !s->o->quiet; i++) {
 		if (!x[i].killed && !x[i].cgroups && !x[i].segments)
 			continue;   /* not ours to remove (another user's), nothing done */
-		say(s, "supervisor %d was killed and left %u process%s in %s: killed them%s, removed %u "
+		say(s, "supervisor %d is gone and left %u process%s in %s: killed them%s, removed %u "
 		    "cgroup%s and %u segment%s of job local-%d", (int)x[i].supervisor, x[i].killed,
 		    x[i].killed == 1 ? "" : "es", x[i].cgroup,
 		    x[i].left ? " (some are still there)" : "", x[i].cgroups, x[i].cgroups == 1 ? "" : "s",
@@ -1459,6 +1459,14 @@ int supervise(const struct run_opts *o)
 			if (len && text[len - 1] == '\n')
 				len--;
 			outbuf_line(&s.out[1], NULL, text, len, true);
+		} else {
+			/*
+			 * Out of memory: what is queued goes first, then the
+			 * summary straight to stderr, which has no buffer to
+			 * allocate (it may then wait on a slow reader, once).
+			 */
+			flush_output(&s);
+			summary(&s, stderr);
 		}
 		free(text);
 	}

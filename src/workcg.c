@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int write_text(const char *dir, const char *file, const char *text)
@@ -120,29 +122,50 @@ int cohort_workcg_attach(const struct cohort_workcg *cg, pid_t pid)
 }
 
 /* rmdir dir after its sub-cgroups; cgroup directories hold only files the kernel made. */
+/*
+ * The directory's entries through getdents64 into a buffer on the stack:
+ * no opendir(), whose allocation fails when the supervisor is out of
+ * memory, which is when its cgroups most need removing.
+ */
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
 static int remove_tree(const char *dir, int depth)
 {
-	DIR *d;
-	struct dirent *e;
-	int r = 0;
+	char buf[4096] __attribute__((aligned(8)));
+	int fd, r = 0;
+	long n;
 
 	if (depth > 16)
 		return -ELOOP;
-	d = opendir(dir);
-	if (!d)
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	while ((e = readdir(d)) != NULL) {
-		char sub[COHORT_PATH_MAX];
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off < n;) {
+			const struct linux_dirent64 *e = (const void *)(buf + off);
+			char sub[COHORT_PATH_MAX];
 
-		if (e->d_type != DT_DIR || e->d_name[0] == '.')
-			continue;
-		if (cohort__pathf(sub, sizeof(sub), "%s/%s", dir, e->d_name) < 0)
-			continue;
-		int rr = remove_tree(sub, depth + 1);
-		if (rr < 0 && r == 0)
-			r = rr;
+			off += e->d_reclen;
+			if (e->d_reclen == 0)
+				break;
+			if (e->d_type != DT_DIR || e->d_name[0] == '.')
+				continue;
+			if (cohort__pathf(sub, sizeof(sub), "%s/%s", dir, e->d_name) < 0)
+				continue;
+			int rr = remove_tree(sub, depth + 1);
+			if (rr < 0 && r == 0)
+				r = rr;
+		}
 	}
-	closedir(d);
+	if (n < 0 && r == 0)
+		r = -errno;
+	close(fd);
 	if (rmdir(dir) < 0 && errno != ENOENT && r == 0)
 		r = -errno;
 	return r;

@@ -968,7 +968,7 @@ static void killed_supervisor_case(unsigned workers, const char *how)
 	          left, workers, how, r.err);
 	CHECK_EQ(r.status, 0);
 	if (strcmp(how, "run") == 0)
-		CHECK_CONTAINS(r.err, "was killed and left");
+		CHECK_CONTAINS(r.err, "is gone and left");
 	else
 		CHECK_CONTAINS(r.out, "killed ");
 	cmd_free(&r);
