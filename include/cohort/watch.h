@@ -22,6 +22,7 @@
 #define COHORT_WATCH_H
 
 #include "alloc.h"
+#include "procmem.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,7 @@ enum cohort_event_kind {
 	COHORT_EVENT_SEGMENTS_REMOVED,  /* the job's leftover segments were removed */
 	COHORT_EVENT_SIGNAL,            /* the supervisor itself received a signal */
 	COHORT_EVENT_KERNEL,            /* a cgroup notification: a limit crossed, an OOM in the job */
+	COHORT_EVENT_CHILD_EXIT,        /* a process below a worker's root died of a signal or exited non-zero */
 	COHORT_EVENT_KIND_MAX
 };
 
