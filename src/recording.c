@@ -307,6 +307,8 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 		e->nnums++;
 	}
 	get_str(o, "process", e->process, sizeof(e->process));
+	get_str(o, "process_cmdline", e->process_cmdline, sizeof(e->process_cmdline));
+	get_str(o, "evidence", e->evidence, sizeof(e->evidence));
 	if (strcmp(e->kind, "crash_info") == 0)
 		read_crash(e, o);
 	if (e->rank >= 0 && strcmp(e->kind, "exit") == 0) {

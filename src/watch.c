@@ -181,6 +181,7 @@ struct death {
 	pid_t last_reaper;
 	int last_status;
 	double last_t;
+	const char *evidence;      /* oom_kill: how the last victim was found (static) */
 };
 
 struct wk {
@@ -1741,7 +1742,7 @@ static void child_exit_event(struct cohort_watch *w, struct wk *k, const struct 
 		ev_str(ev, "reaper", reaper->comm);
 	ev_u64(ev, "count", d->count);
 	if (summary)
-		ev_bool(ev, "summary", 1);
+		ev_u64(ev, "summary", 1);   /* a number: readers take numbers */
 	if (d->last_reaper > 0)
 		snprintf(by, sizeof(by), "; its parent, pid %d (%s), reaped it", (int)d->last_reaper,
 		         reaper && reaper->comm[0] ? reaper->comm : "?");
@@ -1782,6 +1783,10 @@ static void oom_event(struct cohort_watch *w, struct wk *k, const struct cohort_
 
 	if (!d && !(d = death_count(k, 1, SIGKILL, victim, 0, SIGKILL, w->tick_t)))
 		return;
+	if (!summary)
+		d->evidence = evidence;
+	else if (d->evidence)
+		evidence = d->evidence;
 	if (!summary && d->count > DEATH_DETAIL)
 		return;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -1797,7 +1802,7 @@ static void oom_event(struct cohort_watch *w, struct wk *k, const struct cohort_
 	ev_u64(ev, "limit_bytes", limit);
 	ev_str(ev, "cgroup", k->cg[0] ? k->cg : w->job_cg);
 	if (summary)
-		ev_bool(ev, "summary", 1);
+		ev_u64(ev, "summary", 1);   /* a number: readers take numbers */
 	cohort_proc_identity_describe(victim, who, sizeof(who));
 	if (summary)
 		ev_msg(ev, "the kernel's OOM killer killed %llu processes below rank %u's root in all; the "
@@ -2080,7 +2085,7 @@ static void death_summaries(struct cohort_watch *w, struct wk *k)
 		if (d->kind == 0)
 			child_exit_event(w, k, d, true);
 		else
-			oom_event(w, k, &d->last, "summary", true, d);
+			oom_event(w, k, &d->last, d->evidence ? d->evidence : "vanished", true, d);
 		d->said = d->count;
 	}
 }

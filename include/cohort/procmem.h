@@ -132,7 +132,6 @@ COHORT_EXPORT int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, 
 
 /* ---- who a process is ---- */
 
-#define COHORT_CMDLINE_MAX 256
 #define COHORT_ENVIRON_MAX (256 * 1024)
 
 /*

@@ -20,7 +20,7 @@ extern "C" {
  * string is NUL-terminated and truncated to its buffer; every figure the
  * recording lacks is 0 (or -1 where 0 is meaningful).
  */
-#define COHORT_EVENT_NUMS 12
+#define COHORT_EVENT_NUMS 16
 
 struct cohort_rec_event {
 	double t;
@@ -36,6 +36,8 @@ struct cohort_rec_event {
 	char where[256];                 /* the mapping that holds the address, or "" */
 	char backtrace[2048];            /* frames, one per line */
 	char process[16];                /* "process": the command of the process in the tree that did it, or "" */
+	char process_cmdline[COHORT_CMDLINE_MAX]; /* "process_cmdline", or "" */
+	char evidence[16];               /* kind "oom_kill": how its victim was found ("kernel_log", "reaper_status", "vanished"), or "" */
 	/* The signal the supervisor got (kind "signal"), or "": */
 	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };
