@@ -688,6 +688,7 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 {
 	const struct cohort_rec_event *first = NULL, *k = NULL;
 	double kills = 0, count = 0, by_log = 0, by_reaper = 0, by_vanish = 0;
+	uint64_t peak = 0;
 	struct cohort_finding *f;
 	char a[32], who[200], also[96] = "";
 
@@ -723,7 +724,7 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 			return;
 		/* An older recording: the kernel's count, no victim. */
 		if ((f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, k->t)) != NULL) {
-			uint64_t peak = num_bytes(k, "peak_bytes", 0);
+			peak = num_bytes(k, "peak_bytes", 0);
 
 			SAY(f->message, "the kernel's OOM killer killed %.0f process%s in rank %d's cgroup, "
 			    "from %.1f s: not the worker's own process (pid %d), one it started%s%s",
@@ -740,6 +741,12 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 		return;
 	}
 	event_who(first, who, sizeof(who));
+	/* The worker cgroup's exact peak, else the largest the kernel's notifications quoted. */
+	peak = w->peak_cgroup;
+	for (size_t i = 0; !peak && k && i < r->nevents; i++)
+		if (strcmp(r->events[i].kind, "kernel") == 0 && r->events[i].rank == w->rank &&
+		    num_bytes(&r->events[i], "peak_bytes", 0) > peak)
+			peak = num_bytes(&r->events[i], "peak_bytes", 0);
 	/* The kernel counted more than the watcher could name (a victim that left no trace). */
 	if (kills > count)
 		SAY(also, " (the kernel counted %.0f kills in the worker's cgroup)", kills);
@@ -752,15 +759,16 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 		return;
 	f->pid = (pid_t)cohort_rec_event_num(first, "process_pid", 0);
 	SAY(f->message, "the kernel OOM-killed %.0f process%s of rank %d%s, the first %s at %.1f s "
-	    "(%s), not the worker's root (pid %d)%s%s", count, count == 1 ? "" : "es", w->rank, also,
-	    who, first->t, evidence_words(first->evidence), (int)w->pid,
-	    w->peak_cgroup ? "; the worker's cgroup peaked at " : "",
-	    w->peak_cgroup ? sz(w->peak_cgroup, a) : "");
+	    "(%s): not the worker's own process (pid %d), one it started%s%s", count,
+	    count == 1 ? "" : "es", w->rank, also, who, first->t, evidence_words(first->evidence),
+	    (int)w->pid, peak ? "; the worker's cgroup peaked at " : "", peak ? sz(peak, a) : "");
 	SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger --mem "
 	    "for the job), start fewer processes per worker (pool or DataLoader workers, MPI ranks, "
 	    "stressors), or make each need less; a program that restarts its killed processes "
 	    "keeps hitting the limit until then");
 	evidence(f, "oom_kills", count, "");
+	if (peak)
+		evidence(f, "peak_cgroup_bytes", (double)peak, "B");
 	process_evidence(f, first);
 	if (by_log)
 		evidence(f, "kernel_log", by_log, "");

@@ -857,12 +857,18 @@ static void member_ident(struct cohort_watch *w, struct wk *k, struct member *m,
 	if (cohort__proc_identity(probe_of(w), m->pid, w->envbuf, COHORT_ENVIRON_MAX, &id) == 0) {
 		id.rank = (int)k->rank;
 		id.child = child;
-		/* A rank once read stays when a later read is refused (setuid exec). */
-		if (!id.environ_read) {
+		/*
+		 * What was once read stays when a later read finds nothing: a
+		 * zombie's cmdline and environ are empty, a setuid exec's refused.
+		 */
+		if (id.mpi_rank < 0)
 			id.mpi_rank = m->id.mpi_rank;
+		if (id.slurm_procid < 0)
 			id.slurm_procid = m->id.slurm_procid;
+		if (id.slurm_localid < 0)
 			id.slurm_localid = m->id.slurm_localid;
-		}
+		if (!id.cmdline[0])
+			memcpy(id.cmdline, m->id.cmdline, sizeof(id.cmdline));
 		m->id = id;
 		memcpy(m->comm, id.comm, sizeof(m->comm));
 	}

@@ -13,6 +13,7 @@
 
 #define RUN "%s/cohort run"
 #define HELPER "%s/tests/runner --helper"
+#define CHECK_NE(a, b) CHECK_MSG((a) != (b), "%s == %s", #a, #b)
 
 /* Every complete line of a recording, parsed; a cut last line is allowed. */
 struct rec {
@@ -676,6 +677,129 @@ TEST(run_removes_the_segments_its_local_job_left)
 	         str(rec.lines[0], "job"));
 	cmd_run(&r, "ls %s 2>/dev/null | wc -l", pattern);
 	CHECK_EQ(atoi(r.out), 0);
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/* ---- deaths below a worker's root ---- */
+
+static void need_shim(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	SKIP("the helper is a sanitizer build here: cohort run does not preload its shim into it");
+#endif
+}
+
+/* The spawn event's pid: the worker's root. */
+static pid_t root_pid(const struct rec *rec)
+{
+	return (pid_t)json_integer_value(json_object_get(event_of(rec, "spawn", 0), "pid"));
+}
+
+/*
+ * A program forks 4 children and child 3 segfaults: its parent's waitpid
+ * tells the shim, and the finding is a segfault naming that child's pid
+ * as child k of rank 0, with its backtrace; cohort run fails.
+ */
+TEST_TIMEOUT(run_child_segfault_named, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+	char want[128];
+	pid_t pid;
+	long k;
+
+	need_shim();
+	cmd_run(&r, RUN " -n 1 -o rec.ndjson -- " HELPER " children 4 3", test_build_dir(),
+	        test_build_dir());
+	CHECK_NE(r.status, 0);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "child_exit", 0), 1);
+	e = event_of(&rec, "child_exit", 0);
+	pid = (pid_t)json_integer_value(json_object_get(e, "process_pid"));
+	k = (long)json_integer_value(json_object_get(e, "process_child"));
+	CHECK_GT(pid, 0);
+	CHECK_NE(pid, root_pid(&rec));
+	CHECK_GE(k, 1);
+	CHECK_LE(k, 4);
+	CHECK_EQ(json_integer_value(json_object_get(e, "signal")), SIGSEGV);
+	CHECK_EQ(json_integer_value(json_object_get(e, "reaper_pid")), root_pid(&rec));
+	CHECK_STREQ(str(e, "process"), "runner");
+	CHECK_CONTAINS(str(e, "process_cmdline"), "--helper children 4 3");
+	snprintf(want, sizeof(want), "segfault, rank 0: pid %d (runner), child %ld of rank 0", (int)pid, k);
+	CHECK_CONTAINS(r.err, want);
+	CHECK_CONTAINS(r.err, "helper_children");   /* the child's backtrace */
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/* A child its parent kills with SIGKILL: told by the parent's waitpid, no crash finding. */
+TEST_TIMEOUT(run_child_killed_by_its_parent_is_told, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	need_shim();
+	cmd_run(&r, RUN " -n 1 -o rec.ndjson -- " HELPER " children 3 2 kill", test_build_dir(),
+	        test_build_dir());
+	CHECK_EQ(r.status, 1);   /* the program's own exit: one child did not end well */
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "child_exit", 0), 1);
+	e = event_of(&rec, "child_exit", 0);
+	CHECK_EQ(json_integer_value(json_object_get(e, "signal")), SIGKILL);
+	CHECK_EQ(json_integer_value(json_object_get(e, "reaper_pid")), root_pid(&rec));
+	CHECK_GE(json_integer_value(json_object_get(e, "process_child")), 1);
+	CHECK_CONTAINS(str(e, "message"), "signal 9 (Killed)");
+	CHECK(strstr(r.err, "segfault") == NULL);
+	CHECK(strstr(r.err, "oom_kill") == NULL);
+	CHECK_CONTAINS(r.err, "exit_nonzero, rank 0");
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/*
+ * stress-ng's vm workers over a 300 MiB per-worker cgroup: the kernel
+ * OOM-kills them and stress-ng restarts them. One oom_kill finding with
+ * the count, naming stress-ng-vm and the evidence; cohort run fails as a
+ * process killed by SIGKILL would.
+ */
+TEST_TIMEOUT(run_stress_ng_oom_kills_below_the_root, 90)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+	const char *evidence;
+	int n;
+
+	need_shim();
+	if (geteuid() != 0)
+		SKIP("a cgroup per worker needs root here (cgroup v1)");
+	if (system("command -v stress-ng >/dev/null 2>&1") != 0)
+		SKIP("stress-ng is not installed");
+	cmd_run(&r, RUN " -n 1 -m 300M -o rec.ndjson -- stress-ng --vm 3 --vm-bytes 400M --timeout 8s",
+	        test_build_dir());
+	CHECK_EQ(r.status, 128 + SIGKILL);
+	CHECK_CONTAINS(r.err, "oom_kill, rank 0: the kernel OOM-killed ");
+	CHECK_CONTAINS(r.err, "(stress-ng-vm)");
+	CHECK_CONTAINS(r.err, "not the worker's own process");
+	rec_load(&rec, "rec.ndjson");
+	n = events(&rec, "oom_kill", 0);
+	CHECK_GE(n, 1);
+	/* Told in detail up to 8, then counted: a summary at the end. */
+	CHECK_LE(n, 9);
+	e = event_of(&rec, "oom_kill", 0);
+	CHECK_STREQ(str(e, "process"), "stress-ng-vm");
+	CHECK_NE(json_integer_value(json_object_get(e, "process_pid")), root_pid(&rec));
+	CHECK_GE(json_integer_value(json_object_get(e, "process_child")), 1);
+	CHECK_GE(json_integer_value(json_object_get(e, "count")), 1);
+	evidence = str(e, "evidence");
+	CHECK(evidence != NULL);
+	CHECK_MSG(strcmp(evidence, "kernel_log") == 0 || strcmp(evidence, "reaper_status") == 0 ||
+	          strcmp(evidence, "vanished") == 0, "evidence %s", evidence);
+	/* The root, stress-ng itself, was not the victim. */
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 0), "signal")), 0);
 	cmd_free(&r);
 	rec_free(&rec);
 }
