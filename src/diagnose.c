@@ -141,8 +141,9 @@ static void event_identity(const struct cohort_rec_event *e, struct cohort_proc_
 	id->mpi_rank = (int)cohort_rec_event_num(e, "process_mpi_rank", -1);
 	id->slurm_procid = (int)cohort_rec_event_num(e, "process_slurm_procid", -1);
 	id->slurm_localid = -1;
-	id->rank = child >= 1 ? e->rank : -1;
-	id->child = child >= 1 && child < 1e9 ? (unsigned)child : 0;
+	/* A child index out of range is an edited file: the process is then only "of rank R". */
+	id->rank = child >= 1 && child < 1e9 ? e->rank : -1;
+	id->child = id->rank >= 0 ? (unsigned)child : 0;
 }
 
 /* "pid 7482 (python3, MPI rank 2), child 3 of rank 0", or, from an older recording, "... a process of rank 0". */
@@ -157,6 +158,14 @@ static const char *event_who(const struct cohort_rec_event *e, char *buf, size_t
 	if (id.rank < 0 && len < size)
 		snprintf(buf + len, size - len, ", a process of rank %d", e->rank);
 	return buf;
+}
+
+/* An event's count of deaths: def when absent, never below 0 nor above 10^12 (an edited file). */
+static double count_of(const struct cohort_rec_event *e, double def)
+{
+	double c = cohort_rec_event_num(e, "count", def);
+
+	return c < 0 ? 0 : c > 1e12 ? 1e12 : c;
 }
 
 /* The evidence that names a process: its pid, and its MPI rank and child index when known. */
@@ -703,7 +712,7 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 			kills += cohort_rec_event_num(e, "oom_kill_new", 0);
 		} else if (strcmp(e->kind, "oom_kill") == 0 && below_root(e)) {
 			/* count: the kills so far, the total in a summary; an event without it is one. */
-			double c = cohort_rec_event_num(e, "count", count + 1);
+			double c = count_of(e, count + 1);
 
 			if (!first)
 				first = e;
@@ -818,7 +827,7 @@ static void child_crashes(struct list *l, const struct cohort_recording *r, cons
 				continue;
 			if (strcmp(e->kind, "child_exit") == 0 && below_root(e) &&
 			    cohort_rec_event_num(e, "signal", 0) == sigs[si]) {
-				double n = cohort_rec_event_num(e, "count", told + 1);
+				double n = count_of(e, told + 1);
 
 				if (!first)
 					first = e;
