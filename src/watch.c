@@ -262,6 +262,8 @@ struct cohort_watch {
 	struct cohort_cgevent *job_ev;
 	uint64_t job_limit;
 	bool job_oom_said;
+	uint64_t job_oom_pending;  /* kills in the job's cgroup not attributed yet (no worker cgroups) */
+	double job_oom_pending_t;
 
 	/* Identities. */
 	char *envbuf;              /* COHORT_ENVIRON_MAX bytes, for reading environments */
@@ -1495,6 +1497,8 @@ int cohort_watch_tick(struct cohort_watch *w)
 	for (unsigned r = 0; r < w->nw; r++)
 		if (w->w[r].oom_pending)
 			resolve_oom(w, &w->w[r], false);
+	if (w->job_oom_pending)
+		resolve_oom(w, NULL, false);
 	w->ticks++;
 	cohort_sampler_tick(w->sampler);
 	refresh(w);
@@ -1554,6 +1558,15 @@ size_t cohort_watch_fds(const struct cohort_watch *w, int *fds, size_t size)
 	return 1;
 }
 
+/* Whether any worker has a cgroup of its own. */
+static bool worker_cgroups(const struct cohort_watch *w)
+{
+	for (unsigned r = 0; r < w->nw; r++)
+		if (w->w[r].cg[0])
+			return true;
+	return false;
+}
+
 /* What one cgroup's notification said: events, and a sample now. */
 static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_cgevent *cev)
 {
@@ -1578,6 +1591,11 @@ static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_
 			if (!k->oom_pending)
 				k->oom_pending_t = now;
 			k->oom_pending += in.oom_kill_new;
+		} else if (!worker_cgroups(w)) {
+			/* With worker cgroups their own notifications tell (v2 counts a kill in each level). */
+			if (!w->job_oom_pending)
+				w->job_oom_pending_t = now;
+			w->job_oom_pending += in.oom_kill_new;
 		}
 		ev_str(ev, "what", "oom_kill");
 		ev_u64(ev, "oom_kill_new", in.oom_kill_new);
@@ -2006,29 +2024,40 @@ static void blame(struct cohort_watch *w, pid_t pid)
 		g->blamed = true;
 }
 
+/* Whether a process identity is of k's tree, or (k NULL) of any worker's tree. */
+static bool of_worker(const struct cohort_watch *w, const struct wk *k, const struct cohort_proc_identity *id)
+{
+	return id && (k ? id->rank == (int)k->rank : id->rank >= 0 && id->rank < (int)w->nw);
+}
+
 /*
- * OOM kills the kernel counted in k's cgroup, attributed to their victims:
- * the kernel log's record of a process of k (or of k's cgroup), else,
- * after a second (or at the end), a process of k its parent reaped killed
- * by SIGKILL, else the largest process of k that vanished since the kill.
- * The root's own kill is the caller's to tell (root_killed: it was).
+ * OOM kills the kernel counted in k's cgroup (k NULL: in the job's, when
+ * no worker has a cgroup of its own), attributed to their victims: the
+ * kernel log's record of a process of k (or of k's cgroup), else, after a
+ * second (or at the end), a process of k its parent reaped killed by
+ * SIGKILL, else the largest process of k that vanished since the kill.
+ * The root's own kill is end_worker()'s to tell: it is consumed here
+ * without an event.
  */
 static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final)
 {
+	uint64_t *pending = k ? &k->oom_pending : &w->job_oom_pending;
+	double *since = k ? &k->oom_pending_t : &w->job_oom_pending_t;
 	double now = cohort_watch_now(w);
 
 	kmsg_drain(w);
-	while (k->oom_pending) {
+	while (*pending) {
 		const struct cohort_proc_identity *victim = NULL;
 		struct cohort_proc_identity tmp;
 		const char *evidence = NULL;
-		bool late = final || now - k->oom_pending_t >= 1.0;
+		bool late = final || now - *since >= 1.0;
+		struct wk *vk;
 
 		for (size_t i = 0; i < w->nkkill && !evidence; i++) {
 			const struct cohort_proc_identity *id = ident_of(w, w->kkill[i].pid);
 
-			if (w->kkill[i].used || !((id && id->rank == (int)k->rank) ||
-			                          (k->cg[0] && memcg_is(k->cg, w->kkill[i].memcg))))
+			if (w->kkill[i].used || !(of_worker(w, k, id) ||
+			                          (k && k->cg[0] && memcg_is(k->cg, w->kkill[i].memcg))))
 				continue;
 			evidence = "kernel_log";
 			if (id) {
@@ -2036,7 +2065,7 @@ static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final)
 			} else {
 				memset(&tmp, 0, sizeof(tmp));
 				tmp.pid = w->kkill[i].pid;
-				tmp.rank = (int)k->rank;
+				tmp.rank = (int)k->rank;   /* k: only its cgroup matches without an identity */
 				tmp.mpi_rank = tmp.slurm_procid = tmp.slurm_localid = -1;
 			}
 			/* The name the kernel gives is the one at the kill (after exec and renames). */
@@ -2045,8 +2074,8 @@ static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final)
 			victim = &tmp;
 		}
 		for (size_t i = 0; i < w->nkilled && !evidence && late; i++)
-			if (!w->killed[i].used && w->killed[i].id.rank == (int)k->rank &&
-			    w->killed[i].t >= k->oom_pending_t - 2 * w->o.interval - 1) {
+			if (!w->killed[i].used && of_worker(w, k, &w->killed[i].id) &&
+			    w->killed[i].t >= *since - 2 * w->o.interval - 1) {
 				evidence = "reaper_status";
 				victim = &w->killed[i].id;
 			}
@@ -2056,9 +2085,8 @@ static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final)
 			for (size_t i = 0; i < w->ngone; i++) {
 				const struct gone *g = &w->gone[i];
 
-				if (!g->blamed && g->id.rank == (int)k->rank && g->id.pid != k->pid &&
-				    g->t >= k->oom_pending_t - 2 * w->o.interval - 1 &&
-				    (!best || g->last_rss > best->last_rss))
+				if (!g->blamed && of_worker(w, k, &g->id) && g->id.pid != w->w[g->id.rank].pid &&
+				    g->t >= *since - 2 * w->o.interval - 1 && (!best || g->last_rss > best->last_rss))
 					best = g;
 			}
 			if (best) {
@@ -2068,15 +2096,22 @@ static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final)
 		}
 		if (!evidence) {
 			if (final)
-				k->oom_pending = 0;   /* no victim found: the kernel event tells of the kill */
+				*pending = 0;   /* no victim found: the kernel event tells of the kill */
 			return;
 		}
 		tmp = *victim;
 		blame(w, tmp.pid);
-		k->oom_pending--;
-		k->oom_pending_t = now;
-		if (tmp.pid != k->pid)
-			oom_event(w, k, &tmp, evidence, false, NULL);
+		(*pending)--;
+		*since = now;
+		vk = &w->w[tmp.rank];
+		if (tmp.pid == vk->pid)
+			continue;
+		oom_event(w, vk, &tmp, evidence, false, NULL);
+		/* The job's counter rose for this one: not the root's when it dies of SIGKILL. */
+		if (!k) {
+			w->oom_kill_seen++;
+			vk->kernel_oom_kills++;
+		}
 	}
 }
 
@@ -2251,6 +2286,8 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 	 */
 	if (k->oom_pending)
 		resolve_oom(w, k, false);
+	if (w->job_oom_pending)
+		resolve_oom(w, NULL, false);
 	kmsg_drain(w);
 	for (size_t i = 0; i < w->nkkill; i++)
 		if (w->kkill[i].pid == k->pid)
@@ -2374,6 +2411,8 @@ int cohort_watch_finish(struct cohort_watch *w)
 {
 	collect_crashes(w);
 	collect_exits(w, SIZE_MAX);
+	if (w->job_oom_pending)
+		resolve_oom(w, NULL, true);
 	for (unsigned r = 0; r < w->nw; r++) {
 		if (w->w[r].oom_pending)
 			resolve_oom(w, &w->w[r], true);

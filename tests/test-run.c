@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -800,6 +801,66 @@ TEST_TIMEOUT(run_stress_ng_oom_kills_below_the_root, 90)
 	          strcmp(evidence, "vanished") == 0, "evidence %s", evidence);
 	/* The root, stress-ng itself, was not the victim. */
 	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 0), "signal")), 0);
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/*
+ * No cgroup per worker (--enforce none) inside a job's cgroup of 200 MiB:
+ * a forked Python child grows over it and the kernel kills it. Its parent
+ * goes on and exits 0; the kill is attributed to that child (child 1 of
+ * rank 0) and cohort run fails.
+ */
+TEST_TIMEOUT(run_oom_kill_of_a_child_in_the_jobs_cgroup, 90)
+{
+	struct cmd_result r;
+	struct rec rec;
+	char own[512], job[600], path[700];
+	const char *evidence;
+	int version = 0;
+	json_t *e;
+
+	if (geteuid() != 0)
+		SKIP("a job cgroup with a limit needs root here");
+	if (cohort_cgroup_of_pid(NULL, 0, own, sizeof(own), &version) < 0 || version != 1)
+		SKIP("this test makes a cgroup v1 memory cgroup");
+	if (access("/usr/bin/python3", X_OK) != 0)
+		SKIP("/usr/bin/python3 is not installed");
+	snprintf(job, sizeof(job), "%s/cohort-test-job-%d", own, (int)getpid());
+	CHECK_OK(mkdir(job, 0755));
+	snprintf(path, sizeof(path), "%s/memory.limit_in_bytes", job);
+	write_file(path, "209715200\n");
+	/* With swap accounting, the same bound on memory and swap: the kernel kills rather than swaps. */
+	snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes", job);
+	if (access(path, F_OK) == 0)
+		write_file(path, "209715200\n");
+	write_file("grow.py", "import os, time\n"
+	           "time.sleep(0.5)\n"
+	           "pid = os.fork()\n"
+	           "if pid == 0:\n"
+	           "    blocks = []\n"
+	           "    for i in range(80):\n"
+	           "        blocks.append(bytearray(8 << 20))\n"
+	           "        time.sleep(0.02)\n"
+	           "    os._exit(0)\n"
+	           "os.waitpid(pid, 0)\n");
+	cmd_run(&r, "sh -c 'echo $$ > %s/cgroup.procs && exec " RUN " -n 1 --enforce none -o rec.ndjson "
+	        "-- /usr/bin/python3 grow.py'", job, test_build_dir());
+	rmdir(job);
+	CHECK_EQ(r.status, 128 + SIGKILL);
+	CHECK_CONTAINS(r.err, "oom_kill, rank 0: the kernel OOM-killed 1 process of rank 0, the first pid ");
+	CHECK_CONTAINS(r.err, "(python3), child 1 of rank 0");
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "oom_kill", 0), 1);
+	e = event_of(&rec, "oom_kill", 0);
+	CHECK_STREQ(str(e, "process"), "python3");
+	CHECK_EQ(json_integer_value(json_object_get(e, "process_child")), 1);
+	CHECK_CONTAINS(str(e, "process_cmdline"), "grow.py");
+	evidence = str(e, "evidence");
+	CHECK(evidence != NULL);
+	CHECK_MSG(strcmp(evidence, "kernel_log") == 0 || strcmp(evidence, "reaper_status") == 0 ||
+	          strcmp(evidence, "vanished") == 0, "evidence %s", evidence);
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 0), "exit_code")), 0);
 	cmd_free(&r);
 	rec_free(&rec);
 }
