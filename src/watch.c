@@ -2159,9 +2159,9 @@ static void collect_crashes(struct cohort_watch *w)
 	while ((de = readdir(d)) != NULL) {
 		char path[COHORT_PATH_MAX + 300], line[600], fault[512] = "", below[512] = "", where[512] = "";
 		char addr[64] = "";
+		const struct cohort_proc_identity *id;
 		const struct wk *k = NULL;
 		struct cohort_event *ev;
-		struct member *m;
 		bool in_frames = false, guard = false;
 		long sig = 0, code = 0;
 		size_t bt = 0;
@@ -2216,9 +2216,10 @@ static void collect_crashes(struct cohort_watch *w)
 				snprintf(where, sizeof(where), "%s", fpath[0] ? fpath : "an anonymous mapping");
 			}
 		}
-		m = member_find(w, pid);
+		/* A process that left the trees before its file was read is found by its kept identity. */
+		id = ident_of(w, pid);
 		for (unsigned r = 0; r < w->nw && !k; r++)
-			if (w->w[r].pid == pid || (m && m->rank == r))
+			if (w->w[r].pid == pid || (id && id->rank == (int)r))
 				k = &w->w[r];
 		ev = ev_new(w, COHORT_EVENT_CRASH_INFO, k, 0);
 		if (!ev)
@@ -2229,9 +2230,19 @@ static void collect_crashes(struct cohort_watch *w)
 		ev_bool(ev, "in_guard", guard);
 		ev_str(ev, "where", where);
 		ev_i64(ev, "crashed_pid", pid);
+		if (id && k && pid != k->pid)
+			ev_process(ev, id);
 		cohort__strlcpy(ev->backtrace, backtrace, sizeof(ev->backtrace));
-		ev_msg(ev, "pid %d: fatal signal %ld at %s%s%s", (int)pid, sig, addr[0] ? addr : "?",
-		       where[0] ? " in " : "", where);
+		{
+			char who[160];
+
+			if (id)
+				cohort_proc_identity_describe(id, who, sizeof(who));
+			else
+				snprintf(who, sizeof(who), "pid %d", (int)pid);
+			ev_msg(ev, "%s: fatal signal %ld at %s%s%s", who, sig, addr[0] ? addr : "?",
+			       where[0] ? " in " : "", where);
+		}
 	}
 	closedir(d);
 }
