@@ -789,6 +789,27 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 		evidence(f, "kernel_oom_kills", kills, "");
 }
 
+/*
+ * The least /dev/shm had free in the samples up to t (and half a second
+ * after: the sample that catches a fill may follow the death it caused),
+ * and when: a DataLoader's or a pool's shared memory fills it for a moment,
+ * and is freed when the process that mapped it dies. Returns 0 without
+ * such a sample.
+ */
+static int shm_low(const struct cohort_recording *r, double t, uint64_t *ret_free, double *ret_t)
+{
+	const struct cohort_rec_sample *low = NULL;
+
+	for (size_t i = 0; i < r->nsamples && r->samples[i].t <= t + 0.5; i++)
+		if (r->shm_size && (!low || r->samples[i].shm_free < low->shm_free))
+			low = &r->samples[i];
+	if (!low)
+		return 0;
+	*ret_free = low->shm_free;
+	*ret_t = low->t;
+	return 1;
+}
+
 /* A child_exit event of pid in rank, or NULL. */
 static const struct cohort_rec_event *find_child_exit(const struct cohort_recording *r, int rank, pid_t pid)
 {
@@ -819,6 +840,9 @@ static void child_crashes(struct list *l, const struct cohort_recording *r, cons
 		struct cohort_finding *f;
 		enum cohort_finding_kind kind;
 		char who[200], d[512], reaper[96] = "", many[128] = "", a[32], b[32], c[32];
+		uint64_t low_free = 0;
+		double low_t = 0;
+		bool have_low;
 
 		for (size_t i = 0; i < r->nevents; i++) {
 			const struct cohort_rec_event *e = &r->events[i];
@@ -863,7 +887,10 @@ static void child_crashes(struct list *l, const struct cohort_recording *r, cons
 			SAY(many, "; %.0f processes of rank %d died of it, this one first", count, w->rank);
 		kind = sigs[si] == SIGSEGV ? COHORT_FINDING_SEGFAULT : sigs[si] == SIGBUS ?
 		       COHORT_FINDING_BUS_ERROR : COHORT_FINDING_CRASH;
-		if (sigs[si] == SIGBUS && ((last && r->shm_size && last->shm_free < r->shm_size / 50) ||
+		/* /dev/shm full when the process died (its lowest sample then), or the fault in a /dev/shm file. */
+		have_low = shm_low(r, first->t, &low_free, &low_t);
+		if (sigs[si] == SIGBUS && ((have_low && low_free < r->shm_size / 50) ||
+		                           (last && r->shm_size && last->shm_free < r->shm_size / 50) ||
 		                           (cr && strstr(cr->where, "/dev/shm"))))
 			kind = COHORT_FINDING_SHM_EXHAUSTED;
 		if (!(f = add(l, r, kind, w->rank, first->t)))
@@ -871,13 +898,16 @@ static void child_crashes(struct list *l, const struct cohort_recording *r, cons
 		f->pid = pid;
 		crash_details(f, cr, d, sizeof(d));
 		if (kind == COHORT_FINDING_SHM_EXHAUSTED) {
-			uint64_t free_now = last ? last->shm_free : 0;
+			uint64_t free_now = have_low ? low_free : last ? last->shm_free : 0;
+			char when[48] = " near the end";
 
+			if (have_low)
+				SAY(when, " at %.1f s", low_t);
 			SAY(f->message, "%s died of SIGBUS (bus error)%s%s%s: /dev/shm had %s free of %s at the "
-			    "start and %s near the end; pages of shared memory (a segment, a DataLoader's "
-			    "tensors, multiprocessing's) are only taken when first written, and a write that "
-			    "finds /dev/shm full is a SIGBUS", who, d, reaper, many, sz(r->shm_free_start, a),
-			    sz(r->shm_size, b), sz(free_now, c));
+			    "start and %s%s; pages of shared memory (a segment, a DataLoader's tensors, "
+			    "multiprocessing's) are only taken when first written, and a write that finds "
+			    "/dev/shm full is a SIGBUS", who, d, reaper, many, sz(r->shm_free_start, a),
+			    sz(r->shm_size, b), sz(free_now, c), when);
 			SAY(f->fix, "make /dev/shm hold what the processes share (a larger /dev/shm, e.g. "
 			    "docker --shm-size, or a node with more memory), pass less through it (smaller "
 			    "batches, fewer DataLoader workers), remove leftover segments (cohort shm gc), and "

@@ -862,3 +862,26 @@ TEST(diagnose_child_exits_odd_values)
 	CHECK_CONTAINS(f->message, "pid 11 (xxxxxxxxxxxxxxx), a process of rank 0");
 	diag_free(&d);
 }
+
+/*
+ * A real PyTorch DataLoader passing 48 MiB tensors through a 64 MiB
+ * /dev/shm: worker 2 dies of SIGBUS, PyTorch's own handler (not the shim)
+ * reports it, its parent's waitpid tells the shim. /dev/shm was full only
+ * for the sample around the death: still shm_exhausted, naming the worker.
+ */
+TEST(diagnose_dataloader_sigbus_is_shm_exhausted)
+{
+	struct diag d = diagnose("dataloader-sigbus.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "shm_exhausted,cow_unshare,exit_nonzero");
+	f = finding(&d, COHORT_FINDING_SHM_EXHAUSTED, 0);
+	CHECK_EQ(f->pid, 26490);
+	CHECK_EV(f, "process_child", 2);
+	CHECK_EV(f, "shm_free_end_bytes", 0);
+	CHECK_EV(f, "shm_free_start_bytes", 67108864);
+	CHECK_CONTAINS(f->message, "pid 26490 (python3), child 2 of rank 0 died of SIGBUS (bus error); its "
+	               "parent, pid 26487, reaped it: /dev/shm had 64.0 MiB free of 64.0 MiB at the start "
+	               "and 0 B at 1.0 s");
+	diag_free(&d);
+}
