@@ -219,6 +219,7 @@ struct wk {
 	bool kernel_oom_said;      /* later kills in its cgroup are recorded, not said again */
 	uint64_t kernel_oom_kills; /* kills the kernel notified in its cgroup */
 	unsigned next_child;       /* child indexes given so far */
+	uint64_t oom_base;         /* its cgroup's oom_kill counter when it started */
 	uint64_t oom_pending;      /* kills notified and not attributed yet */
 	double oom_pending_t;      /* when the first of them was notified */
 	struct death *deaths;      /* malloc'd on the first death */
@@ -768,8 +769,15 @@ int cohort_watch_start(struct cohort_watch *w, unsigned rank, pid_t pid, const c
 	k->child = flags & COHORT_WATCH_CHILD;
 	k->by_cgroup = false;
 	k->cg[0] = '\0';
-	if (cgroup_dir)
+	k->oom_base = 0;
+	if (cgroup_dir) {
+		struct cohort_cgmem cg;
+
 		cohort__strlcpy(k->cg, cgroup_dir, sizeof(k->cg));
+		/* Kills counted before it started (a cgroup reused) are not its. */
+		if (cohort_cgroup_read(probe_of(w), k->cg, &cg) == 0)
+			k->oom_base = cg.oom_kill;
+	}
 	open_worker_events(w, k);
 	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
 	ev_msg(ev, "rank %u started as pid %d", rank, (int)pid);
@@ -793,6 +801,7 @@ int cohort_watch_start_cgroup(struct cohort_watch *w, unsigned rank, const char 
 	k->child = false;
 	k->by_cgroup = true;
 	k->had_procs = false;
+	k->oom_base = cg.oom_kill;
 	cohort__strlcpy(k->cg, cg.dir, sizeof(k->cg));
 	open_worker_events(w, k);
 	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
@@ -2314,12 +2323,12 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 
 		if (oom_evidence) {
 			oom = true;
-		} else if (cg_read && cg.oom_kill > below) {
+		} else if (cg_read && cg.oom_kill > k->oom_base + below) {
 			/* More kills counted than those of processes below the root: one was the root's. */
 			oom = true;
 			if (k->oom_pending)
 				k->oom_pending--;
-		} else if ((!cg_read || cg.oom_kill == 0) && w->noom_levels) {
+		} else if ((!cg_read || cg.oom_kill == k->oom_base) && w->noom_levels) {
 			/* v1 counts a kill where the limit was hit: the job's cgroup, perhaps. */
 			uint64_t n = oom_kills(w);
 

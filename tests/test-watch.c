@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -615,5 +616,120 @@ TEST_TIMEOUT(watch_child_deaths_from_the_shim, 60)
 		CHECK_STREQ(r.out, "");
 		cmd_free(&r);
 	}
+	cohort_watch_free(w);
+}
+
+/* Wait for the watcher's descriptor and hand it what came; 1 when something did. */
+static int watch_wait(struct cohort_watch *w, int ms)
+{
+	struct pollfd p = { .events = POLLIN };
+
+	if (cohort_watch_fds(w, &p.fd, 1) != 1 || poll(&p, 1, ms) != 1)
+		return 0;
+	CHECK_OK(cohort_watch_ready(w, p.fd));
+	return 1;
+}
+
+#define JOB43 "system.slice/slurmstepd.scope/job_43"
+
+/*
+ * OOM kills in a worker's cgroup (a copy of the v2 fixture, whose
+ * memory.events the test rewrites) attributed without the kernel log: a
+ * child its parent reaped killed by SIGKILL (the shim's record) is the
+ * victim by its reaped status; a child that vanished without a record is
+ * the victim as the one that vanished; the root itself is never one.
+ */
+TEST_TIMEOUT(watch_oom_victims_by_reaped_status_and_vanishing, 60)
+{
+	struct cohort_watch_opts o = { .workers = 1, .interval = 0.05 };
+	struct cohort_probe p = { 0 };
+	struct cohort_watch *w;
+	struct cohort_event ev;
+	char root[512], dir[1024], cat[512], path[1200], name[64], cwd[400];
+	pid_t kids[2], rootpid;
+	int fds[2], st, found = 0;
+	struct cmd_result r;
+
+	snprintf(root, sizeof(root), "%s/cgroup-v2", getcwd(cwd, sizeof(cwd)));
+	cmd_run(&r, "cp -r %s/tests/fixtures/cgroup-v2 %s", test_src_dir(), root);
+	CHECK_MSG(r.status == 0, "cp: %s", r.err);
+	cmd_free(&r);
+	p.cgroup_root = root;
+	snprintf(dir, sizeof(dir), "%s/" JOB43, root);
+	snprintf(path, sizeof(path), "%s/memory.events", dir);
+	snprintf(cat, sizeof(cat), "%s/catch", cwd);
+	CHECK_OK(mkdir(cat, 0700));
+	o.probe = &p;
+	o.crash_dir = cat;
+	CHECK_OK(pipe(fds));
+	rootpid = fork();
+	CHECK(rootpid >= 0);
+	if (rootpid == 0) {
+		for (int i = 0; i < 2; i++)
+			if ((kids[i] = fork()) == 0) {
+				pause();
+				_exit(0);
+			}
+		if (write(fds[1], kids, sizeof(kids)) != sizeof(kids))
+			_exit(2);
+		for (;;)
+			if (wait(NULL) < 0)
+				pause();
+	}
+	CHECK_EQ(read(fds[0], kids, sizeof(kids)), (ssize_t)sizeof(kids));
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start(w, 0, rootpid, dir, COHORT_WATCH_CHILD));
+	for (int i = 0; i < 50; i++) {
+		struct cohort_worker_state ws;
+
+		CHECK_OK(cohort_watch_tick(w));
+		CHECK_OK(cohort_watch_worker(w, 0, &ws));
+		if (ws.nprocs == 3)
+			break;
+		usleep(20000);
+	}
+	/* The first child killed and reaped (its record as the shim writes it), the kill counted. */
+	CHECK_OK(kill(kids[0], SIGKILL));
+	for (int i = 0; i < 200 && kill(kids[0], 0) == 0; i++)
+		usleep(10000);
+	snprintf(name, sizeof(name), "exit.%d", (int)kids[0]);
+	exit_file(cat, name, kids[0], SIGKILL, rootpid);
+	write_file(path, "low 0\nhigh 0\nmax 9\noom 3\noom_kill 3\noom_group_kill 0\n");
+	CHECK_EQ(watch_wait(w, 5000), 1);
+	usleep(1100000);   /* past the second in which the kernel log could have named it */
+	CHECK_OK(cohort_watch_tick(w));
+	/* The second vanishes without a record. */
+	CHECK_OK(kill(kids[1], SIGKILL));
+	for (int i = 0; i < 200 && kill(kids[1], 0) == 0; i++)
+		usleep(10000);
+	CHECK_OK(cohort_watch_tick(w));
+	write_file(path, "low 0\nhigh 0\nmax 9\noom 4\noom_kill 4\noom_group_kill 0\n");
+	CHECK_EQ(watch_wait(w, 5000), 1);
+	usleep(1100000);
+	CHECK_OK(cohort_watch_tick(w));
+	while (cohort_watch_next_event(w, &ev) == 1) {
+		if (ev.kind != COHORT_EVENT_OOM_KILL)
+			continue;
+		found++;
+		CHECK_EQ(ev.rank, 0);
+		CHECK_EQ(cohort_event_num(&ev, "count", 0), found);
+		if (found == 1) {
+			CHECK_EQ(cohort_event_num(&ev, "process_pid", 0), kids[0]);
+			CHECK_STREQ(cohort_event_str(&ev, "evidence"), "reaper_status");
+			CHECK_CONTAINS(ev.message, "its parent reaped it killed by SIGKILL");
+		} else {
+			CHECK_EQ(cohort_event_num(&ev, "process_pid", 0), kids[1]);
+			CHECK_STREQ(cohort_event_str(&ev, "evidence"), "vanished");
+		}
+		CHECK_GE(cohort_event_num(&ev, "process_child", 0), 1);
+	}
+	CHECK_EQ(found, 2);
+	kill(rootpid, SIGKILL);
+	CHECK_EQ(waitpid(rootpid, &st, 0), rootpid);
+	CHECK_OK(cohort_watch_exited(w, 0, st));
+	CHECK_OK(cohort_watch_finish(w));
+	/* The root died of SIGKILL with no kill counted for it: not an OOM kill. */
+	while (cohort_watch_next_event(w, &ev) == 1)
+		CHECK_MSG(ev.kind != COHORT_EVENT_OOM_KILL, "oom_kill at the end: %s", ev.message);
 	cohort_watch_free(w);
 }
