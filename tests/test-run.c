@@ -774,7 +774,6 @@ TEST_TIMEOUT(run_stress_ng_oom_kills_below_the_root, 90)
 	const char *evidence;
 	int n;
 
-	need_shim();
 	if (geteuid() != 0)
 		SKIP("a cgroup per worker needs root here (cgroup v1)");
 	if (system("command -v stress-ng >/dev/null 2>&1") != 0)
