@@ -168,7 +168,8 @@ COHORT_EXPORT int cohort_environ_ranks(const char *env, size_t len, int *ret_mpi
  * <proc>/PID/environ (its first COHORT_ENVIRON_MAX bytes). An environment
  * that may not be read (another user's process: EACCES) leaves the ranks
  * -1 and environ_read 0; that is not an error. rank is set to -1 and
- * child to 0. Returns 0, -ESRCH when the process is gone, -ENOMEM.
+ * child to 0. Returns 0, -ESRCH when the process is gone, -EINVAL for a pid
+ * below 1, -ENAMETOOLONG for a proc root too long, -ENOMEM.
  */
 COHORT_EXPORT int cohort_proc_identity_read(const struct cohort_probe *probe, pid_t pid,
                                             struct cohort_proc_identity *ret);

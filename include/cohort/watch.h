@@ -22,7 +22,6 @@
 #define COHORT_WATCH_H
 
 #include "alloc.h"
-#include "procmem.h"
 
 #ifdef __cplusplus
 extern "C" {
