@@ -18,14 +18,30 @@
  *     frame ./worker(fill+0x2a)[0x55d1c3a0b1f9]
  * "fault" is the mapping that holds the address (absent when none does);
  * "map" the one just below it.
+ *
+ * It also wraps the wait calls (waitpid, wait4, waitid, wait, wait3): when
+ * one returns a child that died of a signal or exited non-zero, it writes
+ * $COHORT_CATCH_DIR/exit.<childpid> ("pid", "status" as a wait status,
+ * "reaper": the caller's pid), one small file per death, made under a
+ * temporary name and linked into place whole, so the watcher never reads
+ * half of one. That is how deaths below a worker's root (a pool worker, a
+ * DataLoader worker, an MPI rank under mpirun) are known with their
+ * status, by the parent that saw it. Async-signal-safe (a SIGCHLD handler
+ * may reap), errno kept; waitid with WNOWAIT is not a reap and writes
+ * nothing (the later reap does).
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -173,12 +189,198 @@ static void handler(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
+/* ---- deaths of children, as their parent's wait sees them ---- */
+
+typedef pid_t (*waitpid_fn)(pid_t, int *, int);
+typedef pid_t (*wait4_fn)(pid_t, int *, int, struct rusage *);
+typedef int (*waitid_fn)(idtype_t, id_t, siginfo_t *, int);
+typedef pid_t (*wait_fn)(int *);
+typedef pid_t (*wait3_fn)(int *, int, struct rusage *);
+
+static waitpid_fn real_waitpid;
+static wait4_fn real_wait4;
+static waitid_fn real_waitid;
+static wait_fn real_wait;
+static wait3_fn real_wait3;
+
+static void resolve(void)
+{
+	/* Normally done by the constructor; a call from another library's constructor comes first. */
+	if (!real_waitpid)
+		real_waitpid = (waitpid_fn)dlsym(RTLD_NEXT, "waitpid");
+	if (!real_wait4)
+		real_wait4 = (wait4_fn)dlsym(RTLD_NEXT, "wait4");
+	if (!real_waitid)
+		real_waitid = (waitid_fn)dlsym(RTLD_NEXT, "waitid");
+	if (!real_wait)
+		real_wait = (wait_fn)dlsym(RTLD_NEXT, "wait");
+	if (!real_wait3)
+		real_wait3 = (wait3_fn)dlsym(RTLD_NEXT, "wait3");
+}
+
+/* Append the decimal v at p; returns the end. */
+static char *put_dec(char *p, uintptr_t v)
+{
+	char num[24];
+	int i = (int)sizeof(num);
+
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i > 0);
+	memcpy(p, num + i, sizeof(num) - (size_t)i);
+	return p + sizeof(num) - (size_t)i;
+}
+
+static char *put_str(char *p, const char *s)
+{
+	size_t len = strlen(s);
+
+	memcpy(p, s, len);
+	return p + len;
+}
+
+/* A reaped child's status: told when it died of a signal or exited non-zero. */
+static void record_exit(pid_t pid, int status)
+{
+	char tmp[600], path[640], text[96], *p;
+	size_t dlen = strlen(dir);
+	int saved = errno, fd;
+
+	if (!dir[0] || pid <= 0 || (!WIFSIGNALED(status) && !WIFEXITED(status)) ||
+	    (WIFEXITED(status) && WEXITSTATUS(status) == 0) || dlen + 80 > sizeof(tmp))
+		return;
+	p = put_str(text, "pid ");
+	p = put_dec(p, (uintptr_t)pid);
+	p = put_str(p, "\nstatus ");
+	p = put_dec(p, (uintptr_t)(unsigned)status);
+	p = put_str(p, "\nreaper ");
+	p = put_dec(p, (uintptr_t)getpid());
+	p = put_str(p, "\n");
+	/* The temporary name is the reaper's and the child's: nobody else writes it. */
+	memcpy(tmp, dir, dlen);
+	*put_dec(put_str(put_dec(put_str(tmp + dlen, "/.exit-"), (uintptr_t)getpid()), "-"),
+	         (uintptr_t)pid) = '\0';
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto out;
+	if (write(fd, text, (size_t)(p - text)) != p - text) {
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	close(fd);
+	/* exit.<pid>, or exit.<pid>.<n> when a reused pid's record is still there. */
+	memcpy(path, dir, dlen);
+	p = put_dec(put_str(path + dlen, "/exit."), (uintptr_t)pid);
+	*p = '\0';
+	for (unsigned n = 1; link(tmp, path) < 0 && errno == EEXIST && n < 100; n++)
+		*put_dec(put_str(p, "."), n) = '\0';
+	unlink(tmp);
+out:
+	errno = saved;
+}
+
+EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	int st = 0;
+	pid_t r;
+
+	if (!real_waitpid)
+		resolve();
+	r = real_waitpid(pid, &st, options);
+	if (r > 0) {
+		record_exit(r, st);
+		if (status)
+			*status = st;
+	}
+	return r;
+}
+
+EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+	int st = 0;
+	pid_t r;
+
+	if (!real_wait4)
+		resolve();
+	r = real_wait4(pid, &st, options, ru);
+	if (r > 0) {
+		record_exit(r, st);
+		if (status)
+			*status = st;
+	}
+	return r;
+}
+
+EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+	int st = 0;
+	pid_t r;
+
+	if (!real_wait3)
+		resolve();
+	r = real_wait3(&st, options, ru);
+	if (r > 0) {
+		record_exit(r, st);
+		if (status)
+			*status = st;
+	}
+	return r;
+}
+
+EXPORT pid_t wait(int *status)
+{
+	int st = 0;
+	pid_t r;
+
+	if (!real_wait)
+		resolve();
+	r = real_wait(&st);
+	if (r > 0) {
+		record_exit(r, st);
+		if (status)
+			*status = st;
+	}
+	return r;
+}
+
+EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	siginfo_t own;
+	siginfo_t *si = info ? info : &own;
+	int r;
+
+	if (!real_waitid)
+		resolve();
+	if (!info)
+		memset(&own, 0, sizeof(own));
+	r = real_waitid(idtype, id, si, options);
+	/* WNOWAIT leaves the child waitable: the reap that follows is the one told. */
+	if (r == 0 && si->si_pid > 0 && !(options & WNOWAIT)) {
+		int st = -1;
+
+		if (si->si_code == CLD_EXITED)
+			st = (si->si_status & 0xff) << 8;
+		else if (si->si_code == CLD_KILLED)
+			st = si->si_status & 0x7f;
+		else if (si->si_code == CLD_DUMPED)
+			st = (si->si_status & 0x7f) | 0x80;
+		if (st >= 0)
+			record_exit(si->si_pid, st);
+	}
+	return r;
+}
+
 __attribute__((constructor)) static void cohort_catch_init(void)
 {
 	const char *d = getenv("COHORT_CATCH_DIR");
 	void *warm[2];
 	stack_t ss;
 
+	resolve();
 	if (!d || !*d || strlen(d) >= sizeof(dir))
 		return;
 	memcpy(dir, d, strlen(d) + 1);

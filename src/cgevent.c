@@ -539,3 +539,67 @@ void cohort_cgevent_close(struct cohort_cgevent *ev)
 	close_fd(&ev->ino_fd);
 	free(ev);
 }
+
+/* ---- the kernel log's OOM records ---- */
+
+/* The decimal pid at p (len bytes at most), or 0. */
+static pid_t kmsg_pid(const char *p, size_t len)
+{
+	long v = 0;
+	size_t i = 0;
+
+	for (; i < len && i < 10 && p[i] >= '0' && p[i] <= '9'; i++)
+		v = v * 10 + (p[i] - '0');
+	return i > 0 && v > 0 && v <= 0x7fffffff ? (pid_t)v : 0;
+}
+
+/* Copy up to the first of stops (or the end) into out. */
+static void kmsg_word(const char *p, size_t len, const char *stops, char *out, size_t size)
+{
+	size_t n = 0;
+
+	while (n < len && !memchr(stops, p[n], strlen(stops)) && p[n] != '\0')
+		n++;
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+int cohort__kmsg_oom(const char *rec, size_t len, pid_t *ret_pid, char *comm, size_t comm_size,
+                     char *memcg, size_t memcg_size)
+{
+	const char *semi = memchr(rec, ';', len), *text, *end = rec + len, *p;
+
+	if (!comm_size || !memcg_size)
+		return 0;
+	/* /dev/kmsg: "prio,seq,usec,flags;text"; a plain line (dmesg's) has no prefix. */
+	text = semi ? semi + 1 : rec;
+	comm[0] = memcg[0] = '\0';
+	if ((p = memmem(text, (size_t)(end - text), "Killed process ", 15)) != NULL) {
+		const char *open_;
+
+		p += 15;
+		*ret_pid = kmsg_pid(p, (size_t)(end - p));
+		open_ = memchr(p, '(', (size_t)(end - p));
+		if (open_ && open_ + 1 < end)
+			kmsg_word(open_ + 1, (size_t)(end - open_ - 1), ")\n", comm, comm_size);
+		return *ret_pid > 0;
+	}
+	if ((p = memmem(text, (size_t)(end - text), "oom-kill:", 9)) != NULL) {
+		const char *q;
+		pid_t pid = 0;
+
+		if ((q = memmem(p, (size_t)(end - p), ",pid=", 5)) != NULL)
+			pid = kmsg_pid(q + 5, (size_t)(end - q - 5));
+		if (!pid)
+			return 0;
+		if ((q = memmem(p, (size_t)(end - p), "task_memcg=", 11)) != NULL)
+			kmsg_word(q + 11, (size_t)(end - q - 11), ",\n", memcg, memcg_size);
+		if ((q = memmem(p, (size_t)(end - p), ",task=", 6)) != NULL)
+			kmsg_word(q + 6, (size_t)(end - q - 6), ",\n", comm, comm_size);
+		*ret_pid = pid;
+		return 1;
+	}
+	return 0;
+}

@@ -127,19 +127,91 @@ static const char *growth_of(const struct cohort_rec_event *e)
 static const struct cohort_rec_event *find_growth(const struct cohort_recording *r, int rank,
                                                   const char *growth)
 {
+	size_t from, to;
+
+	cohort_rec_events_of(r, "cow_unshare", rank, &from, &to);
+	for (size_t i = from; i < to; i++)
+		if (strcmp(growth_of(&r->events[r->by_kind_rank[i]]), growth) == 0)
+			return &r->events[r->by_kind_rank[i]];
+	return NULL;
+}
+
+/* The crash shim's record of pid: crashed_pid names it (the event's pid is its worker's root). */
+static const struct cohort_rec_event *find_crash(const struct cohort_recording *r, pid_t pid)
+{
 	for (size_t i = 0; i < r->nevents; i++)
-		if (strcmp(r->events[i].kind, "cow_unshare") == 0 && r->events[i].rank == rank &&
-		    strcmp(growth_of(&r->events[i]), growth) == 0)
+		if (strcmp(r->events[i].kind, "crash_info") == 0 &&
+		    (pid_t)cohort_rec_event_num(&r->events[i], "crashed_pid", r->events[i].pid) == pid)
 			return &r->events[i];
 	return NULL;
 }
 
-static const struct cohort_rec_event *find_crash(const struct cohort_recording *r, pid_t pid)
+/*
+ * Whether an event names a process below its worker's root (a pool
+ * worker, an MPI rank under mpirun): its process_pid is not the root's.
+ */
+static bool below_root(const struct cohort_rec_event *e)
 {
-	for (size_t i = 0; i < r->nevents; i++)
-		if (strcmp(r->events[i].kind, "crash_info") == 0 && r->events[i].pid == pid)
-			return &r->events[i];
-	return NULL;
+	double pid = cohort_rec_event_num(e, "process_pid", 0);
+
+	return pid > 0 && (pid_t)pid != e->pid;
+}
+
+/*
+ * The process an event names, as the watcher knew it. An event of an
+ * older recording has no process_child: its process is then only "of rank
+ * R" (rank -1 in the identity, which the caller words itself).
+ */
+static void event_identity(const struct cohort_recording *r, const struct cohort_rec_event *e,
+                           struct cohort_proc_identity *id)
+{
+	double child = cohort_rec_event_num(e, "process_child", -1);
+
+	memset(id, 0, sizeof(*id));
+	id->pid = (pid_t)cohort_rec_event_num(e, "process_pid", 0);
+	cohort__strlcpy(id->comm, e->process, sizeof(id->comm));
+	cohort__strlcpy(id->cmdline, e->process_cmdline, sizeof(id->cmdline));
+	id->mpi_rank = (int)cohort_rec_event_num(e, "process_mpi_rank", -1);
+	id->slurm_procid = (int)cohort_rec_event_num(e, "process_slurm_procid", -1);
+	id->slurm_localid = -1;
+	/* A child index out of range is an edited file: the process is then only "of rank R". */
+	id->rank = child >= 1 && child < 1e9 ? GR(r, e->rank) : -1;
+	id->child = id->rank >= 0 ? (unsigned)child : 0;
+}
+
+/* "pid 7482 (python3, MPI rank 2), child 3 of rank 0", or, from an older recording, "... a process of rank 0". */
+static const char *event_who(const struct cohort_recording *r, const struct cohort_rec_event *e,
+                             char *buf, size_t size)
+{
+	struct cohort_proc_identity id;
+	size_t len;
+
+	event_identity(r, e, &id);
+	cohort_proc_identity_describe(&id, buf, size);
+	len = strlen(buf);
+	if (id.rank < 0 && len < size)
+		snprintf(buf + len, size - len, ", a process of rank %d", GR(r, e->rank));
+	return buf;
+}
+
+/* An event's count of deaths: def when absent, never below 0 nor above 10^12 (an edited file). */
+static double count_of(const struct cohort_rec_event *e, double def)
+{
+	double c = cohort_rec_event_num(e, "count", def);
+
+	return c < 0 ? 0 : c > 1e12 ? 1e12 : c;
+}
+
+/* The evidence that names a process: its pid, and its MPI rank and child index when known. */
+static void process_evidence(struct cohort_finding *f, const struct cohort_rec_event *e)
+{
+	double v;
+
+	evidence(f, "process_pid", cohort_rec_event_num(e, "process_pid", 0), "");
+	if ((v = cohort_rec_event_num(e, "process_mpi_rank", -1)) >= 0)
+		evidence(f, "process_mpi_rank", v, "");
+	if ((v = cohort_rec_event_num(e, "process_child", -1)) >= 1)
+		evidence(f, "process_child", v, "");
 }
 
 static const struct cohort_rec_sample *last_sample(const struct cohort_recording *r)
@@ -615,57 +687,108 @@ static void growth(const struct cohort_recording *r, int rank, double t, double 
  * that is not the worker's root: "; most of it is pid 7482 (python3), a
  * process rank 0 started, which grew by 120.0 MiB", appended to msg.
  */
-static void name_process(char *msg, size_t size, struct cohort_finding *f,
-                         const struct cohort_rec_event *e)
+static void name_process(const struct cohort_recording *r, char *msg, size_t size,
+                         struct cohort_finding *f, const struct cohort_rec_event *e)
 {
 	double pid = cohort_rec_event_num(e, "process_pid", 0);
 	size_t len = strlen(msg);
-	char a[32];
+	char a[32], who[200];
 
 	if (pid <= 0 || !e->process[0] || len >= size)
 		return;
-	snprintf(msg + len, size - len, "; most of it is pid %.0f (%s), a process rank %d started, "
-	         "which grew by %s", pid, e->process, f->global_rank,
-	         sz(num_bytes(e, "process_growth_bytes", 0), a));
-	evidence(f, "process_pid", pid, "");
+	if (cohort_rec_event_num(e, "process_child", -1) >= 1)
+		snprintf(msg + len, size - len, "; most of it is %s, which grew by %s",
+		         event_who(r, e, who, sizeof(who)), sz(num_bytes(e, "process_growth_bytes", 0), a));
+	else
+		snprintf(msg + len, size - len, "; most of it is pid %.0f (%s), a process rank %d started, "
+		         "which grew by %s", pid, e->process, f->global_rank,
+		         sz(num_bytes(e, "process_growth_bytes", 0), a));
+	process_evidence(f, e);
 	evidence(f, "process_growth_bytes", (double)num_bytes(e, "process_growth_bytes", 0), "B");
 }
 
-/* What one worker's end says. */
-static void worker_end(struct list *l, const struct cohort_recording *r, const struct cohort_rec_worker *w)
+/* The oom_kill event of a worker's root itself (not of a process below it), or NULL. */
+static const struct cohort_rec_event *find_root_oom(const struct cohort_recording *r, int rank)
 {
-	const struct cohort_rec_event *e;
-	const struct cohort_rec_sample *last = last_sample(r);
+	size_t from, to;
+
+	cohort_rec_events_of(r, "oom_kill", rank, &from, &to);
+	for (size_t i = from; i < to; i++)
+		if (!below_root(&r->events[r->by_kind_rank[i]]))
+			return &r->events[r->by_kind_rank[i]];
+	return NULL;
+}
+
+/* How the watcher found an OOM kill's victim, in words. */
+static const char *evidence_words(const char *ev)
+{
+	if (strcmp(ev, "kernel_log") == 0)
+		return "the kernel log names it";
+	if (strcmp(ev, "reaper_status") == 0)
+		return "its parent reaped it killed by SIGKILL as the kill was counted";
+	if (strcmp(ev, "vanished") == 0)
+		return "it vanished as the kill was counted";
+	return "the recording does not say how it was found";
+}
+
+/*
+ * The kernel's OOM killer killed processes below a worker's root (pool or
+ * DataLoader workers, MPI ranks under mpirun, stress-ng's workers that it
+ * restarts): one finding per worker with the count and the first victim.
+ * When the root itself was killed too (root_killed), the words go to tail
+ * for its finding instead. A recording without such events (older ones)
+ * still has the kernel's notifications: the count without the victims.
+ */
+static void oom_below(struct list *l, const struct cohort_recording *r, const struct cohort_rec_worker *w,
+                      bool root_killed, char *tail, size_t tsize)
+{
+	const struct cohort_rec_event *first = NULL, *k = NULL;
+	double kills = 0, count = 0, by_log = 0, by_reaper = 0, by_vanish = 0;
+	uint64_t peak = 0;
 	struct cohort_finding *f;
-	char a[32], b[32], c[32], d[512];
+	char a[32], who[200], also[96] = "";
 
-	/* A worker that never ran: the spawn_failed finding tells why. */
-	if (find_event(r, "spawn_failed", w->rank) || never_started(w))
-		return;
-	/*
-	 * The kernel told of an OOM kill in the worker's own cgroup but the
-	 * worker's root did not die of it: the victim was a process below it
-	 * (a pool or DataLoader worker, an MPI rank under mpirun), which its
-	 * parent may have reaped, or which left the parent waiting.
-	 */
-	if (!find_event(r, "oom_kill", w->rank)) {
-		const struct cohort_rec_event *k = NULL;
-		double kills = 0;
-		size_t first, end;
+	/* The worker's kernel and oom_kill events only, from the reader's index. */
+	size_t from, to;
 
-		/* The worker's kernel events only, from the reader's index. */
-		cohort_rec_events_of(r, "kernel", w->rank, &first, &end);
-		for (size_t i = first; i < end; i++) {
-			const struct cohort_rec_event *ke = &r->events[r->by_kind_rank[i]];
+	cohort_rec_events_of(r, "kernel", w->rank, &from, &to);
+	for (size_t i = from; i < to; i++) {
+		const struct cohort_rec_event *e = &r->events[r->by_kind_rank[i]];
 
-			if (cohort_rec_event_num(ke, "oom_kill_new", 0) > 0) {
-				if (!k)
-					k = ke;
-				kills += cohort_rec_event_num(ke, "oom_kill_new", 0);
-			}
+		if (cohort_rec_event_num(e, "oom_kill_new", 0) > 0) {
+			if (!k)
+				k = e;
+			kills += cohort_rec_event_num(e, "oom_kill_new", 0);
 		}
-		if (k && (f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, k->t)) != NULL) {
-			uint64_t peak = num_bytes(k, "peak_bytes", 0);
+	}
+	cohort_rec_events_of(r, "oom_kill", w->rank, &from, &to);
+	for (size_t i = from; i < to; i++) {
+		const struct cohort_rec_event *e = &r->events[r->by_kind_rank[i]];
+		/* count: the kills so far, the total in a summary; an event without it is one. */
+		double c;
+
+		if (!below_root(e))
+			continue;
+		c = count_of(e, count + 1);
+		if (!first)
+			first = e;
+		if (c > count)
+			count = c;
+		if (cohort_rec_event_num(e, "summary", 0) > 0)
+			continue;
+		if (strcmp(e->evidence, "kernel_log") == 0)
+			by_log++;
+		else if (strcmp(e->evidence, "reaper_status") == 0)
+			by_reaper++;
+		else if (strcmp(e->evidence, "vanished") == 0)
+			by_vanish++;
+	}
+	if (!first) {
+		if (!k || root_killed)
+			return;
+		/* An older recording: the kernel's count, no victim. */
+		if ((f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, k->t)) != NULL) {
+			peak = num_bytes(k, "peak_bytes", 0);
 
 			SAY(f->message, "the kernel's OOM killer killed %.0f process%s in rank %d's cgroup, "
 			    "from %.1f s: not the worker's own process (pid %d), one it started%s%s",
@@ -679,10 +802,226 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 				evidence(f, "peak_cgroup_bytes", (double)peak, "B");
 			evidence(f, "peak_pss_bytes", (double)w->peak_pss, "B");
 		}
+		return;
 	}
+	event_who(r, first, who, sizeof(who));
+	/* The worker cgroup's exact peak, else the largest the kernel's notifications quoted. */
+	peak = w->peak_cgroup;
+	cohort_rec_events_of(r, "kernel", w->rank, &from, &to);
+	for (size_t i = from; !peak && k && i < to; i++)
+		if (num_bytes(&r->events[r->by_kind_rank[i]], "peak_bytes", 0) > peak)
+			peak = num_bytes(&r->events[i], "peak_bytes", 0);
+	/* The kernel counted more than the watcher could name (a victim that left no trace). */
+	if (kills > count)
+		SAY(also, " (the kernel counted %.0f kills in the worker's cgroup)", kills);
+	if (root_killed) {
+		snprintf(tail, tsize, "; before it, the kernel OOM-killed %.0f process%s below it%s, the "
+		         "first %s", count, count == 1 ? "" : "es", also, who);
+		return;
+	}
+	if (!(f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, first->t)))
+		return;
+	f->pid = (pid_t)cohort_rec_event_num(first, "process_pid", 0);
+	SAY(f->message, "the kernel OOM-killed %.0f process%s of rank %d%s, the first %s at %.1f s "
+	    "(%s): not the worker's own process (pid %d), one it started%s%s", count,
+	    count == 1 ? "" : "es", w->rank, also, who, first->t, evidence_words(first->evidence),
+	    (int)w->pid, peak ? "; the worker's cgroup peaked at " : "", peak ? sz(peak, a) : "");
+	SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger --mem "
+	    "for the job), start fewer processes per worker (pool or DataLoader workers, MPI ranks, "
+	    "stressors), or make each need less; a program that restarts its killed processes "
+	    "keeps hitting the limit until then");
+	evidence(f, "oom_kills", count, "");
+	if (peak)
+		evidence(f, "peak_cgroup_bytes", (double)peak, "B");
+	process_evidence(f, first);
+	if (by_log)
+		evidence(f, "kernel_log", by_log, "");
+	if (by_reaper)
+		evidence(f, "reaper_status", by_reaper, "");
+	if (by_vanish)
+		evidence(f, "vanished", by_vanish, "");
+	if (kills)
+		evidence(f, "kernel_oom_kills", kills, "");
+}
+
+/*
+ * The least /dev/shm had free in the samples up to t (and half a second
+ * after: the sample that catches a fill may follow the death it caused),
+ * and when: a DataLoader's or a pool's shared memory fills it for a moment,
+ * and is freed when the process that mapped it dies. Returns 0 without
+ * such a sample.
+ */
+static int shm_low(const struct cohort_recording *r, double t, uint64_t *ret_free, double *ret_t)
+{
+	const struct cohort_rec_sample *low = NULL;
+
+	for (size_t i = 0; i < r->nsamples && r->samples[i].t <= t + 0.5; i++)
+		if (r->shm_size && (!low || r->samples[i].shm_free < low->shm_free))
+			low = &r->samples[i];
+	if (!low)
+		return 0;
+	*ret_free = low->shm_free;
+	*ret_t = low->t;
+	return 1;
+}
+
+/* A child_exit event of pid in rank, or NULL. */
+static const struct cohort_rec_event *find_child_exit(const struct cohort_recording *r, int rank, pid_t pid)
+{
+	size_t from, to;
+
+	cohort_rec_events_of(r, "child_exit", rank, &from, &to);
+	for (size_t i = from; i < to; i++)
+		if ((pid_t)cohort_rec_event_num(&r->events[r->by_kind_rank[i]], "process_pid", 0) == pid)
+			return &r->events[r->by_kind_rank[i]];
+	return NULL;
+}
+
+/*
+ * Processes below a worker's root that died of a fault signal (the segfaulting
+ * pool child, the DataLoader worker's SIGBUS): their parent's wait told the
+ * crash shim (child_exit), or only the shim's crash record is there
+ * (crash_info of a pid that is not the root). One finding per worker and
+ * signal, with the count and the first: segfault, bus_error (shm_exhausted
+ * when /dev/shm was full, as for a root), crash for the others.
+ */
+static void child_crashes(struct list *l, const struct cohort_recording *r, const struct cohort_rec_worker *w)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGSYS, SIGTRAP };
+	const struct cohort_rec_sample *last = last_sample(r);
+
+	for (size_t si = 0; si < sizeof(sigs) / sizeof(sigs[0]); si++) {
+		const struct cohort_rec_event *first = NULL, *cr = NULL;
+		double count = 0, told = 0;
+		pid_t pid = 0;
+		struct cohort_finding *f;
+		enum cohort_finding_kind kind;
+		char who[200], d[512], reaper[96] = "", many[128] = "", a[32], b[32], c[32];
+		uint64_t low_free = 0;
+		double low_t = 0;
+		bool have_low;
+
+		size_t from, to, first_at = SIZE_MAX;
+
+		/* The worker's child_exit and crash_info events, from the reader's index; first: in file order. */
+		cohort_rec_events_of(r, "child_exit", w->rank, &from, &to);
+		for (size_t i = from; i < to; i++) {
+			const struct cohort_rec_event *e = &r->events[r->by_kind_rank[i]];
+
+			if (below_root(e) && cohort_rec_event_num(e, "signal", 0) == sigs[si]) {
+				double n = count_of(e, told + 1);
+
+				if (!first) {
+					first = e;
+					first_at = r->by_kind_rank[i];
+				}
+				if (n > count)
+					count = n;
+				told++;
+			}
+		}
+		cohort_rec_events_of(r, "crash_info", w->rank, &from, &to);
+		for (size_t i = from; i < to; i++) {
+			const struct cohort_rec_event *e = &r->events[r->by_kind_rank[i]];
+			pid_t cp = (pid_t)cohort_rec_event_num(e, "crashed_pid", 0);
+
+			if (cohort_rec_event_num(e, "signal", 0) != sigs[si])
+				continue;
+			/* A crash whose reaping nobody told: counted here (the root's is its own finding). */
+			if (cp > 0 && cp != w->pid && !find_child_exit(r, w->rank, cp)) {
+				if (!first || r->by_kind_rank[i] < first_at) {
+					first = e;
+					first_at = r->by_kind_rank[i];
+				}
+				count++;
+			}
+		}
+		if (!first)
+			continue;
+		if (strcmp(first->kind, "child_exit") == 0) {
+			pid = (pid_t)cohort_rec_event_num(first, "process_pid", 0);
+			event_who(r, first, who, sizeof(who));
+			if (cohort_rec_event_num(first, "reaper_pid", 0) > 0)
+				SAY(reaper, "; its parent, pid %.0f, reaped it",
+				    cohort_rec_event_num(first, "reaper_pid", 0));
+		} else {
+			pid = (pid_t)cohort_rec_event_num(first, "crashed_pid", 0);
+			SAY(who, "pid %d, a process of rank %d", (int)pid, GR(r, w->rank));
+		}
+		cr = find_crash(r, pid);
+		if (count > 1)
+			SAY(many, "; %.0f processes of rank %d died of it, this one first", count, GR(r, w->rank));
+		kind = sigs[si] == SIGSEGV ? COHORT_FINDING_SEGFAULT : sigs[si] == SIGBUS ?
+		       COHORT_FINDING_BUS_ERROR : COHORT_FINDING_CRASH;
+		/* /dev/shm full when the process died (its lowest sample then), or the fault in a /dev/shm file. */
+		have_low = shm_low(r, first->t, &low_free, &low_t);
+		if (sigs[si] == SIGBUS && ((have_low && low_free < r->shm_size / 50) ||
+		                           (last && r->shm_size && last->shm_free < r->shm_size / 50) ||
+		                           (cr && strstr(cr->where, "/dev/shm"))))
+			kind = COHORT_FINDING_SHM_EXHAUSTED;
+		if (!(f = add(l, r, kind, w->rank, first->t)))
+			return;
+		f->pid = pid;
+		crash_details(f, cr, d, sizeof(d));
+		if (kind == COHORT_FINDING_SHM_EXHAUSTED) {
+			uint64_t free_now = have_low ? low_free : last ? last->shm_free : 0;
+			char when[48] = " near the end";
+
+			if (have_low)
+				SAY(when, " at %.1f s", low_t);
+			SAY(f->message, "%s died of SIGBUS (bus error)%s%s%s: /dev/shm had %s free of %s at the "
+			    "start and %s%s; pages of shared memory (a segment, a DataLoader's tensors, "
+			    "multiprocessing's) are only taken when first written, and a write that finds "
+			    "/dev/shm full is a SIGBUS", who, d, reaper, many, sz(r->shm_free_start, a),
+			    sz(r->shm_size, b), sz(free_now, c), when);
+			SAY(f->fix, "make /dev/shm hold what the processes share (a larger /dev/shm, e.g. "
+			    "docker --shm-size, or a node with more memory), pass less through it (smaller "
+			    "batches, fewer DataLoader workers), remove leftover segments (cohort shm gc), and "
+			    "reserve a segment's pages when creating it (posix_fallocate, as "
+			    "cohort_seg_create does) so that a full /dev/shm is an error at once");
+			evidence(f, "shm_free_start_bytes", (double)r->shm_free_start, "B");
+			evidence(f, "shm_free_end_bytes", (double)free_now, "B");
+		} else {
+			SAY(f->message, "%s, not the worker's root (pid %d), died of signal %d (SIG%s)%s%s%s",
+			    who, (int)w->pid, sigs[si], sigabbrev_np(sigs[si]) ? sigabbrev_np(sigs[si]) : "?",
+			    d, reaper, many);
+			if (sigs[si] == SIGSEGV || sigs[si] == SIGBUS)
+				SAY(f->fix, "a bad pointer (or, for SIGBUS, a mapped file cut short) in a process the "
+				    "worker started: run that process under gdb, valgrind or AddressSanitizer%s; a "
+				    "pool that replaces its dead workers hides the crash, not its cause",
+				    cr && cr->backtrace[0] ? " (the backtrace shows where)" : "");
+			else
+				SAY(f->fix, "%s", sigs[si] == SIGABRT ? "the process aborted itself (a failed "
+				    "assert, or a library detecting heap corruption): its stderr says why" :
+				    "see the process's output for what it did; the backtrace shows where");
+		}
+		evidence(f, "signal", sigs[si], "");
+		evidence(f, "deaths", count, "");
+		if (strcmp(first->kind, "child_exit") == 0)
+			process_evidence(f, first);
+		else
+			evidence(f, "process_pid", pid, "");
+	}
+}
+
+/* What one worker's end says. */
+static void worker_end(struct list *l, const struct cohort_recording *r, const struct cohort_rec_worker *w)
+{
+	const struct cohort_rec_event *e;
+	const struct cohort_rec_sample *last = last_sample(r);
+	const struct cohort_rec_event *root_oom;
+	struct cohort_finding *f;
+	char a[32], b[32], c[32], d[512], below[600] = "";
+
+	/* A worker that never ran: the spawn_failed finding tells why. */
+	if (find_event(r, "spawn_failed", w->rank) || never_started(w))
+		return;
+	root_oom = find_root_oom(r, w->rank);
+	oom_below(l, r, w, root_oom && w->ended, below, sizeof(below));
+	child_crashes(l, r, w);
 	if (!w->ended)
 		return;
-	if ((e = find_event(r, "oom_kill", w->rank)) != NULL) {
+	if ((e = root_oom) != NULL) {
 		uint64_t limit = num_bytes(e, "limit_bytes", 0);
 		uint64_t est = num_bytes(e, "last_est", w->last_est);
 		uint64_t last_cg = num_bytes(e, "last_cgroup", 0);
@@ -708,6 +1047,11 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 
 			snprintf(f->message + len, sizeof(f->message) - len, "; its cgroup's peak was %s",
 			         sz(w->peak_cgroup, a));
+		}
+		if (below[0]) {
+			size_t len = strlen(f->message);
+
+			snprintf(f->message + len, sizeof(f->message) - len, "%s", below);
 		}
 		evidence(f, "limit_bytes", (double)limit, "B");
 		evidence(f, "last_est_bytes", (double)est, "B");
@@ -744,7 +1088,7 @@ static void worker_end(struct list *l, const struct cohort_recording *r, const s
 			SAY(f->message, "rank %d (pid %d) used %s%s at %.1f s, above its %s budget: "
 			    "stopped by cohort before the kernel's OOM killer picked a victim", GR(r, w->rank),
 			    (int)w->pid, sz(est, a), src, e->t, sz(limit, b));
-		name_process(f->message, sizeof(f->message), f, e);
+		name_process(r, f->message, sizeof(f->message), f, e);
 		growth(r, w->rank, e->t, &grow_rate, &grow_s);
 		len = (size_t)SAY(f->fix, "if the worker really needs that much, give it at least %s "
 		                  "and a margin (--mem-per-worker %lluM or more, fewer workers, or a larger "
@@ -1022,7 +1366,7 @@ static void trends(struct list *l, const struct cohort_recording *r)
 			    GR(r, e->rank), (int)w->pid, how, e->t,
 			    w->ended ? "it ended using" : "it used", sz(now, b), sz(peak, c),
 			    w->peak_cgroup && peak == w->peak_cgroup ? " (its cgroup's exact peak)" : "");
-			name_process(f->message, sizeof(f->message), f, e);
+			name_process(r, f->message, sizeof(f->message), f, e);
 			SAY(f->fix, "the worker keeps memory it never gives back: objects kept in a list, "
 			    "cache, dict or global that only grows; find it with heaptrack or valgrind "
 			    "(C), memray or tracemalloc (Python); freeing is not the question, dropping "

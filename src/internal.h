@@ -99,6 +99,21 @@ struct cohort__stat {
 };
 int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret);
 
+/* cohort_proc_identity_read() with the caller's buffer for the environment (envsize bytes read at most). */
+struct cohort_proc_identity;
+int cohort__proc_identity(const struct cohort_probe *probe, pid_t pid, char *env, size_t envsize,
+                          struct cohort_proc_identity *ret);
+
+/*
+ * One record of the kernel log (a /dev/kmsg read, "6,1234,5678,-;text"):
+ * an OOM kill's victim. "Killed process PID (COMM)" gives pid and comm;
+ * "oom-kill:...,task_memcg=/path,task=COMM,pid=PID,..." gives pid, comm
+ * and the victim's memory cgroup (relative to the hierarchy's root), else
+ * memcg is "". Returns 1 for such a record, 0 for any other.
+ */
+int cohort__kmsg_oom(const char *rec, size_t len, pid_t *ret_pid, char *comm, size_t comm_size,
+                     char *memcg, size_t memcg_size);
+
 /* Tasks on this node from a SLURM tasks-per-node list ("2(x3),1") and SLURM_NODEID; -1 unknown. */
 long cohort__tasks_on_node(const char *list, long node_index);
 

@@ -493,3 +493,170 @@ out:
 	free(out);
 	return r;
 }
+
+/* ---- who a process is ---- */
+
+/* A whole decimal number 0..2^31-1 of exactly len bytes, or -1. */
+static int rank_value(const char *s, size_t len)
+{
+	long v = 0;
+
+	if (len == 0 || len > 10)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v <= 0x7fffffff ? (int)v : -1;
+}
+
+int cohort_environ_ranks(const char *env, size_t len, int *ret_mpi_rank, int *ret_slurm_procid,
+                         int *ret_slurm_localid)
+{
+	/* In the order of trust: the launcher's own name first, the generic PMI ones after. */
+	static const char *const mpi_keys[] = { "OMPI_COMM_WORLD_RANK=", "MV2_COMM_WORLD_RANK=",
+	                                        "PMIX_RANK=", "PMI_RANK=" };
+	int mpi = -1, mpi_pref = 99, procid = -1, localid = -1, found;
+	size_t i = 0;
+
+	while (env && i < len) {
+		const char *e = env + i;
+		const char *nul = memchr(e, '\0', len - i);
+		size_t elen = nul ? (size_t)(nul - e) : len - i;
+		const char *eq = memchr(e, '=', elen);
+
+		i += elen + 1;
+		if (!eq)
+			continue;
+		for (int k = 0; k < 4; k++) {
+			size_t klen = strlen(mpi_keys[k]);
+
+			if (k < mpi_pref && elen >= klen && memcmp(e, mpi_keys[k], klen) == 0) {
+				int v = rank_value(e + klen, elen - klen);
+
+				if (v >= 0) {
+					mpi = v;
+					mpi_pref = k;
+				}
+			}
+		}
+		if (elen >= 13 && memcmp(e, "SLURM_PROCID=", 13) == 0)
+			procid = rank_value(e + 13, elen - 13);
+		else if (elen >= 14 && memcmp(e, "SLURM_LOCALID=", 14) == 0)
+			localid = rank_value(e + 14, elen - 14);
+	}
+	found = (mpi >= 0) + (procid >= 0) + (localid >= 0);
+	if (ret_mpi_rank)
+		*ret_mpi_rank = mpi;
+	if (ret_slurm_procid)
+		*ret_slurm_procid = procid;
+	if (ret_slurm_localid)
+		*ret_slurm_localid = localid;
+	return found;
+}
+
+/*
+ * Up to size bytes of a /proc file into buf: unlike cohort__slurp(), a
+ * larger file is cut, not refused (an environment of megabytes is legal).
+ */
+static ssize_t read_head(const char *path, char *buf, size_t size)
+{
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return -errno;
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			n = -errno;
+			close(fd);
+			return n;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	return (ssize_t)len;
+}
+
+int cohort_proc_identity_read(const struct cohort_probe *probe, pid_t pid,
+                              struct cohort_proc_identity *ret)
+{
+	char *env = malloc(COHORT_ENVIRON_MAX);
+	int r;
+
+	if (!env)
+		return -ENOMEM;
+	r = cohort__proc_identity(probe, pid, env, COHORT_ENVIRON_MAX, ret);
+	free(env);
+	return r;
+}
+
+int cohort__proc_identity(const struct cohort_probe *probe, pid_t pid, char *env, size_t envsize,
+                          struct cohort_proc_identity *ret)
+{
+	const char *root = cohort__proc_root(probe);
+	struct cohort_proc_identity id;
+	struct cohort__stat st;
+	char path[COHORT_PATH_MAX];
+	ssize_t n;
+	int r;
+
+	if (pid <= 0)
+		return -EINVAL;
+	r = cohort__proc_stat(root, pid, &st);
+	if (r < 0)
+		return r == COHORT_EPARSE ? -ESRCH : r;
+	memset(&id, 0, sizeof(id));
+	id.pid = pid;
+	id.ppid = st.ppid;
+	id.rank = id.mpi_rank = id.slurm_procid = id.slurm_localid = -1;
+	memcpy(id.comm, st.comm, sizeof(id.comm));
+	if (cohort__pathf(path, sizeof(path), "%s/%d/cmdline", root, (int)pid) < 0)
+		return -ENAMETOOLONG;
+	n = read_head(path, id.cmdline, sizeof(id.cmdline) - 1);
+	if (n > 0) {
+		/* Arguments are NUL-separated; the last NUL (or several, after setproctitle) goes. */
+		while (n > 0 && id.cmdline[n - 1] == '\0')
+			n--;
+		for (ssize_t i = 0; i < n; i++)
+			if (id.cmdline[i] == '\0' || id.cmdline[i] == '\n' || id.cmdline[i] == '\t')
+				id.cmdline[i] = ' ';
+		id.cmdline[n] = '\0';
+	}
+	if (cohort__pathf(path, sizeof(path), "%s/%d/environ", root, (int)pid) < 0)
+		return -ENAMETOOLONG;
+	/* EACCES (another user's), ESRCH or ENOENT (gone): the ranks stay unknown. */
+	n = read_head(path, env, envsize);
+	if (n >= 0) {
+		id.environ_read = 1;
+		cohort_environ_ranks(env, (size_t)n, &id.mpi_rank, &id.slurm_procid, &id.slurm_localid);
+	}
+	*ret = id;
+	return 0;
+}
+
+char *cohort_proc_identity_describe(const struct cohort_proc_identity *id, char *buf, size_t size)
+{
+	char ranks[64] = "", where[48] = "";
+
+	if (id->mpi_rank >= 0 && id->slurm_procid >= 0)
+		snprintf(ranks, sizeof(ranks), ", MPI rank %d, SLURM task %d", id->mpi_rank,
+		         id->slurm_procid);
+	else if (id->mpi_rank >= 0)
+		snprintf(ranks, sizeof(ranks), ", MPI rank %d", id->mpi_rank);
+	else if (id->slurm_procid >= 0)
+		snprintf(ranks, sizeof(ranks), ", SLURM task %d", id->slurm_procid);
+	if (id->rank >= 0 && id->child)
+		snprintf(where, sizeof(where), ", child %u of rank %d", id->child, id->rank);
+	else if (id->rank >= 0)
+		snprintf(where, sizeof(where), ", the root of rank %d", id->rank);
+	snprintf(buf, size, "pid %d (%s%s)%s", (int)id->pid, id->comm[0] ? id->comm : "?", ranks, where);
+	return buf;
+}

@@ -332,6 +332,8 @@ static int read_event(struct cohort_recording *r, struct caps *c, json_t *o)
 	get_str(o, "process", e->process, sizeof(e->process));
 	get_str(o, "source", e->source, sizeof(e->source));
 	get_str(o, "kind_of_growth", e->growth, sizeof(e->growth));
+	get_str(o, "process_cmdline", e->process_cmdline, sizeof(e->process_cmdline));
+	get_str(o, "evidence", e->evidence, sizeof(e->evidence));
 	if (strcmp(e->kind, "crash_info") == 0)
 		read_crash(e, o);
 	if (e->rank >= 0 && strcmp(e->kind, "exit") == 0) {

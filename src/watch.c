@@ -35,6 +35,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,6 +60,17 @@
  * takes its figures with it, so the last walk must not be far behind.
  */
 #define FAULTS_STALE 2048
+/* Deaths of descendants told in detail per worker and kind; the rest are counted. */
+#define DEATH_DETAIL 8
+/* Death records of the crash shim read per tick, and over the run (the rest are only removed). */
+#define EXIT_FILES_TICK 256
+#define EXIT_FILES_RUN 100000
+/* Identities of processes that left the trees, kept to name them when their death is told. */
+#define GONE_MAX 512
+/* OOM kills the kernel log told, kept until attributed. */
+#define KKILL_MAX 64
+/* Deaths by SIGKILL the shim told, kept for OOM attribution. */
+#define KILLED_MAX 64
 
 static const char *const event_names[COHORT_EVENT_KIND_MAX] = {
 	[COHORT_EVENT_SPAWN] = "spawn",
@@ -73,6 +86,7 @@ static const char *const event_names[COHORT_EVENT_KIND_MAX] = {
 	[COHORT_EVENT_SEGMENTS_REMOVED] = "segments_removed",
 	[COHORT_EVENT_SIGNAL] = "signal",
 	[COHORT_EVENT_KERNEL] = "kernel",
+	[COHORT_EVENT_CHILD_EXIT] = "child_exit",
 };
 
 const char *cohort_event_name(enum cohort_event_kind kind)
@@ -146,6 +160,28 @@ struct member {
 	/* Before Pss_Anon (kernels < 5.9): a baseline per process. */
 	bool have_base;
 	uint64_t uss0, shared0, copied;
+	/* Who it is: read when first seen, again after 1, 2, 4, ... 32 ticks (an exec, a new name). */
+	struct cohort_proc_identity id;
+	unsigned long ident_next, ident_gap;
+};
+
+/* A process that left the trees, or died, as it was last seen. */
+struct gone {
+	struct cohort_proc_identity id;
+	double t;                  /* when it left */
+	uint64_t last_rss;
+	bool blamed;               /* an OOM kill was attributed to it */
+};
+
+/* Deaths of one kind in one worker's tree: kind 0 child_exit (sig 0: exit codes), 1 oom_kill. */
+struct death {
+	int kind, sig;
+	uint64_t count, said;      /* how many, how many told in detail */
+	struct cohort_proc_identity last;
+	pid_t last_reaper;
+	int last_status;
+	double last_t;
+	const char *evidence;      /* oom_kill: how the last victim was found (static) */
 };
 
 struct wk {
@@ -204,6 +240,12 @@ struct wk {
 	uint64_t use;              /* the figure judged: the larger of est and cg_work */
 	bool use_cg;               /* use is the cgroup's */
 	uint64_t peak_use;
+	unsigned next_child;       /* child indexes given so far */
+	uint64_t oom_base;         /* its cgroup's oom_kill counter when it started */
+	uint64_t oom_pending;      /* kills notified and not attributed yet */
+	double oom_pending_t;      /* when the first of them was notified */
+	struct death *deaths;      /* malloc'd on the first death */
+	int ndeaths;
 };
 
 struct cohort_watch {
@@ -243,6 +285,20 @@ struct cohort_watch {
 	struct cohort_cgevent *job_ev;
 	uint64_t job_limit;
 	bool job_oom_said;
+	uint64_t job_oom_pending;  /* kills in the job's cgroup not attributed yet (no worker cgroups) */
+	double job_oom_pending_t;
+
+	/* Identities. */
+	char *envbuf;              /* COHORT_ENVIRON_MAX bytes, for reading environments */
+	struct gone *gone;         /* ring of GONE_MAX */
+	size_t ngone, gone_head;
+	/* Deaths: the shim's records, the kernel log. */
+	uint64_t exit_files;       /* records read over the run */
+	int kmsg;                  /* /dev/kmsg, -1 when it cannot be read */
+	struct { pid_t pid; char comm[16]; char memcg[256]; double t; bool used; } kkill[KKILL_MAX];
+	size_t nkkill;
+	struct { struct cohort_proc_identity id; double t; bool used; } killed[KILLED_MAX];
+	size_t nkilled;
 };
 
 static double mono(void)
@@ -583,6 +639,7 @@ int cohort_watch_create(const struct cohort_watch_opts *opts, struct cohort_watc
 	if (!w)
 		return -ENOMEM;
 	w->epfd = -1;
+	w->kmsg = -1;
 	w->o = *opts;
 	if (!w->o.soft)
 		w->o.soft = 0.9;
@@ -628,6 +685,18 @@ int cohort_watch_create(const struct cohort_watch_opts *opts, struct cohort_watc
 	}
 	find_oom_levels(w);
 	w->oom_kill_seen = oom_kills(w);
+	/*
+	 * The kernel log names the OOM killer's victims. Only records from now
+	 * on are of this job: seek to the end. Reading it may be refused
+	 * (kernel.dmesg_restrict); then victims are found otherwise.
+	 */
+	if (!w->has_probe || !w->probe.proc_root) {
+		w->kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (w->kmsg >= 0 && lseek(w->kmsg, 0, SEEK_END) < 0) {
+			close(w->kmsg);
+			w->kmsg = -1;
+		}
+	}
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->job_cg[0] && w->epfd >= 0) {
 		struct cohort_cgmem cg;
@@ -652,8 +721,14 @@ void cohort_watch_free(struct cohort_watch *w)
 {
 	if (!w)
 		return;
-	for (unsigned r = 0; w->w && r < w->nw; r++)
+	for (unsigned r = 0; w->w && r < w->nw; r++) {
 		cohort_cgevent_close(w->w[r].cgev);
+		free(w->w[r].deaths);
+	}
+	if (w->kmsg >= 0)
+		close(w->kmsg);
+	free(w->envbuf);
+	free(w->gone);
 	cohort_cgevent_close(w->job_ev);
 	if (w->epfd >= 0)
 		close(w->epfd);
@@ -720,8 +795,15 @@ int cohort_watch_start(struct cohort_watch *w, unsigned rank, pid_t pid, const c
 	k->child = flags & COHORT_WATCH_CHILD;
 	k->by_cgroup = false;
 	k->cg[0] = '\0';
-	if (cgroup_dir)
+	k->oom_base = 0;
+	if (cgroup_dir) {
+		struct cohort_cgmem cg;
+
 		cohort__strlcpy(k->cg, cgroup_dir, sizeof(k->cg));
+		/* Kills counted before it started (a cgroup reused) are not its. */
+		if (cohort_cgroup_read(probe_of(w), k->cg, &cg) == 0)
+			k->oom_base = cg.oom_kill;
+	}
 	open_worker_events(w, k);
 	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
 	ev_msg(ev, "rank %u started as pid %d", rank, (int)pid);
@@ -745,6 +827,7 @@ int cohort_watch_start_cgroup(struct cohort_watch *w, unsigned rank, const char 
 	k->child = false;
 	k->by_cgroup = true;
 	k->had_procs = false;
+	k->oom_base = cg.oom_kill;
 	cohort__strlcpy(k->cg, cg.dir, sizeof(k->cg));
 	open_worker_events(w, k);
 	ev = ev_new(w, COHORT_EVENT_SPAWN, k, 0);
@@ -779,6 +862,117 @@ unsigned cohort_watch_running(const struct cohort_watch *w)
 {
 	return w->running;
 }
+
+/* ---- identities ---- */
+
+/*
+ * Who m is, from its stat, cmdline and environ: on first sight (a child
+ * index below its worker's root), then again after 1, 2, 4, ... 32 ticks,
+ * since a fork that execs, or renames itself (stress-ng-vm, a pool
+ * worker's setproctitle), or an MPI rank whose launcher set the rank
+ * before the exec, is only itself a little later.
+ */
+static void member_ident(struct cohort_watch *w, struct wk *k, struct member *m, bool first)
+{
+	struct cohort_proc_identity id;
+	unsigned child = first ? 0 : m->id.child;
+
+	if (first) {
+		memset(&m->id, 0, sizeof(m->id));
+		m->id.pid = m->pid;
+		m->id.ppid = m->ppid;
+		m->id.mpi_rank = m->id.slurm_procid = m->id.slurm_localid = -1;
+		memcpy(m->id.comm, m->comm, sizeof(m->comm));
+		if (m->pid != k->pid || k->by_cgroup)
+			child = ++k->next_child;
+		m->ident_gap = 1;
+	}
+	m->id.rank = (int)k->rank;
+	m->id.child = child;
+	if (!w->envbuf && !(w->envbuf = malloc(COHORT_ENVIRON_MAX)))
+		return;
+	if (cohort__proc_identity(probe_of(w), m->pid, w->envbuf, COHORT_ENVIRON_MAX, &id) == 0) {
+		id.rank = (int)k->rank;
+		id.child = child;
+		/*
+		 * What was once read stays when a later read finds nothing: a
+		 * zombie's cmdline and environ are empty, a setuid exec's refused.
+		 */
+		if (id.mpi_rank < 0)
+			id.mpi_rank = m->id.mpi_rank;
+		if (id.slurm_procid < 0)
+			id.slurm_procid = m->id.slurm_procid;
+		if (id.slurm_localid < 0)
+			id.slurm_localid = m->id.slurm_localid;
+		if (!id.cmdline[0])
+			memcpy(id.cmdline, m->id.cmdline, sizeof(id.cmdline));
+		m->id = id;
+		memcpy(m->comm, id.comm, sizeof(m->comm));
+	}
+	m->ident_next = w->ticks + m->ident_gap;
+	m->ident_gap = m->ident_gap >= 32 ? 0 : m->ident_gap * 2;
+}
+
+/* A member leaves the trees: its identity is kept a while, to name it when its death is told. */
+static void gone_push(struct cohort_watch *w, const struct member *m)
+{
+	struct gone *g;
+
+	if (!w->gone && !(w->gone = calloc(GONE_MAX, sizeof(*w->gone))))
+		return;
+	g = &w->gone[w->gone_head];
+	w->gone_head = (w->gone_head + 1) % GONE_MAX;
+	if (w->ngone < GONE_MAX)
+		w->ngone++;
+	g->id = m->id;
+	g->t = w->tick_t;
+	g->last_rss = m->last_rss;
+	g->blamed = false;
+}
+
+/* The newest gone record of pid, or NULL. */
+static struct gone *gone_find(struct cohort_watch *w, pid_t pid)
+{
+	for (size_t i = 0; i < w->ngone; i++) {
+		struct gone *g = &w->gone[(w->gone_head + GONE_MAX - 1 - i) % GONE_MAX];
+
+		if (g->id.pid == pid)
+			return g;
+	}
+	return NULL;
+}
+
+/* pid's identity: a member's, else the last one seen of a process that left. NULL: never seen. */
+static const struct cohort_proc_identity *ident_of(struct cohort_watch *w, pid_t pid)
+{
+	const struct member *m = member_find(w, pid);
+	const struct gone *g;
+
+	if (m && m->id.pid == pid)
+		return &m->id;
+	g = gone_find(w, pid);
+	return g ? &g->id : NULL;
+}
+
+/* The fields that name a process in an event. */
+static void ev_process(struct cohort_event *ev, const struct cohort_proc_identity *id)
+{
+	char cmd[160];
+
+	ev_i64(ev, "process_pid", id->pid);
+	ev_str(ev, "process", id->comm[0] ? id->comm : "?");
+	/* The event's strings are few hundred bytes: a long command line is cut. */
+	cohort__strlcpy(cmd, id->cmdline, sizeof(cmd));
+	if (cmd[0])
+		ev_str(ev, "process_cmdline", cmd);
+	if (id->mpi_rank >= 0)
+		ev_i64(ev, "process_mpi_rank", id->mpi_rank);
+	if (id->slurm_procid >= 0)
+		ev_i64(ev, "process_slurm_procid", id->slurm_procid);
+	if (id->child)
+		ev_i64(ev, "process_child", id->child);
+}
+
 
 /* ---- trees ---- */
 
@@ -831,6 +1025,8 @@ static uint64_t member_frozen(const struct member *m)
 }
 
 static void end_worker(struct cohort_watch *w, struct wk *k, int status);
+static void collect_exits(struct cohort_watch *w, size_t max);
+static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final);
 
 static void track_trees(struct cohort_watch *w)
 {
@@ -887,6 +1083,10 @@ static void track_trees(struct cohort_watch *w)
 					m->forked = parent && pids[i] != k->pid && st.startstack != 0 &&
 					            parent->startstack == st.startstack;
 				}
+				m->rank = r;
+				member_ident(w, k, m, true);
+			} else if (w->ticks >= m->ident_next && m->ident_gap) {
+				member_ident(w, k, m, false);
 			}
 			m->rank = r;
 			m->seen = true;
@@ -902,6 +1102,7 @@ static void track_trees(struct cohort_watch *w)
 			continue;
 		}
 		member_freeze(w, &w->w[m->rank], m);
+		gone_push(w, m);
 		member_remove(w, i);
 	}
 }
@@ -1020,7 +1221,7 @@ static void check_cgroup_growth(struct cohort_watch *w, struct wk *k, uint64_t m
 static int name_grower(const struct cohort_watch *w, const struct wk *k, struct cohort_event *ev)
 {
 	const struct member *best = NULL;
-	char a[32];
+	char a[32], who[160];
 	size_t len;
 
 	if (!ev || k->nprocs < 2)
@@ -1034,12 +1235,11 @@ static int name_grower(const struct cohort_watch *w, const struct wk *k, struct 
 	}
 	if (!best || best->pid == k->pid || best->last_rss - best->first_rss < 16 * MiB)
 		return 0;
-	ev_i64(ev, "process_pid", best->pid);
-	ev_str(ev, "process", best->comm[0] ? best->comm : "?");
+	ev_process(ev, &best->id);
 	ev_u64(ev, "process_growth_bytes", best->last_rss - best->first_rss);
 	len = strlen(ev->message);
-	snprintf(ev->message + len, sizeof(ev->message) - len, "; most of it is pid %d (%s), a process "
-	         "it started, which grew by %s", (int)best->pid, best->comm[0] ? best->comm : "?",
+	snprintf(ev->message + len, sizeof(ev->message) - len, "; most of it is %s, a process it "
+	         "started, which grew by %s", cohort_proc_identity_describe(&best->id, who, sizeof(who)),
 	         fmt_size(best->last_rss - best->first_rss, a, sizeof(a)));
 	return 1;
 }
@@ -1525,7 +1725,13 @@ int cohort_watch_tick(struct cohort_watch *w)
 	struct cohort_sampler_stats st;
 
 	w->tick_t = t;
+	collect_exits(w, EXIT_FILES_TICK);   /* before the walk: the dead are still members */
 	track_trees(w);
+	for (unsigned r = 0; r < w->nw; r++)
+		if (w->w[r].oom_pending)
+			resolve_oom(w, &w->w[r], false);
+	if (w->job_oom_pending)
+		resolve_oom(w, NULL, false);
 	w->ticks++;
 	cohort_sampler_tick(w->sampler);
 	refresh(w);
@@ -1589,6 +1795,15 @@ size_t cohort_watch_fds(const struct cohort_watch *w, int *fds, size_t size)
 	return 1;
 }
 
+/* Whether any worker has a cgroup of its own. */
+static bool worker_cgroups(const struct cohort_watch *w)
+{
+	for (unsigned r = 0; r < w->nw; r++)
+		if (w->w[r].cg[0])
+			return true;
+	return false;
+}
+
 /* What one cgroup's notification said: events, and a sample now. */
 static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_cgevent *cev)
 {
@@ -1608,8 +1823,17 @@ static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_
 
 		ev = ev_new(w, COHORT_EVENT_KERNEL, k, !*said);
 		*said = true;
-		if (k)
+		if (k) {
 			k->kernel_oom_kills += in.oom_kill_new;
+			if (!k->oom_pending)
+				k->oom_pending_t = now;
+			k->oom_pending += in.oom_kill_new;
+		} else if (!worker_cgroups(w)) {
+			/* With worker cgroups their own notifications tell (v2 counts a kill in each level). */
+			if (!w->job_oom_pending)
+				w->job_oom_pending_t = now;
+			w->job_oom_pending += in.oom_kill_new;
+		}
 		ev_str(ev, "what", "oom_kill");
 		ev_u64(ev, "oom_kill_new", in.oom_kill_new);
 		ev_u64(ev, "usage_bytes", in.usage);
@@ -1722,6 +1946,442 @@ int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct coho
 
 /* ---- ends ---- */
 
+/* ---- deaths below the roots ---- */
+
+/* The count of deaths of a kind (0 child_exit, 1 oom_kill) and signal in k, the new one included. */
+static struct death *death_count(struct wk *k, int kind, int sig, const struct cohort_proc_identity *id,
+                                 pid_t reaper, int status, double t)
+{
+	struct death *d = NULL;
+
+	for (int i = 0; i < k->ndeaths && !d; i++)
+		if (k->deaths[i].kind == kind && k->deaths[i].sig == sig)
+			d = &k->deaths[i];
+	if (!d) {
+		/* 32 kinds at most: signals 1-31, exits and OOM kills are fewer than that in practice. */
+		if (!k->deaths && !(k->deaths = calloc(32, sizeof(*k->deaths))))
+			return NULL;
+		if (k->ndeaths == 32)
+			return NULL;
+		d = &k->deaths[k->ndeaths++];
+		d->kind = kind;
+		d->sig = sig;
+	}
+	d->count++;
+	d->last = *id;
+	d->last_reaper = reaper;
+	d->last_status = status;
+	d->last_t = t;
+	return d;
+}
+
+static const char *ordinal(uint64_t n, char *buf, size_t size)
+{
+	const char *suf = n % 100 >= 11 && n % 100 <= 13 ? "th" : n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" :
+	                  n % 10 == 3 ? "rd" : "th";
+
+	snprintf(buf, size, "%llu%s", (unsigned long long)n, suf);
+	return buf;
+}
+
+/* Signals that mean the process itself went wrong, said at once; others are how processes are stopped. */
+static bool fault_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGABRT ||
+	       sig == SIGSYS || sig == SIGTRAP;
+}
+
+/* One child_exit event: a death in detail, or (summary) the count of a kind at the end. */
+static void child_exit_event(struct cohort_watch *w, struct wk *k, const struct death *d, bool summary)
+{
+	const struct cohort_proc_identity *reaper = ident_of(w, d->last_reaper);
+	char who[160], how[96], by[80] = "", nth[24];
+	int st = d->last_status;
+	struct cohort_event *ev;
+
+	ev = ev_new(w, COHORT_EVENT_CHILD_EXIT, k, !summary && d->count == 1 && fault_signal(d->sig));
+	if (!ev)
+		return;
+	ev_process(ev, &d->last);
+	if (WIFSIGNALED(st)) {
+		ev_i64(ev, "signal", WTERMSIG(st));
+		ev_null(ev, "exit_code");
+	} else {
+		ev_null(ev, "signal");
+		ev_i64(ev, "exit_code", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	}
+	cohort_status_describe(st, how, sizeof(how));
+	ev_str(ev, "status", how);
+	ev_i64(ev, "reaper_pid", d->last_reaper);
+	if (reaper && reaper->comm[0])
+		ev_str(ev, "reaper", reaper->comm);
+	ev_u64(ev, "count", d->count);
+	if (summary)
+		ev_u64(ev, "summary", 1);   /* a number: readers take numbers */
+	if (d->last_reaper > 0)
+		snprintf(by, sizeof(by), "; its parent, pid %d (%s), reaped it", (int)d->last_reaper,
+		         reaper && reaper->comm[0] ? reaper->comm : "?");
+	if (d->last.comm[0])
+		cohort_proc_identity_describe(&d->last, who, sizeof(who));
+	else
+		snprintf(who, sizeof(who), "pid %d, a process of rank %u that lived less than a sample",
+		         (int)d->last.pid, k->rank);
+	if (summary)
+		ev_msg(ev, "rank %u: %llu processes below its root ended with %s%s in all; the last was %s%s",
+		       k->rank, (unsigned long long)d->count, d->sig ? "signal " : "a non-zero exit", d->sig ?
+		       sigabbrev_np(d->sig) ? sigabbrev_np(d->sig) : "?" : "", who, by);
+	else
+		ev_msg(ev, "%s ended: %s%s%s%s", who, how, by, d->count > 1 ? "; the " : "",
+		       d->count > 1 ? ordinal(d->count, nth, sizeof(nth)) : "");
+	if (!summary && d->count > 1) {
+		size_t len = strlen(ev->message);
+
+		snprintf(ev->message + len, sizeof(ev->message) - len, " such end in rank %u%s", k->rank,
+		         d->count == DEATH_DETAIL ? " (later ones are counted, not told)" : "");
+	}
+}
+
+/* The kernel's OOM killer killed victim, of k's tree: an oom_kill event, with the evidence. */
+static void oom_event(struct cohort_watch *w, struct wk *k, const struct cohort_proc_identity *victim,
+                      const char *evidence, bool summary, struct death *d)
+{
+	static const char *const words[][2] = {
+		{ "kernel_log", "the kernel log names it" },
+		{ "reaper_status", "its parent reaped it killed by SIGKILL as the kill was counted" },
+		{ "vanished", "it vanished as the kill was counted" },
+	};
+	uint64_t limit = k->cg[0] && w->o.mem_per_worker ? w->o.mem_per_worker :
+	                 w->has_alloc ? w->alloc.mem_limit : 0;
+	const char *why = evidence;
+	char who[160], a[32];
+	struct cohort_event *ev;
+
+	if (!d && !(d = death_count(k, 1, SIGKILL, victim, 0, SIGKILL, w->tick_t)))
+		return;
+	if (!summary)
+		d->evidence = evidence;
+	else if (d->evidence)
+		evidence = d->evidence;
+	if (!summary && d->count > DEATH_DETAIL)
+		return;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(words[i][0], evidence) == 0)
+			why = words[i][1];
+	ev = ev_new(w, COHORT_EVENT_OOM_KILL, k, d->count == 1 && !summary);
+	if (!ev)
+		return;
+	ev_process(ev, victim);
+	ev_bool(ev, "descendant", 1);
+	ev_str(ev, "evidence", evidence);
+	ev_u64(ev, "count", d->count);
+	ev_u64(ev, "limit_bytes", limit);
+	ev_str(ev, "cgroup", k->cg[0] ? k->cg : w->job_cg);
+	if (summary)
+		ev_u64(ev, "summary", 1);   /* a number: readers take numbers */
+	cohort_proc_identity_describe(victim, who, sizeof(who));
+	if (summary)
+		ev_msg(ev, "the kernel's OOM killer killed %llu processes below rank %u's root in all; the "
+		       "last was %s", (unsigned long long)d->count, k->rank, who);
+	else
+		ev_msg(ev, "the kernel's OOM killer killed %s (%s); %s limit is %s%s", who, why,
+		       k->cg[0] ? "the worker's cgroup" : "the job's", fmt_size(limit, a, sizeof(a)),
+		       d->count == DEATH_DETAIL ? "; later kills are counted, not told" : "");
+	if (!summary)
+		d->said = d->count;
+}
+
+/* A record of the crash shim: a process of the trees was reaped with status by reaper. */
+static void exit_record(struct cohort_watch *w, pid_t pid, int status, pid_t reaper)
+{
+	const struct cohort_proc_identity *id = ident_of(w, pid), *rid = ident_of(w, reaper);
+	struct cohort_proc_identity tmp;
+	struct death *d;
+	struct wk *k;
+	int rank = id ? id->rank : rid ? rid->rank : -1;
+
+	if (rank < 0 || rank >= (int)w->nw)
+		return;   /* not of the job's trees */
+	k = &w->w[rank];
+	if (pid == k->pid)
+		return;   /* the root: the caller reports its end */
+	if (!id) {
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.pid = pid;
+		tmp.ppid = reaper;
+		tmp.rank = rank;
+		tmp.mpi_rank = tmp.slurm_procid = tmp.slurm_localid = -1;
+		id = &tmp;
+	}
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+		/* For the OOM killer's victims: kept until attributed, the oldest dropped. */
+		if (w->nkilled == KILLED_MAX) {
+			memmove(w->killed, w->killed + 1, (KILLED_MAX - 1) * sizeof(w->killed[0]));
+			w->nkilled--;
+		}
+		w->killed[w->nkilled].id = *id;
+		w->killed[w->nkilled].t = cohort_watch_now(w);
+		w->killed[w->nkilled].used = false;
+		w->nkilled++;
+	}
+	d = death_count(k, 0, WIFSIGNALED(status) ? WTERMSIG(status) : 0, id, reaper, status,
+	                cohort_watch_now(w));
+	if (d && d->count <= DEATH_DETAIL) {
+		child_exit_event(w, k, d, false);
+		d->said = d->count;
+	}
+}
+
+/* Read a small regular file (never through a symlink) into buf; its length, or -errno. */
+static ssize_t read_record(const char *path, char *buf, size_t size)
+{
+	struct stat sb;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	do
+		n = read(fd, buf, size - 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return n;
+}
+
+/* The number after "key " on a line of text, or def. */
+static long record_num(const char *text, const char *key, long def)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		uint64_t v;
+
+		if (strncmp(p, key, klen) == 0 && p[klen] == ' ' &&
+		    cohort__parse_u64(p + klen + 1, &v, NULL) == 0 && v <= INT32_MAX)
+			return (long)v;
+	}
+	return def;
+}
+
+/*
+ * The crash shim's records of deaths below the roots (exit.<pid>[.n],
+ * shim/catch.c: a parent's wait returned a signal or a non-zero exit): at
+ * most max files read, each removed. Past EXIT_FILES_RUN over the run they
+ * are only removed: a program that restarts its children for ever must
+ * not make the watcher's work grow with it.
+ */
+static void collect_exits(struct cohort_watch *w, size_t max)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	if (!w->crash_dir[0] || !(d = opendir(w->crash_dir)))
+		return;
+	while (n < max && (de = readdir(d)) != NULL) {
+		char path[COHORT_PATH_MAX + 300], buf[256];
+		long pid, status, reaper;
+
+		if (strncmp(de->d_name, "exit.", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", w->crash_dir, de->d_name);
+		n++;
+		if (w->exit_files++ >= EXIT_FILES_RUN || read_record(path, buf, sizeof(buf)) < 0) {
+			unlink(path);
+			continue;
+		}
+		unlink(path);
+		pid = record_num(buf, "pid", 0);
+		status = record_num(buf, "status", -1);
+		reaper = record_num(buf, "reaper", 0);
+		if (pid > 0 && status >= 0 && status <= 0xffff)
+			exit_record(w, (pid_t)pid, (int)status, (pid_t)reaper);
+	}
+	closedir(d);
+}
+
+/* New records of the kernel log: the OOM killer's victims, kept until attributed. */
+static void kmsg_drain(struct cohort_watch *w)
+{
+	char rec[8192];
+
+	for (int i = 0; w->kmsg >= 0 && i < 1024; i++) {
+		ssize_t n = read(w->kmsg, rec, sizeof(rec) - 1);
+		char comm[16], memcg[256];
+		size_t j;
+		pid_t pid;
+
+		if (n < 0) {
+			if (errno == EINTR || errno == EPIPE)
+				continue;   /* EPIPE: records overwritten before they were read */
+			if (errno != EAGAIN) {
+				close(w->kmsg);
+				w->kmsg = -1;
+			}
+			return;
+		}
+		if (n == 0)
+			return;
+		rec[n] = '\0';
+		if (!cohort__kmsg_oom(rec, (size_t)n, &pid, comm, sizeof(comm), memcg, sizeof(memcg)))
+			continue;
+		/* Both lines of one kill (oom-kill: then Killed process) make one victim. */
+		for (j = 0; j < w->nkkill; j++)
+			if (w->kkill[j].pid == pid && !w->kkill[j].used)
+				break;
+		if (j == w->nkkill) {
+			if (w->nkkill == KKILL_MAX) {
+				memmove(w->kkill, w->kkill + 1, (KKILL_MAX - 1) * sizeof(w->kkill[0]));
+				w->nkkill--;
+			}
+			j = w->nkkill++;
+			memset(&w->kkill[j], 0, sizeof(w->kkill[j]));
+			w->kkill[j].pid = pid;
+			w->kkill[j].t = cohort_watch_now(w);
+		}
+		if (comm[0])
+			cohort__strlcpy(w->kkill[j].comm, comm, sizeof(w->kkill[j].comm));
+		if (memcg[0])
+			cohort__strlcpy(w->kkill[j].memcg, memcg, sizeof(w->kkill[j].memcg));
+	}
+}
+
+/* Whether the victim's memory cgroup, as the kernel log spells it (from the hierarchy's root), is dir. */
+static bool memcg_is(const char *dir, const char *memcg)
+{
+	size_t dl = strlen(dir), ml = strlen(memcg);
+
+	return ml > 1 && dl >= ml && strcmp(dir + dl - ml, memcg) == 0;
+}
+
+/* Every record of pid's death is used: one kill is attributed once. */
+static void blame(struct cohort_watch *w, pid_t pid)
+{
+	struct gone *g = gone_find(w, pid);
+
+	for (size_t i = 0; i < w->nkkill; i++)
+		if (w->kkill[i].pid == pid)
+			w->kkill[i].used = true;
+	for (size_t i = 0; i < w->nkilled; i++)
+		if (w->killed[i].id.pid == pid)
+			w->killed[i].used = true;
+	if (g)
+		g->blamed = true;
+}
+
+/* Whether a process identity is of k's tree, or (k NULL) of any worker's tree. */
+static bool of_worker(const struct cohort_watch *w, const struct wk *k, const struct cohort_proc_identity *id)
+{
+	return id && (k ? id->rank == (int)k->rank : id->rank >= 0 && id->rank < (int)w->nw);
+}
+
+/*
+ * OOM kills the kernel counted in k's cgroup (k NULL: in the job's, when
+ * no worker has a cgroup of its own), attributed to their victims: the
+ * kernel log's record of a process of k (or of k's cgroup), else, after a
+ * second (or at the end), a process of k its parent reaped killed by
+ * SIGKILL, else the largest process of k that vanished since the kill.
+ * The root's own kill is end_worker()'s to tell: it is consumed here
+ * without an event.
+ */
+static void resolve_oom(struct cohort_watch *w, struct wk *k, bool final)
+{
+	uint64_t *pending = k ? &k->oom_pending : &w->job_oom_pending;
+	double *since = k ? &k->oom_pending_t : &w->job_oom_pending_t;
+	double now = cohort_watch_now(w);
+
+	kmsg_drain(w);
+	while (*pending) {
+		const struct cohort_proc_identity *victim = NULL;
+		struct cohort_proc_identity tmp;
+		const char *evidence = NULL;
+		bool late = final || now - *since >= 1.0;
+		struct wk *vk;
+
+		for (size_t i = 0; i < w->nkkill && !evidence; i++) {
+			const struct cohort_proc_identity *id = ident_of(w, w->kkill[i].pid);
+
+			if (w->kkill[i].used || !(of_worker(w, k, id) ||
+			                          (k && k->cg[0] && memcg_is(k->cg, w->kkill[i].memcg))))
+				continue;
+			evidence = "kernel_log";
+			if (id) {
+				tmp = *id;
+			} else {
+				memset(&tmp, 0, sizeof(tmp));
+				tmp.pid = w->kkill[i].pid;
+				tmp.rank = (int)k->rank;   /* k: only its cgroup matches without an identity */
+				tmp.mpi_rank = tmp.slurm_procid = tmp.slurm_localid = -1;
+			}
+			/* The name the kernel gives is the one at the kill (after exec and renames). */
+			if (w->kkill[i].comm[0])
+				cohort__strlcpy(tmp.comm, w->kkill[i].comm, sizeof(tmp.comm));
+			victim = &tmp;
+		}
+		for (size_t i = 0; i < w->nkilled && !evidence && late; i++)
+			if (!w->killed[i].used && of_worker(w, k, &w->killed[i].id) &&
+			    w->killed[i].t >= *since - 2 * w->o.interval - 1) {
+				evidence = "reaper_status";
+				victim = &w->killed[i].id;
+			}
+		if (!evidence && late) {
+			const struct gone *best = NULL;
+
+			for (size_t i = 0; i < w->ngone; i++) {
+				const struct gone *g = &w->gone[i];
+
+				if (!g->blamed && of_worker(w, k, &g->id) && g->id.pid != w->w[g->id.rank].pid &&
+				    g->t >= *since - 2 * w->o.interval - 1 && (!best || g->last_rss > best->last_rss))
+					best = g;
+			}
+			if (best) {
+				evidence = "vanished";
+				victim = &best->id;
+			}
+		}
+		if (!evidence) {
+			if (final)
+				*pending = 0;   /* no victim found: the kernel event tells of the kill */
+			return;
+		}
+		tmp = *victim;
+		blame(w, tmp.pid);
+		(*pending)--;
+		*since = now;
+		vk = &w->w[tmp.rank];
+		if (tmp.pid == vk->pid)
+			continue;
+		oom_event(w, vk, &tmp, evidence, false, NULL);
+		/* The job's counter rose for this one: not the root's when it dies of SIGKILL. */
+		if (!k) {
+			w->oom_kill_seen++;
+			vk->kernel_oom_kills++;
+		}
+	}
+}
+
+/* At a worker's end and at the run's: the counts of deaths told only in part. */
+static void death_summaries(struct cohort_watch *w, struct wk *k)
+{
+	for (int i = 0; i < k->ndeaths; i++) {
+		struct death *d = &k->deaths[i];
+
+		if (d->count <= d->said)
+			continue;
+		if (d->kind == 0)
+			child_exit_event(w, k, d, true);
+		else
+			oom_event(w, k, &d->last, d->evidence ? d->evidence : "vanished", true, d);
+		d->said = d->count;
+	}
+}
+
 /* The path of a /proc/PID/maps line: what follows the fifth field, or "". */
 static const char *maps_path(const char *line)
 {
@@ -1750,9 +2410,9 @@ static void collect_crashes(struct cohort_watch *w)
 	while ((de = readdir(d)) != NULL) {
 		char path[COHORT_PATH_MAX + 300], line[600], fault[512] = "", below[512] = "", where[512] = "";
 		char addr[64] = "";
+		const struct cohort_proc_identity *id;
 		const struct wk *k = NULL;
 		struct cohort_event *ev;
-		struct member *m;
 		bool in_frames = false, guard = false;
 		long sig = 0, code = 0;
 		size_t bt = 0;
@@ -1807,9 +2467,10 @@ static void collect_crashes(struct cohort_watch *w)
 				snprintf(where, sizeof(where), "%s", fpath[0] ? fpath : "an anonymous mapping");
 			}
 		}
-		m = member_find(w, pid);
+		/* A process that left the trees before its file was read is found by its kept identity. */
+		id = ident_of(w, pid);
 		for (unsigned r = 0; r < w->nw && !k; r++)
-			if (w->w[r].pid == pid || (m && m->rank == r))
+			if (w->w[r].pid == pid || (id && id->rank == (int)r))
 				k = &w->w[r];
 		ev = ev_new(w, COHORT_EVENT_CRASH_INFO, k, 0);
 		if (!ev)
@@ -1820,9 +2481,19 @@ static void collect_crashes(struct cohort_watch *w)
 		ev_bool(ev, "in_guard", guard);
 		ev_str(ev, "where", where);
 		ev_i64(ev, "crashed_pid", pid);
+		if (id && k && pid != k->pid)
+			ev_process(ev, id);
 		cohort__strlcpy(ev->backtrace, backtrace, sizeof(ev->backtrace));
-		ev_msg(ev, "pid %d: fatal signal %ld at %s%s%s", (int)pid, sig, addr[0] ? addr : "?",
-		       where[0] ? " in " : "", where);
+		{
+			char who[160];
+
+			if (id)
+				cohort_proc_identity_describe(id, who, sizeof(who));
+			else
+				snprintf(who, sizeof(who), "pid %d", (int)pid);
+			ev_msg(ev, "%s: fatal signal %ld at %s%s%s", who, sig, addr[0] ? addr : "?",
+			       where[0] ? " in " : "", where);
+		}
 	}
 	closedir(d);
 }
@@ -1847,6 +2518,7 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 	struct cohort_event *ev;
 	struct cohort_cgmem cg;
 	char how[96], a[32], b[32], c[32];
+	const char *oom_evidence = NULL;
 	bool oom = false;
 
 	k->running = false;
@@ -1869,11 +2541,37 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 	}
 	if (st < 0 || WIFSIGNALED(st))
 		collect_crashes(w);
-	/* The kernel's OOM killer: the worker's own cgroup says so, or the job's counter rose. */
+	collect_exits(w, SIZE_MAX);
+	/*
+	 * Kills below the root first: the kernel log names their victims (and
+	 * may name the root itself, which resolve_oom() leaves to this end).
+	 */
+	if (k->oom_pending)
+		resolve_oom(w, k, false);
+	if (w->job_oom_pending)
+		resolve_oom(w, NULL, false);
+	kmsg_drain(w);
+	for (size_t i = 0; i < w->nkkill; i++)
+		if (w->kkill[i].pid == k->pid)
+			oom_evidence = "kernel_log";
+	/* The kernel's OOM killer: the log, the worker's own cgroup, or the job's counter says so. */
 	if (st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && k->stop_stage < 2) {
-		if (k->cg[0] && cohort_cgroup_read(probe, k->cg, &cg) == 0 && cg.oom_kill > 0) {
+		uint64_t below = 0;
+
+		for (int i = 0; i < k->ndeaths; i++)
+			if (k->deaths[i].kind == 1)
+				below += k->deaths[i].count;
+		bool cg_read = k->cg[0] && cohort_cgroup_read(probe, k->cg, &cg) == 0;
+
+		if (oom_evidence) {
 			oom = true;
-		} else if (w->noom_levels) {
+		} else if (cg_read && cg.oom_kill > k->oom_base + below) {
+			/* More kills counted than those of processes below the root: one was the root's. */
+			oom = true;
+			if (k->oom_pending)
+				k->oom_pending--;
+		} else if ((!cg_read || cg.oom_kill == k->oom_base) && w->noom_levels) {
+			/* v1 counts a kill where the limit was hit: the job's cgroup, perhaps. */
 			uint64_t n = oom_kills(w);
 
 			if (n > w->oom_kill_seen) {
@@ -1881,7 +2579,12 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 				oom = true;
 			}
 		}
+	} else {
+		oom_evidence = NULL;
 	}
+	if (k->oom_pending)
+		resolve_oom(w, k, true);
+	death_summaries(w, k);
 	cohort_status_describe(st, how, sizeof(how));
 	cohort_watch_worker(w, k->rank, &ws);
 	ev = ev_new(w, COHORT_EVENT_EXIT, k, 0);
@@ -1924,6 +2627,14 @@ static void end_worker(struct cohort_watch *w, struct wk *k, int st)
 		if (k->peak_cg)
 			ev_u64(ev, "peak_cgroup", k->peak_cg);
 		ev_str(ev, "cgroup", k->cg[0] ? k->cg : w->job_cg);
+		/* The caller reaped it killed by SIGKILL while the counter rose, unless the log names it. */
+		ev_str(ev, "evidence", oom_evidence ? oom_evidence : "reaper_status");
+		{
+			const struct cohort_proc_identity *id = ident_of(w, k->pid);
+
+			if (id)
+				ev_process(ev, id);
+		}
 		/* The cgroup's own count, what the kernel killed by, when the worker has one. */
 		if (k->has_cgu || k->peak_cg)
 			ev_msg(ev, "rank %u (pid %d) was killed by the kernel's OOM killer: its cgroup limit is "
@@ -1979,5 +2690,13 @@ int cohort_watch_signal(struct cohort_watch *w, int sig, pid_t sender_pid, long 
 int cohort_watch_finish(struct cohort_watch *w)
 {
 	collect_crashes(w);
+	collect_exits(w, SIZE_MAX);
+	if (w->job_oom_pending)
+		resolve_oom(w, NULL, true);
+	for (unsigned r = 0; r < w->nw; r++) {
+		if (w->w[r].oom_pending)
+			resolve_oom(w, &w->w[r], true);
+		death_summaries(w, &w->w[r]);
+	}
 	return 0;
 }

@@ -284,6 +284,52 @@ static int helper_bus_error(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * children N BAD [HOW]: fork N children that each sleep a little and exit
+ * 0, except child BAD (1-based, in fork order), which dies: HOW "segv"
+ * (the default) writes through a null pointer, "kill" is killed by the
+ * parent with SIGKILL. The parent reaps them all with waitpid and exits 1
+ * when one did not end well.
+ */
+static int helper_children(int argc, char **argv)
+{
+	int n = argc >= 1 ? atoi(argv[0]) : 4, bad = argc >= 2 ? atoi(argv[1]) : 3, failed = 0;
+	bool kill_it = argc >= 3 && strcmp(argv[2], "kill") == 0;
+	pid_t pids[64];
+
+	if (n < 1 || n > 64)
+		return 2;
+	/* Seen by a sample before anything dies: the children get their identity alive. */
+	nap(0.5);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			return 3;
+		if (pids[i] == 0) {
+			nap(1.5);
+			if (i + 1 == bad && !kill_it) {
+				volatile int *null = NULL;
+
+				*null = 1;
+			}
+			nap(i + 1 == bad ? 30 : 0.5);
+			_exit(0);
+		}
+	}
+	if (kill_it) {
+		nap(1.5);
+		kill(pids[bad - 1], SIGKILL);
+	}
+	for (int i = 0; i < n; i++) {
+		int st;
+
+		if (waitpid(pids[i], &st, 0) == pids[i] && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			failed++;
+	}
+	printf("children: %d of %d failed\n", failed, n);
+	return failed ? 1 : 0;
+}
+
 int test_helper_main(int argc, char **argv);
 
 int test_helper_main(int argc, char **argv)
@@ -304,6 +350,8 @@ int test_helper_main(int argc, char **argv)
 		return helper_bus_error(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "grandchild") == 0)
 		return helper_grandchild(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "children") == 0)
+		return helper_children(argc - 1, argv + 1);
 	fprintf(stderr, "runner: no helper '%s'\n", argc ? argv[0] : "");
 	return 2;
 }

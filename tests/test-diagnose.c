@@ -826,3 +826,136 @@ TEST(diagnose_shmem_and_page_cache_of_a_worker_cgroup)
 	CHECK_CONTAINS(f->fix, "only when it cannot be dropped");
 	diag_free(&d);
 }
+
+/* ---- deaths below a worker's root ---- */
+
+/* A program forks 4 children, child 3 segfaults: the finding names it, its backtrace, its parent. */
+TEST(diagnose_child_segfault_names_the_child)
+{
+	struct diag d = diagnose("child-segfault.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "segfault,exit_nonzero");
+	f = finding(&d, COHORT_FINDING_SEGFAULT, 0);
+	CHECK_EQ(f->pid, 25551);
+	CHECK_EV(f, "process_pid", 25551);
+	CHECK_EV(f, "process_child", 3);
+	CHECK_EV(f, "signal", SIGSEGV);
+	CHECK_EV(f, "deaths", 1);
+	CHECK(!has_ev(f, "process_mpi_rank"));
+	CHECK_CONTAINS(f->message, "pid 25551 (runner), child 3 of rank 0, not the worker's root (pid 25548), "
+	               "died of signal 11 (SIGSEGV) at address 0x0, which no mapping holds; its parent, "
+	               "pid 25548, reaped it");
+	CHECK_CONTAINS(f->backtrace, "helper_children");
+	CHECK(strstr(f->backtrace, "libcohort-catch.so") == NULL);
+	CHECK_EQ(finding(&d, COHORT_FINDING_EXIT_NONZERO, 0)->pid, 25548);
+	diag_free(&d);
+}
+
+/* The same child 500 times over (a pool that replaces its dead workers): one finding, the count. */
+TEST(diagnose_restarted_children_one_finding_with_the_count)
+{
+	struct diag d = diagnose("children-restarted.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "segfault,exit_nonzero");
+	f = finding(&d, COHORT_FINDING_SEGFAULT, 0);
+	CHECK_EQ(f->pid, 25551);
+	CHECK_EV(f, "deaths", 500);
+	CHECK_CONTAINS(f->message, "; 500 processes of rank 0 died of it, this one first");
+	diag_free(&d);
+}
+
+/* A DataLoader-like worker (MPI rank 2) killed by SIGBUS in /dev/shm, full: shm_exhausted, named. */
+TEST(diagnose_child_sigbus_with_shm_full_is_shm_exhausted)
+{
+	struct diag d = diagnose("child-sigbus-shm.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "shm_exhausted,exit_nonzero");
+	f = finding(&d, COHORT_FINDING_SHM_EXHAUSTED, 0);
+	CHECK_EQ(f->pid, 25551);
+	CHECK_EV(f, "process_mpi_rank", 2);
+	CHECK_EV(f, "shm_free_end_bytes", 1048576);
+	CHECK_CONTAINS(f->message, "pid 25551 (python3, MPI rank 2), child 3 of rank 0 died of SIGBUS (bus "
+	               "error) at address 0x0, in /dev/shm/torch_1234_567 (deleted)");
+	CHECK_CONTAINS(f->fix, "/dev/shm");
+	diag_free(&d);
+}
+
+/* stress-ng's workers OOM-killed and restarted: one finding, the count, the first victim, the evidence. */
+TEST(diagnose_oom_kills_below_the_root_counted_and_named)
+{
+	struct diag d = diagnose("stress-ng-oom.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "oom_kill");
+	f = finding(&d, COHORT_FINDING_OOM_KILL, 0);
+	CHECK_EQ(f->pid, 25648);
+	CHECK_EV(f, "oom_kills", 10);
+	CHECK_EV(f, "kernel_oom_kills", 10);
+	CHECK_EV(f, "process_pid", 25648);
+	CHECK_EV(f, "process_child", 5);
+	CHECK_EV(f, "kernel_log", 8);
+	CHECK_EV(f, "peak_cgroup_bytes", 314572800);
+	CHECK_CONTAINS(f->message, "the kernel OOM-killed 10 processes of rank 0, the first pid 25648 "
+	               "(stress-ng-vm), child 5 of rank 0 at 1.2 s (the kernel log names it): not the "
+	               "worker's own process (pid 25643)");
+	diag_free(&d);
+}
+
+/* The same run as an older supervisor recorded it: the kernel's count, no victim named. */
+TEST(diagnose_oom_kills_below_the_root_old_recording)
+{
+	struct diag d = diagnose("oom-below-old.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "oom_kill");
+	f = finding(&d, COHORT_FINDING_OOM_KILL, 0);
+	CHECK_EQ(f->pid, 25643);
+	CHECK_EV(f, "oom_kills", 10);
+	CHECK(!has_ev(f, "process_pid"));
+	CHECK_CONTAINS(f->message, "killed 10 processes in rank 0's cgroup, from 1.2 s: not the worker's own "
+	               "process (pid 25643), one it started");
+	diag_free(&d);
+}
+
+/* Odd deaths (pids, counts and child indexes out of range, ranks that are not): bounded words. */
+TEST(diagnose_child_exits_odd_values)
+{
+	struct diag d = diagnose("child-exit-odd.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "oom_kill,segfault");
+	f = finding(&d, COHORT_FINDING_OOM_KILL, 0);
+	CHECK_EV(f, "oom_kills", 1000000000000ULL);
+	CHECK_CONTAINS(f->message, "pid 13 (?), a process of rank 0");
+	f = finding(&d, COHORT_FINDING_SEGFAULT, 0);
+	CHECK_EQ(f->pid, 11);
+	CHECK(!has_ev(f, "process_mpi_rank"));
+	CHECK_CONTAINS(f->message, "pid 11 (xxxxxxxxxxxxxxx), a process of rank 0");
+	diag_free(&d);
+}
+
+/*
+ * A real PyTorch DataLoader passing 48 MiB tensors through a 64 MiB
+ * /dev/shm: worker 2 dies of SIGBUS, PyTorch's own handler (not the shim)
+ * reports it, its parent's waitpid tells the shim. /dev/shm was full only
+ * for the sample around the death: still shm_exhausted, naming the worker.
+ */
+TEST(diagnose_dataloader_sigbus_is_shm_exhausted)
+{
+	struct diag d = diagnose("dataloader-sigbus.ndjson");
+	const struct cohort_finding *f;
+
+	CHECK_KINDS(d, "shm_exhausted,cow_unshare,exit_nonzero");
+	f = finding(&d, COHORT_FINDING_SHM_EXHAUSTED, 0);
+	CHECK_EQ(f->pid, 26490);
+	CHECK_EV(f, "process_child", 2);
+	CHECK_EV(f, "shm_free_end_bytes", 0);
+	CHECK_EV(f, "shm_free_start_bytes", 67108864);
+	CHECK_CONTAINS(f->message, "pid 26490 (python3), child 2 of rank 0 died of SIGBUS (bus error); its "
+	               "parent, pid 26487, reaped it: /dev/shm had 64.0 MiB free of 64.0 MiB at the start "
+	               "and 0 B at 1.0 s");
+	diag_free(&d);
+}

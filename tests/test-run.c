@@ -8,11 +8,13 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define RUN "%s/cohort run"
 #define HELPER "%s/tests/runner --helper"
+#define CHECK_NE(a, b) CHECK_MSG((a) != (b), "%s == %s", #a, #b)
 
 /* Every complete line of a recording, parsed; a cut last line is allowed. */
 struct rec {
@@ -729,6 +731,188 @@ TEST(run_removes_the_segments_its_local_job_left)
 	         str(rec.lines[0], "job"));
 	cmd_run(&r, "ls %s 2>/dev/null | wc -l", pattern);
 	CHECK_EQ(atoi(r.out), 0);
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/* ---- deaths below a worker's root ---- */
+
+static void need_shim(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	SKIP("the helper is a sanitizer build here: cohort run does not preload its shim into it");
+#endif
+}
+
+/* The spawn event's pid: the worker's root. */
+static pid_t root_pid(const struct rec *rec)
+{
+	return (pid_t)json_integer_value(json_object_get(event_of(rec, "spawn", 0), "pid"));
+}
+
+/*
+ * A program forks 4 children and child 3 segfaults: its parent's waitpid
+ * tells the shim, and the finding is a segfault naming that child's pid
+ * as child k of rank 0, with its backtrace; cohort run fails.
+ */
+TEST_TIMEOUT(run_child_segfault_named, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+	char want[128];
+	pid_t pid;
+	long k;
+
+	need_shim();
+	cmd_run(&r, RUN " -n 1 -o rec.ndjson -- " HELPER " children 4 3", test_build_dir(),
+	        test_build_dir());
+	CHECK_NE(r.status, 0);
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "child_exit", 0), 1);
+	e = event_of(&rec, "child_exit", 0);
+	pid = (pid_t)json_integer_value(json_object_get(e, "process_pid"));
+	k = (long)json_integer_value(json_object_get(e, "process_child"));
+	CHECK_GT(pid, 0);
+	CHECK_NE(pid, root_pid(&rec));
+	CHECK_GE(k, 1);
+	CHECK_LE(k, 4);
+	CHECK_EQ(json_integer_value(json_object_get(e, "signal")), SIGSEGV);
+	CHECK_EQ(json_integer_value(json_object_get(e, "reaper_pid")), root_pid(&rec));
+	CHECK_STREQ(str(e, "process"), "runner");
+	CHECK_CONTAINS(str(e, "process_cmdline"), "--helper children 4 3");
+	snprintf(want, sizeof(want), "segfault, rank 0: pid %d (runner), child %ld of rank 0", (int)pid, k);
+	CHECK_CONTAINS(r.err, want);
+	CHECK_CONTAINS(r.err, "helper_children");   /* the child's backtrace */
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/* A child its parent kills with SIGKILL: told by the parent's waitpid, no crash finding. */
+TEST_TIMEOUT(run_child_killed_by_its_parent_is_told, 60)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+
+	need_shim();
+	cmd_run(&r, RUN " -n 1 -o rec.ndjson -- " HELPER " children 3 2 kill", test_build_dir(),
+	        test_build_dir());
+	CHECK_EQ(r.status, 1);   /* the program's own exit: one child did not end well */
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "child_exit", 0), 1);
+	e = event_of(&rec, "child_exit", 0);
+	CHECK_EQ(json_integer_value(json_object_get(e, "signal")), SIGKILL);
+	CHECK_EQ(json_integer_value(json_object_get(e, "reaper_pid")), root_pid(&rec));
+	CHECK_GE(json_integer_value(json_object_get(e, "process_child")), 1);
+	CHECK_CONTAINS(str(e, "message"), "signal 9 (Killed)");
+	CHECK(strstr(r.err, "segfault") == NULL);
+	CHECK(strstr(r.err, "oom_kill") == NULL);
+	CHECK_CONTAINS(r.err, "exit_nonzero, rank 0");
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/*
+ * stress-ng's vm workers over a 300 MiB per-worker cgroup: the kernel
+ * OOM-kills them and stress-ng restarts them. One oom_kill finding with
+ * the count, naming stress-ng-vm and the evidence; cohort run fails as a
+ * process killed by SIGKILL would.
+ */
+TEST_TIMEOUT(run_stress_ng_oom_kills_below_the_root, 90)
+{
+	struct cmd_result r;
+	struct rec rec;
+	json_t *e;
+	const char *evidence;
+	int n;
+
+	if (geteuid() != 0)
+		SKIP("a cgroup per worker needs root here (cgroup v1)");
+	if (system("command -v stress-ng >/dev/null 2>&1") != 0)
+		SKIP("stress-ng is not installed");
+	cmd_run(&r, RUN " -n 1 -m 300M -o rec.ndjson -- stress-ng --vm 3 --vm-bytes 400M --timeout 8s",
+	        test_build_dir());
+	CHECK_EQ(r.status, 128 + SIGKILL);
+	CHECK_CONTAINS(r.err, "oom_kill, rank 0: the kernel OOM-killed ");
+	CHECK_CONTAINS(r.err, "(stress-ng-vm)");
+	CHECK_CONTAINS(r.err, "not the worker's own process");
+	rec_load(&rec, "rec.ndjson");
+	n = events(&rec, "oom_kill", 0);
+	CHECK_GE(n, 1);
+	/* Told in detail up to 8, then counted: a summary at the end. */
+	CHECK_LE(n, 9);
+	e = event_of(&rec, "oom_kill", 0);
+	CHECK_STREQ(str(e, "process"), "stress-ng-vm");
+	CHECK_NE(json_integer_value(json_object_get(e, "process_pid")), root_pid(&rec));
+	CHECK_GE(json_integer_value(json_object_get(e, "process_child")), 1);
+	CHECK_GE(json_integer_value(json_object_get(e, "count")), 1);
+	evidence = str(e, "evidence");
+	CHECK(evidence != NULL);
+	CHECK_MSG(strcmp(evidence, "kernel_log") == 0 || strcmp(evidence, "reaper_status") == 0 ||
+	          strcmp(evidence, "vanished") == 0, "evidence %s", evidence);
+	/* The root, stress-ng itself, was not the victim. */
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 0), "signal")), 0);
+	cmd_free(&r);
+	rec_free(&rec);
+}
+
+/*
+ * No cgroup per worker (--enforce none) inside a job's cgroup of 200 MiB:
+ * a forked Python child grows over it and the kernel kills it. Its parent
+ * goes on and exits 0; the kill is attributed to that child (child 1 of
+ * rank 0) and cohort run fails.
+ */
+TEST_TIMEOUT(run_oom_kill_of_a_child_in_the_jobs_cgroup, 90)
+{
+	struct cmd_result r;
+	struct rec rec;
+	char own[512], job[600], path[700];
+	const char *evidence;
+	int version = 0;
+	json_t *e;
+
+	if (geteuid() != 0)
+		SKIP("a job cgroup with a limit needs root here");
+	if (cohort_cgroup_of_pid(NULL, 0, own, sizeof(own), &version) < 0 || version != 1)
+		SKIP("this test makes a cgroup v1 memory cgroup");
+	if (access("/usr/bin/python3", X_OK) != 0)
+		SKIP("/usr/bin/python3 is not installed");
+	snprintf(job, sizeof(job), "%s/cohort-test-job-%d", own, (int)getpid());
+	CHECK_OK(mkdir(job, 0755));
+	snprintf(path, sizeof(path), "%s/memory.limit_in_bytes", job);
+	write_file(path, "209715200\n");
+	/* With swap accounting, the same bound on memory and swap: the kernel kills rather than swaps. */
+	snprintf(path, sizeof(path), "%s/memory.memsw.limit_in_bytes", job);
+	if (access(path, F_OK) == 0)
+		write_file(path, "209715200\n");
+	write_file("grow.py", "import os, time\n"
+	           "time.sleep(0.5)\n"
+	           "pid = os.fork()\n"
+	           "if pid == 0:\n"
+	           "    blocks = []\n"
+	           "    for i in range(80):\n"
+	           "        blocks.append(bytearray(8 << 20))\n"
+	           "        time.sleep(0.02)\n"
+	           "    os._exit(0)\n"
+	           "os.waitpid(pid, 0)\n");
+	cmd_run(&r, "sh -c 'echo $$ > %s/cgroup.procs && exec " RUN " -n 1 --enforce none -o rec.ndjson "
+	        "-- /usr/bin/python3 grow.py'", job, test_build_dir());
+	rmdir(job);
+	CHECK_EQ(r.status, 128 + SIGKILL);
+	CHECK_CONTAINS(r.err, "oom_kill, rank 0: the kernel OOM-killed 1 process of rank 0, the first pid ");
+	CHECK_CONTAINS(r.err, "(python3), child 1 of rank 0");
+	rec_load(&rec, "rec.ndjson");
+	CHECK_EQ(events(&rec, "oom_kill", 0), 1);
+	e = event_of(&rec, "oom_kill", 0);
+	CHECK_STREQ(str(e, "process"), "python3");
+	CHECK_EQ(json_integer_value(json_object_get(e, "process_child")), 1);
+	CHECK_CONTAINS(str(e, "process_cmdline"), "grow.py");
+	evidence = str(e, "evidence");
+	CHECK(evidence != NULL);
+	CHECK_MSG(strcmp(evidence, "kernel_log") == 0 || strcmp(evidence, "reaper_status") == 0 ||
+	          strcmp(evidence, "vanished") == 0, "evidence %s", evidence);
+	CHECK_EQ(json_integer_value(json_object_get(event_of(&rec, "exit", 0), "exit_code")), 0);
 	cmd_free(&r);
 	rec_free(&rec);
 }

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -453,5 +454,392 @@ TEST(watch_worker_cgroup_v2_counts_what_rss_hides)
 	ticks(w, 1);
 	CHECK_OK(cohort_watch_worker(w, 0, &st));
 	CHECK_EQ(st.has_cgroup_usage, 0);
+	cohort_watch_free(w);
+}
+
+/* ---- who a process is ---- */
+
+/* Internal to libcohort (src/internal.h), linked statically here. */
+int cohort__kmsg_oom(const char *rec, size_t len, pid_t *ret_pid, char *comm, size_t comm_size,
+                     char *memcg, size_t memcg_size);
+
+TEST(watch_identity_reads_a_fixture_environ)
+{
+	char root[4096], words[256];
+	struct cohort_probe probe = { 0 };
+	struct cohort_proc_identity id;
+
+	snprintf(root, sizeof(root), "%s/tests/fixtures/proc-ident", test_src_dir());
+	probe.proc_root = root;
+	CHECK_OK(cohort_proc_identity_read(&probe, 4242, &id));
+	CHECK_EQ(id.pid, 4242);
+	CHECK_EQ(id.ppid, 4200);
+	CHECK_STREQ(id.comm, "a.out");
+	CHECK_STREQ(id.cmdline, "./a.out --size 10");
+	CHECK_EQ(id.environ_read, 1);
+	CHECK_EQ(id.mpi_rank, 2);
+	CHECK_EQ(id.slurm_procid, 5);
+	CHECK_EQ(id.slurm_localid, 1);
+	CHECK_EQ(id.rank, -1);
+	CHECK_EQ(id.child, 0u);
+	CHECK_STREQ(cohort_proc_identity_describe(&id, words, sizeof(words)),
+	            "pid 4242 (a.out, MPI rank 2, SLURM task 5)");
+	id.rank = 0;
+	id.child = 3;
+	CHECK_STREQ(cohort_proc_identity_describe(&id, words, sizeof(words)),
+	            "pid 4242 (a.out, MPI rank 2, SLURM task 5), child 3 of rank 0");
+	id.child = 0;
+	CHECK_STREQ(cohort_proc_identity_describe(&id, words, sizeof(words)),
+	            "pid 4242 (a.out, MPI rank 2, SLURM task 5), the root of rank 0");
+	/* Odd values are not ranks; the last entry needs no NUL. */
+	CHECK_OK(cohort_proc_identity_read(&probe, 4243, &id));
+	CHECK_STREQ(id.cmdline, "python3 -c import x");
+	CHECK_EQ(id.mpi_rank, 7);
+	CHECK_EQ(id.slurm_procid, -1);
+	CHECK_EQ(id.slurm_localid, -1);
+	CHECK_EQ(cohort_proc_identity_read(&probe, 4244, &id), -ESRCH);
+	/* A small buffer cuts the words, never past its end. */
+	id.pid = 4243;
+	CHECK_STREQ(cohort_proc_identity_describe(&id, words, 8), "pid 424");
+}
+
+TEST(watch_identity_hostile_environ)
+{
+	size_t big = 3 * 1024 * 1024;
+	char *env = malloc(big), root[64], path[128];
+	struct cohort_probe probe = { 0 };
+	struct cohort_proc_identity id;
+	int mpi = 0, procid = 0, localid = 0;
+
+	CHECK(env != NULL);
+	/* No NUL at all: one huge entry, no rank. */
+	memset(env, 'A', big);
+	CHECK_EQ(cohort_environ_ranks(env, big, &mpi, &procid, &localid), 0);
+	CHECK_EQ(mpi, -1);
+	/* A key without a value, a value with junk, a key inside a value, an overflow. */
+	static const char odd[] = "OMPI_COMM_WORLD_RANK=\0PMI_RANK=12x\0X=PMIX_RANK=3\0"
+	                          "MV2_COMM_WORLD_RANK=99999999999\0=\0\0\0SLURM_PROCID=-1";
+	CHECK_EQ(cohort_environ_ranks(odd, sizeof(odd) - 1, &mpi, &procid, &localid), 0);
+	CHECK_EQ(mpi, -1);
+	CHECK_EQ(procid, -1);
+	/* The launcher's own name wins over the generic PMI one, whatever the order. */
+	static const char both[] = "PMI_RANK=1\0OMPI_COMM_WORLD_RANK=3\0PMIX_RANK=1";
+	CHECK_EQ(cohort_environ_ranks(both, sizeof(both) - 1, &mpi, NULL, NULL), 1);
+	CHECK_EQ(mpi, 3);
+	CHECK_EQ(cohort_environ_ranks(NULL, 0, NULL, NULL, NULL), 0);
+	/* A /proc whose environ is megabytes of one entry, the rank past the bound: read, not found. */
+	snprintf(root, sizeof(root), "%s", "proc");
+	mkdir(root, 0755);
+	snprintf(path, sizeof(path), "%s/77", root);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/77/stat", root);
+	write_file(path, "77 (big) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 1000 10 1 1 1 1 0 0 0 0\n");
+	snprintf(path, sizeof(path), "%s/77/environ", root);
+	memcpy(env + big - 32, "\0OMPI_COMM_WORLD_RANK=5", 23);
+	{
+		FILE *f = fopen(path, "w");
+
+		CHECK(f != NULL);
+		CHECK_EQ(fwrite(env, 1, big - 9, f), big - 9);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/77/cmdline", root);
+	{
+		FILE *f = fopen(path, "w");
+
+		CHECK(f != NULL);
+		CHECK_EQ(fwrite(env, 1, 100000, f), 100000u);   /* no NUL: cut at the bound */
+		fclose(f);
+	}
+	probe.proc_root = root;
+	CHECK_OK(cohort_proc_identity_read(&probe, 77, &id));
+	CHECK_EQ(id.mpi_rank, -1);
+	CHECK_EQ(id.environ_read, 1);
+	CHECK_EQ(strlen(id.cmdline), (size_t)COHORT_CMDLINE_MAX - 1);
+	free(env);
+}
+
+TEST(watch_kernel_log_oom_records)
+{
+	char comm[16], memcg[256];
+	pid_t pid = 0;
+	static const char killed[] = "3,1234,5678901,-;Memory cgroup out of memory: Killed process 4321 "
+	                             "(stress-ng-vm) total-vm:420000kB, anon-rss:300000kB, file-rss:0kB";
+	static const char summary[] = "6,1233,5678900,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask="
+	                              "(null),cpuset=/,mems_allowed=0,oom_memcg=/cohort-1/rank-0,task_memcg="
+	                              "/cohort-1/rank-0,task=stress-ng-vm,pid=4321,uid=0";
+
+	CHECK_EQ(cohort__kmsg_oom(killed, sizeof(killed) - 1, &pid, comm, sizeof(comm), memcg, sizeof(memcg)), 1);
+	CHECK_EQ(pid, 4321);
+	CHECK_STREQ(comm, "stress-ng-vm");
+	CHECK_STREQ(memcg, "");
+	CHECK_EQ(cohort__kmsg_oom(summary, sizeof(summary) - 1, &pid, comm, sizeof(comm), memcg,
+	                          sizeof(memcg)), 1);
+	CHECK_EQ(pid, 4321);
+	CHECK_STREQ(comm, "stress-ng-vm");
+	CHECK_STREQ(memcg, "/cohort-1/rank-0");
+	/* Other records, cut ones, and junk are not victims. */
+	CHECK_EQ(cohort__kmsg_oom("6,1,2,-;eth0: link up", 21, &pid, comm, sizeof(comm), memcg,
+	                          sizeof(memcg)), 0);
+	CHECK_EQ(cohort__kmsg_oom("3,1,2,-;Killed process ", 23, &pid, comm, sizeof(comm), memcg,
+	                          sizeof(memcg)), 0);
+	CHECK_EQ(cohort__kmsg_oom("3,1,2,-;Killed process 99999999999 (x)", 38, &pid, comm, sizeof(comm),
+	                          memcg, sizeof(memcg)), 0);
+	CHECK_EQ(cohort__kmsg_oom("oom-kill:task=x,pid=", 20, &pid, comm, sizeof(comm), memcg,
+	                          sizeof(memcg)), 0);
+	/* A name longer than the buffer is cut, and a record without ')' ends at its end. */
+	CHECK_EQ(cohort__kmsg_oom("Killed process 12 (abcdefghijklmnopqrstuvwxyz", 45, &pid, comm,
+	                          sizeof(comm), memcg, sizeof(memcg)), 1);
+	CHECK_EQ(pid, 12);
+	CHECK_STREQ(comm, "abcdefghijklmno");
+}
+
+/* A record as the crash shim writes it. */
+static void exit_file(const char *dir, const char *name, pid_t pid, int status, pid_t reaper)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	write_file(path, "pid %d\nstatus %d\nreaper %d\n", (int)pid, status, (int)reaper);
+}
+
+/*
+ * A worker's root with a child: the child dies of SIGSEGV and its parent
+ * reaps it (the shim's record, written here as the shim would): one
+ * child_exit naming the child as child 1 of rank 0, and its reaper. Then a
+ * restarting program's thousand deaths: a few told, the rest counted, all
+ * records removed, and odd files (a symlink, junk) harmless.
+ */
+TEST_TIMEOUT(watch_child_deaths_from_the_shim, 60)
+{
+	struct cohort_watch_opts o = { .workers = 1, .interval = 0.05 };
+	struct cohort_watch *w;
+	struct cohort_event ev;
+	char dir[512], path[600];
+	int fds[2], go[2], st, told = 0, summaries = 0;
+	pid_t root, child = 0;
+	char c;
+	bool seen = false;
+
+	snprintf(dir, sizeof(dir), "%s/catch", getcwd(path, sizeof(path)));
+	CHECK_OK(mkdir(dir, 0700));
+	o.crash_dir = dir;
+	CHECK_OK(pipe(fds));
+	CHECK_OK(pipe(go));
+	root = fork();
+	CHECK(root >= 0);
+	if (root == 0) {
+		pid_t g = fork();
+
+		if (g == 0) {
+			pause();
+			_exit(0);
+		}
+		/* Told to go on: kill the child as a crash would, reap it, wait to be killed. */
+		if (write(fds[1], &g, sizeof(g)) != sizeof(g) || read(go[0], &c, 1) != 1)
+			_exit(2);
+		kill(g, SIGSEGV);
+		waitpid(g, &st, 0);
+		pause();
+		_exit(0);
+	}
+	CHECK_EQ(read(fds[0], &child, sizeof(child)), (ssize_t)sizeof(child));
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start(w, 0, root, NULL, COHORT_WATCH_CHILD));
+	for (int i = 0; i < 20; i++) {
+		struct cohort_worker_state ws;
+
+		CHECK_OK(cohort_watch_tick(w));
+		CHECK_OK(cohort_watch_worker(w, 0, &ws));
+		if (ws.nprocs == 2)
+			break;
+		usleep(20000);
+	}
+	CHECK_EQ(write(go[1], "x", 1), 1);
+	/* The root reaped it: only then does the shim write. */
+	for (int i = 0; i < 200; i++) {
+		char stat_path[64];
+
+		snprintf(stat_path, sizeof(stat_path), "/proc/%d", (int)child);
+		if (access(stat_path, F_OK) < 0)
+			break;
+		usleep(10000);
+	}
+	exit_file(dir, "exit.x", 0, 0, 0);                    /* junk: removed */
+	snprintf(path, sizeof(path), "%s/exit.1", dir);
+	CHECK_OK(symlink("/etc/passwd", path));              /* never followed */
+	{
+		char name[64];
+
+		snprintf(name, sizeof(name), "exit.%d", (int)child);
+		exit_file(dir, name, child, SIGSEGV, root);
+	}
+	CHECK_OK(cohort_watch_tick(w));
+	while (cohort_watch_next_event(w, &ev) == 1) {
+		if (ev.kind != COHORT_EVENT_CHILD_EXIT)
+			continue;
+		seen = true;
+		CHECK_EQ(ev.rank, 0);
+		CHECK_EQ(cohort_event_num(&ev, "process_pid", 0), child);
+		CHECK_EQ(cohort_event_num(&ev, "process_child", 0), 1);
+		CHECK_EQ(cohort_event_num(&ev, "signal", 0), SIGSEGV);
+		CHECK_EQ(cohort_event_num(&ev, "reaper_pid", 0), root);
+		CHECK_EQ(cohort_event_num(&ev, "count", 0), 1);
+		CHECK(cohort_event_str(&ev, "process") != NULL);
+		CHECK_CONTAINS(ev.message, "child 1 of rank 0");
+		CHECK_CONTAINS(ev.message, "signal 11");
+		CHECK(ev.notice);
+	}
+	CHECK(seen);
+	CHECK_EQ(access(path, F_OK) < 0 && errno == ENOENT, 1);
+	/* A thousand deaths of the same (gone) child, as a restarting program makes. */
+	for (int i = 0; i < 1000; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "exit.%d.%d", (int)child, i);
+		exit_file(dir, name, child, SIGSEGV, root);
+	}
+	CHECK_OK(cohort_watch_tick(w));
+	kill(root, SIGKILL);
+	CHECK_EQ(waitpid(root, &st, 0), root);
+	CHECK_OK(cohort_watch_exited(w, 0, st));
+	CHECK_OK(cohort_watch_finish(w));
+	while (cohort_watch_next_event(w, &ev) == 1) {
+		if (ev.kind != COHORT_EVENT_CHILD_EXIT)
+			continue;
+		if (cohort_event_num(&ev, "summary", 0) > 0) {
+			summaries++;
+			CHECK_EQ(cohort_event_num(&ev, "count", 0), 1001);
+			CHECK_CONTAINS(ev.message, "1001 processes below its root");
+		} else {
+			told++;
+			CHECK_LE(cohort_event_num(&ev, "count", 0), 8);
+		}
+	}
+	/* Eight in all are told (one above), then one summary with the count. */
+	CHECK_EQ(told, 7);
+	CHECK_EQ(summaries, 1);
+	{
+		struct cmd_result r;
+
+		cmd_run(&r, "ls -A '%s'", dir);
+		CHECK_STREQ(r.out, "");
+		cmd_free(&r);
+	}
+	cohort_watch_free(w);
+}
+
+/* Wait for the watcher's descriptor and hand it what came; 1 when something did. */
+static int watch_wait(struct cohort_watch *w, int ms)
+{
+	struct pollfd p = { .events = POLLIN };
+
+	if (cohort_watch_fds(w, &p.fd, 1) != 1 || poll(&p, 1, ms) != 1)
+		return 0;
+	CHECK_OK(cohort_watch_ready(w, p.fd));
+	return 1;
+}
+
+#define JOB43 "system.slice/slurmstepd.scope/job_43"
+
+/*
+ * OOM kills in a worker's cgroup (a copy of the v2 fixture, whose
+ * memory.events the test rewrites) attributed without the kernel log: a
+ * child its parent reaped killed by SIGKILL (the shim's record) is the
+ * victim by its reaped status; a child that vanished without a record is
+ * the victim as the one that vanished; the root itself is never one.
+ */
+TEST_TIMEOUT(watch_oom_victims_by_reaped_status_and_vanishing, 60)
+{
+	struct cohort_watch_opts o = { .workers = 1, .interval = 0.05 };
+	struct cohort_probe p = { 0 };
+	struct cohort_watch *w;
+	struct cohort_event ev;
+	char root[512], dir[1024], cat[512], path[1200], name[64], cwd[400];
+	pid_t kids[2], rootpid;
+	int fds[2], st, found = 0;
+	struct cmd_result r;
+
+	snprintf(root, sizeof(root), "%s/cgroup-v2", getcwd(cwd, sizeof(cwd)));
+	cmd_run(&r, "cp -r %s/tests/fixtures/cgroup-v2 %s", test_src_dir(), root);
+	CHECK_MSG(r.status == 0, "cp: %s", r.err);
+	cmd_free(&r);
+	p.cgroup_root = root;
+	snprintf(dir, sizeof(dir), "%s/" JOB43, root);
+	snprintf(path, sizeof(path), "%s/memory.events", dir);
+	snprintf(cat, sizeof(cat), "%s/catch", cwd);
+	CHECK_OK(mkdir(cat, 0700));
+	o.probe = &p;
+	o.crash_dir = cat;
+	CHECK_OK(pipe(fds));
+	rootpid = fork();
+	CHECK(rootpid >= 0);
+	if (rootpid == 0) {
+		for (int i = 0; i < 2; i++)
+			if ((kids[i] = fork()) == 0) {
+				pause();
+				_exit(0);
+			}
+		if (write(fds[1], kids, sizeof(kids)) != sizeof(kids))
+			_exit(2);
+		for (;;)
+			if (wait(NULL) < 0)
+				pause();
+	}
+	CHECK_EQ(read(fds[0], kids, sizeof(kids)), (ssize_t)sizeof(kids));
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start(w, 0, rootpid, dir, COHORT_WATCH_CHILD));
+	for (int i = 0; i < 50; i++) {
+		struct cohort_worker_state ws;
+
+		CHECK_OK(cohort_watch_tick(w));
+		CHECK_OK(cohort_watch_worker(w, 0, &ws));
+		if (ws.nprocs == 3)
+			break;
+		usleep(20000);
+	}
+	/* The first child killed and reaped (its record as the shim writes it), the kill counted. */
+	CHECK_OK(kill(kids[0], SIGKILL));
+	for (int i = 0; i < 200 && kill(kids[0], 0) == 0; i++)
+		usleep(10000);
+	snprintf(name, sizeof(name), "exit.%d", (int)kids[0]);
+	exit_file(cat, name, kids[0], SIGKILL, rootpid);
+	write_file(path, "low 0\nhigh 0\nmax 9\noom 3\noom_kill 3\noom_group_kill 0\n");
+	CHECK_EQ(watch_wait(w, 5000), 1);
+	usleep(1100000);   /* past the second in which the kernel log could have named it */
+	CHECK_OK(cohort_watch_tick(w));
+	/* The second vanishes without a record. */
+	CHECK_OK(kill(kids[1], SIGKILL));
+	for (int i = 0; i < 200 && kill(kids[1], 0) == 0; i++)
+		usleep(10000);
+	CHECK_OK(cohort_watch_tick(w));
+	write_file(path, "low 0\nhigh 0\nmax 9\noom 4\noom_kill 4\noom_group_kill 0\n");
+	CHECK_EQ(watch_wait(w, 5000), 1);
+	usleep(1100000);
+	CHECK_OK(cohort_watch_tick(w));
+	while (cohort_watch_next_event(w, &ev) == 1) {
+		if (ev.kind != COHORT_EVENT_OOM_KILL)
+			continue;
+		found++;
+		CHECK_EQ(ev.rank, 0);
+		CHECK_EQ(cohort_event_num(&ev, "count", 0), found);
+		if (found == 1) {
+			CHECK_EQ(cohort_event_num(&ev, "process_pid", 0), kids[0]);
+			CHECK_STREQ(cohort_event_str(&ev, "evidence"), "reaper_status");
+			CHECK_CONTAINS(ev.message, "its parent reaped it killed by SIGKILL");
+		} else {
+			CHECK_EQ(cohort_event_num(&ev, "process_pid", 0), kids[1]);
+			CHECK_STREQ(cohort_event_str(&ev, "evidence"), "vanished");
+		}
+		CHECK_GE(cohort_event_num(&ev, "process_child", 0), 1);
+	}
+	CHECK_EQ(found, 2);
+	kill(rootpid, SIGKILL);
+	CHECK_EQ(waitpid(rootpid, &st, 0), rootpid);
+	CHECK_OK(cohort_watch_exited(w, 0, st));
+	CHECK_OK(cohort_watch_finish(w));
+	/* The root died of SIGKILL with no kill counted for it: not an OOM kill. */
+	while (cohort_watch_next_event(w, &ev) == 1)
+		CHECK_MSG(ev.kind != COHORT_EVENT_OOM_KILL, "oom_kill at the end: %s", ev.message);
 	cohort_watch_free(w);
 }

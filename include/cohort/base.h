@@ -116,6 +116,7 @@ struct cohort_probe {
 #define COHORT_PATH_MAX 512
 #define COHORT_ID_MAX 64
 #define COHORT_MSG_MAX 1024
+#define COHORT_CMDLINE_MAX 256   /* a process's command line as cohort keeps it, NUL included */
 
 #ifdef __cplusplus
 }

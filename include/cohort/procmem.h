@@ -130,6 +130,58 @@ COHORT_EXPORT int cohort_pids_descendants(const struct cohort_probe *probe, pid_
 COHORT_EXPORT int cohort_pids_tree(const struct cohort_probe *probe, pid_t pid, int flags,
                                    pid_t **ret_pids, size_t *ret_n);
 
+/* ---- who a process is ---- */
+
+#define COHORT_ENVIRON_MAX (256 * 1024)
+
+/*
+ * A process as findings name it: its pid, parent, command and command
+ * line, and the ranks it carries in its environment. The reader fills the
+ * first part; a watcher adds where it sits (rank, child).
+ */
+struct cohort_proc_identity {
+	pid_t pid, ppid;
+	char comm[16];                    /* the command name, "" when not known */
+	char cmdline[COHORT_CMDLINE_MAX]; /* NULs as spaces, cut at the size; "" for a kernel thread or when unreadable */
+	int mpi_rank;                     /* OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, MV2_COMM_WORLD_RANK; -1 */
+	int slurm_procid;                 /* SLURM_PROCID; -1 */
+	int slurm_localid;                /* SLURM_LOCALID; -1 */
+	int environ_read;                 /* 1: the environment could be read (it may be another user's) */
+	int rank;                         /* the worker (cohort rank) whose tree holds it; -1 */
+	unsigned child;                   /* 0: the worker's root; k: the k-th process seen below it */
+};
+
+/*
+ * Find the ranks in an environment block (NUL-separated "KEY=value", as
+ * /proc/PID/environ holds, len bytes, not necessarily NUL-terminated at
+ * the end; hostile input: any bytes are safe). Fills *ret_mpi_rank,
+ * *ret_slurm_procid and *ret_slurm_localid with the value found or -1
+ * (a value that is not a whole decimal number from 0 to 2^31-1 is not
+ * one); any pointer may be NULL. Returns how many of the three were found.
+ */
+COHORT_EXPORT int cohort_environ_ranks(const char *env, size_t len, int *ret_mpi_rank,
+                                       int *ret_slurm_procid, int *ret_slurm_localid);
+
+/*
+ * Read who pid is: <proc>/PID/stat (command, parent), <proc>/PID/cmdline
+ * (at most COHORT_CMDLINE_MAX - 1 bytes) and the ranks in
+ * <proc>/PID/environ (its first COHORT_ENVIRON_MAX bytes). An environment
+ * that may not be read (another user's process: EACCES) leaves the ranks
+ * -1 and environ_read 0; that is not an error. rank is set to -1 and
+ * child to 0. Returns 0, -ESRCH when the process is gone, -EINVAL for a pid
+ * below 1, -ENAMETOOLONG for a proc root too long, -ENOMEM.
+ */
+COHORT_EXPORT int cohort_proc_identity_read(const struct cohort_probe *probe, pid_t pid,
+                                            struct cohort_proc_identity *ret);
+
+/*
+ * The identity in words, for messages: "pid 1234 (a.out, MPI rank 2),
+ * child 3 of rank 0", "pid 77 (python3), the root of rank 1" (no
+ * "of rank" when rank is -1). Writes at most size bytes and returns buf.
+ */
+COHORT_EXPORT char *cohort_proc_identity_describe(const struct cohort_proc_identity *id, char *buf,
+                                                  size_t size);
+
 /* Pressure stall information (<proc>/pressure/memory, memory.pressure). */
 struct cohort_psi {
 	double some_avg10, some_avg60, some_avg300;   /* percent of time */

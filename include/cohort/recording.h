@@ -71,7 +71,7 @@ COHORT_EXPORT int cohort_recording_name(const char *job, const struct cohort_tas
  * string is NUL-terminated and truncated to its buffer; every figure the
  * recording lacks is 0 (or -1 where 0 is meaningful).
  */
-#define COHORT_EVENT_NUMS 12
+#define COHORT_EVENT_NUMS 16
 
 struct cohort_rec_event {
 	double t;
@@ -89,6 +89,8 @@ struct cohort_rec_event {
 	char process[16];                /* "process": the command of the process in the tree that did it, or "" */
 	char source[16];                 /* "source": "cgroup" or "estimate", the figure's origin, or "" */
 	char growth[16];                 /* "kind_of_growth" of cow_unshare: "cow", "shmem", "page_cache", or "" */
+	char process_cmdline[COHORT_CMDLINE_MAX]; /* "process_cmdline", or "" */
+	char evidence[16];               /* kind "oom_kill": how its victim was found ("kernel_log", "reaper_status", "vanished"), or "" */
 	/* The signal the supervisor got (kind "signal"), or "": */
 	char signal_name[16];            /* "SIGTERM"; its number, sender_pid, sender_uid are in nums */
 };

@@ -43,6 +43,7 @@ enum cohort_event_kind {
 	COHORT_EVENT_SEGMENTS_REMOVED,  /* the job's leftover segments were removed */
 	COHORT_EVENT_SIGNAL,            /* the supervisor itself received a signal */
 	COHORT_EVENT_KERNEL,            /* a cgroup notification: a limit crossed, an OOM in the job */
+	COHORT_EVENT_CHILD_EXIT,        /* a process below a worker's root died of a signal or exited non-zero */
 	COHORT_EVENT_KIND_MAX
 };
 
@@ -233,7 +234,8 @@ struct cohort_worker_state {
 	int status;                     /* wait status, -1 when not known (not the caller's child) */
 	int stopped_by_cohort;
 	int oom_killed;                 /* the root was OOM-killed */
-	uint64_t oom_kills_below;       /* OOM kills the kernel notified in its cgroup, the root's included */
+	uint64_t oom_kills_below;       /* OOM kills the kernel notified in its cgroup, the root's included,
+	                                   and kills in the job's cgroup whose victim was of its tree */
 	unsigned nprocs;                /* the root and its descendants, at the last sample */
 	/* The last sample, summed over the tree: */
 	uint64_t rss, pss, uss, est, shared, swap, shmem;
