@@ -437,3 +437,48 @@ TEST_TIMEOUT(realprogs_budget_kill_of_a_program_that_exits_0_on_sigterm, 90)
 	CHECK_EQ(int_of(json_array_get(json_object_get(res.rep, "recordings"), 0), "exit_status"), res.status);
 	run_free(&res);
 }
+
+/*
+ * `mpirun -np 4 cohort run -n 1 -m 300M -- ./mpi_over`: one supervisor
+ * per MPI rank, each with a recording of its own (never the same file),
+ * and the report over all of them names MPI rank 2, which the kernel
+ * killed in its supervisor's cgroup. mpirun fails.
+ */
+TEST_TIMEOUT(realprogs_mpirun_around_cohort_run_one_recording_per_rank, 150)
+{
+	struct cmd_result r;
+	json_error_t err;
+	json_t *rep, *d, *f, *hit = NULL;
+	long long victim;
+	size_t i;
+
+	need_root("a memory cgroup per worker (--enforce cgroup)");
+	need_mpi();
+	cmd_run(&r, MPIRUN "-np 4 " COHORT " run -n 1 -m 300M --enforce cgroup -- ./mpi_over --hold 40 "
+	        "--grow-rank 2 --grow-to 600 --seconds 40", test_build_dir());
+	write_file("run.out", "%s", r.out);
+	CHECK_MSG(r.status != 0, "mpirun exited 0:\n%s", r.err);
+	victim = number_after(r.out, "mpi_over: rank 2 of 4 is pid ");
+	cmd_free(&r);
+	/* Four supervisors, four files: none wrote over another's. */
+	cmd_run(&r, "ls cohort-*.ndjson | wc -l");
+	CHECK_EQ(atoi(r.out), 4);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report --json cohort-*.ndjson", test_build_dir());
+	CHECK_MSG(r.status == 0, "cohort report exited %d: %s", r.status, r.err);
+	rep = json_loads(r.out, 0, &err);
+	CHECK_MSG(rep != NULL, "report is not JSON (%s)", err.text);
+	cmd_free(&r);
+	CHECK_EQ(json_array_size(json_object_get(rep, "recordings")), 4);
+	d = json_object_get(rep, "diagnosis");
+	json_array_foreach(d, i, f)
+		if (strcmp(kind_of(f), "oom_kill") == 0) {
+			CHECK_MSG(hit == NULL, "two oom_kill findings for one kill:\n%s", json_dumps(d, JSON_INDENT(1)));
+			hit = f;
+		}
+	CHECK_MSG(hit != NULL, "no oom_kill finding in:\n%s", json_dumps(d, JSON_INDENT(1)));
+	check_names_pid(hit, victim);
+	CHECK_CONTAINS(message_of(hit), "MPI rank 2");
+	CHECK_LE(ev(hit, "peak_cgroup_bytes"), 300LL << 20);
+	json_decref(rep);
+}
