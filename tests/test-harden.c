@@ -353,3 +353,463 @@ TEST(harden_recording_read_error_is_named)
 	CHECK(rec == NULL);
 	CHECK_CONTAINS(err, "cannot read adir after line 0: Is a directory");
 }
+
+/*
+ * ---- Liveness: a live holder is never judged dead, a dead one always ----
+ *
+ * A barrier's, semaphore's or queue's holder is judged by its lease (an
+ * OFD lock the kernel drops at the process's death: src/peer.c), not by
+ * its pid: a process whose main thread called pthread_exit() (its leader
+ * shows Z), a process in another pid namespace (its pid means nothing
+ * here) are alive; a dead holder whose pid was taken again is dead.
+ */
+
+#include "internal.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+static void *shared_mem(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	CHECK_MSG(p != MAP_FAILED, "mmap: %s", strerror(errno));
+	return p;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* In a helper: wait (bounded) until *flag reaches want; false on timeout. */
+static bool wait_flag(_Atomic uint32_t *flag, uint32_t want, unsigned ms)
+{
+	uint64_t end = mono_ms() + ms;
+
+	while (atomic_load(flag) < want) {
+		if (mono_ms() > end)
+			return false;
+		usleep(200);
+	}
+	return true;
+}
+
+static void await(_Atomic uint32_t *flag, uint32_t want)
+{
+	CHECK_MSG(wait_flag(flag, want, 20000), "helpers did not get to step %u within 20 s", want);
+}
+
+/* The state letter of this process's leader (/proc/self/stat, field 3). */
+static char leader_state(void)
+{
+	char buf[512];
+	FILE *f = fopen("/proc/self/stat", "re");
+	char *p = NULL;
+
+	if (f) {
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+
+		buf[n] = '\0';
+		fclose(f);
+		p = strrchr(buf, ')');
+	}
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* Start time of the calling process, clock ticks since boot. */
+static uint64_t self_ticks(void)
+{
+	uint64_t t = 0;
+
+	cohort__proc_start(getpid(), &t, NULL);
+	return t;
+}
+
+/*
+ * Run fn(arg) in a thread of a helper process whose main thread then calls
+ * pthread_exit(): fn starts once the leader shows Z, and the process ends
+ * when fn returns.
+ */
+struct leaderless {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *leaderless_thread(void *p)
+{
+	struct leaderless *l = p;
+
+	for (int i = 0; i < 20000 && leader_state() != 'Z'; i++)
+		usleep(500);
+	if (leader_state() != 'Z')
+		_exit(31);
+	l->fn(l->arg);
+	_exit(0);
+}
+
+static void leaderless_main(void *p)
+{
+	static struct leaderless l;
+	pthread_t t;
+
+	l = *(struct leaderless *)p;
+	if (pthread_create(&t, NULL, leaderless_thread, &l) != 0)
+		_exit(30);
+	pthread_exit(NULL);
+}
+
+static pid_t spawn_leaderless(void (*fn)(void *), void *arg)
+{
+	struct leaderless l = { fn, arg };
+
+	return helper_spawn(leaderless_main, &l);
+}
+
+/*
+ * Run fn(arg) as pid 1 of a new pid namespace (root only), sharing our
+ * memory and /dev/shm. Returns the pid of the outer helper (it ends with
+ * fn's process), or 0 when pid namespaces are not available here.
+ */
+struct nsrun {
+	void (*fn)(void *);
+	void *arg;
+	_Atomic int32_t status;   /* 0: running; 1: unshare failed; 2: started */
+};
+
+static void nsrun_main(void *p)
+{
+	struct nsrun *n = p;
+	int st;
+
+	if (unshare(CLONE_NEWPID) != 0) {
+		atomic_store(&n->status, 1);
+		_exit(0);
+	}
+	pid_t pid = fork();
+	if (pid < 0)
+		_exit(40);
+	if (pid == 0) {
+		atomic_store(&n->status, 2);
+		n->fn(n->arg);
+		_exit(0);
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+static pid_t spawn_in_pidns(struct nsrun *n, void (*fn)(void *), void *arg)
+{
+	n->fn = fn;
+	n->arg = arg;
+	atomic_store(&n->status, 0);
+	pid_t pid = helper_spawn(nsrun_main, n);
+	for (int i = 0; i < 20000 && atomic_load(&n->status) == 0; i++)
+		usleep(500);
+	CHECK_MSG(atomic_load(&n->status) != 0, "pid namespace helper did not start");
+	if (atomic_load(&n->status) == 1) {
+		helper_wait(pid, 10000);
+		return 0;
+	}
+	return pid;
+}
+
+static void check_helper_ok(pid_t pid)
+{
+	int st = helper_wait(pid, 30000);
+
+	CHECK_MSG(st != -1, "helper %d still running after 30 s", (int)pid);
+	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper %d ended with status %d", (int)pid, st);
+}
+
+/* ---- semaphore and barrier ---- */
+
+struct sem_case {
+	cohort_sem_t sem;
+	cohort_barrier_t bar;
+	_Atomic uint32_t step;
+	_Atomic int32_t result;
+	_Atomic int32_t pid;      /* the holder's own pid (in its namespace) */
+};
+
+/* Take the one unit, say so, hold it until told, give it back. */
+static void sem_hold(void *arg)
+{
+	struct sem_case *c = arg;
+
+	if (cohort_sem_wait(&c->sem, 10000) != 0)
+		_exit(20);
+	atomic_store(&c->pid, getpid());
+	atomic_store(&c->step, 1);
+	if (!wait_flag(&c->step, 2, 30000))
+		_exit(21);
+	cohort_sem_post(&c->sem);
+	cohort_sem_detach(&c->sem);
+}
+
+/* The holder lives: a waiter times out, never EPEERDEAD; reap takes nothing. */
+static void check_sem_holder_alive(struct sem_case *c, pid_t helper)
+{
+	unsigned units = 99;
+
+	await(&c->step, 1);
+	CHECK_EQ(cohort_sem_wait(&c->sem, 300), COHORT_ETIMEDOUT);
+	CHECK_EQ(cohort_sem_dead(&c->sem), 0);
+	CHECK_EQ(cohort_sem_reap(&c->sem, &units), 0);
+	CHECK_EQ(units, 0);
+	CHECK_EQ(cohort_sem_value(&c->sem), 0);
+	atomic_store(&c->step, 2);
+	check_helper_ok(helper);
+	CHECK_EQ(cohort_sem_wait(&c->sem, 5000), 0);
+}
+
+TEST(harden_sem_thread_exit_leader_is_alive)
+{
+	struct sem_case *c = shared_mem(sizeof(*c));
+
+	CHECK_OK(cohort_sem_init(&c->sem, 1));
+	check_sem_holder_alive(c, spawn_leaderless(sem_hold, c));
+}
+
+TEST(harden_sem_pidns_holder_is_alive)
+{
+	struct sem_case *c = shared_mem(sizeof(*c));
+	struct nsrun *n = shared_mem(sizeof(*n));
+	pid_t pid;
+
+	CHECK_OK(cohort_sem_init(&c->sem, 1));
+	pid = spawn_in_pidns(n, sem_hold, c);
+	if (!pid)
+		SKIP("no new pid namespace here (needs root)");
+	check_sem_holder_alive(c, pid);
+	CHECK_EQ(atomic_load(&c->pid), 1);   /* it was pid 1 there: our init here */
+}
+
+/* A member that arrives late (after 300 ms) at a barrier of two. */
+static void barrier_late(void *arg)
+{
+	struct sem_case *c = arg;
+
+	if (cohort_barrier_attach(&c->bar) != 0)
+		_exit(22);
+	atomic_store(&c->step, 1);
+	usleep(300000);
+	atomic_store(&c->result, cohort_barrier_wait(&c->bar, 20000));
+}
+
+static void check_barrier_no_false_death(struct sem_case *c, pid_t helper)
+{
+	await(&c->step, 1);
+	int r = cohort_barrier_wait(&c->bar, 20000);
+	CHECK_MSG(r == 0 || r == 1, "barrier_wait: %d (%s), dead %d", r, cohort_strerror(r),
+	          (int)cohort_barrier_dead(&c->bar));
+	check_helper_ok(helper);
+	CHECK_EQ(r + atomic_load(&c->result), 1);   /* one serial waiter in the round */
+}
+
+TEST(harden_barrier_thread_exit_leader_no_false_peerdead)
+{
+	struct sem_case *c = shared_mem(sizeof(*c));
+
+	CHECK_OK(cohort_barrier_init(&c->bar, 2));
+	check_barrier_no_false_death(c, spawn_leaderless(barrier_late, c));
+}
+
+TEST(harden_barrier_pidns_member_no_false_peerdead)
+{
+	struct sem_case *c = shared_mem(sizeof(*c));
+	struct nsrun *n = shared_mem(sizeof(*n));
+	pid_t pid;
+
+	CHECK_OK(cohort_barrier_init(&c->bar, 2));
+	pid = spawn_in_pidns(n, barrier_late, c);
+	if (!pid)
+		SKIP("no new pid namespace here (needs root)");
+	check_barrier_no_false_death(c, pid);
+}
+
+/* ---- queue: producers that live, counted exactly ---- */
+
+#define LQ_RING 4096
+#define LQ_PRODUCERS 3
+
+struct lq_msg {
+	uint32_t producer, seq, len, sum;
+	unsigned char payload[200];
+};
+
+struct lq_case {
+	_Alignas(64) unsigned char mem[COHORT_QUEUE_HEADER + LQ_RING];
+	_Atomic uint32_t step;
+	_Atomic uint32_t failed[LQ_PRODUCERS];    /* sends that did not return 0 */
+	_Atomic uint32_t sent[LQ_PRODUCERS];      /* sends that returned 0 */
+	uint32_t n;                               /* messages per producer */
+	uint32_t next_producer;
+};
+
+static uint32_t lq_len(uint32_t producer, uint32_t seq)
+{
+	return 16 + (seq * 13 + producer * 7) % 180;
+}
+
+static unsigned char lq_byte(uint32_t producer, uint32_t seq, uint32_t i)
+{
+	return (unsigned char)(producer * 31 + seq * 7 + i * 3);
+}
+
+static void lq_produce(struct lq_case *c, uint32_t id)
+{
+	cohort_queue_t *q;
+	struct lq_msg m;
+
+	if (cohort_queue_attach(c->mem, sizeof(c->mem), &q) != 0)
+		_exit(23);
+	for (uint32_t seq = 0; seq < c->n; seq++) {
+		uint32_t len = lq_len(id, seq), sum = 0;
+
+		m.producer = id;
+		m.seq = seq;
+		m.len = len;
+		for (uint32_t i = 0; i < len; i++) {
+			m.payload[i] = lq_byte(id, seq, i);
+			sum = sum * 31 + m.payload[i];
+		}
+		m.sum = sum;
+		if (cohort_queue_send(q, &m, offsetof(struct lq_msg, payload) + len, 20000) == 0)
+			atomic_fetch_add(&c->sent[id], 1);
+		else
+			atomic_fetch_add(&c->failed[id], 1);
+	}
+}
+
+static void lq_producer0(void *arg) { lq_produce(arg, 0); }
+static void lq_producer1(void *arg) { lq_produce(arg, 1); }
+static void lq_producer2(void *arg) { lq_produce(arg, 2); }
+
+/*
+ * Producers 0 (leader gone by pthread_exit, when leaderless), 1 (in a new
+ * pid namespace, when pidns; else a plain process) and 2 (plain) send n
+ * messages each through a 4 KiB ring, so that their sends contend for the
+ * producers' lock all the time; this process receives. Every send that
+ * returned 0 must come out exactly once and whole: 0 lost, 0 torn, 0
+ * duplicated, and no lock taken from the living (recovered 0).
+ */
+static bool run_live_producers(bool leaderless, bool pidns, uint32_t n, const char *label)
+{
+	struct lq_case *c = shared_mem(sizeof(*c));
+	struct nsrun *ns = shared_mem(sizeof(*ns));
+	uint8_t *seen[LQ_PRODUCERS];
+	uint64_t received = 0, torn = 0, dup = 0, lost = 0, start = mono_ms();
+	struct cohort_queue_stats st;
+	cohort_queue_t *q;
+	pid_t pids[LQ_PRODUCERS];
+	struct lq_msg m;
+
+	c->n = n;
+	CHECK_OK(cohort_queue_init(c->mem, sizeof(c->mem), &q));
+	pids[0] = leaderless ? spawn_leaderless(lq_producer0, c) : helper_spawn(lq_producer0, c);
+	pids[1] = pidns ? spawn_in_pidns(ns, lq_producer1, c) : helper_spawn(lq_producer1, c);
+	if (!pids[1]) {
+		kill(pids[0], SIGKILL);
+		helper_wait(pids[0], 10000);
+		return false;
+	}
+	pids[2] = helper_spawn(lq_producer2, c);
+	for (int p = 0; p < LQ_PRODUCERS; p++) {
+		seen[p] = calloc(n, 1);
+		CHECK(seen[p]);
+	}
+	for (;;) {
+		uint64_t settled = 0;
+
+		for (int p = 0; p < LQ_PRODUCERS; p++)
+			settled += atomic_load(&c->sent[p]) + atomic_load(&c->failed[p]);
+		int r = cohort_queue_recv(q, &m, sizeof(m), 200);
+		if (r == COHORT_ETIMEDOUT && settled == (uint64_t)LQ_PRODUCERS * n)
+			break;
+		CHECK_MSG(mono_ms() - start < 600000, "%s: not done within 600 s", label);
+		if (r == COHORT_ETIMEDOUT)
+			continue;
+		CHECK_MSG(r > 0, "recv: %d (%s)", r, cohort_strerror(r));
+		received++;
+		bool whole = (size_t)r >= offsetof(struct lq_msg, payload) && m.producer < LQ_PRODUCERS &&
+		             m.seq < n && m.len == lq_len(m.producer, m.seq) &&
+		             (size_t)r == offsetof(struct lq_msg, payload) + m.len;
+		uint32_t sum = 0;
+		for (uint32_t i = 0; whole && i < m.len; i++) {
+			whole = m.payload[i] == lq_byte(m.producer, m.seq, i);
+			sum = sum * 31 + m.payload[i];
+		}
+		if (!whole || sum != m.sum) {
+			torn++;
+			continue;
+		}
+		if (seen[m.producer][m.seq]++)
+			dup++;
+	}
+	for (int p = 0; p < LQ_PRODUCERS; p++) {
+		check_helper_ok(pids[p]);
+		for (uint32_t s = 0; s < n; s++)
+			lost += !seen[p][s];
+		free(seen[p]);
+	}
+	CHECK_OK(cohort_queue_stats(q, &st));
+	printf("%s: %u producers x %u messages, %" PRIu64 " received, %" PRIu64 " lost, %" PRIu64
+	       " torn, %" PRIu64 " duplicated, %" PRIu64 " locks taken over, %u failed sends, %.1f s\n",
+	       label, LQ_PRODUCERS, n, received, lost, torn, dup, st.recovered,
+	       atomic_load(&c->failed[0]) + atomic_load(&c->failed[1]) + atomic_load(&c->failed[2]),
+	       (double)(mono_ms() - start) / 1000);
+	fflush(stdout);
+	if (test_stress()) {
+		char path[4096];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/shm-kill-figures.txt", test_build_dir());
+		f = fopen(path, "a");
+		if (f) {
+			fprintf(f, "%s: %u producers x %u messages: %" PRIu64 " received, %" PRIu64
+			        " lost, %" PRIu64 " torn, %" PRIu64 " duplicated, %" PRIu64
+			        " locks taken over\n", label, LQ_PRODUCERS, n, received, lost, torn, dup,
+			        st.recovered);
+			fclose(f);
+		}
+	}
+	for (int p = 0; p < LQ_PRODUCERS; p++)
+		CHECK_EQ(atomic_load(&c->failed[p]), 0);
+	CHECK_EQ(torn, 0);
+	CHECK_EQ(dup, 0);
+	CHECK_EQ(lost, 0);
+	CHECK_EQ(received, (uint64_t)LQ_PRODUCERS * n);
+	CHECK_EQ(st.recovered, 0);
+	CHECK_EQ(st.lost_send, 0);
+	CHECK_EQ(st.last_dead, 0);
+	return true;
+}
+
+static uint32_t live_messages(void)
+{
+	return test_stress() ? 200000 : 3000;
+}
+
+TEST_TIMEOUT(harden_queue_thread_exit_producer_keeps_its_lock, 900)
+{
+	run_live_producers(true, false, live_messages(), "thread-exit producer");
+}
+
+TEST_TIMEOUT(harden_queue_pidns_producer_keeps_its_lock, 900)
+{
+	if (!run_live_producers(false, true, live_messages(), "pid-namespace producer"))
+		SKIP("no new pid namespace here (needs root)");
+}
+
+TEST_TIMEOUT(harden_queue_thread_exit_and_pidns_producers_together, 900)
+{
+	if (!run_live_producers(true, true, live_messages(), "thread-exit and pid-namespace producers"))
+		SKIP("no new pid namespace here (needs root)");
+}
