@@ -370,6 +370,7 @@ TEST(harden_recording_read_error_is_named)
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 
 static void *shared_mem(size_t size)
 {
@@ -385,6 +386,14 @@ static uint64_t mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* In a helper: wait (bounded) until *flag reaches want; false on timeout. */
@@ -480,14 +489,20 @@ struct nsrun {
 	void (*fn)(void *);
 	void *arg;
 	_Atomic int32_t status;   /* 0: running; 1: unshare failed; 2: started */
+	_Atomic int32_t inner;    /* fn's process, as our pid namespace sees it */
 };
 
+/*
+ * Like a container: a pid namespace with its own /proc (in a mount
+ * namespace of its own, sharing every other mount, /dev/shm included), so
+ * that its processes read their own pids' /proc entries.
+ */
 static void nsrun_main(void *p)
 {
 	struct nsrun *n = p;
 	int st;
 
-	if (unshare(CLONE_NEWPID) != 0) {
+	if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0) {
 		atomic_store(&n->status, 1);
 		_exit(0);
 	}
@@ -495,10 +510,14 @@ static void nsrun_main(void *p)
 	if (pid < 0)
 		_exit(40);
 	if (pid == 0) {
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+		    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+			_exit(41);
 		atomic_store(&n->status, 2);
 		n->fn(n->arg);
 		_exit(0);
 	}
+	atomic_store(&n->inner, pid);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
@@ -636,12 +655,13 @@ TEST(harden_barrier_pidns_member_no_false_peerdead)
 
 /* ---- queue: producers that live, counted exactly ---- */
 
-#define LQ_RING 4096
+#define LQ_RING (1u << 20)
+#define LQ_BIG (64u << 10)
 #define LQ_PRODUCERS 3
 
 struct lq_msg {
 	uint32_t producer, seq, len, sum;
-	unsigned char payload[200];
+	unsigned char payload[2 * LQ_BIG];
 };
 
 struct lq_case {
@@ -649,48 +669,109 @@ struct lq_case {
 	_Atomic uint32_t step;
 	_Atomic uint32_t failed[LQ_PRODUCERS];    /* sends that did not return 0 */
 	_Atomic uint32_t sent[LQ_PRODUCERS];      /* sends that returned 0 */
-	uint32_t n;                               /* messages per producer */
-	uint32_t next_producer;
+	uint32_t n;                               /* messages per producer, at most */
+	_Atomic uint32_t stop;                    /* producers: send no more */
+	_Atomic uint32_t done[LQ_PRODUCERS];      /* a producer's last send has returned */
 };
 
+/*
+ * Producers 0 and 1 (the ones the test stops) send 64 to 128 KiB: copying
+ * one into the ring takes long enough that a stop often finds them
+ * holding the lock. Producer 2 sends 16 to 195 bytes.
+ */
 static uint32_t lq_len(uint32_t producer, uint32_t seq)
 {
+	if (producer < 2)
+		return LQ_BIG + (seq * 4099u + producer * 7) % LQ_BIG;
 	return 16 + (seq * 13 + producer * 7) % 180;
 }
 
-static unsigned char lq_byte(uint32_t producer, uint32_t seq, uint32_t i)
+/* The first and last 64 bytes name the message; the middle the producer. */
+static unsigned char lq_byte(uint32_t producer, uint32_t seq, uint32_t len, uint32_t i)
 {
-	return (unsigned char)(producer * 31 + seq * 7 + i * 3);
+	if (i < 64 || i + 64 >= len)
+		return (unsigned char)(producer * 31 + seq * 7 + i * 3);
+	return (unsigned char)(producer * 131 + i * 5);
 }
 
 static void lq_produce(struct lq_case *c, uint32_t id)
 {
 	cohort_queue_t *q;
-	struct lq_msg m;
+	struct lq_msg *mp = malloc(sizeof(*mp));
 
-	if (cohort_queue_attach(c->mem, sizeof(c->mem), &q) != 0)
+	if (!mp || cohort_queue_attach(c->mem, sizeof(c->mem), &q) != 0)
 		_exit(23);
-	for (uint32_t seq = 0; seq < c->n; seq++) {
+	for (uint32_t i = 0; i < sizeof(mp->payload); i++)
+		mp->payload[i] = lq_byte(id, 0, sizeof(mp->payload), i);
+	for (uint32_t seq = 0; seq < c->n && !atomic_load_explicit(&c->stop, memory_order_relaxed);
+	     seq++) {
 		uint32_t len = lq_len(id, seq), sum = 0;
 
-		m.producer = id;
-		m.seq = seq;
-		m.len = len;
+		mp->producer = id;
+		mp->seq = seq;
+		mp->len = len;
 		for (uint32_t i = 0; i < len; i++) {
-			m.payload[i] = lq_byte(id, seq, i);
-			sum = sum * 31 + m.payload[i];
+			if (i < 64 || i + 64 >= len)
+				mp->payload[i] = lq_byte(id, seq, len, i);
+			else if (i == 64)
+				i = len - 65;   /* the middle is written once, above */
 		}
-		m.sum = sum;
-		if (cohort_queue_send(q, &m, offsetof(struct lq_msg, payload) + len, 20000) == 0)
+		for (uint32_t i = 0; i < 64 && i < len; i++)
+			sum = sum * 31 + mp->payload[i];
+		mp->sum = sum;
+		if (cohort_queue_send(q, mp, offsetof(struct lq_msg, payload) + len, 20000) == 0)
 			atomic_fetch_add(&c->sent[id], 1);
 		else
 			atomic_fetch_add(&c->failed[id], 1);
+		for (uint32_t i = len > 128 ? len - 64 : 64; i < len; i++)
+			mp->payload[i] = lq_byte(id, 0, sizeof(mp->payload), i);   /* the middle again */
 	}
+	atomic_store(&c->done[id], 1);
+}
+
+static bool lq_all_done(struct lq_case *c)
+{
+	for (int p = 0; p < LQ_PRODUCERS; p++)
+		if (!atomic_load(&c->done[p]))
+			return false;
+	return true;
 }
 
 static void lq_producer0(void *arg) { lq_produce(arg, 0); }
 static void lq_producer1(void *arg) { lq_produce(arg, 1); }
 static void lq_producer2(void *arg) { lq_produce(arg, 2); }
+
+/* What the receiver saw: each message whole and once. */
+struct lq_tally {
+	uint8_t *seen[LQ_PRODUCERS];
+	unsigned char middle[LQ_PRODUCERS][2 * LQ_BIG];
+	uint64_t received, torn, dup;
+};
+
+static void lq_take(struct lq_tally *t, const struct lq_msg *m, int r, uint32_t n)
+{
+	bool whole = (size_t)r >= offsetof(struct lq_msg, payload) && m->producer < LQ_PRODUCERS &&
+	             m->seq < n && m->len == lq_len(m->producer, m->seq) &&
+	             (size_t)r == offsetof(struct lq_msg, payload) + m->len;
+	uint32_t sum = 0;
+
+	t->received++;
+	for (uint32_t i = 0; whole && i < m->len; i++) {
+		if (i == 64 && m->len > 128) {
+			/* The middle depends on the producer only: compare it at once. */
+			whole = memcmp(m->payload + 64, t->middle[m->producer] + 64, m->len - 128) == 0;
+			i = m->len - 65;
+			continue;
+		}
+		whole = m->payload[i] == lq_byte(m->producer, m->seq, m->len, i);
+		if (i < 64)
+			sum = sum * 31 + m->payload[i];
+	}
+	if (!whole || sum != m->sum)
+		t->torn++;
+	else if (t->seen[m->producer][m->seq]++)
+		t->dup++;
+}
 
 /*
  * Producers 0 (leader gone by pthread_exit, when leaderless), 1 (in a new
@@ -700,16 +781,19 @@ static void lq_producer2(void *arg) { lq_produce(arg, 2); }
  * returned 0 must come out exactly once and whole: 0 lost, 0 torn, 0
  * duplicated, and no lock taken from the living (recovered 0).
  */
-static bool run_live_producers(bool leaderless, bool pidns, uint32_t n, const char *label)
+static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsigned want_stalls,
+                               const char *label)
 {
+	const uint32_t n = 4000000;   /* at most, per producer: they send until told to stop */
 	struct lq_case *c = shared_mem(sizeof(*c));
 	struct nsrun *ns = shared_mem(sizeof(*ns));
-	uint8_t *seen[LQ_PRODUCERS];
-	uint64_t received = 0, torn = 0, dup = 0, lost = 0, start = mono_ms();
+	static struct lq_tally t;
+	uint64_t lost = 0, start = mono_ms();
+	struct lq_msg *mp = malloc(sizeof(*mp));
+	CHECK(mp);
 	struct cohort_queue_stats st;
 	cohort_queue_t *q;
 	pid_t pids[LQ_PRODUCERS];
-	struct lq_msg m;
 
 	c->n = n;
 	CHECK_OK(cohort_queue_init(c->mem, sizeof(c->mem), &q));
@@ -722,47 +806,89 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t n, const ch
 	}
 	pids[2] = helper_spawn(lq_producer2, c);
 	for (int p = 0; p < LQ_PRODUCERS; p++) {
-		seen[p] = calloc(n, 1);
-		CHECK(seen[p]);
+		t.seen[p] = calloc(n, 1);
+		CHECK(t.seen[p]);
+		for (uint32_t i = 0; i < sizeof(t.middle[p]); i++)
+			t.middle[p][i] = lq_byte((uint32_t)p, 0, sizeof(t.middle[p]), i);
 	}
+	pid_t target[2] = { pids[0], pidns ? (pid_t)atomic_load(&ns->inner) : pids[1] };
+	pid_t named[2] = { pids[0], pidns ? 1 : pids[1] };   /* how its lock word names it */
+	unsigned stalls = 0, attempts = 0, stops = 0;
 	for (;;) {
 		uint64_t settled = 0;
 
+		/*
+		 * Now and then stop producer 0 or 1 (a preempted holder, for as
+		 * long as the others need to judge it): when its lock word names
+		 * it, the others must wait for it, not take its lock.
+		 */
+		if (t.received % 40 == 39 && stalls < want_stalls && (leaderless || pidns)) {
+			int k = (int)(attempts++ % 2);
+
+			if ((k == 0 && !leaderless) || (k == 1 && !pidns))
+				k = 1 - k;
+			for (int tries = 0; tries < 100 && atomic_load(&c->sent[k]) +
+			                                   atomic_load(&c->failed[k]) < n; tries++) {
+				/* Make room first, so that the producers are sending, not asleep. */
+				for (int r; (r = cohort_queue_recv(q, mp, sizeof(*mp), 0)) > 0; )
+					lq_take(&t, mp, r, n);
+				/* A moment for it to run, varied so that stops land all over its send. */
+				for (uint64_t spin_end = mono_us() + 50 + (uint64_t)(tries * 37) % 400;
+				     mono_us() < spin_end; )
+					sched_yield();
+				if (kill(target[k], SIGSTOP) != 0)
+					break;
+				stops++;
+				usleep(1000);
+				if (cohort__queue_holder(q, true) != named[k]) {
+					kill(target[k], SIGCONT);
+					continue;
+				}
+				{
+					uint64_t until = mono_ms() + 60;
+
+					stalls++;
+					while (mono_ms() < until) {
+						int r = cohort_queue_recv(q, mp, sizeof(*mp), 5);
+
+						if (r > 0)
+							lq_take(&t, mp, r, n);
+					}
+				}
+				kill(target[k], SIGCONT);
+				break;
+			}
+		}
+
 		for (int p = 0; p < LQ_PRODUCERS; p++)
 			settled += atomic_load(&c->sent[p]) + atomic_load(&c->failed[p]);
-		int r = cohort_queue_recv(q, &m, sizeof(m), 200);
-		if (r == COHORT_ETIMEDOUT && settled == (uint64_t)LQ_PRODUCERS * n)
+		if (stalls >= want_stalls && t.received >= want)
+			atomic_store(&c->stop, 1);
+		CHECK_MSG(stalls >= want_stalls || mono_ms() - start < 120000,
+		          "%s: %u of %u stops found the producer holding its lock in 120 s", label,
+		          stalls, stops);
+		int r = cohort_queue_recv(q, mp, sizeof(*mp), 200);
+		if (r == COHORT_ETIMEDOUT && (settled == (uint64_t)LQ_PRODUCERS * n ||
+		                              (atomic_load(&c->stop) && lq_all_done(c))))
 			break;
 		CHECK_MSG(mono_ms() - start < 600000, "%s: not done within 600 s", label);
 		if (r == COHORT_ETIMEDOUT)
 			continue;
 		CHECK_MSG(r > 0, "recv: %d (%s)", r, cohort_strerror(r));
-		received++;
-		bool whole = (size_t)r >= offsetof(struct lq_msg, payload) && m.producer < LQ_PRODUCERS &&
-		             m.seq < n && m.len == lq_len(m.producer, m.seq) &&
-		             (size_t)r == offsetof(struct lq_msg, payload) + m.len;
-		uint32_t sum = 0;
-		for (uint32_t i = 0; whole && i < m.len; i++) {
-			whole = m.payload[i] == lq_byte(m.producer, m.seq, i);
-			sum = sum * 31 + m.payload[i];
-		}
-		if (!whole || sum != m.sum) {
-			torn++;
-			continue;
-		}
-		if (seen[m.producer][m.seq]++)
-			dup++;
+		lq_take(&t, mp, r, n);
 	}
 	for (int p = 0; p < LQ_PRODUCERS; p++) {
 		check_helper_ok(pids[p]);
-		for (uint32_t s = 0; s < n; s++)
-			lost += !seen[p][s];
-		free(seen[p]);
+		/* A producer's sends are in order: the first sent[p] sequence numbers returned 0. */
+		for (uint32_t s = 0; s < atomic_load(&c->sent[p]); s++)
+			lost += !t.seen[p][s];
+		free(t.seen[p]);
 	}
 	CHECK_OK(cohort_queue_stats(q, &st));
-	printf("%s: %u producers x %u messages, %" PRIu64 " received, %" PRIu64 " lost, %" PRIu64
-	       " torn, %" PRIu64 " duplicated, %" PRIu64 " locks taken over, %u failed sends, %.1f s\n",
-	       label, LQ_PRODUCERS, n, received, lost, torn, dup, st.recovered,
+	printf("%s: %u producers, %u stalls of a live holder (%u stops), %" PRIu64 " received, %"
+	       PRIu64 " lost, %" PRIu64 " torn, %" PRIu64 " duplicated, %" PRIu64
+	       " locks taken over, %u failed sends, %.1f s\n",
+	       label, LQ_PRODUCERS, stalls, stops, t.received, lost, t.torn, t.dup, st.recovered,
 	       atomic_load(&c->failed[0]) + atomic_load(&c->failed[1]) + atomic_load(&c->failed[2]),
 	       (double)(mono_ms() - start) / 1000);
 	fflush(stdout);
@@ -773,43 +899,52 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t n, const ch
 		snprintf(path, sizeof(path), "%s/shm-kill-figures.txt", test_build_dir());
 		f = fopen(path, "a");
 		if (f) {
-			fprintf(f, "%s: %u producers x %u messages: %" PRIu64 " received, %" PRIu64
-			        " lost, %" PRIu64 " torn, %" PRIu64 " duplicated, %" PRIu64
-			        " locks taken over\n", label, LQ_PRODUCERS, n, received, lost, torn, dup,
-			        st.recovered);
+			fprintf(f, "%s: %u producers, %u stalls of a live holder (%u stops): %" PRIu64
+			        " received, %" PRIu64 " lost, %" PRIu64 " torn, %" PRIu64 " duplicated, %"
+			        PRIu64 " locks taken over\n", label, LQ_PRODUCERS, stalls, stops, t.received, lost,
+			        t.torn, t.dup, st.recovered);
 			fclose(f);
 		}
 	}
 	for (int p = 0; p < LQ_PRODUCERS; p++)
 		CHECK_EQ(atomic_load(&c->failed[p]), 0);
-	CHECK_EQ(torn, 0);
-	CHECK_EQ(dup, 0);
+	CHECK_EQ(t.torn, 0);
+	CHECK_EQ(t.dup, 0);
 	CHECK_EQ(lost, 0);
-	CHECK_EQ(received, (uint64_t)LQ_PRODUCERS * n);
+	CHECK_EQ(t.received, (uint64_t)atomic_load(&c->sent[0]) + atomic_load(&c->sent[1]) +
+	                     atomic_load(&c->sent[2]));
+	CHECK_GE(t.received, want);
 	CHECK_EQ(st.recovered, 0);
 	CHECK_EQ(st.lost_send, 0);
 	CHECK_EQ(st.last_dead, 0);
+	CHECK_GE(stalls, want_stalls);
+	free(mp);
 	return true;
 }
 
 static uint32_t live_messages(void)
 {
-	return test_stress() ? 200000 : 3000;
+	return test_stress() ? 300000 : 3000;
+}
+
+static unsigned live_stalls(void)
+{
+	return test_stress() ? 100 : 2;
 }
 
 TEST_TIMEOUT(harden_queue_thread_exit_producer_keeps_its_lock, 900)
 {
-	run_live_producers(true, false, live_messages(), "thread-exit producer");
+	run_live_producers(true, false, live_messages(), live_stalls(), "thread-exit producer");
 }
 
 TEST_TIMEOUT(harden_queue_pidns_producer_keeps_its_lock, 900)
 {
-	if (!run_live_producers(false, true, live_messages(), "pid-namespace producer"))
+	if (!run_live_producers(false, true, live_messages(), live_stalls(), "pid-namespace producer"))
 		SKIP("no new pid namespace here (needs root)");
 }
 
 TEST_TIMEOUT(harden_queue_thread_exit_and_pidns_producers_together, 900)
 {
-	if (!run_live_producers(true, true, live_messages(), "thread-exit and pid-namespace producers"))
+	if (!run_live_producers(true, true, live_messages(), live_stalls(), "thread-exit and pid-namespace producers"))
 		SKIP("no new pid namespace here (needs root)");
 }
