@@ -948,3 +948,259 @@ TEST_TIMEOUT(harden_queue_thread_exit_and_pidns_producers_together, 900)
 	if (!run_live_producers(true, true, live_messages(), live_stalls(), "thread-exit and pid-namespace producers"))
 		SKIP("no new pid namespace here (needs root)");
 }
+
+/* ---- a dead holder whose pid is taken again is dead ---- */
+
+struct reuse_case {
+	cohort_sem_t sem;
+	_Alignas(64) unsigned char mem[COHORT_QUEUE_HEADER + 8192];
+	_Atomic uint32_t step;
+	_Atomic int32_t holder, reuser;        /* their pids in the namespace */
+	_Atomic uint64_t holder_ticks, reuser_ticks;
+	_Atomic int32_t sem_wait, sem_dead, reaped, units;
+	_Atomic int32_t send, recovered, last_dead;
+	_Atomic int32_t fail;                  /* where it went wrong, 0: nowhere */
+};
+
+static struct reuse_case *reuse;
+
+/* Make the next fork in our pid namespace get pid want (root, ns_last_pid). */
+static bool next_pid_is(pid_t want)
+{
+	char buf[32];
+	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	int len = snprintf(buf, sizeof(buf), "%d", (int)want - 1);
+	bool ok = fd >= 0 && write(fd, buf, (size_t)len) == len;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* The process that takes the pid: it only lives on, as an unrelated process would. */
+static void reuser_main(void)
+{
+	atomic_store(&reuse->reuser, getpid());
+	atomic_store(&reuse->reuser_ticks, self_ticks());
+	wait_flag(&reuse->step, 2, 30000);
+	_exit(0);
+}
+
+static pid_t reuse_pid(pid_t pid)
+{
+	if (!next_pid_is(pid))
+		return -1;
+	pid_t r = fork();
+	if (r == 0)
+		reuser_main();
+	return r;
+}
+
+static void fail_at(int where)
+{
+	atomic_store(&reuse->fail, where);
+	atomic_store(&reuse->step, 2);
+	_exit(0);
+}
+
+/*
+ * pid 1 of a new namespace: a holder takes the semaphore's one unit and
+ * dies; its pid is given to a new process at once (same clock tick, most
+ * often: same start time); then a holder of the producers' lock is killed
+ * inside a send and its pid too is given away. The waiter, here, must find
+ * both dead.
+ */
+static void reuse_ns_main(void *arg)
+{
+	cohort_queue_t *q;
+	int st;
+
+	(void)arg;
+	/* 1. The semaphore. */
+	pid_t h = fork();
+	if (h == 0) {
+		if (cohort_sem_wait(&reuse->sem, 5000) != 0)
+			_exit(1);
+		atomic_store(&reuse->holder, getpid());
+		atomic_store(&reuse->holder_ticks, self_ticks());
+		_exit(0);   /* dies holding the unit: no post, no detach */
+	}
+	if (h < 0 || waitpid(h, &st, 0) != h || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_at(1);
+	pid_t s = reuse_pid(h);
+	if (s != h)
+		fail_at(2);
+	atomic_store(&reuse->sem_wait, cohort_sem_wait(&reuse->sem, 5000));
+	atomic_store(&reuse->sem_dead, cohort_sem_dead(&reuse->sem));
+	unsigned units = 0;
+	atomic_store(&reuse->reaped, cohort_sem_reap(&reuse->sem, &units));
+	atomic_store(&reuse->units, (int32_t)units);
+
+	/* 2. The queue: stop a producer until its lock word names it, then kill it. */
+	if (cohort_queue_attach(reuse->mem, sizeof(reuse->mem), &q) != 0)
+		fail_at(3);
+	pid_t p = fork();
+	if (p == 0) {
+		static char msg[1000];
+
+		for (;;)
+			cohort_queue_send(q, msg, sizeof(msg), -1);
+	}
+	bool killed = false;
+	for (int tries = 0; tries < 200000 && !killed; tries++) {
+		char buf[1024];
+
+		while (cohort_queue_recv(q, buf, sizeof(buf), 0) > 0)
+			;
+		for (int i = 0; i < tries % 50; i++)
+			sched_yield();
+		kill(p, SIGSTOP);
+		if (waitpid(p, &st, WUNTRACED) != p || !WIFSTOPPED(st))
+			fail_at(4);
+		if (cohort__queue_holder(q, true) == p) {
+			kill(p, SIGKILL);
+			waitpid(p, &st, 0);
+			killed = true;
+		} else {
+			kill(p, SIGCONT);
+		}
+	}
+	if (!killed)
+		fail_at(5);
+	pid_t s2 = reuse_pid(p);
+	if (s2 != p)
+		fail_at(6);
+	static char msg[100];
+	atomic_store(&reuse->send, cohort_queue_send(q, msg, sizeof(msg), 5000));
+	struct cohort_queue_stats qs;
+	cohort_queue_stats(q, &qs);
+	atomic_store(&reuse->recovered, (int32_t)qs.recovered);
+	atomic_store(&reuse->last_dead, qs.last_dead);
+	atomic_store(&reuse->step, 2);
+	waitpid(s, &st, 0);
+	waitpid(s2, &st, 0);
+}
+
+TEST_TIMEOUT(harden_pid_reuse_does_not_keep_a_dead_holder_alive, 120)
+{
+	struct nsrun *n = shared_mem(sizeof(*n));
+	cohort_queue_t *q;
+	pid_t pid;
+
+	reuse = shared_mem(sizeof(*reuse));
+	CHECK_OK(cohort_sem_init(&reuse->sem, 1));
+	CHECK_OK(cohort_queue_init(reuse->mem, sizeof(reuse->mem), &q));
+	pid = spawn_in_pidns(n, reuse_ns_main, NULL);
+	if (!pid)
+		SKIP("no new pid namespace here (needs root)");
+	check_helper_ok(pid);
+	CHECK_EQ(atomic_load(&reuse->fail), 0);
+	printf("semaphore holder pid %d started at tick %" PRIu64 ", its reuser at tick %" PRIu64
+	       " (%s)\n", (int)atomic_load(&reuse->holder), atomic_load(&reuse->holder_ticks),
+	       atomic_load(&reuse->reuser_ticks),
+	       atomic_load(&reuse->holder_ticks) == atomic_load(&reuse->reuser_ticks) ?
+	       "the same: a start time cannot tell them apart" : "not the same tick");
+	CHECK_EQ(atomic_load(&reuse->sem_wait), COHORT_EPEERDEAD);
+	CHECK_EQ(atomic_load(&reuse->sem_dead), atomic_load(&reuse->holder));
+	CHECK_EQ(atomic_load(&reuse->reaped), 1);
+	CHECK_EQ(atomic_load(&reuse->units), 1);
+	CHECK_EQ(cohort_sem_wait(&reuse->sem, 0), 0);
+	CHECK_EQ(atomic_load(&reuse->send), 0);
+	CHECK_EQ(atomic_load(&reuse->recovered), 1);
+	CHECK_GT(atomic_load(&reuse->last_dead), 1);
+}
+
+/* ---- shm gc and a job in another pid namespace ---- */
+
+struct gc_case {
+	_Atomic uint32_t step;
+	_Atomic int32_t job_pid;     /* the job's pid in its namespace */
+	_Atomic int32_t created, reopened;
+	char job[COHORT_ID_MAX];
+};
+
+static struct gc_case *gcc;
+
+/* A pid free here (no process has it), to be the job's pid in its namespace. */
+static pid_t free_host_pid(void)
+{
+	for (pid_t p = 30000 + (getpid() % 1000) * 7; p < 4000000; p += 977) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d", (int)p);
+		if (access(path, F_OK) != 0)
+			return p;
+	}
+	return 0;
+}
+
+static void gc_job_main(void)
+{
+	struct cohort_seg_options o = { 0 };
+	struct cohort_seg *s;
+
+	unsetenv("COHORT_JOB");
+	unsetenv("SLURM_JOB_ID");
+	atomic_store(&gcc->job_pid, getpid());
+	cohort_seg_job(&o, gcc->job, sizeof(gcc->job));
+	atomic_store(&gcc->created, cohort_seg_create("gcjob", 4096, &o, &s));
+	if (atomic_load(&gcc->created) == 0)
+		cohort_seg_close(s);   /* unmapped and closed: only the job's liveness keeps it */
+	atomic_store(&gcc->step, 1);
+	if (!wait_flag(&gcc->step, 2, 60000))
+		_exit(1);
+	int r = cohort_seg_open("gcjob", &o, &s);
+	atomic_store(&gcc->reopened, r);
+	if (r == 0)
+		cohort_seg_close(s);
+	cohort_seg_unlink("gcjob", &o);
+}
+
+static void gc_ns_main(void *arg)
+{
+	pid_t want = *(pid_t *)arg;
+	int st;
+
+	if (!next_pid_is(want)) {
+		atomic_store(&gcc->created, -1000);
+		atomic_store(&gcc->step, 1);
+		return;
+	}
+	pid_t j = fork();
+	if (j == 0) {
+		gc_job_main();
+		_exit(0);
+	}
+	waitpid(j, &st, 0);
+}
+
+TEST_TIMEOUT(harden_shm_gc_keeps_a_pidns_jobs_segment, 120)
+{
+	struct nsrun *n = shared_mem(sizeof(*n));
+	static pid_t want;
+	char path[4096];
+	struct cmd_result res;
+	pid_t pid;
+
+	gcc = shared_mem(sizeof(*gcc));
+	want = free_host_pid();
+	CHECK(want > 0);
+	pid = spawn_in_pidns(n, gc_ns_main, &want);
+	if (!pid)
+		SKIP("no new pid namespace here (needs root)");
+	await(&gcc->step, 1);
+	CHECK_EQ(atomic_load(&gcc->created), 0);
+	CHECK_EQ(atomic_load(&gcc->job_pid), want);
+	snprintf(path, sizeof(path), "/dev/shm/cohort.%u.%s.gcjob", (unsigned)getuid(), gcc->job);
+	CHECK_MSG(access(path, F_OK) == 0, "%s missing", path);
+	/* Here, pid `want` is nobody: a pid would call the job gone. Its lease says it runs. */
+	cmd_run(&res, "%s/cohort shm gc --json", test_build_dir());
+	CHECK_EQ(res.status, 0);
+	CHECK_MSG(access(path, F_OK) == 0, "gc removed the live job's %s:\n%s", path, res.out);
+	CHECK_CONTAINS(res.out, "its job still runs");
+	cmd_free(&res);
+	atomic_store(&gcc->step, 2);
+	check_helper_ok(pid);
+	CHECK_EQ(atomic_load(&gcc->reopened), 0);
+	CHECK_MSG(access(path, F_OK) != 0, "%s left behind", path);
+}
