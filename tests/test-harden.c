@@ -1117,6 +1117,7 @@ struct gc_case {
 	_Atomic int32_t job_pid;     /* the job's pid in its namespace */
 	_Atomic int32_t created, reopened;
 	char job[COHORT_ID_MAX];
+	char dir[1024];              /* the segment directory: this test's own, not /dev/shm */
 };
 
 static struct gc_case *gcc;
@@ -1136,7 +1137,7 @@ static pid_t free_host_pid(void)
 
 static void gc_job_main(void)
 {
-	struct cohort_seg_options o = { 0 };
+	struct cohort_seg_options o = { .dir = gcc->dir };
 	struct cohort_seg *s;
 
 	unsetenv("COHORT_JOB");
@@ -1183,6 +1184,7 @@ TEST_TIMEOUT(harden_shm_gc_keeps_a_pidns_jobs_segment, 120)
 	pid_t pid;
 
 	gcc = shared_mem(sizeof(*gcc));
+	snprintf(gcc->dir, sizeof(gcc->dir), "%s", test_tmpdir());
 	want = free_host_pid();
 	CHECK(want > 0);
 	pid = spawn_in_pidns(n, gc_ns_main, &want);
@@ -1191,10 +1193,10 @@ TEST_TIMEOUT(harden_shm_gc_keeps_a_pidns_jobs_segment, 120)
 	await(&gcc->step, 1);
 	CHECK_EQ(atomic_load(&gcc->created), 0);
 	CHECK_EQ(atomic_load(&gcc->job_pid), want);
-	snprintf(path, sizeof(path), "/dev/shm/cohort.%u.%s.gcjob", (unsigned)getuid(), gcc->job);
+	snprintf(path, sizeof(path), "%s/cohort.%u.%s.gcjob", gcc->dir, (unsigned)getuid(), gcc->job);
 	CHECK_MSG(access(path, F_OK) == 0, "%s missing", path);
 	/* Here, pid `want` is nobody: a pid would call the job gone. Its lease says it runs. */
-	cmd_run(&res, "%s/cohort shm gc --json", test_build_dir());
+	cmd_run(&res, "COHORT_ROOT_SHM='%s' %s/cohort shm gc --json", gcc->dir, test_build_dir());
 	CHECK_EQ(res.status, 0);
 	CHECK_MSG(access(path, F_OK) == 0, "gc removed the live job's %s:\n%s", path, res.out);
 	CHECK_CONTAINS(res.out, "its job still runs");
