@@ -184,7 +184,7 @@ uint64_t cohort__lease(void);
 /*
  * Does a live process hold the lease of token? True also when it cannot be
  * told (no lease file here, an error): a living holder is never declared
- * dead.
+ * dead. False for 0 and tokens out of range, which no process holds.
  */
 bool cohort__lease_alive(uint64_t token);
 

@@ -413,7 +413,7 @@ bool cohort__lease_alive(uint64_t token)
 	int r;
 
 	if (token == 0 || token >= COHORT__LEASE_TOKEN_MAX)
-		return true;   /* not a token: cannot judge, so never declare dead */
+		return false;   /* no process ever holds such a token: a word written by mistake */
 	if (token == mine)
 		return true;
 	if (!mine)
