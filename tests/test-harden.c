@@ -657,6 +657,10 @@ TEST(harden_barrier_pidns_member_no_false_peerdead)
 
 #define LQ_RING (1u << 20)
 #define LQ_BIG (64u << 10)
+#define LQ_VICTIM_MAX (1u << 20)
+
+/* Producer 2 is a victim, killed inside send and started again (inherited by fork). */
+static bool lq_victims;
 #define LQ_PRODUCERS 3
 
 struct lq_msg {
@@ -672,6 +676,8 @@ struct lq_case {
 	uint32_t n;                               /* messages per producer, at most */
 	_Atomic uint32_t stop;                    /* producers: send no more */
 	_Atomic uint32_t done[LQ_PRODUCERS];      /* a producer's last send has returned */
+	_Atomic uint32_t next2;                   /* victims: producer 2's next sequence number */
+	_Atomic uint8_t ok2[LQ_VICTIM_MAX];       /* victims: producer 2's sends that returned 0 */
 };
 
 /*
@@ -681,7 +687,7 @@ struct lq_case {
  */
 static uint32_t lq_len(uint32_t producer, uint32_t seq)
 {
-	if (producer < 2)
+	if (producer < 2 || lq_victims)
 		return LQ_BIG + (seq * 4099u + producer * 7) % LQ_BIG;
 	return 16 + (seq * 13 + producer * 7) % 180;
 }
@@ -703,9 +709,14 @@ static void lq_produce(struct lq_case *c, uint32_t id)
 		_exit(23);
 	for (uint32_t i = 0; i < sizeof(mp->payload); i++)
 		mp->payload[i] = lq_byte(id, 0, sizeof(mp->payload), i);
-	for (uint32_t seq = 0; seq < c->n && !atomic_load_explicit(&c->stop, memory_order_relaxed);
-	     seq++) {
+	for (uint32_t next = 0; next < c->n && !atomic_load_explicit(&c->stop, memory_order_relaxed);
+	     next++) {
+		bool victim = lq_victims && id == 2;
+		uint32_t seq = victim ? atomic_fetch_add(&c->next2, 1) : next;
 		uint32_t len = lq_len(id, seq), sum = 0;
+
+		if (victim && seq >= LQ_VICTIM_MAX)
+			break;
 
 		mp->producer = id;
 		mp->seq = seq;
@@ -719,9 +730,11 @@ static void lq_produce(struct lq_case *c, uint32_t id)
 		for (uint32_t i = 0; i < 64 && i < len; i++)
 			sum = sum * 31 + mp->payload[i];
 		mp->sum = sum;
-		if (cohort_queue_send(q, mp, offsetof(struct lq_msg, payload) + len, 20000) == 0)
+		if (cohort_queue_send(q, mp, offsetof(struct lq_msg, payload) + len, 20000) == 0) {
 			atomic_fetch_add(&c->sent[id], 1);
-		else
+			if (victim)
+				atomic_store(&c->ok2[seq], 1);
+		} else
 			atomic_fetch_add(&c->failed[id], 1);
 		for (uint32_t i = len > 128 ? len - 64 : 64; i < len; i++)
 			mp->payload[i] = lq_byte(id, 0, sizeof(mp->payload), i);   /* the middle again */
@@ -782,8 +795,9 @@ static void lq_take(struct lq_tally *t, const struct lq_msg *m, int r, uint32_t 
  * duplicated, and no lock taken from the living (recovered 0).
  */
 static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsigned want_stalls,
-                               const char *label)
+                               unsigned kills, const char *label)
 {
+	unsigned killed = 0, kill_stops = 0;
 	const uint32_t n = 4000000;   /* at most, per producer: they send until told to stop */
 	struct lq_case *c = shared_mem(sizeof(*c));
 	struct nsrun *ns = shared_mem(sizeof(*ns));
@@ -862,11 +876,39 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsig
 
 		for (int p = 0; p < LQ_PRODUCERS; p++)
 			settled += atomic_load(&c->sent[p]) + atomic_load(&c->failed[p]);
-		if (stalls >= want_stalls && t.received >= want)
+		/*
+		 * With victims: stop producer 2 until its lock word names it,
+		 * kill it there, start another. The live producers must lose
+		 * nothing meanwhile; the victims at most their in-flight message.
+		 */
+		if (killed < kills && t.received % 40 == 19) {
+			for (int tries = 0; tries < 100; tries++) {
+				int wst;
+
+				for (int r; (r = cohort_queue_recv(q, mp, sizeof(*mp), 0)) > 0; )
+					lq_take(&t, mp, r, n);
+				for (uint64_t spin_end = mono_us() + 20 + (uint64_t)(tries * 53) % 300;
+				     mono_us() < spin_end; )
+					sched_yield();
+				CHECK(kill(pids[2], SIGSTOP) == 0);
+				CHECK(waitpid(pids[2], &wst, WUNTRACED) == pids[2]);
+				kill_stops++;
+				if (cohort__queue_holder(q, true) != pids[2]) {
+					kill(pids[2], SIGCONT);
+					continue;
+				}
+				CHECK(kill(pids[2], SIGKILL) == 0);
+				CHECK(waitpid(pids[2], &wst, 0) == pids[2]);
+				killed++;
+				pids[2] = helper_spawn(lq_producer2, c);
+				break;
+			}
+		}
+		if (stalls >= want_stalls && t.received >= want && killed >= kills)
 			atomic_store(&c->stop, 1);
-		CHECK_MSG(stalls >= want_stalls || mono_ms() - start < 120000,
-		          "%s: %u of %u stops found the producer holding its lock in 120 s", label,
-		          stalls, stops);
+		CHECK_MSG((stalls >= want_stalls && killed >= kills) || mono_ms() - start < 600000,
+		          "%s: %u of %u stops found a live producer holding its lock, %u of %u stops "
+		          "a victim, in 600 s", label, stalls, stops, killed, kill_stops);
 		int r = cohort_queue_recv(q, mp, sizeof(*mp), 200);
 		if (r == COHORT_ETIMEDOUT && (settled == (uint64_t)LQ_PRODUCERS * n ||
 		                              (atomic_load(&c->stop) && lq_all_done(c))))
@@ -877,18 +919,29 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsig
 		CHECK_MSG(r > 0, "recv: %d (%s)", r, cohort_strerror(r));
 		lq_take(&t, mp, r, n);
 	}
+	uint64_t inflight_lost = 0, seen2 = 0;
 	for (int p = 0; p < LQ_PRODUCERS; p++) {
 		check_helper_ok(pids[p]);
-		/* A producer's sends are in order: the first sent[p] sequence numbers returned 0. */
-		for (uint32_t s = 0; s < atomic_load(&c->sent[p]); s++)
-			lost += !t.seen[p][s];
+		if (p == 2 && lq_victims) {
+			/* Each sequence number is one send: returned 0, or in flight at a kill. */
+			for (uint32_t s = 0; s < atomic_load(&c->next2) && s < LQ_VICTIM_MAX; s++) {
+				seen2 += t.seen[p][s];
+				if (!t.seen[p][s])
+					*(atomic_load(&c->ok2[s]) ? &lost : &inflight_lost) += 1;
+			}
+		} else {
+			/* A producer's sends are in order: the first sent[p] sequence numbers returned 0. */
+			for (uint32_t s = 0; s < atomic_load(&c->sent[p]); s++)
+				lost += !t.seen[p][s];
+		}
 		free(t.seen[p]);
 	}
 	CHECK_OK(cohort_queue_stats(q, &st));
-	printf("%s: %u producers, %u stalls of a live holder (%u stops), %" PRIu64 " received, %"
+	printf("%s: %u producers, %u stalls of a live holder (%u stops), %u victims killed holding "
+	       "the lock (%u stops), %" PRIu64 " victims' in-flight messages lost, %" PRIu64 " received, %"
 	       PRIu64 " lost, %" PRIu64 " torn, %" PRIu64 " duplicated, %" PRIu64
 	       " locks taken over, %u failed sends, %.1f s\n",
-	       label, LQ_PRODUCERS, stalls, stops, t.received, lost, t.torn, t.dup, st.recovered,
+	       label, LQ_PRODUCERS, stalls, stops, killed, kill_stops, inflight_lost, t.received, lost, t.torn, t.dup, st.recovered,
 	       atomic_load(&c->failed[0]) + atomic_load(&c->failed[1]) + atomic_load(&c->failed[2]),
 	       (double)(mono_ms() - start) / 1000);
 	fflush(stdout);
@@ -899,9 +952,10 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsig
 		snprintf(path, sizeof(path), "%s/shm-kill-figures.txt", test_build_dir());
 		f = fopen(path, "a");
 		if (f) {
-			fprintf(f, "%s: %u producers, %u stalls of a live holder (%u stops): %" PRIu64
+			fprintf(f, "%s: %u producers, %u stalls of a live holder (%u stops), %u victims killed "
+			        "holding the lock (%u stops, %" PRIu64 " in-flight lost): %" PRIu64
 			        " received, %" PRIu64 " lost, %" PRIu64 " torn, %" PRIu64 " duplicated, %"
-			        PRIu64 " locks taken over\n", label, LQ_PRODUCERS, stalls, stops, t.received, lost,
+			        PRIu64 " locks taken over\n", label, LQ_PRODUCERS, stalls, stops, killed, kill_stops, inflight_lost, t.received, lost,
 			        t.torn, t.dup, st.recovered);
 			fclose(f);
 		}
@@ -912,11 +966,14 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsig
 	CHECK_EQ(t.dup, 0);
 	CHECK_EQ(lost, 0);
 	CHECK_EQ(t.received, (uint64_t)atomic_load(&c->sent[0]) + atomic_load(&c->sent[1]) +
-	                     atomic_load(&c->sent[2]));
+	                     (lq_victims ? seen2 : atomic_load(&c->sent[2])));
 	CHECK_GE(t.received, want);
-	CHECK_EQ(st.recovered, 0);
-	CHECK_EQ(st.lost_send, 0);
-	CHECK_EQ(st.last_dead, 0);
+	/* Locks were taken over from the killed victims only, and their losses are counted. */
+	CHECK_EQ(st.recovered, killed);
+	CHECK_EQ(st.lost_send, inflight_lost);
+	CHECK_LE(inflight_lost, killed);
+	if (!killed)
+		CHECK_EQ(st.last_dead, 0);
 	CHECK_GE(stalls, want_stalls);
 	free(mp);
 	return true;
@@ -934,18 +991,26 @@ static unsigned live_stalls(void)
 
 TEST_TIMEOUT(harden_queue_thread_exit_producer_keeps_its_lock, 900)
 {
-	run_live_producers(true, false, live_messages(), live_stalls(), "thread-exit producer");
+	run_live_producers(true, false, live_messages(), live_stalls(), 0, "thread-exit producer");
 }
 
 TEST_TIMEOUT(harden_queue_pidns_producer_keeps_its_lock, 900)
 {
-	if (!run_live_producers(false, true, live_messages(), live_stalls(), "pid-namespace producer"))
+	if (!run_live_producers(false, true, live_messages(), live_stalls(), 0, "pid-namespace producer"))
+		SKIP("no new pid namespace here (needs root)");
+}
+
+TEST_TIMEOUT(harden_queue_live_peers_beside_killed_producers, 900)
+{
+	lq_victims = true;
+	if (!run_live_producers(true, true, live_messages(), live_stalls(), test_stress() ? 300 : 10,
+	                        "thread-exit and pid-namespace producers beside killed ones"))
 		SKIP("no new pid namespace here (needs root)");
 }
 
 TEST_TIMEOUT(harden_queue_thread_exit_and_pidns_producers_together, 900)
 {
-	if (!run_live_producers(true, true, live_messages(), live_stalls(), "thread-exit and pid-namespace producers"))
+	if (!run_live_producers(true, true, live_messages(), live_stalls(), 0, "thread-exit and pid-namespace producers"))
 		SKIP("no new pid namespace here (needs root)");
 }
 
