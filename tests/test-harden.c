@@ -657,7 +657,7 @@ TEST(harden_barrier_pidns_member_no_false_peerdead)
 
 #define LQ_RING (1u << 20)
 #define LQ_BIG (64u << 10)
-#define LQ_VICTIM_MAX (1u << 20)
+#define LQ_VICTIM_MAX (32u << 20)
 
 /* Producer 2 is a victim, killed inside send and started again (inherited by fork). */
 static bool lq_victims;
@@ -798,7 +798,7 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsig
                                unsigned kills, const char *label)
 {
 	unsigned killed = 0, kill_stops = 0;
-	const uint32_t n = 4000000;   /* at most, per producer: they send until told to stop */
+	const uint32_t n = LQ_VICTIM_MAX;   /* at most, per producer: they send until told to stop */
 	struct lq_case *c = shared_mem(sizeof(*c));
 	struct nsrun *ns = shared_mem(sizeof(*ns));
 	static struct lq_tally t;
@@ -892,6 +892,8 @@ static bool run_live_producers(bool leaderless, bool pidns, uint32_t want, unsig
 					sched_yield();
 				CHECK(kill(pids[2], SIGSTOP) == 0);
 				CHECK(waitpid(pids[2], &wst, WUNTRACED) == pids[2]);
+				CHECK_MSG(WIFSTOPPED(wst), "victim %d ended (status %d) before it was killed",
+				          (int)pids[2], wst);
 				kill_stops++;
 				if (cohort__queue_holder(q, true) != pids[2]) {
 					kill(pids[2], SIGCONT);
@@ -1003,7 +1005,7 @@ TEST_TIMEOUT(harden_queue_pidns_producer_keeps_its_lock, 900)
 TEST_TIMEOUT(harden_queue_live_peers_beside_killed_producers, 900)
 {
 	lq_victims = true;
-	if (!run_live_producers(true, true, live_messages(), live_stalls(), test_stress() ? 300 : 10,
+	if (!run_live_producers(true, true, live_messages(), live_stalls(), test_stress() ? 50 : 10,
 	                        "thread-exit and pid-namespace producers beside killed ones"))
 		SKIP("no new pid namespace here (needs root)");
 }
