@@ -182,6 +182,59 @@ uint64_t cohort__self_start(void);
 bool cohort__pid_alive(pid_t pid, uint64_t start);
 
 /*
+ * Leases (peer.c): each process that takes part in a barrier, semaphore or
+ * queue holds an OFD write lock on one byte (its token, 1 ..
+ * COHORT__LEASE_TOKEN_MAX-1) of the user's lease file
+ * /dev/shm/.cohort-lease.<uid>. The kernel drops it when the process dies
+ * (not when a thread exits), it is seen from every pid namespace that
+ * shares /dev/shm, and a process that reuses a pid does not hold it.
+ */
+#define COHORT__LEASE_TOKEN_MAX ((uint64_t)1 << 39)
+
+/* The lease file of uid. Returns 0 or -ENAMETOOLONG. */
+int cohort__lease_path(uid_t uid, char *buf, size_t size);
+
+/*
+ * The calling process's token, taking its lease on first use (and again in
+ * a fork child, which never shares its parent's). 0 when it has none (no
+ * writable /dev/shm, a lease file planted by another user, no OFD locks):
+ * cohort then falls back to judging by pid and start time.
+ */
+uint64_t cohort__lease(void);
+
+/*
+ * Does a live process hold the lease of token? True also when it cannot be
+ * told (no lease file here, an error): a living holder is never declared
+ * dead. False for 0 and tokens out of range, which no process holds.
+ */
+bool cohort__lease_alive(uint64_t token);
+
+/*
+ * Hold a read lock for the local job "local-<job_pid>" as long as this
+ * process (and, once they use cohort, its fork children) lives, so that
+ * `cohort shm gc` sees the job alive whatever pid namespace it runs in.
+ */
+void cohort__lease_job(pid_t job_pid);
+
+/*
+ * Does any live process hold local job job_pid's lock in uid's lease file?
+ * Returns 1, 0, or -errno (no lease file, another user's).
+ */
+int cohort__lease_job_held(uid_t uid, pid_t job_pid);
+
+/*
+ * A member's identity in a shared table (64 bits): COHORT__ID_LEASE | token
+ * when the process has a lease; else its start time, or COHORT__ID_NOSTART
+ * when that cannot be read. Never 0.
+ */
+#define COHORT__ID_LEASE   ((uint64_t)1 << 63)
+#define COHORT__ID_NOSTART ((uint64_t)1 << 62)
+uint64_t cohort__self_id(void);
+
+/* Is the process (pid, id) alive? By its lease when id has one, else by pid and start time. */
+bool cohort__holder_alive(pid_t pid, uint64_t id);
+
+/*
  * Wait on a process-shared futex while *addr == val, for at most
  * timeout_ms (negative: no limit). Returns 0 when woken or when *addr had
  * already changed, COHORT_ETIMEDOUT, or -EINTR.

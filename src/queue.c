@@ -66,17 +66,20 @@
 #define NO_TARGET UINT64_MAX
 
 /*
- * A side's lock. The lock word holds the holder's pid and the low 32 bits
- * of its start time, set by the one compare-and-swap that takes the lock:
- * there is no instant at which a holder is not named. A waiter that finds
- * the holder dead (pidfd, or kill and the start time: peer.c) takes the
+ * A side's lock. The lock word names the holder, set by the one
+ * compare-and-swap that takes the lock: there is no instant at which a
+ * holder is not named. It holds the holder's pid (for messages) and its
+ * lease token (an OFD lock the kernel drops when the process dies, never
+ * at a thread's exit, seen from any pid namespace and not inherited by a
+ * process that reuses the pid: peer.c), or the low bits of its start time
+ * where it has no lease. A waiter that finds the holder dead takes the
  * lock over with a compare-and-swap from the dead word, so exactly one
  * waiter recovers. Release is a plain store, not a locked instruction;
  * sleepers are woken through gen, a futex word, with the same membarrier
  * fence as the positions (see above).
  */
 struct qlock {
-	_Alignas(64) _Atomic uint64_t owner;   /* pid << 32 | start & 0xffffffff; 0: free */
+	_Alignas(64) _Atomic uint64_t owner;   /* see self_word(); 0: free */
 	_Atomic uint32_t waiters;
 	_Atomic uint32_t gen;
 };
@@ -325,27 +328,45 @@ static uint64_t rec_size(uint64_t len)
 	return 8 + ((len + 7) & ~(uint64_t)7);
 }
 
+/*
+ * Lock words: pid << 40 | kind << 39 | value. kind 1: value is the
+ * holder's lease token; kind 0: the low 39 bits of its start time (0:
+ * unknown), for a process without a lease.
+ */
+#define WORD_PID_SHIFT 40
+#define WORD_LEASE ((uint64_t)1 << 39)
+#define WORD_VALUE (WORD_LEASE - 1)
+
+_Static_assert(COHORT__LEASE_TOKEN_MAX == WORD_LEASE, "a token fits the lock word");
+
 /* This process's lock word. */
 static uint64_t self_word(void)
 {
-	return (uint64_t)(uint32_t)cohort__pid() << 32 | (uint32_t)cohort__self_start();
+	uint64_t token = cohort__lease();
+	uint64_t w = (uint64_t)(uint32_t)cohort__pid() << WORD_PID_SHIFT;
+
+	return token ? w | WORD_LEASE | token : w | (cohort__self_start() & WORD_VALUE);
 }
 
 /*
  * Is the holder named by lock word w dead? A process that cannot be
- * proven dead is alive: a lock is never taken from the living.
+ * proven dead is alive: a lock is never taken from the living. With a
+ * lease, only the kernel's word counts: the pid may be another
+ * namespace's, or reused.
  */
 static bool holder_dead(uint64_t w)
 {
-	pid_t pid = (pid_t)(w >> 32);
-	uint32_t start32 = (uint32_t)w;
+	pid_t pid = (pid_t)(w >> WORD_PID_SHIFT);
+	uint64_t start39 = w & WORD_VALUE;
 	uint64_t start;
 
+	if (w & WORD_LEASE)
+		return !cohort__lease_alive(start39);
 	if (!cohort__pid_alive(pid, 0))
 		return true;
 	/* The pid is alive: is it still the same process? (0: start unknown) */
-	return start32 != 0 && cohort__proc_start(pid, &start, NULL) == 0 &&
-	       (uint32_t)start != start32;
+	return start39 != 0 && cohort__proc_start(pid, &start, NULL) == 0 &&
+	       (start & WORD_VALUE) != start39;
 }
 
 #define LOCK_SPINS 256
@@ -374,8 +395,12 @@ static int qlock_take(struct qshm *q, struct qlock *l, uint64_t deadline, int ti
 			continue;
 		if (holder_dead(w)) {
 			if (atomic_compare_exchange_strong_explicit(&l->owner, &w, me, memory_order_acquire,
-			                                            memory_order_relaxed))
-				return (int)(pid_t)(w >> 32);
+			                                            memory_order_relaxed)) {
+				/* > 0 says "taken from a dead holder", even for a word without a pid. */
+				pid_t dead = (pid_t)(w >> WORD_PID_SHIFT);
+
+				return dead > 0 ? (int)dead : 1;
+			}
 			continue;
 		}
 		if (timeout_ms == 0)
@@ -649,7 +674,7 @@ pid_t cohort__queue_holder(const cohort_queue_t *queue, bool producers)
 	const struct qshm *q = queue->shm;
 	const struct qlock *l = producers ? &q->plock : &q->clock;
 
-	return (pid_t)(atomic_load(&l->owner) >> 32);
+	return (pid_t)(atomic_load(&l->owner) >> WORD_PID_SHIFT);
 }
 
 void *cohort__queue_field(const cohort_queue_t *queue, const char *name)

@@ -102,8 +102,15 @@ static void why(const struct cohort_seg_options *o, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The local scope, decided once per program and inherited across fork. */
+/*
+ * The local scope, decided once per program and inherited across fork.
+ * Its processes hold the job's lease (peer.c), which is how `cohort shm
+ * gc` tells the job alive from any pid namespace: "local-<pid>" names the
+ * pid in the creator's namespace, which means nothing (or another process)
+ * in the namespace gc runs in.
+ */
 static char local_job[COHORT_ID_MAX];
+static pid_t local_job_pid;
 
 int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 {
@@ -115,8 +122,11 @@ int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 	if (!job || !*job)
 		job = cohort__getenv(envp, "SLURM_JOB_ID");
 	if (!job || !*job) {
-		if (!local_job[0])
-			snprintf(local_job, sizeof(local_job), "local-%d", (int)getpid());
+		if (!local_job[0]) {
+			local_job_pid = getpid();
+			snprintf(local_job, sizeof(local_job), "local-%d", (int)local_job_pid);
+		}
+		cohort__lease_job(local_job_pid);
 		job = local_job;
 	}
 	if (!valid_token(job, COHORT_ID_MAX - 1))

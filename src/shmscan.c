@@ -320,6 +320,18 @@ enum cohort_job_state cohort_shm_job_state(const struct cohort_probe *probe,
 		if (cohort__parse_u64(f->job + 6, &v, &end) < 0 || *end != '\0' || f->job[6] == ' ' ||
 		    v == 0 || v > 0x7fffffff)
 			return COHORT_JOB_UNKNOWN;
+		/*
+		 * The pid is the one the job saw in its own pid namespace, which
+		 * may not be ours: the job's lease (a read lock its processes
+		 * hold in their user's lease file, which the kernel drops at
+		 * their death) is asked first. Without it (no lease file, or
+		 * the job could not take one) the pid can only keep the file:
+		 * a live process with that pid, started before the file.
+		 */
+		if (!probe || !probe->proc_root) {   /* not when replaying a fixture */
+			if (cohort__lease_job_held(f->name_uid, (pid_t)v) == 1)
+				return COHORT_JOB_ALIVE;
+		}
 		started = start_time(proc, (pid_t)v);
 		if (started < 0)
 			return COHORT_JOB_GONE;

@@ -4,10 +4,18 @@
  *
  * POSIX barriers and semaphores have no robust mode: a member killed before
  * it arrives (or after it took a unit) leaves the others waiting forever.
- * Here every object keeps a member table of (pid, start time). A waiter
- * sleeps on a futex in slices, and between slices checks the members'
- * liveness (pidfd, or kill plus the start time: see peer.c); a dead member
- * ends the wait with COHORT_EPEERDEAD and its pid is recorded.
+ * Here every object keeps a member table of (pid, identity): the identity
+ * is the member's lease token (an OFD lock the kernel drops at its death:
+ * see peer.c), or its start time where it has no lease. A waiter sleeps on
+ * a futex in slices, and between slices checks the members' liveness; a
+ * dead member ends the wait with COHORT_EPEERDEAD and its pid is recorded
+ * (for messages only: a pid judges nothing here when there is a lease).
+ *
+ * A slot is claimed by the compare-and-swap that writes its identity
+ * (start), then the pid is stored; it is freed in the reverse order. A
+ * checker reads the identity, the pid, and the identity again, and judges
+ * only a slot that did not change meanwhile, so it never pairs one
+ * process's pid with another's identity.
  */
 #include "internal.h"
 
@@ -23,9 +31,9 @@
 #define SLICE_MAX_MS 50
 
 struct member {
-	_Atomic int32_t pid;       /* 0: free slot */
+	_Atomic int32_t pid;       /* 0: free or being claimed, -1: being reaped */
 	_Atomic uint32_t held;     /* semaphore units taken and not posted back */
-	_Atomic uint64_t start;    /* start time; 0 until written */
+	_Atomic uint64_t start;    /* identity (cohort__self_id); 0: free slot */
 };
 
 struct roster {
@@ -55,42 +63,73 @@ struct sem {
 _Static_assert(sizeof(struct barrier) <= sizeof(cohort_barrier_t), "cohort_barrier_t too small");
 _Static_assert(sizeof(struct sem) <= sizeof(cohort_sem_t), "cohort_sem_t too small");
 
+/* Is slot m this process? Its identity says so (a pid may be another namespace's). */
+static bool member_is_me(struct member *m, int32_t me, uint64_t id)
+{
+	return atomic_load(&m->start) == id && atomic_load(&m->pid) == me;
+}
+
 /* This process's slot among the first limit slots, attaching if needed. */
 static int roster_attach(struct roster *r, unsigned limit)
 {
 	int32_t me = (int32_t)cohort__pid();
-	uint64_t start = cohort__self_start();
+	uint64_t id = cohort__self_id();
 
 	for (unsigned i = 0; i < limit; i++)
-		if (atomic_load(&r->m[i].pid) == me) {
-			uint64_t s = atomic_load(&r->m[i].start);
-
-			if (s == start || s == 0)
-				return (int)i;
-		}
+		if (member_is_me(&r->m[i], me, id))
+			return (int)i;
 	for (unsigned i = 0; i < limit; i++) {
-		int32_t zero = 0;
+		uint64_t zero = 0;
 
-		if (atomic_compare_exchange_strong(&r->m[i].pid, &zero, me)) {
+		if (atomic_load(&r->m[i].pid) == 0 &&
+		    atomic_compare_exchange_strong(&r->m[i].start, &zero, id)) {
 			atomic_store(&r->m[i].held, 0);
-			atomic_store(&r->m[i].start, start);
+			atomic_store(&r->m[i].pid, me);
 			return (int)i;
 		}
 	}
 	return -ENOSPC;
 }
 
+/* Leave slot m (ours): the pid first, then the identity that frees it. */
+static void member_free(struct member *m)
+{
+	atomic_store(&m->pid, 0);
+	atomic_store(&m->start, 0);
+}
+
+/*
+ * A stable view of slot m: its pid and identity, when it holds a member
+ * other than this process and did not change while read. False otherwise.
+ */
+static bool member_read(struct member *m, int32_t me, uint64_t myid, int32_t *ret_pid,
+                        uint64_t *ret_id)
+{
+	uint64_t id = atomic_load(&m->start);
+	int32_t pid = atomic_load(&m->pid);
+
+	if (id == 0 || pid <= 0 || atomic_load(&m->start) != id)
+		return false;   /* free, being claimed, freed or reaped */
+	if (id == myid && pid == me)
+		return false;
+	*ret_pid = pid;
+	*ret_id = id;
+	return true;
+}
+
 /* A dead member's pid, or 0 when every member lives. */
 static pid_t roster_find_dead(struct roster *r, unsigned limit)
 {
 	int32_t me = (int32_t)cohort__pid();
+	uint64_t myid = cohort__self_id();
 
 	for (unsigned i = 0; i < limit; i++) {
-		int32_t pid = atomic_load(&r->m[i].pid);
+		int32_t pid;
+		uint64_t id;
 
-		if (pid <= 0 || pid == me)   /* free, or being reaped */
+		if (!member_read(&r->m[i], me, myid, &pid, &id))
 			continue;
-		if (!cohort__pid_alive(pid, atomic_load(&r->m[i].start)))
+		if (!cohort__holder_alive(pid, id))
 			return pid;
 	}
 	return 0;
@@ -135,9 +174,10 @@ int cohort_barrier_attach(cohort_barrier_t *cb)
 static int roster_find(struct roster *r)
 {
 	int32_t me = (int32_t)cohort__pid();
+	uint64_t id = cohort__self_id();
 
 	for (unsigned i = 0; i < COHORT_MEMBERS_MAX; i++)
-		if (atomic_load(&r->m[i].pid) == me)
+		if (member_is_me(&r->m[i], me, id))
 			return (int)i;
 	return -ENOENT;
 }
@@ -162,8 +202,7 @@ int cohort_barrier_detach(cohort_barrier_t *cb)
 	slot = roster_find(&b->r);
 	if (slot < 0)
 		return slot;
-	atomic_store(&b->r.m[slot].start, 0);
-	atomic_store(&b->r.m[slot].pid, 0);
+	member_free(&b->r.m[slot]);
 	uint32_t n = atomic_fetch_sub(&b->n, 1) - 1;
 	uint32_t a = atomic_load(&b->arrived);
 	/* Those already waiting may now be all that is left. */
@@ -345,8 +384,7 @@ int cohort_sem_detach(cohort_sem_t *cs)
 	if (slot < 0)
 		return slot;
 	uint32_t held = atomic_exchange(&s->r.m[slot].held, 0);
-	atomic_store(&s->r.m[slot].start, 0);
-	atomic_store(&s->r.m[slot].pid, 0);
+	member_free(&s->r.m[slot]);
 	if (held)
 		sem_give(s, held);
 	return (int)held;
@@ -374,18 +412,26 @@ int cohort_sem_reap(cohort_sem_t *cs, unsigned *ret_units)
 
 	if (s->magic != SEM_MAGIC)
 		return COHORT_ECORRUPT;
+	int32_t me = (int32_t)cohort__pid();
+	uint64_t myid = cohort__self_id();
+
 	for (unsigned i = 0; i < COHORT_MEMBERS_MAX; i++) {
 		struct member *m = &s->r.m[i];
-		int32_t pid = atomic_load(&m->pid);
+		int32_t pid;
+		uint64_t id;
 
-		if (pid <= 0 || cohort__pid_alive(pid, atomic_load(&m->start)))
+		if (!member_read(m, me, myid, &pid, &id) || cohort__holder_alive(pid, id))
 			continue;
 		/* Claim the slot first, so that its units are returned once. */
 		if (!atomic_compare_exchange_strong(&m->pid, &pid, -1))
 			continue;
+		if (atomic_load(&m->start) != id) {
+			/* Freed and taken again between our reads: not the dead one. */
+			atomic_store(&m->pid, pid);
+			continue;
+		}
 		uint32_t held = atomic_exchange(&m->held, 0);
-		atomic_store(&m->start, 0);
-		atomic_store(&m->pid, 0);
+		member_free(m);
 		units += held;
 		removed++;
 		if (held)

@@ -188,7 +188,8 @@ COHORT_EXPORT pid_t cohort_mutex_last_dead(const cohort_mutex_t *m);
 
 /*
  * A barrier for n processes, placed in a segment. Members attach (wait
- * attaches too); a waiter checks the members' liveness while it waits, so
+ * attaches too); a waiter checks the members' liveness (their leases, as
+ * for cohort_queue) while it waits, so
  * when a member dies the waiters return COHORT_EPEERDEAD instead of hanging,
  * and cohort_barrier_dead() names the dead process. A broken barrier stays
  * broken until it is initialised again.
@@ -282,7 +283,10 @@ COHORT_EXPORT int cohort_sem_reap(cohort_sem_t *s, unsigned *ret_units);
  * cohort_queue: a bounded multi-producer multi-consumer queue of
  * variable-size messages in a caller-placed region of a segment. Producers
  * serialise among themselves, and consumers among themselves, on two
- * locks whose word names the holder (pid and start time); a message
+ * locks whose word names the holder (its pid, and its lease: an OFD lock
+ * on /dev/shm/.cohort-lease.<uid> that the kernel drops when the process
+ * dies, so that a thread's exit, another pid namespace or a reused pid
+ * never passes for a death or a life: docs/shm.md); a message
  * becomes visible only when its producer publishes the new tail, and is
  * gone only when its consumer publishes the new head. A process killed in
  * the middle of an operation therefore leaves no hole: the next producer
