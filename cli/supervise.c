@@ -834,9 +834,22 @@ static void worker_exited(struct sup *s, struct worker *w, int st)
 	s->running--;
 	cohort_watch_exited(s->watch, w->rank, st);
 	drain_events(s);
-	/* The first failure in time, also after a signal: srun's rule, and the story's order. */
-	if (status_code(st) != 0 && s->first_fail < 0)
-		s->first_fail = status_code(st);
+	/*
+	 * The first failure in time, also after a signal: srun's rule, and the
+	 * story's order. A worker cohort stopped for its limit failed with 143
+	 * whatever it returned (mpirun exits 1 on the SIGTERM), one whose tree
+	 * lost a process to the OOM killer with 137.
+	 */
+	if (s->first_fail < 0) {
+		struct cohort_worker_state ws;
+
+		if (w->stopped_for_limit)
+			s->first_fail = 128 + SIGTERM;
+		else if (cohort_watch_worker(s->watch, w->rank, &ws) == 0 && ws.oom_kills_below)
+			s->first_fail = 128 + SIGKILL;
+		else if (status_code(st) != 0)
+			s->first_fail = status_code(st);
+	}
 	if (status_code(st) != 0 && o->kill_on_bad_exit && !s->stopping && s->running) {
 		cohort_status_describe(st, how, sizeof(how));
 		snprintf(msg, sizeof(msg), "rank %u failed (%s): stopping the other workers "
@@ -1244,17 +1257,23 @@ static int exit_status(const struct sup *s, int rc)
 	if (rc != 0)
 		return rc;
 	rc = s->first_fail >= 0 ? s->first_fail : 0;
-	for (unsigned k = 0; rc == 0 && k < s->nw; k++)
-		rc = status_code(s->w[k].status);
+	/*
+	 * Each worker's code tells its story: 143 when cohort stopped it for
+	 * its limit, whatever the program then returned (mpirun exits 1 on
+	 * the SIGTERM, a Python program 0); else 137 when the kernel's OOM
+	 * killer killed a process of its tree; else its own status. The
+	 * first worker's with a story to tell, in rank order.
+	 */
 	for (unsigned k = 0; rc == 0 && k < s->nw; k++) {
 		struct cohort_worker_state st;
 
-		if (cohort_watch_worker(s->watch, k, &st) == 0 && st.oom_kills_below)
-			rc = 128 + SIGKILL;
-	}
-	for (unsigned k = 0; rc == 0 && k < s->nw; k++)
 		if (s->w[k].stopped_for_limit)
 			rc = 128 + SIGTERM;
+		else if (cohort_watch_worker(s->watch, k, &st) == 0 && st.oom_kills_below)
+			rc = 128 + SIGKILL;
+		else
+			rc = status_code(s->w[k].status);
+	}
 	return rc;
 }
 

@@ -704,6 +704,8 @@ static void name_process(const struct cohort_recording *r, char *msg, size_t siz
 		         "which grew by %s", pid, e->process, f->global_rank,
 		         sz(num_bytes(e, "process_growth_bytes", 0), a));
 	process_evidence(f, e);
+	/* The finding's process is the one that did it. */
+	f->pid = (pid_t)pid;
 	evidence(f, "process_growth_bytes", (double)num_bytes(e, "process_growth_bytes", 0), "B");
 }
 
@@ -1656,6 +1658,37 @@ static int cmp(const void *pa, const void *pb)
 	return a->global_rank - b->global_rank;
 }
 
+/*
+ * The recording of one MPI rank (mpirun ... cohort run): its findings'
+ * "rank R (pid P" become "rank R (MPI rank M, pid P", or "(worker K of MPI
+ * rank M, pid P" with several workers per rank, so that the rank a user
+ * knows from mpirun is in the words.
+ */
+static void mpi_words(struct cohort_finding *f, size_t n, const struct cohort_recording *r)
+{
+	if (!r->task.known || strcmp(r->task.source, "mpi") != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char from[48], to[96], buf[sizeof(f[i].message)], *at;
+		size_t len;
+
+		if (f[i].rank < 0)
+			continue;
+		snprintf(from, sizeof(from), "rank %d (pid ", f[i].global_rank);
+		if (r->nworkers > 1)
+			snprintf(to, sizeof(to), "rank %d (worker %d of MPI rank %ld, pid ", f[i].global_rank,
+			         f[i].rank, r->task.id);
+		else
+			snprintf(to, sizeof(to), "rank %d (MPI rank %ld, pid ", f[i].global_rank, r->task.id);
+		at = strstr(f[i].message, from);
+		if (!at)
+			continue;
+		len = (size_t)(at - f[i].message);
+		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)len, f[i].message, to, at + strlen(from));
+		cohort__strlcpy(f[i].message, buf, sizeof(f[i].message));
+	}
+}
+
 int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                     struct cohort_finding **ret, size_t *ret_n)
 {
@@ -1675,6 +1708,8 @@ int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
 			trends(&l, r);
 		if (!l.error)
 			job_level(&l, r, first);
+		if (!l.error)
+			mpi_words(l.f + first, l.n - first, r);
 	}
 	if (l.error) {
 		free(l.f);
