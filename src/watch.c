@@ -71,6 +71,13 @@
 #define KKILL_MAX 64
 /* Deaths by SIGKILL the shim told, kept for OOM attribution. */
 #define KILLED_MAX 64
+/*
+ * How far the terms of a tree's processes may move, summed since its last
+ * full walk, before all of it is walked again: a copy moves the term of
+ * the copier and of every process that still shares the page, and the
+ * sharers fault nothing.
+ */
+#define COW_MOVED (16 * MiB)
 
 static const char *const event_names[COHORT_EVENT_KIND_MAX] = {
 	[COHORT_EVENT_SPAWN] = "spawn",
@@ -156,7 +163,7 @@ struct member {
 	int64_t term;              /* Pss_Anon - Anonymous + base, at the last walk */
 	uint64_t uss, anon;        /* at the last walk */
 	uint64_t pss_anon;         /* at the last walk, COHORT_MEM_UNKNOWN before Linux 5.9 */
-	double walked_at;          /* watcher clock of the last walk */
+	uint64_t rise_mark;        /* its worker's cow_rise when it was last known alive */
 	/* Before Pss_Anon (kernels < 5.9): a baseline per process. */
 	bool have_base;
 	uint64_t uss0, shared0, copied;
@@ -198,18 +205,24 @@ struct wk {
 	uint64_t prev_rss;
 	uint64_t peak_rss, peak_pss, peak_uss, peak_est, peak_cg;
 	int64_t cow_live;          /* the sum of its live members' terms */
-	uint64_t cow_gone;         /* copies of its processes that exited */
+	int64_t cow_gone;          /* what its exited processes left: private less allocated, signed */
+	uint64_t cow_base_gone;    /* their anonymous bytes at fork: with shared_anon, the most copied */
 	uint64_t cow_old;          /* per-process measure (kernels without Pss_Anon), gone processes */
 	uint64_t cow_old_live;     /* the same, live processes */
-	bool cow_refresh;          /* a member's term moved: walk the others again */
+	bool cow_refresh;          /* its terms moved or a process exited: walk them all again */
+	uint64_t cow_moved;        /* its terms' moves, summed, since cow_refresh was last set */
 	/*
-	 * When a process exits, its share of the pages it shared moves to the
-	 * others' PSS, which their next walks show: until every live process
-	 * of the tree was walked after the exit, that share is carried here.
+	 * When a process exits, its share of the pages it still shared moves
+	 * to the others' PSS, which only their next walks show: that share is
+	 * carried here, less what the tree's terms rose since it was last
+	 * known alive (a walk between its exit and our seeing it), and the
+	 * later rises of terms pay it off, so that it never counts twice.
+	 * With no live process left nobody can show it, and it stays: the
+	 * exited processes' figures are from walks before their sharers left.
 	 */
 	int64_t cow_pending;
-	double cow_pending_since;
-	double oldest_walk;        /* the oldest walk among its live processes this tick, -1 none */
+	uint64_t cow_rise;         /* its members' term rises, walk to walk, beyond what paid cow_pending */
+	uint64_t rise_tick0;       /* cow_rise before this tick's statm reads */
 
 	struct cohort_trend trend;
 	bool soft_warned, over_warned, leak_reported, cow_reported;
@@ -993,35 +1006,49 @@ static uint64_t statm_anon(const struct cohort_statm *st)
 	return st->rss > st->shared ? st->rss - st->shared : 0;
 }
 
-/* What a process that leaves the tree leaves behind: its copies (private pages less its allocations). */
-static uint64_t member_frozen(const struct member *m);
-
 /*
- * A process of k's tree exited: its copies stay counted, and its share of
- * the pages it shared is carried until the others' walks show it.
+ * What a process that leaves the tree leaves behind, at its last walk:
+ * its private pages less what it allocated since fork. Signed: a parent
+ * whose own pages its children still share holds fewer private pages
+ * than it allocated, and the difference is in the children's terms.
  */
-static void member_freeze(struct cohort_watch *w, struct wk *k, struct member *m)
-{
-	if (m->frozen)
-		return;
-	m->frozen = true;
-	k->cow_gone += member_frozen(m);
-	k->cow_old += m->copied;
-	if (m->have_walk && m->pss_anon != COHORT_MEM_UNKNOWN && m->pss_anon > m->uss) {
-		k->cow_pending += (int64_t)(m->pss_anon - m->uss);
-		k->cow_pending_since = w->tick_t;
-		k->cow_refresh = true;
-	}
-}
-
-static uint64_t member_frozen(const struct member *m)
+static int64_t member_frozen(const struct member *m)
 {
 	uint64_t grown;
 
 	if (!m->have_walk || m->anon == COHORT_MEM_UNKNOWN)
 		return 0;
 	grown = m->anon > m->anon_base ? m->anon - m->anon_base : 0;
-	return m->uss > grown ? m->uss - grown : 0;
+	return (int64_t)m->uss - (int64_t)grown;
+}
+
+/*
+ * A process of k's tree exited. Its term was its private pages less its
+ * allocations plus its share of the pages it shared: the first stays
+ * counted, the second moves to the sharers' PSS and is carried until
+ * their walks show it (see cow_pending), less what their terms already
+ * rose since its last walk. A worker that ended keeps the figures of its
+ * end: the processes it leaves are forgotten uncounted.
+ */
+static void member_freeze(struct cohort_watch *w, struct wk *k, struct member *m)
+{
+	uint64_t share, rose;
+
+	if (m->frozen)
+		return;
+	m->frozen = true;
+	if (!k->running)
+		return;
+	k->cow_old += m->copied;
+	if (!m->have_walk || m->pss_anon == COHORT_MEM_UNKNOWN || m->anon == COHORT_MEM_UNKNOWN)
+		return;
+	k->cow_gone += member_frozen(m);
+	k->cow_base_gone += m->anon_base;
+	share = m->pss_anon > m->uss ? m->pss_anon - m->uss : 0;
+	rose = k->cow_rise - m->rise_mark;
+	if (share > rose)
+		k->cow_pending += (int64_t)(share - rose);
+	k->cow_refresh = true;   /* walk the others at once: their terms take the share */
 }
 
 static void end_worker(struct cohort_watch *w, struct wk *k, int status);
@@ -1445,13 +1472,33 @@ static void member_walked(struct cohort_watch *w, struct wk *k, struct member *m
 	m->uss = sm->mem.uss;
 	m->anon = sm->mem.anon;
 	m->pss_anon = sm->mem.pss_anon;
-	m->walked_at = w->tick_t;   /* the tick's start: an exit seen in this tick may follow the walk */
 	if (sm->mem.pss_anon != COHORT_MEM_UNKNOWN && sm->mem.anon != COHORT_MEM_UNKNOWN) {
 		w->pss_anon_known = true;
 		m->term = (int64_t)sm->mem.pss_anon - (int64_t)sm->mem.anon + (int64_t)m->anon_base;
-		if (m->have_walk && llabs(m->term - old) >= (long long)(16 * MiB))
-			k->cow_refresh = true;
+		if (m->have_walk) {
+			k->cow_moved += (uint64_t)llabs(m->term - old);
+			if (k->cow_moved >= COW_MOVED) {
+				k->cow_refresh = true;
+				k->cow_moved = 0;
+			}
+		}
+		/*
+		 * A rise may be an exited sharer's share arriving: it pays off
+		 * what is carried for it first, so that no share counts twice
+		 * (copies made meanwhile are then counted late, never twice). A
+		 * new process's first term is a rise too: its parent's term fell
+		 * by as much, which may have hidden the parent's intake of a
+		 * share (a pool that replaces a worker that exited).
+		 */
+		if (m->term > (m->have_walk ? old : 0)) {
+			uint64_t rise = (uint64_t)(m->term - (m->have_walk ? old : 0)), paid;
+
+			paid = (uint64_t)k->cow_pending < rise ? (uint64_t)k->cow_pending : rise;
+			k->cow_pending -= (int64_t)paid;
+			k->cow_rise += rise - paid;
+		}
 	}
+	m->rise_mark = k->cow_rise;
 	m->have_walk = true;
 	/* The per-process measure, for kernels without Pss_Anon. */
 	if (!m->have_base) {
@@ -1465,17 +1512,23 @@ static void member_walked(struct cohort_watch *w, struct wk *k, struct member *m
 
 /*
  * Fresh page walks, beyond the budget: a worker at a new RSS peak (the
- * figures at a peak are the ones a report quotes) and the other processes
- * of a tree in which one process's copy-on-write term moved.
+ * figures at a peak are the ones a report quotes), a process that faulted
+ * much since its walk, and every process of a tree whose copy-on-write
+ * terms moved or one of whose processes exited. At most REFRESH_MAX walks
+ * a tick; a tree that did not get them all keeps its request for the next.
  */
 static void refresh(struct cohort_watch *w)
 {
 	size_t count = cohort_sampler_count(w->sampler);
 	uint64_t *rss = calloc(w->nw, sizeof(*rss));
+	bool *cut = calloc(w->nw, sizeof(*cut));
 	int left = REFRESH_MAX;
 
-	if (!rss)
+	if (!rss || !cut) {
+		free(rss);
+		free(cut);
 		return;
+	}
 	for (size_t i = 0; i < count; i++) {
 		struct cohort_sample sm;
 		struct member *m;
@@ -1483,7 +1536,7 @@ static void refresh(struct cohort_watch *w)
 		if (cohort_sampler_get(w->sampler, i, &sm) == 0 && !sm.gone && (m = member_find(w, sm.pid)))
 			rss[m->rank] += sm.statm.rss;
 	}
-	for (size_t i = 0; i < w->nm && left > 0; i++) {
+	for (size_t i = 0; i < w->nm; i++) {
 		struct member *m = &w->m[i];
 		struct wk *k = &w->w[m->rank];
 		uint64_t margin = k->peak_rss / 20 > 4 * MiB ? k->peak_rss / 20 : 4 * MiB;
@@ -1492,6 +1545,10 @@ static void refresh(struct cohort_watch *w)
 
 		if (!k->running)
 			continue;
+		if (left == 0) {
+			cut[m->rank] = true;
+			continue;
+		}
 		/* In a tree of several processes, one that faulted much since its walk may be copying. */
 		if (!at_peak && !k->cow_refresh && k->nprocs > 1 && m->have_walk &&
 		    cohort__proc_stat(cohort__proc_root(probe_of(w)), m->pid, &st) == 0)
@@ -1500,8 +1557,10 @@ static void refresh(struct cohort_watch *w)
 			left--;
 	}
 	for (unsigned r = 0; r < w->nw; r++)
-		w->w[r].cow_refresh = false;
+		if (!cut[r])
+			w->w[r].cow_refresh = false;
 	free(rss);
+	free(cut);
 }
 
 /* Read a worker cgroup's exact peak (one small file, the right one once the version is known). */
@@ -1601,7 +1660,6 @@ static void aggregate(struct cohort_watch *w)
 		k->pss_age = 0;
 		k->cow_live = 0;
 		k->cow_old_live = 0;
-		k->oldest_walk = -1;
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct cohort_sample sm;
@@ -1651,6 +1709,12 @@ static void aggregate(struct cohort_watch *w)
 				k->est += statm_anon(&sm.statm);
 			continue;
 		}
+		/*
+		 * Its statm of this tick was read before this tick's walks, so
+		 * it was alive then: a share it leaves can only show in later walks.
+		 */
+		if (k->rise_tick0 > m->rise_mark)
+			m->rise_mark = k->rise_tick0;
 		if (sm.mem_reads != m->reads)
 			member_walked(w, k, m, &sm);
 		k->pss += sm.mem.pss;
@@ -1672,16 +1736,9 @@ static void aggregate(struct cohort_watch *w)
 			k->pss_age = sm.mem_age_ns / 1e9;
 		k->cow_live += m->term;
 		k->cow_old_live += m->copied;
-		if (k->oldest_walk < 0 || m->walked_at < k->oldest_walk)
-			k->oldest_walk = m->walked_at;
 	}
-	/* Every live process walked since the exits: their figures hold the shares now. */
-	for (unsigned r = 0; r < w->nw; r++) {
-		struct wk *k = &w->w[r];
-
-		if (k->running && k->cow_pending && k->oldest_walk > k->cow_pending_since)
-			k->cow_pending = 0;
-	}
+	for (unsigned r = 0; r < w->nw; r++)
+		w->w[r].rise_tick0 = w->w[r].cow_rise;   /* no walk before the next tick's statm reads */
 }
 
 static void read_system(struct cohort_watch *w)
@@ -1890,7 +1947,7 @@ void cohort_watch_totals(const struct cohort_watch *w, struct cohort_watch_total
 int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct cohort_worker_state *ret)
 {
 	const struct wk *k;
-	int64_t live;
+	int64_t total;
 
 	if (rank >= w->nw)
 		return -ERANGE;
@@ -1916,8 +1973,15 @@ int cohort_watch_worker(const struct cohort_watch *w, unsigned rank, struct coho
 	if (k->cg_based) {
 		ret->cow_copied = k->cg_cow_peak;   /* the kernel's count: exact at each sample */
 	} else if (w->pss_anon_known) {
-		live = k->cow_live + k->cow_pending > 0 ? k->cow_live + k->cow_pending : 0;
-		ret->cow_copied = (uint64_t)live + k->cow_gone;
+		/*
+		 * Never less than nothing, and never more than the tree's
+		 * processes shared at fork: a page shared at a fork is copied
+		 * at most once for that fork.
+		 */
+		uint64_t most = k->shared_anon + k->cow_base_gone;
+
+		total = k->cow_live + k->cow_pending + k->cow_gone;
+		ret->cow_copied = total <= 0 ? 0 : (uint64_t)total < most ? (uint64_t)total : most;
 	} else {
 		ret->cow_copied = k->cow_old + k->cow_old_live;
 	}

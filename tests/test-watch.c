@@ -197,6 +197,83 @@ TEST(watch_copy_on_write_on_known_figures)
 	cohort_watch_free(w);
 }
 
+/*
+ * The exits of the page-walk measure, in the phases that overshot. The
+ * root 100 holds 3T of anonymous memory and forks 101, 102 and 103, which
+ * copy T, 2T and 3T: 6T copied. (1) 101 exits as a zombie in the tick
+ * whose walks already show its share moved to 100 and 102; (2) then the
+ * whole tree goes at once, before the root's end is reported, from walks
+ * taken while all of it lived. The figure is 6T at each step, however the
+ * walks fell against the exits.
+ */
+TEST(watch_copy_on_write_exits_in_any_phase)
+{
+	char root[512], path[600];
+	const uint64_t T = 24576, F = 3 * T;   /* kB */
+	struct cohort_probe probe = { 0 };
+	struct cohort_watch_opts o = { .workers = 1, .pss_budget = 1.0, .interval = 1 };
+	struct cohort_watch *w;
+	unsigned long long ss = 0x7ffe00001000ULL;
+
+	snprintf(root, sizeof(root), "%s/proc", test_tmpdir());
+	probe.proc_root = root;
+	o.probe = &probe;
+	/* Just after the forks: all of it shared four ways (file pages: 4096 kB each, 1024 of PSS). */
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, F / 4 + 1024, F / 4, 0, F + 4096, "101 102 103" });
+	for (int pid = 101; pid <= 103; pid++)
+		fproc_write(root, &(struct fproc){ pid, 100, ss, F + 4096, F, F / 4 + 1024, F / 4, 0, F + 4096, "" });
+	CHECK_OK(cohort_watch_create(&o, &w));
+	CHECK_OK(cohort_watch_start(w, 0, 100, NULL, COHORT_WATCH_CHILD));
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 0);
+
+	/* The copies: [0,T) is held by all four apart, [T,2T) by 100 and 101, [2T,3T) by 100, 101, 102. */
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, T + T / 2 + T / 3 + 1024, T + T / 2 + T / 3,
+	                                   T, F + 4096 - T, "101 102 103" });
+	fproc_write(root, &(struct fproc){ 101, 100, ss, F + 4096, F, T + T / 2 + T / 3 + 1024, T + T / 2 + T / 3,
+	                                   T, F + 4096 - T, "" });
+	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, 2 * T + T / 3 + 1024, 2 * T + T / 3,
+	                                   2 * T, F + 4096 - 2 * T, "" });
+	fproc_write(root, &(struct fproc){ 103, 100, ss, F + 4096, F, F + 1024, F, F, 4096, "" });
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 6 * T * KiB);
+
+	/*
+	 * (1) 101 is a zombie (statm all zeros, no address space), and the
+	 * walks of this very tick show its share moved: [T,2T) is 100's
+	 * alone, [2T,3T) shared by 100 and 102.
+	 */
+	snprintf(path, sizeof(path), "%s/101/statm", root);
+	write_file(path, "0 0 0 0 0 0 0\n");
+	snprintf(path, sizeof(path), "%s/101/smaps_rollup", root);
+	CHECK_EQ(unlink(path), 0);
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 2 * T + T / 2 + 1024, 2 * T + T / 2,
+	                                   2 * T, F + 4096 - 2 * T, "101 102 103" });
+	fproc_write(root, &(struct fproc){ 102, 100, ss, F + 4096, F, 2 * T + T / 2 + 1024, 2 * T + T / 2,
+	                                   2 * T, F + 4096 - 2 * T, "" });
+	ticks(w, 1);
+	CHECK_EQ_U64(copied(w, 0), 6 * T * KiB);
+	/* Reaped. */
+	rm_pid(root, 101);
+	fproc_write(root, &(struct fproc){ 100, 1, ss, F + 4096, F, 2 * T + T / 2 + 1024, 2 * T + T / 2,
+	                                   2 * T, F + 4096 - 2 * T, "102 103" });
+	ticks(w, 3);
+	CHECK_EQ_U64(copied(w, 0), 6 * T * KiB);
+
+	/*
+	 * (2) Everything goes between two ticks: the watcher finds the tree
+	 * empty, then learns of the root's end. The walks it has are from
+	 * before any of it went.
+	 */
+	for (int pid = 100; pid <= 103; pid++)
+		rm_pid(root, pid);
+	ticks(w, 1);
+	CHECK_EQ_U64(copied(w, 0), 6 * T * KiB);
+	CHECK_OK(cohort_watch_exited(w, 0, 0));
+	CHECK_EQ_U64(copied(w, 0), 6 * T * KiB);
+	cohort_watch_free(w);
+}
+
 /* A cgroup's processes as one worker, however they were started; it ends when the cgroup empties. */
 TEST(watch_a_cgroup_as_a_worker)
 {
