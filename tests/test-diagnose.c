@@ -194,7 +194,7 @@ TEST(diagnose_budget_kill_names_the_process_that_grew)
 
 	CHECK_KINDS(d, "budget_kill");
 	f = finding(&d, COHORT_FINDING_BUDGET_KILL, 0);
-	CHECK_EQ(f->pid, 15242);
+	CHECK_EQ(f->pid, 15245);   /* the process that grew, not the root (15242) */
 	CHECK_EV(f, "process_pid", 15245);
 	CHECK_EV(f, "process_growth_bytes", 370094080);
 	CHECK_CONTAINS(f->message, "most of it is pid 15245 (python3), a process rank 0 started, which grew by 352.9 MiB");
