@@ -182,7 +182,7 @@ demo: all $(EXAMPLES)
 bench: all $(BENCHES)
 	@COHORT_BUILD=$(O) bench/run.sh
 
-stress: all $(RUNNER) $(EXAMPLES)
+stress: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
 	@COHORT_BUILD=$(O) COHORT_STRESS=1 $(RUNNER) --stress
 
 # Every cohort command under valgrind memcheck (errors and definite leaks fail).

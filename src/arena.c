@@ -351,7 +351,13 @@ pid_t cohort__arena_holder(const cohort_arena_t *a)
 
 void *cohort__arena_field(const cohort_arena_t *a, const char *name)
 {
-	return !strcmp(name, "size") ? &a->shm->size : NULL;
+	if (!strcmp(name, "size"))
+		return &a->shm->size;
+	if (!strcmp(name, "lock"))
+		return &a->shm->lock;
+	if (!strcmp(name, "rover"))
+		return &a->shm->rover;
+	return NULL;
 }
 
 uint64_t cohort__arena_block_word(uint64_t off, uint64_t size, bool used)

@@ -706,6 +706,238 @@ static void plant_file(void *arg)
 	_exit(0);
 }
 
+
+/*
+ * ---- hostile headers, at random ----
+ *
+ * A process of the job rewrites the live queue's or arena's shared words
+ * with values chosen to hurt (0, a record's end, one past the ring, 2^40,
+ * all ones, random), one to three at a time, while another process that
+ * attached before goes on sending, receiving, allocating, writing what it
+ * was given and freeing. The region lies between PROT_NONE pages, so one
+ * byte read or written outside it is a SIGSEGV: every victim must end
+ * normally, within its time. Under `make stress` 20,000 rounds of each,
+ * with the figures in <build>/hostile-figures.txt.
+ */
+
+static uint64_t hostile_rng;
+
+static uint64_t hostile_rnd(void)
+{
+	hostile_rng ^= hostile_rng << 13;
+	hostile_rng ^= hostile_rng >> 7;
+	hostile_rng ^= hostile_rng << 17;
+	return hostile_rng;
+}
+
+static uint64_t hostile_value(uint64_t ring)
+{
+	const uint64_t v[] = { 0, 1, 7, 8, ring - 4, ring - 8, ring, ring + 8, ring * 2, 1ULL << 32,
+	                       1ULL << 40, UINT64_MAX, UINT64_MAX - 7, (uint64_t)INT64_MAX + 1 };
+	uint64_t r = hostile_rnd();
+
+	return r % 4 == 0 ? hostile_rnd() : v[r / 4 % (sizeof(v) / sizeof(v[0]))];
+}
+
+struct hostile_tally {
+	unsigned long long rounds, ok, corrupt, other;
+};
+
+static void tally(struct hostile_tally *t, int r)
+{
+	if (r >= 0)
+		t->ok++;
+	else if (r == COHORT_ECORRUPT)
+		t->corrupt++;
+	else
+		t->other++;
+}
+
+struct hostile_victim {
+	cohort_queue_t *q;
+	cohort_arena_t *a;
+	uint64_t seed;
+	struct hostile_tally t;
+};
+
+static void hostile_queue_victim(void *arg)
+{
+	struct hostile_victim *v = arg;
+	unsigned char buf[512], msg[300];
+
+	hostile_rng = v->seed;
+	memset(msg, 0x6b, sizeof(msg));
+	for (int i = 0; i < 8; i++) {
+		if (hostile_rnd() % 2)
+			tally(&v->t, cohort_queue_send(v->q, msg, 1 + hostile_rnd() % sizeof(msg), 0));
+		else
+			tally(&v->t, cohort_queue_recv(v->q, buf, 1 + hostile_rnd() % sizeof(buf), 0));
+	}
+	_exit(0);
+}
+
+static void hostile_arena_victim(void *arg)
+{
+	struct hostile_victim *v = arg;
+	cohort_off_t offs[8];
+	int n = 0;
+
+	hostile_rng = v->seed;
+	for (int i = 0; i < 8; i++) {
+		cohort_off_t off;
+		size_t size = 1 + hostile_rnd() % 9000;
+		int r = cohort_arena_alloc(v->a, size, &off);
+
+		tally(&v->t, r);
+		if (r == 0) {
+			unsigned char *p = cohort_arena_ptr(v->a, off);
+
+			/* What a worker does with what it was given: write all of it. */
+			if (p)
+				memset(p, 0x5a, size);
+			offs[n++] = off;
+		}
+		tally(&v->t, cohort_arena_check(v->a, hostile_rnd() % 2 && n ? offs[n - 1] :
+		                                (cohort_off_t)(hostile_rnd() % (2 * AREGION))));
+	}
+	while (n > 0)
+		tally(&v->t, cohort_arena_free(v->a, offs[--n]));
+	_exit(0);
+}
+
+static void hostile_figures(const char *what, const struct hostile_tally *t)
+{
+	printf("# hostile %s: %llu rounds, calls: %llu succeeded, %llu refused as corrupt, %llu other errors\n",
+	       what, t->rounds, t->ok, t->corrupt, t->other);
+	if (test_stress()) {
+		char path[4096];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/hostile-figures.txt", test_build_dir());
+		if ((f = fopen(path, "a")) != NULL) {
+			fprintf(f, "hostile %s: %llu rounds, calls: %llu succeeded, %llu refused as corrupt, "
+			        "%llu other errors; 0 victims crashed or hung\n", what, t->rounds, t->ok,
+			        t->corrupt, t->other);
+			fclose(f);
+		}
+	}
+}
+
+TEST_TIMEOUT(harden_hostile_queue_headers_at_random, 900)
+{
+	unsigned char *mem = guarded_region(QREGION), *clean = malloc(QREGION);
+	struct hostile_victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	                                -1, 0);
+	static const char *const fields[] = { "capacity", "tail", "head", "head_seen", "tail_seen" };
+	unsigned rounds = test_stress() ? 20000 : 300;
+	struct hostile_tally all = { 0 };
+	cohort_queue_t *q;
+	uint64_t ring;
+
+	CHECK(v != MAP_FAILED && clean != NULL);
+	CHECK_OK(cohort_queue_init(mem, QREGION, &q));
+	ring = *(uint64_t *)cohort__queue_field(q, "capacity");
+	memcpy(clean, mem, QREGION);
+	hostile_rng = 0x9e3779b97f4a7c15ULL;
+	for (unsigned i = 0; i < rounds; i++) {
+		unsigned edits = 1 + (unsigned)(hostile_rnd() % 3);
+
+		/* The queue as it was made, with a few messages in it, then the rewrite. */
+		memcpy(mem, clean, QREGION);
+		for (unsigned m = (unsigned)(hostile_rnd() % 6); m > 0; m--)
+			cohort_queue_send(q, "0123456789abcdef", 1 + hostile_rnd() % 16, 0);
+		for (unsigned e = 0; e < edits; e++) {
+			if (hostile_rnd() % 4 == 0) {
+				/* A word anywhere in the region: the header's other words, a record's length. */
+				uint64_t at = (hostile_rnd() % (QREGION / 8)) * 8, val = hostile_value(ring);
+
+				memcpy(mem + at, &val, 8);
+			} else {
+				*(uint64_t *)cohort__queue_field(q, fields[hostile_rnd() % 5]) = hostile_value(ring);
+			}
+		}
+		memset(&v->t, 0, sizeof(v->t));
+		v->q = q;
+		v->seed = hostile_rnd() | 1;
+		pid_t pid = helper_spawn(hostile_queue_victim, v);
+		int st = helper_wait(pid, 20000);
+
+		CHECK_MSG(st == 0, "round %u: the victim ended with wait status %#x (signal %d)", i, st,
+		          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		all.ok += v->t.ok;
+		all.corrupt += v->t.corrupt;
+		all.other += v->t.other;
+		all.rounds++;
+	}
+	hostile_figures("queue", &all);
+	/* Rewrites of the geometry must have been seen: some calls were refused. */
+	CHECK_GT(all.corrupt, 0);
+	memcpy(mem, clean, QREGION);
+	CHECK_OK(cohort_queue_close(q));
+	free(clean);
+}
+
+TEST_TIMEOUT(harden_hostile_arena_headers_at_random, 900)
+{
+	unsigned char *mem = guarded_region(AREGION), *clean = malloc(AREGION);
+	struct hostile_victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+	                                -1, 0);
+	unsigned rounds = test_stress() ? 20000 : 300;
+	struct hostile_tally all = { 0 };
+	cohort_arena_t *a;
+
+	CHECK(v != MAP_FAILED && clean != NULL);
+	CHECK_OK(cohort_arena_init(mem, AREGION, &a));
+	memcpy(clean, mem, AREGION);
+	hostile_rng = 0x2545f4914f6cdd1dULL;
+	for (unsigned i = 0; i < rounds; i++) {
+		unsigned edits = 1 + (unsigned)(hostile_rnd() % 3);
+		cohort_off_t off;
+
+		memcpy(mem, clean, AREGION);
+		for (unsigned m = (unsigned)(hostile_rnd() % 5); m > 0; m--)
+			cohort_arena_alloc(a, 1 + hostile_rnd() % 4000, &off);
+		for (unsigned e = 0; e < edits; e++) {
+			uint64_t val = hostile_value(AREGION);
+
+			if (hostile_rnd() % 3 == 0) {
+				*(uint64_t *)cohort__arena_field(a, "size") = val;
+			} else {
+				/*
+				 * A word of the header or of a block: a tag, a size, the
+				 * rover. Not the lock's: a forged lock word is a holder
+				 * that never lets go, a wait like that of a live process
+				 * that keeps the lock, not a memory error (the lock's
+				 * liveness has tests of its own).
+				 */
+				unsigned char *lock = cohort__arena_field(a, "lock");
+				uint64_t at = (hostile_rnd() % (AREGION / 8)) * 8;
+
+				if (mem + at + 8 > lock && mem + at < lock + sizeof(cohort_mutex_t))
+					at = (uint64_t)((unsigned char *)cohort__arena_field(a, "rover") - mem);
+				memcpy(mem + at, &val, 8);
+			}
+		}
+		memset(&v->t, 0, sizeof(v->t));
+		v->a = a;
+		v->seed = hostile_rnd() | 1;
+		pid_t pid = helper_spawn(hostile_arena_victim, v);
+		int st = helper_wait(pid, 20000);
+
+		CHECK_MSG(st == 0, "round %u: the victim ended with wait status %#x (signal %d)", i, st,
+		          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		all.ok += v->t.ok;
+		all.corrupt += v->t.corrupt;
+		all.other += v->t.other;
+		all.rounds++;
+	}
+	hostile_figures("arena", &all);
+	CHECK_GT(all.corrupt, 0);
+	memcpy(mem, clean, AREGION);
+	CHECK_OK(cohort_arena_close(a));
+	free(clean);
+}
+
 /*
  * root gathers in a directory another user can write: the other user's
  * symlink to root's 0600 secret, its own file, and a hard link to the
