@@ -1028,11 +1028,17 @@ static void reap_dead(struct sup *s)
 	for (size_t i = 0; i < n && !s->o->quiet; i++) {
 		if (!x[i].killed && !x[i].cgroups && !x[i].segments)
 			continue;   /* not ours to remove (another user's), nothing done */
-		say(s, "supervisor %d is gone and left %u process%s in %s: killed them%s, removed %u "
-		    "cgroup%s and %u segment%s of job local-%d", (int)x[i].supervisor, x[i].killed,
-		    x[i].killed == 1 ? "" : "es", x[i].cgroup,
-		    x[i].left ? " (some are still there)" : "", x[i].cgroups, x[i].cgroups == 1 ? "" : "s",
-		    x[i].segments, x[i].segments == 1 ? "" : "s", (int)x[i].supervisor);
+		char procs[96] = "no process";
+
+		if (!x[i].killed && x[i].left)
+			snprintf(procs, sizeof(procs), "processes it could not kill");
+		else if (x[i].killed)
+			snprintf(procs, sizeof(procs), "%u process%s (killed%s)", x[i].killed,
+			         x[i].killed == 1 ? "" : "es", x[i].left ? "; some are still there" : "");
+		say(s, "supervisor %d is gone and left %s in %s: removed %u cgroup%s and %u segment%s of "
+		    "job local-%d", (int)x[i].supervisor, procs, x[i].cgroup, x[i].cgroups,
+		    x[i].cgroups == 1 ? "" : "s", x[i].segments, x[i].segments == 1 ? "" : "s",
+		    (int)x[i].supervisor);
 		outbuf_flush(&s->out[1]);
 	}
 	free(x);

@@ -817,16 +817,17 @@ static void oom_below(struct list *l, const struct cohort_recording *r, const st
 	if (kills > count)
 		SAY(also, " (the kernel counted %.0f kills in the worker's cgroup)", kills);
 	if (root_killed) {
-		snprintf(tail, tsize, "; before it, the kernel OOM-killed %.0f process%s below it%s, the "
-		         "first %s", count, count == 1 ? "" : "es", also, who);
+		snprintf(tail, tsize, "; before it, the kernel OOM-killed %.0f process%s below it%s, %s%s",
+		         count, count == 1 ? "" : "es", also, count == 1 ? "" : "the first ", who);
 		return;
 	}
 	if (!(f = add(l, r, COHORT_FINDING_OOM_KILL, w->rank, first->t)))
 		return;
 	f->pid = (pid_t)cohort_rec_event_num(first, "process_pid", 0);
-	SAY(f->message, "the kernel OOM-killed %.0f process%s of rank %d%s, the first %s at %.1f s "
+	SAY(f->message, "the kernel OOM-killed %.0f process%s of rank %d%s, %s%s at %.1f s "
 	    "(%s): not the worker's own process (pid %d), one it started%s%s", count,
-	    count == 1 ? "" : "es", w->rank, also, who, first->t, evidence_words(first->evidence),
+	    count == 1 ? "" : "es", GR(r, w->rank), also, count == 1 ? "" : "the first ", who, first->t,
+	    evidence_words(first->evidence),
 	    (int)w->pid, peak ? "; the worker's cgroup peaked at " : "", peak ? sz(peak, a) : "");
 	SAY(f->fix, "give each worker more memory (cohort run --mem-per-worker, or a larger --mem "
 	    "for the job), start fewer processes per worker (pool or DataLoader workers, MPI ranks, "
@@ -987,11 +988,28 @@ static void child_crashes(struct list *l, const struct cohort_recording *r, cons
 			SAY(f->message, "%s, not the worker's root (pid %d), died of signal %d (SIG%s)%s%s%s",
 			    who, (int)w->pid, sigs[si], sigabbrev_np(sigs[si]) ? sigabbrev_np(sigs[si]) : "?",
 			    d, reaper, many);
-			if (sigs[si] == SIGSEGV || sigs[si] == SIGBUS)
+			if (sigs[si] == SIGBUS && r->shm_size) {
+				/*
+				 * No sample saw /dev/shm full, but one may have been
+				 * between samples: a loader's or a pool's tensors fill it
+				 * and are freed in well under a second.
+				 */
+				uint64_t lowest = have_low ? low_free : r->shm_free_start;
+
+				SAY(f->fix, "if the process wrote shared memory (a DataLoader's tensors, "
+				    "multiprocessing's, a segment), /dev/shm may have filled between two samples: "
+				    "it is %s and %s %s free; a write that finds it full "
+				    "is a SIGBUS, so run once with a larger /dev/shm (or smaller batches, fewer "
+				    "workers) to tell; otherwise a bad pointer or a mapped file cut short: run the "
+				    "process under gdb, valgrind or AddressSanitizer%s", sz(r->shm_size, a),
+				    have_low ? "the sample nearest its death saw" : "it had at the start",
+				    sz(lowest, b), cr && cr->backtrace[0] ? " (the backtrace shows where)" : "");
+			} else if (sigs[si] == SIGSEGV || sigs[si] == SIGBUS) {
 				SAY(f->fix, "a bad pointer (or, for SIGBUS, a mapped file cut short) in a process the "
 				    "worker started: run that process under gdb, valgrind or AddressSanitizer%s; a "
 				    "pool that replaces its dead workers hides the crash, not its cause",
 				    cr && cr->backtrace[0] ? " (the backtrace shows where)" : "");
+			}
 			else
 				SAY(f->fix, "%s", sigs[si] == SIGABRT ? "the process aborted itself (a failed "
 				    "assert, or a library detecting heap corruption): its stderr says why" :

@@ -900,7 +900,7 @@ TEST_TIMEOUT(run_oom_kill_of_a_child_in_the_jobs_cgroup, 90)
 	        "-- /usr/bin/python3 grow.py'", job, test_build_dir());
 	rmdir(job);
 	CHECK_EQ(r.status, 128 + SIGKILL);
-	CHECK_CONTAINS(r.err, "oom_kill, rank 0: the kernel OOM-killed 1 process of rank 0, the first pid ");
+	CHECK_CONTAINS(r.err, "oom_kill, rank 0: the kernel OOM-killed 1 process of rank 0, pid ");
 	CHECK_CONTAINS(r.err, "(python3), child 1 of rank 0");
 	rec_load(&rec, "rec.ndjson");
 	CHECK_EQ(events(&rec, "oom_kill", 0), 1);
