@@ -65,7 +65,7 @@ json_t *cli_json_alloc(const struct cohort_alloc *a);
 /* A worker's end in a few words ("exit 0", "signal 9 (Killed)", "not started"), in buf. */
 const char *cli_worker_status(const struct cohort_recording *r, const struct cohort_rec_worker *w,
                               char *buf, size_t size);
-void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts);
+void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts, bool tasks);
 json_t *cli_json_findings(const struct cohort_finding *f, size_t n);
 
 /* The report as one self-contained HTML page. Returns 0 or -1 on a write error. */

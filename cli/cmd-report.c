@@ -45,10 +45,11 @@ static long grank(const struct cohort_recording *r, const struct cohort_rec_work
 	return r->task.rank_offset + w->rank;
 }
 
+/* Tasks are named when the job has several: a step of one task is just its workers. */
 static bool any_task(const struct cohort_job *j)
 {
 	for (size_t i = 0; i < j->nrecs; i++)
-		if (j->recs[i]->task.known)
+		if (j->recs[i]->task.known && (j->recs[i]->task.ntasks > 1 || j->nrecs > 1))
 			return true;
 	return false;
 }
@@ -126,7 +127,7 @@ static void text(const struct cohort_job *j, const struct cohort_finding *f, siz
 		       "PSS %s, USS %s\n", j->nworkers, ok, cohort_size_format(rss, a, sizeof(a)),
 		       cohort_size_format(pss, b, sizeof(b)), cohort_size_format(uss, c, sizeof(c)));
 	printf("\n");
-	cli_print_findings(stdout, f, nf, hosts);
+	cli_print_findings(stdout, f, nf, hosts, tasks);
 }
 
 static const char *problem_name(enum cohort_merge_problem_kind k)

@@ -19,7 +19,7 @@ const char *cli_worker_status(const struct cohort_recording *r, const struct coh
 	return buf;
 }
 
-void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts)
+void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, bool hosts, bool tasks)
 {
 	if (n == 0) {
 		fprintf(out, "Findings: none: every worker ended well and nothing went wrong on the way.\n");
@@ -31,13 +31,13 @@ void cli_print_findings(FILE *out, const struct cohort_finding *f, size_t n, boo
 		bool on = hosts;
 
 		/* A worker by its rank in the job; of a task of several, with its task and node. */
-		if (f[i].rank >= 0 && f[i].task >= 0) {
+		if (f[i].rank >= 0 && f[i].task >= 0 && tasks) {
 			snprintf(who, sizeof(who), ", rank %d (task %ld, node %s)", f[i].global_rank, f[i].task,
 			         f[i].node);
 			on = false;
 		} else if (f[i].rank >= 0) {
 			snprintf(who, sizeof(who), ", rank %d", f[i].global_rank);
-		} else if (f[i].task >= 0) {
+		} else if (f[i].task >= 0 && tasks) {
 			snprintf(who, sizeof(who), " (task %ld, node %s)", f[i].task, f[i].node);
 			on = false;
 		}

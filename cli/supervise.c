@@ -934,7 +934,7 @@ static void findings(struct sup *s, FILE *out)
 	}
 	snprintf(rec->path, sizeof(rec->path), "%s", cohort_recorder_path(s->rec));
 	if (cohort_diagnose(&rec, 1, &f, &n) == 0) {
-		cli_print_findings(out, f, n, false);
+		cli_print_findings(out, f, n, false, s->o->task.known && s->o->task.ntasks > 1);
 		free(f);
 	}
 	cohort_recording_free(rec);

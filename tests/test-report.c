@@ -456,7 +456,8 @@ TEST_TIMEOUT(report_segfault_in_a_segment_guard_page, 60)
 	json_decref(rep);
 	/* The right way fills the grid and says nothing. */
 	rep = run_and_report("-n 1 -- " FAULT "overrun --fixed", test_build_dir());
-	CHECK_EQ(json_array_size(json_object_get(rep, "diagnosis")), 0);
+	CHECK_MSG(json_array_size(json_object_get(rep, "diagnosis")) == 0, "findings of the right way: %s",
+	          json_dumps(json_object_get(rep, "diagnosis"), 0));
 	json_decref(rep);
 }
 
