@@ -280,8 +280,8 @@ static void verdict(struct helper *h)
 		}
 		if (n && cohort_job_merge(recs, n, COHORT_MERGE_FORCE, &job, err, sizeof(err)) == 0 &&
 		    cohort_diagnose(job->recs, job->nrecs, &f, &nf) == 0 && nf > 0) {
-			/* A task that did not end of a signal or a kill has nothing to tell. */
-			fprintf(out, "\n%scohort: job %s step %s on %s:\n", said ? "" : "", h->job, steps[k], h->host);
+			/* Nothing at all when the step ended well: no finding, no word. */
+			fprintf(out, "\ncohort: job %s step %s on %s:\n", h->job, steps[k], h->host);
 			cli_print_findings(out, f, nf, false);
 			said++;
 		}

@@ -140,7 +140,10 @@ static void step_name(uint32_t step, char *buf, size_t size)
 		snprintf(buf, size, "%u", step);
 }
 
-/* The step runs `cohort run` itself: it records its own workers already. */
+/*
+ * The step runs `cohort run` itself, or was launched by a worker of one
+ * (cohort run sets COHORT_RANK in its workers): it is recorded already.
+ */
 static int under_cohort_run(spank_t sp)
 {
 	char **argv = NULL;
@@ -148,7 +151,8 @@ static int under_cohort_run(spank_t sp)
 	char buf[64];
 	const char *base;
 
-	if (spank_getenv(sp, "COHORT_SUPERVISOR", buf, sizeof(buf)) == ESPANK_SUCCESS)
+	if (spank_getenv(sp, "COHORT_SUPERVISOR", buf, sizeof(buf)) == ESPANK_SUCCESS ||
+	    spank_getenv(sp, "COHORT_RANK", buf, sizeof(buf)) == ESPANK_SUCCESS)
 		return 1;
 	if (spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 2 || !argv[0])
 		return 0;
