@@ -99,7 +99,23 @@ EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 .PHONY: all check demo bench fuzz static install uninstall clean stress valgrind
 CATCH   := $(O)/libcohort-catch.so
 
-all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc $(EXAMPLES)
+# The SLURM plugin, built when Debian's libslurm-dev (or SLURM's own
+# headers) is there: `make spank` builds it in any case and says why not.
+SPANK_SO := $(O)/spank_cohort.so
+SPANK_H  := $(wildcard /usr/include/slurm/spank.h)
+
+all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc $(EXAMPLES) $(if $(SPANK_H),$(SPANK_SO))
+
+.PHONY: spank
+spank: $(SPANK_SO) $(COHORT)
+
+# Never built with a sanitizer: it is loaded into slurmstepd. It links
+# nothing of cohort's; it runs $(PREFIX)/bin/cohort spank-watch.
+$(SPANK_SO): spank/spank_cohort.c
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -shared -fvisibility=default \
+	    -DCOHORT_BINDIR='"$(PREFIX)/bin"' -o $@ $<
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -217,13 +233,15 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cohort.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
 	install -m 0644 docs/cohort.1 $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
+	if [ -f $(SPANK_SO) ]; then install -d $(DESTDIR)$(PREFIX)/lib/slurm && \
+	    install -m 0755 $(SPANK_SO) $(DESTDIR)$(PREFIX)/lib/slurm/spank_cohort.so; fi
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/cohort
 	rm -f $(DESTDIR)$(PREFIX)/bin/cohort $(DESTDIR)$(PREFIX)/include/cohort.h \
 	      $(DESTDIR)$(PREFIX)/lib/libcohort.a $(DESTDIR)$(PREFIX)/lib/libcohort.so* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so \
-	      $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
+	      $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1 $(DESTDIR)$(PREFIX)/lib/slurm/spank_cohort.so
 
 clean:
 	rm -rf build build-*

@@ -31,6 +31,7 @@ extern const struct cli_cmd cli_cmd_shm;
 extern const struct cli_cmd cli_cmd_run;
 extern const struct cli_cmd cli_cmd_report;
 extern const struct cli_cmd cli_cmd_gather;
+extern const struct cli_cmd cli_cmd_spank_watch;
 
 /* Print "cohort: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,11 +12,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define COHORT_SPOOL_DEFAULT "/var/spool/cohort"
+
 static void help(FILE *out)
 {
 	fprintf(out,
 	        "Usage: cohort report [--json] [--html OUT] [--force] FILE...\n"
 	        "       cohort report [--json] [--html OUT] --job ID [--step S] [DIR]\n"
+	        "       cohort report [--json] --job ID [--step S] --spool DIR\n"
 	        "\n"
 	        "Read the recordings of cohort run and say what happened: the allocation, each\n"
 	        "worker's end and peak memory, and the findings, most important first, each with\n"
@@ -30,6 +33,10 @@ static void help(FILE *out)
 	        "      --job ID     read the recordings of job ID in DIR (default: the working\n"
 	        "                   directory): cohort-ID.ndjson and cohort-ID.*.ndjson\n"
 	        "      --step S     with --job, only those of step S\n"
+	        "      --spool DIR  with --job, the recordings spank_cohort.so wrote for the job\n"
+	        "                   in DIR/ID/<step>.<task>.<host>.ndjson (default: $COHORT_SPOOL,\n"
+	        "                   else " COHORT_SPOOL_DEFAULT " when the directory has none), one\n"
+	        "                   report per step, every node's tasks merged\n"
 	        "      --force      merge recordings of different jobs or steps anyway\n"
 	        "      --json       print one JSON object: job, recordings, workers, diagnosis\n"
 	        "      --html OUT   also write a self-contained HTML page with plots to OUT\n"
@@ -296,6 +303,52 @@ static int find_job(const char *dir, const char *id, const char *step, struct na
 	return 0;
 }
 
+/*
+ * The recordings spank_cohort.so wrote for job id: spool/ID/<step>.*.ndjson,
+ * regular files only, sorted, so that one step's follow each other.
+ */
+static int find_spool(const char *spool, const char *id, const char *step, struct names *ret)
+{
+	char dir[COHORT_PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/%s", spool, id);
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0 : (cli_error("cannot read the directory %s: %s", dir, strerror(errno)), -1);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name), sl = step ? strlen(step) : 0;
+		struct stat st;
+
+		if (len < 8 || strcmp(de->d_name + len - 7, ".ndjson") != 0 || de->d_name[0] == '.')
+			continue;
+		if (step && (strncmp(de->d_name, step, sl) != 0 || de->d_name[sl] != '.'))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (add_name(ret, dir, de->d_name) < 0) {
+			closedir(d);
+			cli_error("out of memory");
+			return -1;
+		}
+	}
+	closedir(d);
+	if (ret->n)
+		qsort(ret->v, ret->n, sizeof(*ret->v), by_name);
+	return 0;
+}
+
+/* A spool file's step: its name up to the first dot. */
+static size_t step_len(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	b = b ? b + 1 : path;
+	return (size_t)(strcspn(b, ".") + (size_t)(b - path));
+}
+
+static int report(char **names, size_t nnames, const char *html, bool as_json, bool force);
+
 static int exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -304,18 +357,14 @@ static int exec(int argc, char **argv)
 		{ "job", required_argument, NULL, 'J' },
 		{ "step", required_argument, NULL, 'S' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "spool", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct cohort_recording **recs = NULL;
-	struct cohort_finding *f = NULL;
-	struct cohort_job *job = NULL;
 	struct names files = { 0 };
-	const char *html = NULL, *job_id = NULL, *step = NULL;
-	char err[COHORT_MSG_MAX];
-	bool as_json = false, force = false;
-	size_t n = 0, nf = 0;
-	int c, r, rc = CLI_OK;
+	const char *html = NULL, *job_id = NULL, *step = NULL, *spool = NULL;
+	bool as_json = false, force = false, from_spool = false;
+	int c, rc = CLI_OK;
 
 	opterr = 0;
 	optind = 1;
@@ -336,6 +385,9 @@ static int exec(int argc, char **argv)
 		case 'F':
 			force = true;
 			break;
+		case 'P':
+			spool = optarg;
+			break;
 		case 'h':
 			help(stdout);
 			return CLI_OK;
@@ -347,6 +399,10 @@ static int exec(int argc, char **argv)
 	}
 	if (step && !job_id)
 		return cli_usage_error(&cli_cmd_report, "--step needs --job");
+	if (spool && !job_id)
+		return cli_usage_error(&cli_cmd_report, "--spool needs --job");
+	if (spool && optind < argc)
+		return cli_usage_error(&cli_cmd_report, "--spool and a directory: give one of them");
 	if (job_id) {
 		if (!*job_id || strchr(job_id, '/') || (step && (!*step || strchr(step, '/'))))
 			return cli_usage_error(&cli_cmd_report, "invalid --job '%s' or --step: a job id such as 123",
@@ -354,14 +410,27 @@ static int exec(int argc, char **argv)
 		if (argc - optind > 1)
 			return cli_usage_error(&cli_cmd_report, "--job takes one directory, not %d",
 			                       argc - optind);
-		if (find_job(optind < argc ? argv[optind] : ".", job_id, step, &files) < 0) {
+		if (!spool && find_job(optind < argc ? argv[optind] : ".", job_id, step, &files) < 0) {
 			rc = CLI_ERROR;
 			goto out;
 		}
+		/* Nothing of cohort run's here: what the SLURM plugin recorded. */
+		if (!files.n && optind >= argc) {
+			const char *sp = spool ? spool : getenv("COHORT_SPOOL");
+
+			if (find_spool(sp && *sp ? sp : COHORT_SPOOL_DEFAULT, job_id, step, &files) < 0) {
+				rc = CLI_ERROR;
+				goto out;
+			}
+			from_spool = files.n > 0;
+		}
 		if (!files.n) {
-			cli_error("no recording of job %s%s%s in %s (cohort run writes cohort-%s.<step>.<task>.ndjson)",
-			          job_id, step ? " step " : "", step ? step : "", optind < argc ? argv[optind] : ".",
-			          job_id);
+			cli_error("no recording of job %s%s%s in %s (cohort run writes cohort-%s.<step>.<task>.ndjson)"
+			          "%s%s/%s", job_id, step ? " step " : "", step ? step : "",
+			          spool ? "the spool" : optind < argc ? argv[optind] : ".", job_id,
+			          optind < argc ? "" : ", nor in ",
+			          optind < argc ? "" : spool ? spool : getenv("COHORT_SPOOL") ? getenv("COHORT_SPOOL") :
+			          COHORT_SPOOL_DEFAULT, optind < argc ? "" : job_id);
 			rc = CLI_ERROR;
 			goto out;
 		}
@@ -375,13 +444,46 @@ static int exec(int argc, char **argv)
 				goto out;
 			}
 	}
-	recs = calloc(files.n, sizeof(*recs));
+	if (!from_spool) {
+		rc = report(files.v, files.n, html, as_json, force);
+		goto out;
+	}
+	/* The spool: one report per step, each of every node's tasks. */
+	for (size_t i = 0, k; i < files.n; i = k) {
+		size_t l = step_len(files.v[i]);
+		int r;
+
+		for (k = i + 1; k < files.n && step_len(files.v[k]) == l && strncmp(files.v[k], files.v[i], l) == 0; k++)
+			;
+		if (i > 0 && !as_json)
+			printf("\n");
+		r = report(files.v + i, k - i, html && k == files.n ? html : NULL, as_json, force);
+		if (r != CLI_OK)
+			rc = r;
+	}
+out:
+	for (size_t i = 0; i < files.n; i++)
+		free(files.v[i]);
+	free(files.v);
+	return rc;
+}
+
+static int report(char **names, size_t nnames, const char *html, bool as_json, bool force)
+{
+	struct cohort_recording **recs = NULL;
+	struct cohort_finding *f = NULL;
+	struct cohort_job *job = NULL;
+	char err[COHORT_MSG_MAX];
+	size_t n = 0, nf = 0;
+	int r, rc = CLI_OK;
+
+	recs = calloc(nnames, sizeof(*recs));
 	if (!recs) {
 		rc = CLI_ERROR;
 		goto out;
 	}
-	for (size_t i = 0; i < files.n; i++) {
-		r = cohort_recording_load(files.v[i], &recs[n], err, sizeof(err));
+	for (size_t i = 0; i < nnames; i++) {
+		r = cohort_recording_load(names[i], &recs[n], err, sizeof(err));
 		if (r < 0) {
 			cli_error("%s", err);
 			rc = CLI_ERROR;
@@ -424,9 +526,6 @@ out:
 	for (size_t i = 0; i < n; i++)
 		cohort_recording_free(recs[i]);
 	free(recs);
-	for (size_t i = 0; i < files.n; i++)
-		free(files.v[i]);
-	free(files.v);
 	free(f);
 	return rc;
 }

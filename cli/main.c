@@ -16,6 +16,7 @@ static const struct cli_cmd *const commands[] = {
 	&cli_cmd_run,
 	&cli_cmd_report,
 	&cli_cmd_gather,
+	&cli_cmd_spank_watch,   /* no summary: not listed, spank_cohort.so runs it */
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -112,7 +113,8 @@ static void usage(FILE *out)
 	        "\n"
 	        "Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+		if (commands[i]->summary)
+			fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
 	fprintf(out,
 	        "\n"
 	        "Options:\n"

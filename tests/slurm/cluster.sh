@@ -75,6 +75,18 @@ ${COHORT_SLURM_EXTRA:-JobAcctGatherType=jobacct_gather/cgroup}
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+	# ---- spank_cohort.so (issue 15): one marked block ----
+	# The plugin of the build tree, when there is one, in mode=off: the
+	# tests that need it rewrite $D/plugstack.conf (slurmstepd reads it at
+	# each step). COHORT_SLURM_SPANK=0 leaves it out.
+	spank_so=${COHORT_BUILD:-build}/spank_cohort.so
+	if [ "${COHORT_SLURM_SPANK:-1}" != 0 ] && [ -f "$spank_so" ]; then
+		mkdir -p "$D/cohort-spool"
+		echo "optional $spank_so mode=off spool=$D/cohort-spool cohort=${COHORT_BUILD:-build}/cohort" \
+			> "$D/plugstack.conf"
+		echo "PlugStackConfig=$D/plugstack.conf" >> "$D/slurm.conf"
+	fi
+	# ---- end of spank_cohort.so ----
 	cgplugin=cgroup/v1
 	[ -f /sys/fs/cgroup/cgroup.controllers ] && cgplugin=cgroup/v2
 	cat > "$D/cgroup.conf" <<EOF
