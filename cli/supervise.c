@@ -323,13 +323,14 @@ static char **make_env(const struct sup *s, const struct worker *w)
 {
 	const struct run_opts *o = s->o;
 	static const char *const ours[] = { "COHORT_RANK", "COHORT_SIZE", "COHORT_JOB",
-	                                    "COHORT_MEM_PER_WORKER", "LD_PRELOAD", "COHORT_CATCH_DIR" };
+	                                    "COHORT_MEM_PER_WORKER", "LD_PRELOAD", "COHORT_CATCH_DIR",
+	                                    "COHORT_SUPERVISOR" };
 	size_t n = 0, k = 0;
 	char **env, value[64];
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 8, sizeof(*env));
+	env = calloc(n + 9, sizeof(*env));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -347,6 +348,10 @@ static char **make_env(const struct sup *s, const struct worker *w)
 	}
 	snprintf(value, sizeof(value), "%u", w->rank);
 	if (!(env[k++] = env_entry("COHORT_RANK", value)))
+		goto fail;
+	/* The supervisor's pid: a SLURM plugin does not watch a step twice. */
+	snprintf(value, sizeof(value), "%d", (int)getpid());
+	if (!(env[k++] = env_entry("COHORT_SUPERVISOR", value)))
 		goto fail;
 	snprintf(value, sizeof(value), "%u", o->workers);
 	if (!(env[k++] = env_entry("COHORT_SIZE", value)) || !(env[k++] = env_entry("COHORT_JOB", o->job)))
