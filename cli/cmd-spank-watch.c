@@ -282,7 +282,7 @@ static void verdict(struct helper *h)
 		    cohort_diagnose(job->recs, job->nrecs, &f, &nf) == 0 && nf > 0) {
 			/* Nothing at all when the step ended well: no finding, no word. */
 			fprintf(out, "\ncohort: job %s step %s on %s:\n", h->job, steps[k], h->host);
-			cli_print_findings(out, f, nf, false);
+			cli_print_findings(out, f, nf, false, job->nrecs > 1);
 			said++;
 		}
 		free(f);
