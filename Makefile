@@ -96,7 +96,7 @@ FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
-.PHONY: all check demo bench fuzz static install uninstall clean stress valgrind
+.PHONY: all check demo bench fuzz static install uninstall clean stress valgrind python
 CATCH   := $(O)/libcohort-catch.so
 
 all: $(LIBA) $(LIBSO) $(COHORT) $(CATCH) $(O)/cohort.pc $(EXAMPLES)
@@ -172,6 +172,20 @@ $(O)/examples/faults/%: examples/faults/%.c $(PLAIN_LIBA)
 $(O)/cohort.pc: cohort.pc.in Makefile
 	@mkdir -p $(O)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# The Python package (python/), built in-tree into $(O)/python with Debian's
+# interpreter (a python3 earlier on PATH may be another one):
+#   PYTHONPATH=$(O)/python /usr/bin/python3 -c 'import cohort'
+PYTHON ?= /usr/bin/python3
+PY_SRC := python/setup.py python/src/_cohort.c $(wildcard python/cohort/*.py python/cohort/*.pyi)
+
+python: $(O)/python/.built
+
+$(O)/python/.built: $(PY_SRC) $(LIBA)
+	$(call say,PY,$(O)/python)
+	$(Q)cd python && COHORT_LIBA=$(abspath $(LIBA)) $(PYTHON) setup.py -q build \
+	    --build-base $(abspath $(O))/python-build --build-lib $(abspath $(O))/python >/dev/null
+	$(Q)touch $@
 
 check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
 	@COHORT_BUILD=$(O) tests/run-all.sh
