@@ -196,6 +196,10 @@ ifeq ($(PY_HAVE_DEV)$(SANITIZER),1)
 PY_CHECK := $(O)/python/.built
 endif
 
+# Where make install puts the package: a directory on Debian's python3 path
+# (/usr/local/lib/python3.11/dist-packages, /usr/lib/python3/dist-packages).
+PYTHON_SITE ?= $(shell $(PYTHON) -c "import sys; p = '$(PREFIX)'; print(p + ('/lib/python3/dist-packages' if p == '/usr' else '/lib/python%d.%d/dist-packages' % sys.version_info[:2]))" 2>/dev/null)
+
 check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES) $(PY_CHECK)
 	@COHORT_BUILD=$(O) tests/run-all.sh
 
@@ -224,7 +228,7 @@ static:
 	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort build-static/libcohort-catch.so
 	@file build-static/cohort 2>/dev/null || true
 
-install: all
+install: all $(PY_CHECK)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	        $(DESTDIR)$(PREFIX)/include/cohort $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	        $(DESTDIR)$(PREFIX)/share/man/man1
@@ -240,6 +244,14 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cohort.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc
 	install -m 0644 docs/cohort.1 $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
+ifneq ($(PY_CHECK),)
+	install -d $(DESTDIR)$(PYTHON_SITE)/cohort
+	install -m 0644 $(O)/python/cohort/*.py $(O)/python/cohort/*.pyi $(O)/python/cohort/py.typed \
+	        $(DESTDIR)$(PYTHON_SITE)/cohort/
+	install -m 0755 $(O)/python/cohort/_cohort*.so $(DESTDIR)$(PYTHON_SITE)/cohort/
+else
+	@echo "# the Python package was not installed: it needs python3-dev (then make install again)"
+endif
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/cohort
@@ -247,6 +259,7 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/lib/libcohort.a $(DESTDIR)$(PREFIX)/lib/libcohort.so* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so \
 	      $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
+	rm -rf $(DESTDIR)$(PYTHON_SITE)/cohort
 
 clean:
 	rm -rf build build-*
