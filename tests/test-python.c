@@ -25,6 +25,8 @@ static const char *const pytest_ids[] = {
 	"test_alloc.py::test_check_bad_input",
 	"test_alloc.py::test_cpus_honours_affinity",
 	"test_alloc.py::test_cpus_honours_slurm",
+	"test_cohort_run.py::test_dataloader_over_python_objects_is_cow_unshare",
+	"test_cohort_run.py::test_dataloader_over_shared_array_is_not",
 	"test_dataloader.py::test_dataloader_workers_share_the_array",
 	"test_dataloader.py::test_dataloader_over_python_objects_copies_them",
 	"test_queue.py::test_bytes_and_objects",
@@ -143,6 +145,8 @@ PYTEST(check_does_not_fit_names_figures, "test_alloc.py::test_check_does_not_fit
 PYTEST(check_bad_input, "test_alloc.py::test_check_bad_input", 60)
 PYTEST(cpus_honours_affinity, "test_alloc.py::test_cpus_honours_affinity", 90)
 PYTEST(cpus_honours_slurm, "test_alloc.py::test_cpus_honours_slurm", 90)
+PYTEST(run_dataloader_objects_cow_unshare, "test_cohort_run.py::test_dataloader_over_python_objects_is_cow_unshare", 200)
+PYTEST(run_dataloader_shared_array_no_cow, "test_cohort_run.py::test_dataloader_over_shared_array_is_not", 200)
 PYTEST(dataloader_shared_array_no_copies, "test_dataloader.py::test_dataloader_workers_share_the_array", 240)
 PYTEST(dataloader_python_objects_copied, "test_dataloader.py::test_dataloader_over_python_objects_copies_them", 180)
 PYTEST(queue_bytes_and_objects, "test_queue.py::test_bytes_and_objects", 60)
