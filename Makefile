@@ -206,7 +206,7 @@ check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES) $(PY_CHECK)
 demo: all $(EXAMPLES)
 	@COHORT_BUILD=$(O) examples/demo.sh
 
-bench: all $(BENCHES)
+bench: all $(BENCHES) $(PY_CHECK)
 	@COHORT_BUILD=$(O) bench/run.sh
 
 stress: all $(RUNNER) $(EXAMPLES)

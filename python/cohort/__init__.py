@@ -404,37 +404,27 @@ class _Placed:
             self._seg.unlink()
 
 
-class Lock(_Placed):
+class Lock(_Placed, _cohort.Mutex):
     """A process-shared lock that survives its holder's death: when a holder
     is killed, the next ``acquire`` raises ``OwnerDead`` (naming the pid) with
-    the lock held by the caller, and the lock stays usable. A context manager."""
+    the lock held by the caller, and the lock stays usable. A context manager
+    (``with lock:`` gives the lock back before raising ``OwnerDead``).
+
+    ``acquire(blocking=True, timeout=None)`` returns False when ``timeout``
+    seconds pass; ``release()``; ``owner()`` is the holder's pid, 0 if free."""
     _prefix = "lock"
 
     def __init__(self, name: Optional[str] = None):
-        self._make(name, 64, lambda s, init: _cohort.Mutex(s, 0, init))
+        self._seg = Segment.create(name or _name(self._prefix), 64)
+        _cohort.Mutex.__init__(self, self._seg._core, 0, True)
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
-        """Take the lock; False when ``timeout`` seconds pass (or not blocking and it is held)."""
-        return self._core.acquire(_timeout(timeout) if blocking else 0.0)
-
-    def release(self) -> None:
-        self._core.release()
-
-    def owner(self) -> int:
-        """The pid holding the lock, 0 when free."""
-        return self._core.owner()
-
-    def __enter__(self) -> "Lock":
-        try:
-            self._core.acquire(None)
-        except OwnerDead:
-            # The with-body will not run: leave the lock free for the others.
-            self._core.release()
-            raise
+    @property
+    def _core(self):
         return self
 
-    def __exit__(self, *exc) -> None:
-        self._core.release()
+    def close(self) -> None:
+        if self._seg._owner_pid == os.getpid():
+            self._seg.unlink()
 
     def __reduce__(self):
         return (_reopen, (Lock, self._seg.name, self._seg.job))
@@ -560,7 +550,8 @@ class Queue(_Placed):
 def _reopen(cls, name: str, job: str):
     obj = cls.__new__(cls)
     if cls is Lock:
-        obj._attach(name, job, lambda s, init: _cohort.Mutex(s, 0, False))
+        obj._seg = _open_cached(name, job)
+        _cohort.Mutex.__init__(obj, obj._seg._core, 0, False)
     elif cls is Barrier:
         obj._attach(name, job, lambda s, init: _cohort.BarrierCore(s, 0, 0))
     elif cls is Semaphore:

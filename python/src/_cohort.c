@@ -548,46 +548,130 @@ static int mutex_init(PlacedObject *p, PyObject *args, PyObject *kw)
 	return 0;
 }
 
-/* acquire(timeout) -> True, False on timeout; OwnerDead (held, marked consistent) after a dead owner. */
-static PyObject *mutex_acquire(PlacedObject *p, PyObject *args)
+/* After COHORT_EOWNERDEAD: mark the lock consistent (the caller holds it) and raise OwnerDead. */
+static PyObject *owner_dead(PlacedObject *p)
 {
-	PyObject *t = Py_None;
-	int ms, r;
+	pid_t dead = cohort_mutex_last_dead(p->mem);
 
-	if (!PyArg_ParseTuple(args, "|O", &t) || timeout_ms(t, &ms) < 0)
-		return NULL;
+	cohort_mutex_consistent(p->mem);
+	return set_exc(OwnerDead, dead > 0 ?
+	               PyUnicode_FromFormat("process %d died holding the lock; this process now holds it: "
+	                                    "the data it protects may be half-updated", (int)dead) :
+	               PyUnicode_FromString("the lock's previous holder died holding it; this process now "
+	                                    "holds it: the data it protects may be half-updated"),
+	               COHORT_EOWNERDEAD, dead);
+}
+
+/*
+ * Take the lock waiting at most ms. A free lock is taken without giving up
+ * the GIL (the common case costs one atomic operation); only a wait
+ * releases it. Returns cohort_mutex_lock's code.
+ */
+static int mutex_take(PlacedObject *p, int ms)
+{
+	int r = cohort_mutex_lock(p->mem, 0);
+
+	if (r != -EBUSY || ms == 0)
+		return r;
 	Py_BEGIN_ALLOW_THREADS
 	r = cohort_mutex_lock(p->mem, ms);
 	Py_END_ALLOW_THREADS
+	return r;
+}
+
+/* acquire(blocking=True, timeout=None) -> True, False on timeout; OwnerDead (held, marked consistent) after a dead owner. */
+static PyObject *mutex_acquire(PlacedObject *p, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+	PyObject *t = Py_None;
+	int blocking = 1, ms = -1, r;
+
+	if (kwnames || nargs > 2) {
+		static char *kwlist[] = { "blocking", "timeout", NULL };
+		PyObject *tuple = PyTuple_New(nargs), *kw = NULL;
+		int ok;
+
+		if (!tuple)
+			return NULL;
+		for (Py_ssize_t i = 0; i < nargs; i++) {
+			Py_INCREF(args[i]);
+			PyTuple_SET_ITEM(tuple, i, args[i]);
+		}
+		if (kwnames) {
+			kw = PyDict_New();
+			for (Py_ssize_t i = 0; kw && i < PyTuple_GET_SIZE(kwnames); i++)
+				PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]);
+		}
+		ok = PyArg_ParseTupleAndKeywords(tuple, kw, "|pO", kwlist, &blocking, &t);
+		Py_DECREF(tuple);
+		Py_XDECREF(kw);
+		if (!ok)
+			return NULL;
+	} else {
+		if (nargs >= 1 && (blocking = PyObject_IsTrue(args[0])) < 0)
+			return NULL;
+		if (nargs == 2)
+			t = args[1];
+	}
+	if (t != Py_None) {
+		double sec = PyFloat_AsDouble(t);
+
+		if (sec == -1.0 && PyErr_Occurred())
+			return NULL;
+		if (sec < 0) {
+			PyErr_Format(PyExc_ValueError, "a timeout is None (no limit) or >= 0 seconds, not %R", t);
+			return NULL;
+		}
+		if (timeout_ms(t, &ms) < 0)
+			return NULL;
+	}
+	if (!blocking)
+		ms = 0;
+	r = mutex_take(p, ms);
+	if (r == 0)
+		Py_RETURN_TRUE;
 	if (r == COHORT_ETIMEDOUT || r == -EBUSY)
 		Py_RETURN_FALSE;
-	if (r == COHORT_EOWNERDEAD) {
-		pid_t dead = cohort_mutex_last_dead(p->mem);
-
-		cohort_mutex_consistent(p->mem);
-		return set_exc(OwnerDead, dead > 0 ?
-		               PyUnicode_FromFormat("process %d died holding the lock; this process now holds it: "
-		                                    "the data it protects may be half-updated", (int)dead) :
-		               PyUnicode_FromString("the lock's previous holder died holding it; this process now "
-		                                    "holds it: the data it protects may be half-updated"),
-		               r, dead);
-	}
-	if (r < 0)
-		return raise_code(r, "cannot take the lock", NULL);
-	Py_RETURN_TRUE;
+	if (r == COHORT_EOWNERDEAD)
+		return owner_dead(p);
+	return raise_code(r, "cannot take the lock", NULL);
 }
 
 static PyObject *mutex_release(PlacedObject *p, PyObject *noargs)
 {
 	int r = cohort_mutex_unlock(p->mem);
 
+	if (r == 0)
+		Py_RETURN_NONE;
 	if (r == -EPERM) {
 		PyErr_SetString(PyExc_RuntimeError, "release of a cohort.Lock this process does not hold");
 		return NULL;
 	}
-	if (r < 0)
-		return raise_code(r, "cannot release the lock", NULL);
-	Py_RETURN_NONE;
+	return raise_code(r, "cannot release the lock", NULL);
+}
+
+/*
+ * with lock: a dead previous holder raises OwnerDead and the body does
+ * not run, so the lock is given back first: the others may go on.
+ */
+static PyObject *mutex_enter(PlacedObject *p, PyObject *noargs)
+{
+	int r = mutex_take(p, -1);
+
+	if (r == 0) {
+		Py_INCREF(p);
+		return (PyObject *)p;
+	}
+	if (r == COHORT_EOWNERDEAD) {
+		owner_dead(p);
+		cohort_mutex_unlock(p->mem);
+		return NULL;
+	}
+	return raise_code(r, "cannot take the lock", NULL);
+}
+
+static PyObject *mutex_exit(PlacedObject *p, PyObject *args)
+{
+	return mutex_release(p, NULL);
 }
 
 static PyObject *mutex_owner(PlacedObject *p, PyObject *noargs)
@@ -601,8 +685,13 @@ static PyObject *mutex_last_dead(PlacedObject *p, PyObject *noargs)
 }
 
 static PyMethodDef mutex_methods[] = {
-	{ "acquire", (PyCFunction)mutex_acquire, METH_VARARGS, "acquire(timeout=None) -> bool" },
+	{ "acquire", (PyCFunction)(void (*)(void))mutex_acquire, METH_FASTCALL | METH_KEYWORDS,
+	  "acquire(blocking=True, timeout=None) -> bool: take the lock; False when timeout seconds\n"
+	  "pass. After a holder died holding it, raises OwnerDead (with its pid) and the caller\n"
+	  "holds the lock: repair the data it protects, then release it." },
 	{ "release", (PyCFunction)mutex_release, METH_NOARGS, "release()" },
+	{ "__enter__", (PyCFunction)mutex_enter, METH_NOARGS, "take the lock (OwnerDead: given back, then raised)" },
+	{ "__exit__", (PyCFunction)mutex_exit, METH_VARARGS, "release the lock" },
 	{ "owner", (PyCFunction)mutex_owner, METH_NOARGS, "pid of the holder, 0 when free" },
 	{ "last_dead", (PyCFunction)mutex_last_dead, METH_NOARGS, "pid of the last holder that died holding it" },
 	{ NULL }
