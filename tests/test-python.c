@@ -32,6 +32,7 @@ static const char *const pytest_ids[] = {
 	"test_queue.py::test_bytes_and_objects",
 	"test_queue.py::test_between_processes",
 	"test_queue.py::test_pool_worker_sigkilled_others_finish_and_loss_reported",
+	"test_queue.py::test_producer_killed_mid_message_reported_lost",
 	"test_segment.py::test_segment_buffer_shared_with_fork",
 	"test_segment.py::test_segment_errors",
 	"test_segment.py::test_shared_array_pickles_as_reference",
@@ -152,6 +153,7 @@ PYTEST(dataloader_python_objects_copied, "test_dataloader.py::test_dataloader_ov
 PYTEST(queue_bytes_and_objects, "test_queue.py::test_bytes_and_objects", 60)
 PYTEST(queue_between_processes, "test_queue.py::test_between_processes", 90)
 PYTEST(queue_pool_worker_sigkilled, "test_queue.py::test_pool_worker_sigkilled_others_finish_and_loss_reported", 150)
+PYTEST(queue_producer_killed_messages_lost, "test_queue.py::test_producer_killed_mid_message_reported_lost", 150)
 PYTEST(segment_buffer_shared_with_fork, "test_segment.py::test_segment_buffer_shared_with_fork", 60)
 PYTEST(segment_errors, "test_segment.py::test_segment_errors", 60)
 PYTEST(shared_array_pickles_as_reference, "test_segment.py::test_shared_array_pickles_as_reference", 60)

@@ -118,3 +118,44 @@ def test_pool_worker_sigkilled_others_finish_and_loss_reported():
     assert dead_seen == {victim}
     assert lost <= 1   # at most the message it was writing when killed
     assert len(rows) >= len(survivors_rows)
+
+
+def test_producer_killed_mid_message_reported_lost():
+    """A producer SIGKILLed while it copies a 32 MiB message in: the queue
+    goes on, and the next get says one message was lost, naming the pid."""
+    big = b"z" * (32 << 20)
+    reported = 0
+    for attempt in range(20):
+        q = cohort.Queue(128 << 20)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(w, b"go")
+            for _ in range(3):
+                q.send(big)
+            os._exit(0)
+        os.read(r, 2)
+        os.close(r)
+        os.close(w)
+        time.sleep(0.002 * (attempt % 5))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        q.send(b"after", timeout=30)          # the producer side is usable again
+        got, lost = [], []
+        while True:
+            try:
+                got.append(q.recv(timeout=0.05))
+            except cohort.MessagesLost as e:
+                lost.append((e.count, e.pid))
+            except cohort.Timeout:
+                break
+        assert got[-1] == b"after" and all(m == big for m in got[:-1])
+        assert len(lost) <= 1
+        if lost:
+            assert lost[0] == (1, pid), lost
+            assert q.stats()["lost_send"] == 1
+            reported += 1
+        q.close()
+        if reported >= 2:
+            break
+    assert reported >= 1, "no kill of 20 landed inside a 32 MiB send"
