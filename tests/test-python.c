@@ -37,6 +37,7 @@ static const char *const pytest_ids[] = {
 	"test_segment.py::test_segment_errors",
 	"test_segment.py::test_shared_array_pickles_as_reference",
 	"test_segment.py::test_shared_array_every_start_method",
+	"test_segment.py::test_creator_removes_what_it_made",
 	"test_shm_full.py::test_shared_array_too_big_raises_at_creation",
 	"test_shm_full.py::test_plain_torch_dies_of_sigbus_where_cohort_raises",
 	"test_sync.py::test_lock_excludes_across_processes",
@@ -158,6 +159,7 @@ PYTEST(segment_buffer_shared_with_fork, "test_segment.py::test_segment_buffer_sh
 PYTEST(segment_errors, "test_segment.py::test_segment_errors", 60)
 PYTEST(shared_array_pickles_as_reference, "test_segment.py::test_shared_array_pickles_as_reference", 60)
 PYTEST(shared_array_every_start_method, "test_segment.py::test_shared_array_every_start_method", 120)
+PYTEST(segments_removed_by_creator_only, "test_segment.py::test_creator_removes_what_it_made", 60)
 PYTEST(shared_array_small_shm_raises, "test_shm_full.py::test_shared_array_too_big_raises_at_creation", 90)
 PYTEST(small_shm_plain_torch_sigbus, "test_shm_full.py::test_plain_torch_dies_of_sigbus_where_cohort_raises", 120)
 PYTEST(lock_excludes_across_processes, "test_sync.py::test_lock_excludes_across_processes", 120)

@@ -257,6 +257,15 @@ class Segment:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __del__(self):
+        # The creator dropped its last reference: the file goes (mappings
+        # stay valid); forked children, which inherit this object, do not.
+        if getattr(self, "_owner_pid", 0) == os.getpid():
+            try:
+                _Segment.unlink_name(self._core.name, self._core.job)
+            except Exception:
+                pass
+
     def __reduce__(self):
         return (_reopen_segment, (self._core.name, self._core.job))
 

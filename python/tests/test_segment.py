@@ -68,3 +68,31 @@ def test_shared_array_every_start_method(method):
         pids = pool.map(fill_row, [(a, i) for i in range(8)])
     assert os.getpid() not in pids
     assert all((a[i] == i).all() for i in range(8))
+
+
+def test_creator_removes_what_it_made():
+    """Dropped by its creator, an object's segment file goes at once; the
+    rest go at the creator's exit. Forked children never remove them."""
+    import subprocess
+    import sys
+    job = "pytest-%d" % os.getpid()
+    code = (
+        "import cohort, os, gc\n"
+        "l, q, b, s = cohort.Lock(), cohort.Queue(4096), cohort.Barrier(2), cohort.Semaphore(1)\n"
+        "a = cohort.shared_array('kept', (1000,), 'f8')\n"
+        "d = cohort.shared_array('dropped', (1000,), 'f8')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    del d; gc.collect(); os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('after child', sorted(n.split('.', 3)[3] for n in os.listdir('/dev/shm') if '.%s.' % os.environ['COHORT_JOB'] in n))\n"
+        "del d; gc.collect()\n"
+        "print('after del', sorted(n.split('.', 3)[3] for n in os.listdir('/dev/shm') if '.%s.' % os.environ['COHORT_JOB'] in n))\n")
+    env = dict(os.environ, COHORT_JOB=job)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "'dropped'" in lines[0] and "'kept'" in lines[0], lines
+    assert "'dropped'" not in lines[1] and "'kept'" in lines[1] and "lock-" in lines[1], lines
+    left = [n for n in os.listdir("/dev/shm") if ".%s." % job in n]
+    assert left == [], left
