@@ -67,6 +67,8 @@ def size(value: "int | str | None") -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a size cannot be negative: %d" % value)
+        if value >= 1 << 64:
+            raise ValueError("a size above 2^64-1 bytes: %d" % value)
         return value
     if isinstance(value, str):
         return _cohort.size_parse(value)

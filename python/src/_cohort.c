@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,7 +102,11 @@ static int timeout_ms(PyObject *t, int *ret)
 	s = PyFloat_AsDouble(t);
 	if (s == -1.0 && PyErr_Occurred())
 		return -1;
-	if (s < 0) {
+	if (isnan(s)) {
+		PyErr_SetString(PyExc_ValueError, "a timeout is None (no limit) or >= 0 seconds, not nan");
+		return -1;
+	}
+	if (s < 0 || isinf(s)) {
 		*ret = -1;
 		return 0;
 	}
