@@ -8,6 +8,7 @@ libcohort.so. Only setuptools is needed (Debian's python3-setuptools):
 The archive is taken from $COHORT_LIBA, else ../build/libcohort.a, which is
 built with make when it is missing.
 """
+import glob
 import os
 import subprocess
 
@@ -37,6 +38,8 @@ setup(
                                 "-Wno-missing-field-initializers", "-Wno-cast-function-type",
                                 "-Wno-format-truncation"],
             extra_objects=[LIBA],
+            # Relinked when the archive or a header changes, not only the source.
+            depends=[LIBA, "../src/json.h"] + glob.glob("../include/cohort/*.h") + ["../include/cohort.h"],
             libraries=["jansson", "m"],
         )
     ],
