@@ -96,7 +96,7 @@ FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
-.PHONY: all check demo bench fuzz static install uninstall clean stress valgrind
+.PHONY: all check demo bench fuzz static install uninstall clean stress valgrind python
 CATCH   := $(O)/libcohort-catch.so
 
 # The SLURM plugin, built when Debian's libslurm-dev (or SLURM's own
@@ -189,13 +189,40 @@ $(O)/cohort.pc: cohort.pc.in Makefile
 	@mkdir -p $(O)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
+# The Python package (python/), built in-tree into $(O)/python with Debian's
+# interpreter (a python3 earlier on PATH may be another one):
+#   PYTHONPATH=$(O)/python /usr/bin/python3 -c 'import cohort'
+PYTHON ?= /usr/bin/python3
+PY_SRC := python/setup.py python/src/_cohort.c $(wildcard python/cohort/*.py python/cohort/*.pyi)
+
+python: $(O)/python/.built
+
+$(O)/python/.built: $(PY_SRC) $(LIBA)
+	$(call say,PY,$(O)/python)
+	$(Q)cd python && COHORT_LIBA=$(abspath $(LIBA)) $(PYTHON) setup.py -q build \
+	    --build-base $(abspath $(O))/python-build --build-lib $(abspath $(O))/python >/dev/null
+	$(Q)touch $@
+
+# make check builds it when the interpreter's headers are there (python3-dev);
+# without them, and in sanitizer builds, the Python tests skip and say so.
+PY_HAVE_DEV := $(shell $(PYTHON) -c "import os, sysconfig; print(int(os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))))" 2>/dev/null)
+# Not in a sanitizer build: its libcohort.a cannot be loaded into an
+# interpreter that was not started with the sanitizer's runtime.
+ifeq ($(PY_HAVE_DEV)$(SANITIZER),1)
+PY_CHECK := $(O)/python/.built
+endif
+
+# Where make install puts the package: a directory on Debian's python3 path
+# (/usr/local/lib/python3.11/dist-packages, /usr/lib/python3/dist-packages).
+PYTHON_SITE ?= $(shell $(PYTHON) -c "import sys; p = '$(PREFIX)'; print(p + ('/lib/python3/dist-packages' if p == '/usr' else '/lib/python%d.%d/dist-packages' % sys.version_info[:2]))" 2>/dev/null)
+
+check: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES) $(PY_CHECK)
 	@COHORT_BUILD=$(O) tests/run-all.sh
 
 demo: all $(EXAMPLES)
 	@COHORT_BUILD=$(O) examples/demo.sh
 
-bench: all $(BENCHES)
+bench: all $(BENCHES) $(PY_CHECK)
 	@COHORT_BUILD=$(O) bench/run.sh
 
 stress: all $(RUNNER) $(FUZZ_REPLAY) $(EXAMPLES)
@@ -217,7 +244,7 @@ static:
 	$(MAKE) O=build-static LDFLAGS='-static -pthread' build-static/cohort build-static/libcohort-catch.so
 	@file build-static/cohort 2>/dev/null || true
 
-install: all
+install: all $(PY_CHECK)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	        $(DESTDIR)$(PREFIX)/include/cohort $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 	        $(DESTDIR)$(PREFIX)/share/man/man1
@@ -235,6 +262,14 @@ install: all
 	install -m 0644 docs/cohort.1 $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1
 	if [ -f $(SPANK_SO) ]; then install -d $(DESTDIR)$(PREFIX)/lib/slurm && \
 	    install -m 0755 $(SPANK_SO) $(DESTDIR)$(PREFIX)/lib/slurm/spank_cohort.so; fi
+ifneq ($(PY_CHECK),)
+	install -d $(DESTDIR)$(PYTHON_SITE)/cohort
+	install -m 0644 $(O)/python/cohort/*.py $(O)/python/cohort/*.pyi $(O)/python/cohort/py.typed \
+	        $(DESTDIR)$(PYTHON_SITE)/cohort/
+	install -m 0755 $(O)/python/cohort/_cohort*.so $(DESTDIR)$(PYTHON_SITE)/cohort/
+else
+	@echo "# the Python package was not installed: it needs python3-dev (then make install again)"
+endif
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/cohort
@@ -242,6 +277,7 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/lib/libcohort.a $(DESTDIR)$(PREFIX)/lib/libcohort.so* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cohort.pc $(DESTDIR)$(PREFIX)/lib/cohort/libcohort-catch.so \
 	      $(DESTDIR)$(PREFIX)/share/man/man1/cohort.1 $(DESTDIR)$(PREFIX)/lib/slurm/spank_cohort.so
+	rm -rf $(DESTDIR)$(PYTHON_SITE)/cohort
 
 clean:
 	rm -rf build build-*

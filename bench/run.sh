@@ -10,4 +10,9 @@ for b in "$B"/bench/bench-*; do
 	echo "## $(basename "$b")"
 	"$b" || status=1
 done
+# The Python package against multiprocessing (make python builds it).
+if [ -f "$B/python/cohort/__init__.py" ] && [ -x /usr/bin/python3 ]; then
+	echo "## python_ipc.py"
+	PYTHONPATH="$B/python" /usr/bin/python3 bench/python_ipc.py || status=1
+fi
 exit $status
