@@ -219,7 +219,7 @@ static void node_lost_case(void *arg)
 	char job[64], cmd[1024];
 
 	/* The step runs in the background: node3 lost, srun waits for it until SLURM gives up. */
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf setsid timeout 120 srun -N3 -n3 --mem=200M %s/cohort run -q -n 1 "
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 120 srun -N3 -n3 --mem=200M %s/cohort run -q -n 1 "
 	        "-i 0.2 --enforce watch -- %s/tests/runner --helper worker --hold 10M --seconds 6 "
 	        ">srun.out 2>srun.err </dev/null &", d, test_build_dir(), test_build_dir());
 	cmd_free(&r);
