@@ -280,6 +280,43 @@ TEST_TIMEOUT(slurm_multi_node_lost_mid_job_is_said, 240)
 	cmd_free(&r);
 }
 
+/* node3's task holds three times what the others hold: a node_imbalance finding with the figures. */
+TEST_TIMEOUT(slurm_multi_one_node_at_three_times_is_an_imbalance, 150)
+{
+	const char *d = multi_dir();
+	struct cmd_result r;
+	char job[64], want[64];
+	json_t *root, *fs, *f = NULL;
+	double ratio;
+
+	write_file("prog.sh", "#!/bin/sh\nhold=80M; [ \"$SLURMD_NODENAME\" = node3 ] && hold=240M\n"
+	           "exec %s/tests/runner --helper worker --hold $hold --seconds 3\n", test_build_dir());
+	cmd_run(&r, "chmod +x prog.sh && SLURM_CONF=%s/slurm.conf timeout 90 srun -N3 -n3 --mem=400M "
+	        "%s/cohort run -q -n 1 -i 0.2 --enforce watch -- ./prog.sh", d, test_build_dir());
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	cmd_free(&r);
+	job_of_recordings(job, sizeof(job));
+	CHECK(job[0]);
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	CHECK_CONTAINS(r.out, "JobState=COMPLETED");
+	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
+	cmd_free(&r);
+	snprintf(want, sizeof(want), "--job %s", job);
+	root = report_json(want);
+	fs = json_object_get(root, "diagnosis");
+	for (size_t i = 0; i < json_array_size(fs); i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(fs, i), "kind")) ?: "", "node_imbalance") == 0)
+			f = json_array_get(fs, i);
+	CHECK_MSG(f != NULL, "no node_imbalance finding");
+	CHECK_STREQ(json_string_value(json_object_get(f, "node")), "node3");
+	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "node node3's 1 task peaked at ");
+	/* 240 MiB against 80 MiB, each with the helper's own few MiB: about 3x, whatever the sampling phase. */
+	ratio = json_real_value(json_object_get(json_object_get(f, "evidence"), "ratio"));
+	CHECK_MSG(ratio > 2.5 && ratio < 3.2, "ratio %.2f", ratio);
+	CHECK(json_integer_value(json_object_get(json_object_get(f, "evidence"), "node_task_peak_mean")) >= 240 << 20);
+	json_decref(root);
+}
+
 TEST(slurm_multi_shm_too_small_on_one_node)
 {
 	multi_dir();
@@ -338,5 +375,23 @@ TEST(report_multinode_missing_task_placed_on_its_node)
 	CHECK_CONTAINS(r.out, "task 4 of 6 on the step's node 2 (by block distribution), from which no "
 	               "recording came: no recording (expected cohort-4.0.4.ndjson)\n");
 	CHECK_CONTAINS(r.out, "task 5 of 6 on the step's node 2 (by block distribution)");
+	cmd_free(&r);
+}
+
+/* Job 4: task 4 on node3 grew to 172 MiB before its OOM kill, every other task held 10 MiB. */
+TEST(report_multinode_node_imbalance_has_the_figures)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "%s/cohort report --job 4 %s", test_build_dir(), fixtures());
+	CHECK_MSG(r.status == 0, "report exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "  1. oom_kill, rank 4 (task 4, node node3)");
+	CHECK_CONTAINS(r.out, "  2. node_imbalance: node node3's 2 tasks peaked at 91.1 MiB each on average, 8.8x "
+	               "those of the next node, node2 (10.3 MiB); the other nodes' tasks: node1 10.3 MiB, node2 "
+	               "10.3 MiB (3 nodes, 6 tasks;");
+	cmd_free(&r);
+	/* Job 5: every node's task held the same 10 MiB. */
+	cmd_run(&r, "%s/cohort report --job 5 %s", test_build_dir(), fixtures());
+	CHECK(strstr(r.out, "node_imbalance") == NULL);
 	cmd_free(&r);
 }

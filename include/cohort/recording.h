@@ -247,7 +247,8 @@ enum cohort_finding_kind {
 	COHORT_FINDING_SIGNALLED,        /* cohort itself, or a worker from outside, got SIGTERM, SIGINT or SIGHUP */
 	COHORT_FINDING_SPAWN_FAILED,     /* a worker could not be started (the others were stopped) */
 	COHORT_FINDING_SHMEM_CHARGED,    /* tmpfs (/dev/shm) pages charged to a worker's cgroup */
-	COHORT_FINDING_PAGE_CACHE        /* page cache made up a worker cgroup's usage near its limit */
+	COHORT_FINDING_PAGE_CACHE,       /* page cache made up a worker cgroup's usage near its limit */
+	COHORT_FINDING_NODE_IMBALANCE    /* one node's tasks used several times the other nodes' (job-level) */
 };
 
 /* A short stable name for a finding kind: "oom_kill", "leak", ... Static. */
