@@ -281,6 +281,45 @@ TEST_TIMEOUT(slurm_multi_node_lost_mid_job_is_said, 240)
 	cmd_free(&r);
 }
 
+/* The same from a batch script: sbatch -N3, srun inside it; the batch step itself runs on node1. */
+TEST_TIMEOUT(slurm_multi_sbatch_three_nodes_one_report, 150)
+{
+	const char *d = multi_dir();
+	struct cmd_result r;
+	char job[64];
+
+	write_file("job.sh", "#!/bin/sh\n#SBATCH -N3 --ntasks-per-node=2 --overcommit --mem=300M\n"
+	           "srun %s/cohort run -q -n 1 -i 0.2 --enforce watch -- %s/tests/runner --helper worker "
+	           "--hold 10M --seconds 2\necho srun=$?\n", test_build_dir(), test_build_dir());
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 100 sbatch --wait -o job.out job.sh", d);
+	CHECK_MSG(r.status == 0, "sbatch exited %d: %s%s", r.status, r.out, r.err);
+	cmd_free(&r);
+	job_of_recordings(job, sizeof(job));
+	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	CHECK_CONTAINS(r.out, "BatchFlag=1");
+	CHECK_CONTAINS(r.out, "BatchHost=node1");
+	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
+	CHECK_CONTAINS(r.out, "JobState=COMPLETED");
+	cmd_free(&r);
+	cmd_run(&r, "cat job.out");
+	CHECK_CONTAINS(r.out, "srun=0");
+	cmd_free(&r);
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	CHECK_MSG(r.status == 0, "report exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "6 recordings, 6 workers; the step has 6 tasks");
+	for (int t = 0; t < 6; t++) {
+		char row[64];
+
+		/* Each worker's row: its rank, its task, its node. */
+		snprintf(row, sizeof(row), "  %-5d %-5d node%-8d ", t, t, t / 2 + 1);
+		CHECK_CONTAINS(r.out, row);
+	}
+	CHECK_CONTAINS(r.out, "total: 6 workers, 6 exited 0");
+	CHECK(strstr(r.out, "no recording") == NULL && strstr(r.out, "cut short") == NULL);
+	cmd_free(&r);
+}
+
 /* node3's task holds three times what the others hold: a node_imbalance finding with the figures. */
 TEST_TIMEOUT(slurm_multi_one_node_at_three_times_is_an_imbalance, 150)
 {
