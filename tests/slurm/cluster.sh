@@ -21,8 +21,12 @@
 # /sys/fs/cgroup/memory/slurm_nodeI/...), so task/cgroup enforces each
 # node's job limit apart. The nodes share this host's address, kernel, RAM
 # and /dev/shm: what needs a node's own mount (a smaller /dev/shm on one
-# node) or its own kernel cannot be shown on this cluster. The count is
-# kept in DIR/nodes (and the port in DIR/port): a later `start`
+# node) or its own kernel cannot be shown on this cluster.
+# Nor can `srun --mpi=pmix`: every node's slurmstepd makes the same
+# /tmp/spmix_appdir_<uid>_<job>.<step> on this host, and all but the
+# first fail to launch ("File exists"); mpi.conf's PMIxCliTmpDirBase is
+# one path for all nodes. The node count is kept in DIR/nodes (and the
+# port in DIR/port): a later `start`
 # (reconfiguring) and `stop` know them. A lost node (its slurmd killed)
 # is marked down after SlurmdTimeout=20 s; `start` again brings it back.
 #
