@@ -24,8 +24,8 @@
 # node) or its own kernel cannot be shown on this cluster.
 # Nor can `srun --mpi=pmix`: every node's slurmstepd makes the same
 # /tmp/spmix_appdir_<uid>_<job>.<step> on this host, and all but the
-# first fail to launch ("File exists"); mpi.conf's PMIxCliTmpDirBase is
-# one path for all nodes. The node count is kept in DIR/nodes (and the
+# first fail to launch ("File exists"; mpi.conf's PMIxCliTmpDirBase, a
+# way around it, is not tried). The node count is kept in DIR/nodes (and the
 # port in DIR/port): a later `start`
 # (reconfiguring) and `stop` know them. A lost node (its slurmd killed)
 # is marked down after SlurmdTimeout=20 s; `start` again brings it back.
