@@ -33,8 +33,11 @@ elif [ -n "${COHORT_NO_SLURM:-}" ]; then
 	COHORT_SLURM="absent: COHORT_NO_SLURM is set"
 else
 	slurm_dir=$(mktemp -d /tmp/cohort-slurm-XXXXXX)
-	multi_dir=$(mktemp -d /tmp/cohort-slurm3-XXXXXX)
-	trap 'tests/slurm/cluster.sh stop "$slurm_dir"; tests/slurm/cluster.sh stop "$multi_dir"' EXIT
+	# The 3-node cluster only when the tests chosen include the multi-node suite.
+	if "$COHORT_BUILD/tests/runner" --list "$@" | grep -q '^slurm_multi_'; then
+		multi_dir=$(mktemp -d /tmp/cohort-slurm3-XXXXXX)
+	fi
+	trap 'tests/slurm/cluster.sh stop "$slurm_dir"; [ -z "$multi_dir" ] || tests/slurm/cluster.sh stop "$multi_dir"' EXIT
 	trap 'exit 130' INT TERM
 	if tests/slurm/cluster.sh start "$slurm_dir"; then
 		COHORT_SLURM="up: $slurm_dir"
@@ -52,6 +55,8 @@ if [ -n "$multi_dir" ]; then
 		COHORT_SLURM_MULTI="failed: the 3-node test cluster did not start; its logs are in $multi_dir"
 		tail -n 20 "$multi_dir"/*.log 2>/dev/null | sed 's/^/# /'
 	fi
+elif [ -n "$slurm_dir" ]; then
+	COHORT_SLURM_MULTI="absent: no multi-node test was chosen"
 else
 	COHORT_SLURM_MULTI=$COHORT_SLURM
 fi
