@@ -81,14 +81,17 @@ static void text(const struct cohort_job *j, const struct cohort_finding *f, siz
 		printf("\n");
 	for (size_t i = 0; i < j->nrecs; i++) {
 		const struct cohort_recording *r = j->recs[i];
-		char task[96] = "";
+		char task[96] = "", node[96] = "";
 
 		if (r->task.known && r->task.ntasks > 0)
 			snprintf(task, sizeof(task), ", task %ld of %ld", r->task.id, r->task.ntasks);
 		else if (r->task.known)
 			snprintf(task, sizeof(task), ", task %ld", r->task.id);
-		printf("%s: %u worker%s of '%s' on %s, job %s%s\n", r->path, r->nworkers,
-		       r->nworkers == 1 ? "" : "s", r->command, r->host, r->job, task);
+		/* Several SLURM nodes on one host (multiple-slurmd) or a node named apart from its host. */
+		if (r->task.known && r->task.node[0] && strcmp(r->task.node, r->host) != 0)
+			snprintf(node, sizeof(node), " (node %s)", r->task.node);
+		printf("%s: %u worker%s of '%s' on %s%s, job %s%s\n", r->path, r->nworkers,
+		       r->nworkers == 1 ? "" : "s", r->command, r->host, node, r->job, task);
 		printf("  memory limit %s (%s), budget %s, each worker %s, enforce %s; %.1f s%s\n",
 		       cohort_size_format(r->mem_limit, a, sizeof(a)), r->mem_limit_source,
 		       cohort_size_format(r->budget, b, sizeof(b)),
@@ -144,6 +147,7 @@ static const char *problem_name(enum cohort_merge_problem_kind k)
 	case COHORT_MERGE_DUPLICATE:  return "duplicate";
 	case COHORT_MERGE_MIXED:      return "mixed";
 	case COHORT_MERGE_RENUMBERED: return "renumbered";
+	case COHORT_MERGE_CUT:        return "cut";
 	}
 	return "other";
 }
@@ -199,6 +203,7 @@ static int json(const struct cohort_job *jb, const struct cohort_finding *f, siz
 			json_t *j = json_object();
 
 			json_object_set_new(j, "host", json_string(r->host));
+			json_object_set_new(j, "node", json_string(r->task.node[0] ? r->task.node : r->host));
 			json_object_set_new(j, "rank", json_integer(grank(r, w)));
 			json_object_set_new(j, "task", r->task.known ? json_integer(r->task.id) : json_null());
 			json_object_set_new(j, "local_rank", json_integer(w->rank));

@@ -31,6 +31,7 @@ const char *cohort_finding_name(enum cohort_finding_kind kind)
 	case COHORT_FINDING_SPAWN_FAILED:        return "spawn_failed";
 	case COHORT_FINDING_SHMEM_CHARGED:       return "shmem_charged";
 	case COHORT_FINDING_PAGE_CACHE:          return "page_cache";
+	case COHORT_FINDING_NODE_IMBALANCE:      return "node_imbalance";
 	}
 	return "unknown";
 }
@@ -1654,7 +1655,8 @@ static int importance(enum cohort_finding_kind kind)
 		COHORT_FINDING_SPAWN_FAILED, COHORT_FINDING_OOM_KILL, COHORT_FINDING_BUDGET_KILL,
 		COHORT_FINDING_SLURM_RSS_OVERCOUNT, COHORT_FINDING_SHM_EXHAUSTED, COHORT_FINDING_SEGFAULT,
 		COHORT_FINDING_BUS_ERROR, COHORT_FINDING_SIGNALLED, COHORT_FINDING_LEAK,
-		COHORT_FINDING_COW_UNSHARE, COHORT_FINDING_OVERSUBSCRIBED, COHORT_FINDING_CRASH,
+		COHORT_FINDING_COW_UNSHARE, COHORT_FINDING_OVERSUBSCRIBED, COHORT_FINDING_NODE_IMBALANCE,
+		COHORT_FINDING_CRASH,
 		COHORT_FINDING_SHMEM_CHARGED, COHORT_FINDING_EXIT_NONZERO, COHORT_FINDING_CUT,
 		COHORT_FINDING_PAGE_CACHE,
 	};
@@ -1674,6 +1676,102 @@ static int cmp(const void *pa, const void *pb)
 	if (a->t != b->t)
 		return a->t < b->t ? -1 : 1;
 	return a->global_rank - b->global_rank;
+}
+
+/*
+ * One node's tasks using several times what the other nodes' tasks use
+ * (data split unevenly, a rank that gathers everything): `--mem` is per
+ * node, so the job is sized for its heaviest node, which is the one that
+ * dies first, while the others leave theirs unused. Per node, the mean of
+ * its tasks' peaks (a task's peak: its workers' peaks added up); said
+ * when the heaviest node's mean is at least IMBALANCE_RATIO times the
+ * next node's and IMBALANCE_MIN more.
+ */
+#define IMBALANCE_RATIO 2.0
+#define IMBALANCE_MIN (64 * MiB)
+
+struct node_use {
+	const char *name;
+	const struct cohort_recording *first;  /* its first task's recording */
+	uint64_t sum;                           /* its tasks' peaks added up */
+	unsigned ntasks;
+};
+
+static double node_mean(const struct node_use *u)
+{
+	return u->ntasks ? (double)u->sum / u->ntasks : 0;
+}
+
+static void node_imbalance(struct list *l, struct cohort_recording *const *recs, size_t nrecs)
+{
+	struct node_use *u = calloc(nrecs ? nrecs : 1, sizeof(*u));
+	size_t nn = 0, hi = 0, next = 0, ntasks = 0;
+	char a[32], b[32], others[COHORT_MSG_MAX / 2] = "";
+	struct cohort_finding *f;
+	size_t len = 0;
+
+	if (!u) {
+		l->error = -ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < nrecs; i++) {
+		const struct cohort_recording *r = recs[i];
+		uint64_t peak = 0;
+		size_t k;
+
+		if (!r->task.known || !r->task.node[0])
+			continue;
+		for (unsigned w = 0; w < r->nworkers; w++)
+			peak += worker_peak(&r->workers[w]);
+		for (k = 0; k < nn && strcmp(u[k].name, r->task.node) != 0; k++)
+			;
+		if (k == nn)
+			u[nn++] = (struct node_use){ r->task.node, r, 0, 0 };
+		u[k].sum += peak;
+		u[k].ntasks++;
+		ntasks++;
+	}
+	if (nn < 2)
+		goto out;
+	for (size_t k = 1; k < nn; k++)
+		if (node_mean(&u[k]) > node_mean(&u[hi]))
+			hi = k;
+	next = hi == 0 ? 1 : 0;
+	for (size_t k = 0; k < nn; k++)
+		if (k != hi && node_mean(&u[k]) > node_mean(&u[next]))
+			next = k;
+	if (node_mean(&u[hi]) < IMBALANCE_RATIO * node_mean(&u[next]) ||
+	    node_mean(&u[hi]) < node_mean(&u[next]) + IMBALANCE_MIN)
+		goto out;
+	/* The other nodes, in the order recorded, four at most. */
+	for (size_t k = 0, shown = 0; k < nn && len + 64 < sizeof(others); k++) {
+		if (k == hi)
+			continue;
+		if (shown == 4) {
+			len += (size_t)snprintf(others + len, sizeof(others) - len, ", ...");
+			break;
+		}
+		len += (size_t)snprintf(others + len, sizeof(others) - len, "%s%s %s", shown ? ", " : "",
+		                        u[k].name, sz((uint64_t)node_mean(&u[k]), a));
+		shown++;
+	}
+	if (!(f = add(l, u[hi].first, COHORT_FINDING_NODE_IMBALANCE, -1, -1)))
+		goto out;
+	f->task = -1;
+	SAY(f->message, "node %s's %u task%s peaked at %s each on average, %.1fx those of the next node, %s (%s); "
+	    "the other nodes' tasks: %s (%zu nodes, %zu tasks; a task's peak is its workers' peaks added up)",
+	    u[hi].name, u[hi].ntasks, u[hi].ntasks == 1 ? "" : "s", sz((uint64_t)node_mean(&u[hi]), a),
+	    node_mean(&u[hi]) / node_mean(&u[next]), u[next].name, sz((uint64_t)node_mean(&u[next]), b), others,
+	    nn, ntasks);
+	SAY(f->fix, "spread the data or the work evenly over the ranks; --mem is per node, so the job is "
+	    "sized for %s while the other nodes leave most of theirs unused; or give the heavy ranks a "
+	    "node of their own with more memory (a heterogeneous job, srun --mem ... : --mem ...)", u[hi].name);
+	evidence(f, "node_task_peak_mean", node_mean(&u[hi]), "B");
+	evidence(f, "next_node_task_peak_mean", node_mean(&u[next]), "B");
+	evidence(f, "ratio", node_mean(&u[hi]) / node_mean(&u[next]), "x");
+	evidence(f, "nodes", (double)nn, "");
+out:
+	free(u);
 }
 
 /*
@@ -1729,6 +1827,8 @@ int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
 		if (!l.error)
 			mpi_words(l.f + first, l.n - first, r);
 	}
+	if (!l.error)
+		node_imbalance(&l, recs, nrecs);
 	if (l.error) {
 		free(l.f);
 		return l.error;

@@ -64,14 +64,57 @@ static struct cohort_merge_problem *problem(struct cohort_job *j, size_t *cap,
 	return p;
 }
 
+/*
+ * The tasks per node when every recording of ref's step shows SLURM's
+ * block distribution (the default: node index = task id / tasks per
+ * node, the same count on every node), else 0. Only then can a task with
+ * no recording be placed on a node.
+ */
+static long block_tasks_per_node(const struct cohort_job *j, const struct cohort_recording *ref)
+{
+	long tpn = 0;
+
+	for (size_t i = 0; i < j->nrecs; i++) {
+		const struct cohort_task *t = &j->recs[i]->task;
+
+		if (!t->known || !same_step(j->recs[i], ref))
+			continue;
+		if (strcmp(t->source, "slurm") != 0 || t->node_id < 0 || t->tasks_on_node <= 0 ||
+		    (tpn && t->tasks_on_node != tpn) || t->id / t->tasks_on_node != t->node_id)
+			return 0;
+		tpn = t->tasks_on_node;
+	}
+	return tpn;
+}
+
+/* Where task id ran, as far as the other recordings tell, in buf ("" when not known). */
+static void place_of(const struct cohort_job *j, const struct cohort_recording *ref, long tpn, long id,
+                     char *buf, size_t size)
+{
+	buf[0] = '\0';
+	/* A step on one node: the node adds nothing. */
+	if (!tpn || tpn >= j->ntasks)
+		return;
+	for (size_t i = 0; i < j->nrecs; i++) {
+		const struct cohort_task *t = &j->recs[i]->task;
+
+		if (t->known && same_step(j->recs[i], ref) && t->node_id == id / tpn && t->node[0]) {
+			snprintf(buf, size, " on node %s (its other tasks have theirs)", t->node);
+			return;
+		}
+	}
+	snprintf(buf, size, " on the step's node %ld (by block distribution), from which no recording came", id / tpn);
+}
+
 /* The tasks of ref's step that no recording has. */
 static int missing(struct cohort_job *j, size_t *cap, const struct cohort_recording *ref)
 {
 	size_t listed = 0, more = 0;
-	long next = 0;
+	long next = 0, tpn;
 
 	if (j->ntasks <= 0)
 		return 0;
+	tpn = block_tasks_per_node(j, ref);
 	for (size_t i = 0; i <= j->nrecs; i++) {
 		const struct cohort_recording *r = i < j->nrecs ? j->recs[i] : NULL;
 		long upto = j->ntasks;
@@ -83,7 +126,7 @@ static int missing(struct cohort_job *j, size_t *cap, const struct cohort_record
 		for (; next < upto; next++) {
 			struct cohort_merge_problem *p;
 			struct cohort_task t = ref->task;
-			char name[COHORT_PATH_MAX];
+			char name[COHORT_PATH_MAX], where[160];
 
 			if (listed == MISSING_LISTED) {
 				more++;
@@ -94,8 +137,9 @@ static int missing(struct cohort_job *j, size_t *cap, const struct cohort_record
 				snprintf(name, sizeof(name), "(no name)");
 			if (!(p = problem(j, cap, COHORT_MERGE_MISSING, next)))
 				return -ENOMEM;
-			snprintf(p->message, sizeof(p->message), "task %ld of %ld: no recording (expected %s)",
-			         next, j->ntasks, name);
+			place_of(j, ref, tpn, next, where, sizeof(where));
+			snprintf(p->message, sizeof(p->message), "task %ld of %ld%s: no recording (expected %s)",
+			         next, j->ntasks, where, name);
 			listed++;
 		}
 		if (r && r->task.id >= next)
@@ -108,6 +152,33 @@ static int missing(struct cohort_job *j, size_t *cap, const struct cohort_record
 			return -ENOMEM;
 		snprintf(p->message, sizeof(p->message), "and %zu more tasks of %ld without a recording",
 		         more, j->ntasks);
+	}
+	return 0;
+}
+
+/*
+ * The recordings of ref's step that end without their end line: their
+ * supervisor was killed, or their node was lost (its slurmd and the
+ * job's processes there gone), while the others went on.
+ */
+static int cut(struct cohort_job *j, size_t *cap, const struct cohort_recording *ref)
+{
+	double longest = 0;
+
+	for (size_t i = 0; i < j->nrecs; i++)
+		if (j->recs[i]->task.known && same_step(j->recs[i], ref) && j->recs[i]->duration > longest)
+			longest = j->recs[i]->duration;
+	for (size_t i = 0; i < j->nrecs; i++) {
+		const struct cohort_recording *r = j->recs[i];
+		struct cohort_merge_problem *p;
+
+		if (!r->task.known || !same_step(r, ref) || r->ended)
+			continue;
+		if (!(p = problem(j, cap, COHORT_MERGE_CUT, r->task.id)))
+			return -ENOMEM;
+		snprintf(p->message, sizeof(p->message), "task %ld on node %s: its recording %s is cut short at "
+		         "%.1f s (the step's longest runs %.1f s): its supervisor was killed or its node lost",
+		         r->task.id, r->task.node[0] ? r->task.node : r->host, r->path, r->duration, longest);
 	}
 	return 0;
 }
@@ -216,6 +287,8 @@ int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned fl
 	cohort__strlcpy(j->job, ref ? ref->task.job : recs[0]->job, sizeof(j->job));
 	cohort__strlcpy(j->step, ref ? ref->task.step : recs[0]->slurm_step, sizeof(j->step));
 	if (ref && (rc = missing(j, &cap, ref)) < 0)
+		goto out;
+	if (ref && (rc = cut(j, &cap, ref)) < 0)
 		goto out;
 	if ((rc = ranks(j, &cap)) < 0)
 		goto out;

@@ -98,9 +98,10 @@ TEST(diagnose_finding_names)
 {
 	static const char *names[] = { NULL, "oom_kill", "budget_kill", "slurm_rss_overcount",
 		"shm_exhausted", "segfault", "bus_error", "leak", "cow_unshare", "oversubscribed", "crash",
-		"exit_nonzero", "cut", "signalled", "spawn_failed", "shmem_charged", "page_cache" };
+		"exit_nonzero", "cut", "signalled", "spawn_failed", "shmem_charged", "page_cache",
+		"node_imbalance" };
 
-	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_PAGE_CACHE; k++)
+	for (int k = COHORT_FINDING_OOM_KILL; k <= COHORT_FINDING_NODE_IMBALANCE; k++)
 		CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)k), names[k]);
 	CHECK_STREQ(cohort_finding_name((enum cohort_finding_kind)99), "unknown");
 }

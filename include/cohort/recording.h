@@ -247,7 +247,8 @@ enum cohort_finding_kind {
 	COHORT_FINDING_SIGNALLED,        /* cohort itself, or a worker from outside, got SIGTERM, SIGINT or SIGHUP */
 	COHORT_FINDING_SPAWN_FAILED,     /* a worker could not be started (the others were stopped) */
 	COHORT_FINDING_SHMEM_CHARGED,    /* tmpfs (/dev/shm) pages charged to a worker's cgroup */
-	COHORT_FINDING_PAGE_CACHE        /* page cache made up a worker cgroup's usage near its limit */
+	COHORT_FINDING_PAGE_CACHE,       /* page cache made up a worker cgroup's usage near its limit */
+	COHORT_FINDING_NODE_IMBALANCE    /* one node's tasks used several times the other nodes' (job-level) */
 };
 
 /* A short stable name for a finding kind: "oom_kill", "leak", ... Static. */
@@ -295,7 +296,8 @@ enum cohort_merge_problem_kind {
 	COHORT_MERGE_MISSING = 1,        /* a task of the step has no recording among those given */
 	COHORT_MERGE_DUPLICATE,          /* two recordings say they are the same task */
 	COHORT_MERGE_MIXED,              /* a recording of another job or step (merged with COHORT_MERGE_FORCE) */
-	COHORT_MERGE_RENUMBERED          /* the tasks' ranks overlapped (different -n per task): renumbered in task order */
+	COHORT_MERGE_RENUMBERED,         /* the tasks' ranks overlapped (different -n per task): renumbered in task order */
+	COHORT_MERGE_CUT                 /* a task's recording ends without its end line: its supervisor or node was lost */
 };
 
 struct cohort_merge_problem {
@@ -329,7 +331,10 @@ struct cohort_job {
  * them by task, gives every worker its job-wide rank (in
  * recs[i]->task.rank_offset, which this sets), and lists the tasks of the
  * step that have no recording (with the name it would have), duplicate
- * tasks, and ranks renumbered because the tasks' ranges overlapped.
+ * tasks, ranks renumbered because the tasks' ranges overlapped, and the
+ * recordings of the step cut short (each with its task and node). A
+ * missing task is placed on its node when the other tasks' headers show
+ * SLURM's block distribution (task id / tasks per node = node index).
  * Recordings that name no task are kept after the tasks, with offsets
  * after theirs. The recordings stay the caller's and must outlive *ret.
  *

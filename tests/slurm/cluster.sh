@@ -1,7 +1,9 @@
 #!/bin/sh
-# A throwaway single-node SLURM cluster in a private directory, for tests.
+# A throwaway SLURM cluster in a private directory, for tests.
 #
 #   tests/slurm/cluster.sh start DIR    munged, slurmctld and slurmd, all files in DIR
+#   tests/slurm/cluster.sh start DIR --nodes N
+#                                       the same with N nodes (see below)
 #   tests/slurm/cluster.sh stop DIR     stop every daemon started in DIR, remove
 #                                       the cgroups slurmd made, keep the logs
 #   tests/slurm/cluster.sh env DIR      print the environment clients need
@@ -10,6 +12,24 @@
 # socket, so it does not touch a system SLURM or munge that may be running.
 # Clients (srun, sbatch, sinfo...) need SLURM_CONF=DIR/slurm.conf.
 #
+# Without --nodes the cluster is one node named after this host (the
+# single-node suite). With --nodes N it is N nodes, node1..nodeN, on this
+# one machine through SLURM's multiple-slurmd mode (Debian's slurm-wlm is
+# built with it): one slurmd per node, started as `slurmd -N nodeI`, each
+# with its own NodeName, port (SlurmdPort + I), spool (spool/nodeI), log
+# (slurmd-nodeI.log), pid file and memory cgroup tree (cgroup v1:
+# /sys/fs/cgroup/memory/slurm_nodeI/...), so task/cgroup enforces each
+# node's job limit apart. The nodes share this host's address, kernel, RAM
+# and /dev/shm: what needs a node's own mount (a smaller /dev/shm on one
+# node) or its own kernel cannot be shown on this cluster.
+# Nor can `srun --mpi=pmix`: every node's slurmstepd makes the same
+# /tmp/spmix_appdir_<uid>_<job>.<step> on this host, and all but the
+# first fail to launch ("File exists"; mpi.conf's PMIxCliTmpDirBase, a
+# way around it, is not tried). The node count is kept in DIR/nodes (and the
+# port in DIR/port): a later `start`
+# (reconfiguring) and `stop` know them. A lost node (its slurmd killed)
+# is marked down after SlurmdTimeout=20 s; `start` again brings it back.
+#
 # Extra slurm.conf lines can be given in COHORT_SLURM_EXTRA (one per line);
 # a later `start` on the same DIR rewrites the configuration, which is how
 # the suite reconfigures the cluster between cases.
@@ -17,10 +37,36 @@ set -eu
 
 cmd=${1:-}
 D=${2:-}
-[ -n "$cmd" ] && [ -n "$D" ] || { echo "usage: $0 start|stop|env DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$D" ] || { echo "usage: $0 start|stop|env DIR [--nodes N]" >&2; exit 2; }
+shift 2
+
+# Nodes: 0 is the single-node cluster named after this host; N >= 1 is
+# node1..nodeN in multiple-slurmd mode.
+nodes=0
+[ -f "$D/nodes" ] && nodes=$(cat "$D/nodes")
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--nodes)
+		n=${2:-}
+		case "$n" in
+		[1-9]|1[0-6]) nodes=$n ;;
+		*) echo "$0: --nodes '$n': not a count of nodes (1-16)" >&2; exit 2 ;;
+		esac
+		shift 2
+		;;
+	*)
+		echo "$0: unknown option $1" >&2
+		exit 2
+		;;
+	esac
+done
 
 host=$(hostname -s)
-ctld_port=${COHORT_SLURM_PORT:-16817}
+# A cluster keeps the port it was started with (DIR/port), so that
+# reconfiguring or stopping it needs no COHORT_SLURM_PORT again.
+saved_port=
+[ -f "$D/port" ] && saved_port=$(cat "$D/port")
+ctld_port=${COHORT_SLURM_PORT:-${saved_port:-16817}}
 slurmd_port=$((ctld_port + 1))
 
 log() { echo "cluster: $*" >&2; }
@@ -72,10 +118,16 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=300
 ${COHORT_SLURM_EXTRA:-JobAcctGatherType=jobacct_gather/cgroup}
+EOF
+	if [ "$nodes" -eq 0 ]; then
+		cat >> "$D/slurm.conf" <<EOF
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
-	# ---- spank_cohort.so (issue 15): one marked block ----
+	else
+		write_nodes_conf
+	fi
+	# ---- spank_cohort.so: one marked block ----
 	# The plugin of the build tree, when there is one, in mode=off: the
 	# tests that need it rewrite $D/plugstack.conf (slurmstepd reads it at
 	# each step). COHORT_SLURM_SPANK=0 leaves it out.
@@ -100,17 +152,47 @@ AllowedRAMSpace=100
 EOF
 }
 
+# The node lines of a multiple-slurmd cluster: every node on 127.0.0.1,
+# told apart by its port, with an equal part of the memory and all the
+# CPUs, which the nodes share. Per-node files are named through %n.
+write_nodes_conf() {
+	node_mb=$((mem_mb / nodes))
+	# A node lost on purpose (its slurmd killed) is seen in 20 s, not 5 min.
+	echo "SlurmdTimeout=20" >> "$D/slurm.conf"
+	sed -i -e "s|^SlurmdSpoolDir=.*|SlurmdSpoolDir=$D/spool/%n|" \
+	       -e "s|^SlurmdPidFile=.*|SlurmdPidFile=$D/slurmd-%n.pid|" \
+	       -e "s|^SlurmdLogFile=.*|SlurmdLogFile=$D/slurmd-%n.log|" "$D/slurm.conf"
+	for n in $(node_names); do
+		echo "NodeName=$n NodeHostname=$host NodeAddr=127.0.0.1 Port=$((slurmd_port + ${n#node})) CPUs=$cpus RealMemory=$node_mb State=UNKNOWN"
+	done >> "$D/slurm.conf"
+	echo "PartitionName=debug Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP" >> "$D/slurm.conf"
+}
+
+node_names() {
+	i=1
+	while [ $i -le "$nodes" ]; do echo "node$i"; i=$((i + 1)); done
+}
+
 # Remove the cgroups slurmd created (deepest first); they are empty once
 # every step has ended.
 clean_cgroups() {
 	for base in /sys/fs/cgroup/memory /sys/fs/cgroup/cpuset /sys/fs/cgroup/freezer \
 	            /sys/fs/cgroup/devices /sys/fs/cgroup/cpuacct /sys/fs/cgroup/cpu \
 	            /sys/fs/cgroup/system.slice; do
-		for d in "$base"/slurm "$base"/slurm_"$host" "$base"/slurmstepd.scope; do
+		# A cluster of nodes removes only its nodes' trees: the
+		# single-node cluster may be up beside it.
+		dirs="$base/slurm $base/slurm_$host $base/slurmstepd.scope"
+		[ "$nodes" -eq 0 ] || dirs=$(node_names | sed "s|^|$base/slurm_|")
+		for d in $dirs; do
 			[ -d "$d" ] || continue
 			find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
 		done
 	done
+}
+
+stop_slurmds() {
+	stop_pidfile "$D/slurmd.pid"
+	for n in $(node_names); do stop_pidfile "$D/slurmd-$n.pid"; done
 }
 
 wait_for() { # what, tries, command...
@@ -135,6 +217,8 @@ start)
 		dd if=/dev/urandom of="$D/munge/munge.key" bs=1024 count=1 status=none
 		chmod 0600 "$D/munge/munge.key"
 	fi
+	echo "$nodes" > "$D/nodes"
+	echo "$ctld_port" > "$D/port"
 	write_conf
 	export SLURM_CONF="$D/slurm.conf"
 	if ! kill -0 "$(pid_of "$D/munge/munged.pid")" 2>/dev/null; then
@@ -143,13 +227,22 @@ start)
 		       --seed-file="$D/munge/munged.seed"
 		wait_for munged 50 test -S "$D/munge/munge.socket"
 	fi
-	stop_pidfile "$D/slurmd.pid"
+	stop_slurmds
 	stop_pidfile "$D/slurmctld.pid"
 	slurmctld -f "$D/slurm.conf" -i
 	wait_for slurmctld 100 scontrol ping
-	slurmd -f "$D/slurm.conf"
-	# The node is usable when sinfo shows it idle.
-	if ! wait_for slurmd 150 sh -c "sinfo -h -N -o %T | grep -q '^idle'"; then
+	if [ "$nodes" -eq 0 ]; then
+		slurmd -f "$D/slurm.conf"
+		want=1
+	else
+		for n in $(node_names); do
+			mkdir -p "$D/spool/$n"
+			slurmd -f "$D/slurm.conf" -N "$n"
+		done
+		want=$nodes
+	fi
+	# The cluster is usable when sinfo shows every node idle.
+	if ! wait_for slurmd 150 sh -c "[ \$(sinfo -h -N -o %T | grep -c '^idle') -ge $want ]"; then
 		sinfo -N >&2 || true
 		exit 1
 	fi
@@ -158,7 +251,7 @@ start)
 stop)
 	export SLURM_CONF="$D/slurm.conf"
 	scancel --quiet --user=root 2>/dev/null || true
-	stop_pidfile "$D/slurmd.pid"
+	stop_slurmds
 	stop_pidfile "$D/slurmctld.pid"
 	# slurmstepd processes outlive slurmd briefly.
 	i=0
