@@ -94,6 +94,13 @@ COHORT  := $(O)/cohort
 RUNNER  := $(O)/tests/runner
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(O)/fuzz/%)
 BENCHES := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
+# The Boost.Interprocess baseline of bench-queue, built where Debian's
+# libboost-dev (header-only) and a C++ compiler are installed.
+CXX ?= g++
+HAVE_BOOST_MQ := $(shell test -r /usr/include/boost/interprocess/ipc/message_queue.hpp && command -v $(CXX) >/dev/null && echo yes)
+ifeq ($(HAVE_BOOST_MQ),yes)
+BENCHES += $(O)/bench/bench-boost-mq
+endif
 EXAMPLES := $(EX_SRC:examples/%.c=$(O)/examples/%)
 
 .PHONY: all check demo bench fuzz static install uninstall clean stress valgrind python
@@ -158,6 +165,11 @@ $(O)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(call say,CCLD,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) -lrt
+
+$(O)/bench/bench-boost-mq: bench/bench-boost-mq.cpp
+	@mkdir -p $(dir $@)
+	$(call say,CXXLD,$@)
+	$(Q)$(CXX) -std=c++17 -O2 -Wall -Wextra -pthread -o $@ $< -lrt
 
 $(O)/examples/%: examples/%.c $(LIBA)
 	@mkdir -p $(dir $@)

@@ -54,9 +54,49 @@ static uint64_t median(uint64_t *v, size_t n)
 }
 
 /*
+ * What a child of spawn_tree does when told to move its memory: SIGUSR1
+ * maps and touches MOVE_BYTES more (its RSS grows by 5.3% of 300 MB);
+ * SIGUSR2 writes to MOVE_BYTES of the memory it shares copy-on-write, so
+ * the kernel copies those pages (its PSS and USS move, its RSS does not).
+ */
+#define MOVE_BYTES (16 * MB)
+static volatile sig_atomic_t move_asked;
+static char *shared_mem;
+static size_t shared_size, moved_off;
+
+static void on_move(int sig)
+{
+	move_asked = sig;
+}
+
+static void child_loop(void)
+{
+	struct sigaction sa = { .sa_handler = on_move };
+
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	for (;;) {
+		pause();
+		if (move_asked == SIGUSR1) {
+			char *q = mmap(NULL, MOVE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (q != MAP_FAILED)
+				for (size_t off = 0; off < MOVE_BYTES; off += 4096)
+					q[off] = 1;
+		} else if (move_asked == SIGUSR2 && moved_off + MOVE_BYTES <= shared_size) {
+			for (size_t off = 0; off < MOVE_BYTES; off += 4096)
+				shared_mem[moved_off + off]++;
+			moved_off += MOVE_BYTES;
+		}
+		move_asked = 0;
+	}
+}
+
+/*
  * A process holding size bytes of touched private memory, with nchildren
  * forked after the touch (sharing it copy-on-write). Returns the parent's
- * pid once all are ready.
+ * pid once all are ready. The children move their memory when told (see
+ * child_loop).
  */
 static pid_t spawn_tree(size_t size, int nchildren)
 {
@@ -84,8 +124,9 @@ static pid_t spawn_tree(size_t size, int nchildren)
 				_exit(1);
 			if (k == 0) {
 				close(fds[1]);
-				for (;;)
-					pause();
+				shared_mem = p;
+				shared_size = size;
+				child_loop();
 			}
 		}
 		if (write(fds[1], "x", 1) != 1)
@@ -192,6 +233,8 @@ static void bench_reads(void)
 
 /* ---- 2: the sampler ---- */
 
+#define MOVES_MAX 64
+
 static void bench_sampler(int quick)
 {
 	const char *ds = getenv("BENCH_SAMPLER_S");
@@ -202,6 +245,12 @@ static void bench_sampler(int quick)
 	size_t n;
 	uint64_t round = 0, worst = 0, p0, w0;
 	uint64_t *round_t;
+	struct {
+		size_t index;
+		int cow;
+		uint64_t at_ns, fresh_ns;
+	} moves[MOVES_MAX];
+	int nmoves = 0;
 
 	printf("\n### sampler: %d processes sharing 300 MB copy-on-write, 1 s interval, budget 1%%, %d s\n",
 	       nproc, seconds);
@@ -231,11 +280,49 @@ static void bench_sampler(int quick)
 	w0 = now_ns(CLOCK_MONOTONIC);
 	for (int t = 0; t < seconds; t++) {
 		struct timespec ts = { 1, 0 };
+		uint64_t tick0 = now_ns(CLOCK_MONOTONIC), tick1;
 
 		cohort_sampler_tick(s);
+		tick1 = now_ns(CLOCK_MONOTONIC);
 		cohort_sampler_stats(s, &st);
 		if (st.worst_age_ns > worst)
 			worst = st.worst_age_ns;
+		/* Has a moved process been walked since its move? */
+		for (int m = 0; m < nmoves; m++) {
+			struct cohort_sample smp;
+
+			if (moves[m].fresh_ns || cohort_sampler_get(s, moves[m].index, &smp) < 0 || !smp.have_pss)
+				continue;
+			if (tick0 - smp.mem_age_ns >= moves[m].at_ns)
+				moves[m].fresh_ns = tick1 - moves[m].at_ns;
+		}
+		/*
+		 * From 20 s on, every 3 s one child that has a PSS (so that it
+		 * can move "since its last walk") and has not moved yet moves its
+		 * memory: growth and copy-on-write in turn.
+		 */
+		if (t >= 20 && t % 3 == 2 && nmoves < MOVES_MAX && n > 1) {
+			size_t idx = 0;
+			struct cohort_sample smp;
+
+			for (size_t j = 0; j + 1 < n && !idx; j++) {
+				size_t c = 1 + ((size_t)nmoves * 37 + j) % (n - 1);
+				int taken = 0;
+
+				for (int m = 0; m < nmoves; m++)
+					taken |= moves[m].index == c;
+				if (!taken && cohort_sampler_get(s, c, &smp) == 0 && smp.have_pss && !smp.gone)
+					idx = c;
+			}
+			if (idx) {
+				moves[nmoves].index = idx;
+				moves[nmoves].cow = nmoves % 2;
+				moves[nmoves].at_ns = now_ns(CLOCK_MONOTONIC);
+				moves[nmoves].fresh_ns = 0;
+				kill(smp.pid, moves[nmoves].cow ? SIGUSR2 : SIGUSR1);
+				nmoves++;
+			}
+		}
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
@@ -257,6 +344,25 @@ static void bench_sampler(int quick)
 	       st.worst_age_ns / 1e9, worst / 1e9,
 	       (double)n * per_read / 1e9 / (0.01 - (double)(st.cpu_ns - st.smaps_cpu_ns) / (double)st.wall_ns));
 	printf("ratio: sampler CPU / baseline CPU = 1/%.0f\n", (round / 1e9) / ((double)cpu / (double)wall));
+	for (int cow = 0; cow < 2; cow++) {
+		uint64_t lat[MOVES_MAX], worst_lat = 0;
+		size_t nf = 0, nm = 0;
+
+		for (int m = 0; m < nmoves; m++) {
+			if (moves[m].cow != cow)
+				continue;
+			nm++;
+			if (moves[m].fresh_ns) {
+				lat[nf++] = moves[m].fresh_ns;
+				if (moves[m].fresh_ns > worst_lat)
+					worst_lat = moves[m].fresh_ns;
+			}
+		}
+		printf("moved by %llu MB (%s): %zu processes, %zu walked since their move; time to a fresh PSS "
+		       "median %.1f s, at most %.1f s\n", (unsigned long long)(MOVE_BYTES / MB),
+		       cow ? "copy-on-write, RSS unchanged" : "RSS growth", nm, nf,
+		       nf ? median(lat, nf) / 1e9 : 0.0, worst_lat / 1e9);
+	}
 	cohort_sampler_destroy(s);
 	free(pids);
 	kill_tree(root);

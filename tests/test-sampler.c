@@ -126,17 +126,19 @@ TEST(sampler_reads_everyone_with_room_and_marks_the_gone)
 
 /*
  * With a budget that pays for about one read per tick, the sampler
- * rotates: the stalest first, but a process whose RSS moved jumps ahead;
- * and what it spends stays within what the budget earned plus one read.
+ * rotates: the stalest first, but a process whose RSS moved jumps ahead,
+ * even of one never read (added at the moment of the growth: its RSS is
+ * known meanwhile, while the moved one's PSS is wrong); and what it spends
+ * stays within what the budget earned plus one read.
  */
 TEST_TIMEOUT(sampler_budget_order_and_bound, 60)
 {
 	enum { N = 4 };
-	pid_t pids[N];
+	pid_t pids[N + 1];
 	struct cohort_sampler *s;
 	struct cohort_sample smp;
 	struct cohort_sampler_stats st;
-	uint64_t cost = 0, first_age[N];
+	uint64_t cost = 0, first_age[N], first_reads[N];
 	int freshest = -1, reread = -1;
 	double budget;
 
@@ -173,7 +175,23 @@ TEST_TIMEOUT(sampler_budget_order_and_bound, 60)
 		CHECK_OK(cohort_sampler_get(s, (size_t)i, &smp));
 		CHECK_MSG(smp.have_pss, "process %d never read", i);
 		CHECK_EQ(smp.mem_reads, 1);
+	}
+	/*
+	 * The first tick reads everyone and may keep credit: spend it (a tick
+	 * that reads fewer than all ends with none left), so that the first
+	 * tick after the growth affords one read. The never-read process is
+	 * started before, so that its start-up earns no credit.
+	 */
+	pids[N] = spawn_holder(16 * MB);
+	for (int t = 0; t < 500; t++) {
+		usleep(20000);
+		if (cohort_sampler_tick(s) < N)
+			break;
+	}
+	for (int i = 0; i < N; i++) {
+		CHECK_OK(cohort_sampler_get(s, (size_t)i, &smp));
 		first_age[i] = smp.mem_age_ns;
+		first_reads[i] = smp.mem_reads;
 	}
 	/* The freshest one grows: it must be read again before the older ones. */
 	for (int i = 0; i < N; i++)
@@ -187,23 +205,30 @@ TEST_TIMEOUT(sampler_budget_order_and_bound, 60)
 	{
 		struct cohort_statm before, sm;
 
+		CHECK_OK(cohort_sampler_add(s, pids[N]));
 		CHECK_OK(cohort_proc_statm(NULL, pids[freshest], &before));
 		kill(pids[freshest], SIGUSR1);
-		for (int t = 0; t < 250; t++) {
+		for (int t = 0; t < 5000; t++) {
 			CHECK_OK(cohort_proc_statm(NULL, pids[freshest], &sm));
 			if (sm.rss >= before.rss + 16 * MB)
 				break;
-			usleep(20000);
+			usleep(1000);
 		}
 	}
 	for (int t = 0; t < 500 && reread < 0; t++) {
-		usleep(20000);
+		struct cohort_sample grown, fresh;
+
 		cohort_sampler_tick(s);
 		for (int i = 0; i < N; i++) {
 			CHECK_OK(cohort_sampler_get(s, (size_t)i, &smp));
-			if (smp.mem_reads > 1 && reread < 0)
+			if (smp.mem_reads > first_reads[i] && reread < 0)
 				reread = i;
 		}
+		CHECK_OK(cohort_sampler_get(s, N, &fresh));
+		CHECK_OK(cohort_sampler_get(s, (size_t)freshest, &grown));
+		CHECK_MSG(!fresh.have_pss || grown.mem_reads > first_reads[freshest],
+		          "the process never read was read before the one that grew");
+		usleep(20000);
 	}
 	CHECK_MSG(reread == freshest, "first re-read: process %d, the one that grew: %d", reread, freshest);
 	CHECK_OK(cohort_sampler_get(s, (size_t)freshest, &smp));

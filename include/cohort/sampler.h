@@ -56,8 +56,9 @@ COHORT_EXPORT int cohort_sampler_remove(struct cohort_sampler *s, pid_t pid);
 
 /*
  * One sampling round: read every process's statm, then read smaps_rollup
- * for as many processes as the CPU budget allows, first those never read,
- * then those whose RSS moved most since their last PSS, then the stalest.
+ * for as many processes as the CPU budget allows, first those whose RSS
+ * moved by more than 5% since their last PSS (most first), then those never
+ * read, then the stalest.
  * The budget is a token bucket: each tick earns cpu_budget x the wall time
  * since the previous tick, every read spends its measured CPU time, and a
  * read that overdraws is repaid by later ticks, so over time the sampler
