@@ -431,11 +431,11 @@ static int exec(int argc, char **argv)
 		}
 		if (!files.n) {
 			cli_error("no recording of job %s%s%s in %s (cohort run writes cohort-%s.<step>.<task>.ndjson)"
-			          "%s%s/%s", job_id, step ? " step " : "", step ? step : "",
+			          "%s%s%s%s", job_id, step ? " step " : "", step ? step : "",
 			          spool ? "the spool" : optind < argc ? argv[optind] : ".", job_id,
 			          optind < argc ? "" : ", nor in ",
 			          optind < argc ? "" : spool ? spool : getenv("COHORT_SPOOL") ? getenv("COHORT_SPOOL") :
-			          COHORT_SPOOL_DEFAULT, optind < argc ? "" : job_id);
+			          COHORT_SPOOL_DEFAULT, optind < argc ? "" : "/", optind < argc ? "" : job_id);
 			rc = CLI_ERROR;
 			goto out;
 		}

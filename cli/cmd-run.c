@@ -24,7 +24,8 @@ static void help(FILE *out)
 	        "(RSS, PSS, USS, swap, shmem, the cgroup's counters), stop one that goes over its\n"
 	        "budget before the kernel's OOM killer picks a victim, flag leaks and\n"
 	        "copy-on-write unsharing, and record a timeline for `cohort report`.\n"
-	        "Each worker gets COHORT_RANK, COHORT_SIZE and COHORT_JOB in its environment.\n"
+	        "Each worker gets COHORT_RANK, COHORT_SIZE, COHORT_JOB and COHORT_SUPERVISOR (the\n"
+	        "supervisor's pid) in its environment.\n"
 	        "\n"
 	        "Options:\n"
 	        "  -n, --workers N            workers to start (default: the usable CPUs)\n"
@@ -317,16 +318,16 @@ static int exec(int argc, char **argv)
 				return CLI_USAGE;
 			if (o.budget < MIN_LIMIT)
 				return cli_usage_error(&cli_cmd_run, "--budget %s is below %d MiB, which holds no "
-				                       "process (a unit left out: 10k for 10G?)", optarg,
-				                       (int)(MIN_LIMIT >> 20));
+				                       "process%s", optarg, (int)(MIN_LIMIT >> 20),
+				                       strpbrk(optarg, "kKmMgGtTpP") ? "" : " (a unit left out: 10G, not 10?)");
 			break;
 		case 'm':
 			if (cli_parse_size("--mem-per-worker", optarg, &o.mem_per_worker) < 0)
 				return CLI_USAGE;
 			if (o.mem_per_worker < MIN_LIMIT)
 				return cli_usage_error(&cli_cmd_run, "--mem-per-worker %s is below %d MiB, which "
-				                       "holds no process (a unit left out: 10k for 10G?)", optarg,
-				                       (int)(MIN_LIMIT >> 20));
+				                       "holds no process%s", optarg, (int)(MIN_LIMIT >> 20),
+				                       strpbrk(optarg, "kKmMgGtTpP") ? "" : " (a unit left out: 10G, not 10?)");
 			break;
 		case 'E':
 			if (strcmp(optarg, "cgroup") == 0)

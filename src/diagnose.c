@@ -1006,10 +1006,10 @@ static void child_crashes(struct list *l, const struct cohort_recording *r, cons
 				    have_low ? "the sample nearest its death saw" : "it had at the start",
 				    sz(lowest, b), cr && cr->backtrace[0] ? " (the backtrace shows where)" : "");
 			} else if (sigs[si] == SIGSEGV || sigs[si] == SIGBUS) {
-				SAY(f->fix, "a bad pointer (or, for SIGBUS, a mapped file cut short) in a process the "
-				    "worker started: run that process under gdb, valgrind or AddressSanitizer%s; a "
-				    "pool that replaces its dead workers hides the crash, not its cause",
-				    cr && cr->backtrace[0] ? " (the backtrace shows where)" : "");
+				SAY(f->fix, "%s in a process the worker started: run that process under gdb, "
+				    "valgrind or AddressSanitizer%s; a pool that replaces its dead workers hides the "
+				    "crash, not its cause", sigs[si] == SIGBUS ? "a mapped file cut short, or a bad "
+				    "pointer," : "a bad pointer", cr && cr->backtrace[0] ? " (the backtrace shows where)" : "");
 			}
 			else
 				SAY(f->fix, "%s", sigs[si] == SIGABRT ? "the process aborted itself (a failed "

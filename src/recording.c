@@ -574,7 +574,10 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 	}
 	if (len < 0 && (errno != 0 || ferror(f))) {
 		rc = errno ? -errno : -EIO;
-		seterr(err, errsize, "cannot read %s after line %zu: %s", path, lineno, strerror(-rc));
+		if (lineno)
+			seterr(err, errsize, "cannot read %s after line %zu: %s", path, lineno, strerror(-rc));
+		else
+			seterr(err, errsize, "cannot read %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if (lineno == 0 && !r->cut) {

@@ -1196,7 +1196,13 @@ static void check_cgroup_growth(struct cohort_watch *w, struct wk *k, uint64_t m
 	}
 	shmem = known(k->cgs.shmem);
 	/* Grown since the first sample, which may come after the first writes. */
-	if (!k->shmem_reported && shmem >= min && shmem >= k->cg_shmem0 + MiB) {
+	/*
+	 * Worth a word only when it weighs against the limit: a tenth of it,
+	 * or the cgroup near it. 50 MiB of segments under a 22 GiB limit is
+	 * how shared memory should be used, not a problem.
+	 */
+	if (!k->shmem_reported && shmem >= min && shmem >= k->cg_shmem0 + MiB && limit &&
+	    (shmem >= limit / 10 || (double)k->cg_usage >= w->o.soft * (double)limit)) {
 		k->shmem_reported = true;
 		ev = ev_new(w, COHORT_EVENT_COW_UNSHARE, k, 1);
 		ev_str(ev, "kind_of_growth", "shmem");
@@ -1717,8 +1723,15 @@ static void aggregate(struct cohort_watch *w)
 			m->rise_mark = k->rise_tick0;
 		if (sm.mem_reads != m->reads)
 			member_walked(w, k, m, &sm);
-		k->pss += sm.mem.pss;
-		k->uss += sm.mem.uss;
+		/*
+		 * The walk's PSS and USS, never above the RSS the process has now:
+		 * a process that gave memory back since its walk (stress-ng's
+		 * workers map and unmap in cycles) cannot have a share larger
+		 * than what it holds, and a sum of such stale figures came out
+		 * above the cgroup's own peak.
+		 */
+		k->pss += sm.mem.pss < sm.statm.rss ? sm.mem.pss : sm.statm.rss;
+		k->uss += sm.mem.uss < sm.statm.rss ? sm.mem.uss : sm.statm.rss;
 		/*
 		 * What moved since the page walk: RSS gained is counted as the
 		 * process's own, RSS given back (freed, so private) comes off.

@@ -510,16 +510,24 @@ TEST(watch_worker_cgroup_v2_counts_what_rss_hides)
 	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "rss_sum_bytes", 0), 3 * (F + 4096) * KiB);
 	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "allocated_bytes", 0), F * KiB);
 
-	/* 64 MiB of /dev/shm written (file counts shmem too): said as shared memory, once. */
+	/*
+	 * 64 MiB of /dev/shm written (file counts shmem too): a thirtieth of
+	 * the 2 GiB limit, how shared memory should be used, not said.
+	 */
 	v2_cgroup_write(cg, (F + F / 2 + 4096 + 65536) * KiB, (F + F / 2) * KiB, (4096 + 65536) * KiB,
 	                65536 * KiB, 4096 * KiB);
 	ticks(w, 2);
+	CHECK_EQ(count_growth(w, "shmem", &ev), 0);
+	/* 256 MiB, an eighth of the limit: said as shared memory, once. */
+	v2_cgroup_write(cg, (F + F / 2 + 4096 + 262144) * KiB, (F + F / 2) * KiB, (4096 + 262144) * KiB,
+	                262144 * KiB, 4096 * KiB);
+	ticks(w, 2);
 	CHECK_EQ(count_growth(w, "shmem", &ev), 1);
-	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "cgroup_shmem_bytes", 0), 65536 * KiB);
+	CHECK_EQ_U64((uint64_t)cohort_event_num(&ev, "cgroup_shmem_bytes", 0), 262144 * KiB);
 	CHECK_EQ(count_growth(w, "page_cache", &ev), 0);   /* far from its limit */
 	CHECK_OK(cohort_watch_worker(w, 0, &st));
 	CHECK_EQ(st.used_by_cgroup, st.used > st.est);
-	CHECK_GE(st.used, (F + F / 2 + 65536) * KiB);
+	CHECK_GE(st.used, (F + F / 2 + 262144) * KiB);
 
 	/* A memory.stat the kernel would not write: the worker keeps its last figures, nothing breaks. */
 	{
