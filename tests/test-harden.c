@@ -825,6 +825,25 @@ static void hostile_arena_victim(void *arg)
 	_exit(0);
 }
 
+/* One round: the victim in its own process must end normally, within its time; its calls tallied. */
+static void hostile_round(void (*fn)(void *), struct hostile_victim *v, unsigned round,
+                          struct hostile_tally *all)
+{
+	pid_t pid;
+	int st;
+
+	memset(&v->t, 0, sizeof(v->t));
+	v->seed = hostile_rnd() | 1;
+	pid = helper_spawn(fn, v);
+	st = helper_wait(pid, 20000);
+	CHECK_MSG(st == 0, "round %u: the victim ended with wait status %#x (signal %d)", round, st,
+	          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	all->ok += v->t.ok;
+	all->corrupt += v->t.corrupt;
+	all->other += v->t.other;
+	all->rounds++;
+}
+
 static void hostile_figures(const char *what, const struct hostile_tally *t)
 {
 	printf("# hostile %s: %llu rounds, calls: %llu succeeded, %llu refused as corrupt, %llu other errors\n",
@@ -876,18 +895,8 @@ TEST_TIMEOUT(harden_hostile_queue_headers_at_random, 900)
 				*(uint64_t *)cohort__queue_field(q, fields[hostile_rnd() % 5]) = hostile_value(ring);
 			}
 		}
-		memset(&v->t, 0, sizeof(v->t));
 		v->q = q;
-		v->seed = hostile_rnd() | 1;
-		pid_t pid = helper_spawn(hostile_queue_victim, v);
-		int st = helper_wait(pid, 20000);
-
-		CHECK_MSG(st == 0, "round %u: the victim ended with wait status %#x (signal %d)", i, st,
-		          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-		all.ok += v->t.ok;
-		all.corrupt += v->t.corrupt;
-		all.other += v->t.other;
-		all.rounds++;
+		hostile_round(hostile_queue_victim, v, i, &all);
 	}
 	hostile_figures("queue", &all);
 	/* Rewrites of the geometry must have been seen: some calls were refused. */
@@ -938,18 +947,8 @@ TEST_TIMEOUT(harden_hostile_arena_headers_at_random, 900)
 				memcpy(mem + at, &val, 8);
 			}
 		}
-		memset(&v->t, 0, sizeof(v->t));
 		v->a = a;
-		v->seed = hostile_rnd() | 1;
-		pid_t pid = helper_spawn(hostile_arena_victim, v);
-		int st = helper_wait(pid, 20000);
-
-		CHECK_MSG(st == 0, "round %u: the victim ended with wait status %#x (signal %d)", i, st,
-		          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-		all.ok += v->t.ok;
-		all.corrupt += v->t.corrupt;
-		all.other += v->t.other;
-		all.rounds++;
+		hostile_round(hostile_arena_victim, v, i, &all);
 	}
 	hostile_figures("arena", &all);
 	CHECK_GT(all.corrupt, 0);
