@@ -485,7 +485,7 @@ TEST(harden_queue_hostile_capacity_and_positions_stay_inside)
 	ring = *cap;
 	CHECK_EQ_U64(ring, QREGION - COHORT_QUEUE_HEADER);
 
-	/* 1. The attack: a huge capacity, positions at the region's end. */
+	/* 1. The attack: a huge capacity, positions at the region's end. */
 	*cap = 1ULL << 40;
 	*tail = *head = *head_seen = *tail_seen = ring;
 	memcpy(before, mem, QREGION);
@@ -1085,7 +1085,7 @@ static int report_limited(const char *path, unsigned limit_mb, double *ret_s, lo
 }
 
 /*
- * The issue's 36 KB recording whose header says 65536 workers: cohort
+ * A 36 KB recording whose header says 65536 workers: cohort
  * report used 3.15 GB (one samples x workers matrix). Then 50,000 one-field
  * events took 43.8 s (the diagnosis walked every event once per worker).
  */
