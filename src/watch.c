@@ -248,6 +248,7 @@ struct wk {
 	uint64_t alloc_anon;       /* live members' anonymous bytes less their share at fork */
 	uint64_t shared_anon;      /* live members' anonymous bytes at fork: the most they can copy */
 	uint64_t cg_cow;           /* copies after fork by the cgroup's count, at the last tick */
+	unsigned cg_settle;        /* ticks to hold cg_cow: a process left, its pages may still be charged */
 	uint64_t cg_cow_peak;
 	bool shmem_reported, cache_reported;
 	uint64_t use;              /* the figure judged: the larger of est and cg_work */
@@ -772,6 +773,7 @@ static int start_common(struct cohort_watch *w, unsigned rank, struct wk **ret)
 	k->cg_version = 0;
 	k->has_cgu = k->cg_based = k->use_cg = false;
 	k->cg_cow = k->cg_cow_peak = k->use = k->peak_use = 0;
+	k->cg_settle = 0;
 	k->shmem_reported = k->cache_reported = false;
 	w->running++;
 	if (w->dense_until < k->start + w->o.dense_window)
@@ -1039,6 +1041,13 @@ static void member_freeze(struct cohort_watch *w, struct wk *k, struct member *m
 	m->frozen = true;
 	if (!k->running)
 		return;
+	/*
+	 * Its allocations left the tree's sum now, its pages leave the cgroup
+	 * when the kernel has freed them (an OOM victim's a moment later):
+	 * until then the cgroup's anon less the allocations would count them
+	 * as copies. Hold the count for this tick and the next two.
+	 */
+	k->cg_settle = 3;
 	k->cow_old += m->copied;
 	if (!m->have_walk || m->pss_anon == COHORT_MEM_UNKNOWN || m->anon == COHORT_MEM_UNKNOWN)
 		return;
@@ -1638,6 +1647,10 @@ static void read_worker_cgroup(struct cohort_watch *w, struct wk *k)
 		k->cg_cache0 = page_cache(&cs);
 		k->rss0 = k->rss;
 	}
+	if (k->cg_settle) {
+		k->cg_settle--;
+		return;
+	}
 	k->cg_cow = cow > k->cg_cow0 ? (uint64_t)(cow - k->cg_cow0) : 0;
 	/*
 	 * A process copies at most what it shared at fork. The bound also
@@ -1894,6 +1907,12 @@ static void cgroup_notified(struct cohort_watch *w, struct wk *k, struct cohort_
 		ev = ev_new(w, COHORT_EVENT_KERNEL, k, !*said);
 		*said = true;
 		if (k) {
+			/*
+			 * The victim's pages go from its statm at once (the OOM
+			 * reaper) and from the cgroup's count a moment later: hold
+			 * the cgroup's copy-on-write count meanwhile.
+			 */
+			k->cg_settle = 3;
 			k->kernel_oom_kills += in.oom_kill_new;
 			if (!k->oom_pending)
 				k->oom_pending_t = now;
