@@ -6,6 +6,7 @@
  * first two 0xff bytes.
  */
 #include "cohort.h"
+#include "fuzz-tree.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,30 +17,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int cohort__kmsg_oom(const char *rec, size_t len, pid_t *ret_pid, char *comm, size_t comm_size,
                      char *memcg, size_t memcg_size);
-
-static char root[64];
-
-static void cleanup(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	if (system(cmd) != 0)
-		return;
-}
-
-static void put(const char *rel, const uint8_t *p, size_t n)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	f = fopen(path, "w");
-	if (!f)
-		abort();
-	fwrite(p, 1, n, f);
-	fclose(f);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -57,23 +34,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cohort__kmsg_oom((const char *)data, size, &pid, comm, sizeof(comm), memcg, sizeof(memcg)) &&
 	    (pid <= 0 || strlen(comm) >= sizeof(comm) || strlen(memcg) >= sizeof(memcg)))
 		abort();
-	if (!root[0]) {
-		char path[256];
-
-		snprintf(root, sizeof(root), "/tmp/cohort-fuzz-id-%d", (int)getpid());
-		mkdir(root, 0700);
-		snprintf(path, sizeof(path), "%s/4242", root);
-		mkdir(path, 0700);
-		atexit(cleanup);
-	}
+	tree_init((const char *const[]){ "4242", NULL });
+	/* Split at 0xff, not NUL: environ and cmdline are NUL-separated themselves. */
 	for (size_t i = 0; i <= size && k < 3; i++)
 		if (i == size || data[i] == 0xff) {
-			put(files[k++], data + start, i - start);
+			tree_put(files[k++], data + start, i - start);
 			start = i + 1;
 		}
 	while (k < 3)
-		put(files[k++], data, 0);
-	pr.proc_root = root;
+		tree_put(files[k++], data, 0);
+	pr.proc_root = tree_root;
 	if (cohort_proc_identity_read(&pr, 4242, &id) == 0) {
 		if (strlen(id.cmdline) >= sizeof(id.cmdline) || strlen(id.comm) >= sizeof(id.comm))
 			abort();
