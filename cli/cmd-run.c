@@ -56,6 +56,11 @@ static void help(FILE *out)
 	        "                             srun or mpirun; never an existing file: see\n"
 	        "                             docs/recording.md)\n"
 	        "      --no-record            record nothing\n"
+	        "      --metrics FILE         keep the job's memory figures in FILE as Prometheus\n"
+	        "                             metrics for node_exporter's textfile collector\n"
+	        "                             (name it *.prom in the collector's directory):\n"
+	        "                             replaced atomically every 5 s (or every sample when\n"
+	        "                             --interval is longer) and once more at the end\n"
 	        "  -q, --quiet                no live warnings and no summary\n"
 	        "  -h, --help                 show this help\n"
 	        "\n"
@@ -279,6 +284,7 @@ static int exec(int argc, char **argv)
 		{ "kill-on-bad-exit", no_argument, NULL, 'K' },
 		{ "record", required_argument, NULL, 'o' },
 		{ "no-record", no_argument, NULL, 'N' },
+		{ "metrics", required_argument, NULL, 'M' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "catch", no_argument, NULL, 'C' },
 		{ "no-catch", no_argument, NULL, 'c' },
@@ -370,6 +376,9 @@ static int exec(int argc, char **argv)
 		case 'N':
 			no_record = true;
 			break;
+		case 'M':
+			o.metrics = optarg;
+			break;
 		case 'q':
 			o.quiet = true;
 			break;
@@ -394,6 +403,15 @@ static int exec(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_run, "--record and --no-record contradict each other");
 	o.argv = argv + optind;
 	o.soft = soft_pct / 100.0;
+	if (o.metrics) {
+		char why[COHORT_MSG_MAX];
+
+		/* Tried now, by creating its temporary file: a bad path stops us before any worker runs. */
+		if (cohort_metrics_check_path(o.metrics, why, sizeof(why)) < 0) {
+			cli_error("cannot write the metrics file %s: %s", o.metrics, why);
+			return CLI_ERROR;
+		}
+	}
 
 	cli_probe(&o.probe);
 	r = cohort_alloc_detect(&o.probe, &o.alloc);

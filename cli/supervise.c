@@ -110,6 +110,7 @@ struct sup {
 	uint64_t ticks_written;
 	struct outbuf out[2];      /* stdout, stderr: never waited on */
 	int cg_hold;               /* the hold on parent_cg (an flock), -1 */
+	struct run_metrics metrics; /* --metrics FILE */
 };
 
 static double rel(const struct sup *s)
@@ -158,6 +159,7 @@ static void drain_events(struct sup *s)
 	struct cohort_event ev;
 
 	while (cohort_watch_next_event(s->watch, &ev) == 1) {
+		run_metrics_count(&s->metrics, &ev);
 		if (ev.kind == COHORT_EVENT_CRASH_INFO && ev.backtrace[0]) {
 			char out[sizeof(ev.backtrace)], frame[1024], sym[1024];
 			size_t len = 0;
@@ -189,6 +191,13 @@ static void drain_events(struct sup *s)
 	}
 }
 
+/* The --metrics file, when due (or final); a failure said once. */
+static void write_metrics(struct sup *s, bool final)
+{
+	if (run_metrics_write(&s->metrics, s->watch, final) == 1)
+		say(s, "the metrics file stopped: %s; supervision goes on without it", s->metrics.error);
+}
+
 static void sample(struct sup *s)
 {
 	struct cohort_watch_totals t;
@@ -200,6 +209,7 @@ static void sample(struct sup *s)
 		said_stop(s, cohort_recorder_sample(s->rec, s->watch));
 	}
 	drain_events(s);
+	write_metrics(s, false);
 }
 
 static void record_header(struct sup *s)
@@ -1445,6 +1455,8 @@ int supervise(const struct run_opts *o)
 		goto out;
 	}
 	record_header(&s);
+	run_metrics_init(&s.metrics, o);
+	write_metrics(&s, false);   /* the file is there from the start, before any worker */
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -1477,6 +1489,7 @@ int supervise(const struct run_opts *o)
 	remove_segments(&s);
 	rc = exit_status(&s, rc);
 	said_stop(&s, cohort_recorder_end(s.rec, s.watch, rc));
+	write_metrics(&s, true);
 	note_drops(&s);
 	if (!o->quiet) {
 		char *text = NULL;

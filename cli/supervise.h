@@ -37,7 +37,29 @@ struct run_opts {
 	int have_slurm_config;
 	struct cohort_task task;      /* which task of the job this supervisor is */
 	struct cohort_recorder *rec;  /* the recording, opened once; supervise() owns it; NULL: open record */
+	const char *metrics;          /* --metrics FILE (checked writable before launch), or NULL */
 };
+
+/* --metrics FILE: the Prometheus textfile (cli/run-metrics.c). */
+struct run_metrics {
+	const char *path;             /* NULL: no metrics */
+	double period, next;          /* seconds between writes; when the next is due (watcher clock) */
+	char jobid[COHORT_ID_MAX], step[COHORT_ID_MAX], task[32], host[COHORT_ID_MAX];
+	long rank_offset;
+	uint64_t events[COHORT_EVENT_KIND_MAX];
+	bool said;                    /* a failure was said; said again only after a success */
+	char error[COHORT_MSG_MAX];   /* the last failure: what failed, and the fix */
+};
+
+void run_metrics_init(struct run_metrics *m, const struct run_opts *o);
+void run_metrics_count(struct run_metrics *m, const struct cohort_event *ev);
+
+/*
+ * Publish the file when a write is due (every few seconds) or final is
+ * set. Returns 1 when a write failed and the caller should say so (the
+ * first failure after a success; m->error says what failed), else 0.
+ */
+int run_metrics_write(struct run_metrics *m, const struct cohort_watch *w, bool final);
 
 /*
  * Run the workers to the end. Returns the exit status for the cohort

@@ -36,5 +36,6 @@
 #include "cohort/recording.h" /* recordings and their diagnosis */
 #include "cohort/file.h"      /* atomic publish, file locks, per-rank output */
 #include "cohort/watch.h"     /* the watcher: workers, samples, decisions, events */
+#include "cohort/metrics.h"   /* the watcher's state as Prometheus metrics */
 
 #endif /* COHORT_H */
