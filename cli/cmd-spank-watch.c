@@ -14,6 +14,7 @@
  * bounded time only.
  */
 #include "cli.h"
+#include "spank-metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,11 +56,13 @@ static void help(FILE *out)
 {
 	fprintf(out,
 	        "Usage: cohort spank-watch --dir DIR --job ID --step S --ntasks N [--host H]\n"
-	        "                          [--uid U --gid G] [--interval SECONDS]\n"
+	        "                          [--uid U --gid G] [--interval SECONDS] [--metrics MDIR]\n"
 	        "\n"
 	        "The helper of the SLURM plugin spank_cohort.so (docs/admin.md): reads\n"
 	        "\"task ID LOCAL_ID PID\" lines on standard input, watches each task's cgroup,\n"
-	        "records each task into DIR/S.ID.H.ndjson and ends when standard input closes.\n");
+	        "records each task into DIR/S.ID.H.ndjson and ends when standard input closes.\n"
+	        "With --metrics, the step's figures are also kept as Prometheus metrics in\n"
+	        "MDIR/cohort_ID_S_H.prom for node_exporter's textfile collector.\n");
 }
 
 static double wall(void)
@@ -74,8 +77,10 @@ static void drain(struct task *t)
 {
 	struct cohort_event ev;
 
-	while (cohort_watch_next_event(t->watch, &ev) == 1)
+	while (cohort_watch_next_event(t->watch, &ev) == 1) {
 		cohort_recorder_event(t->rec, &ev);
+		spank_metrics_event(t->watch, &ev);
+	}
 }
 
 /* The task's cgroup, once SLURM moved it into its task_N (3 s at most). */
@@ -152,6 +157,7 @@ static int add_task(struct helper *h, long id, long local_id, pid_t pid)
 		return r;
 	}
 	cohort_recorder_header(t->rec, &hi);
+	spank_metrics_watch(id, t->watch);
 	h->n++;
 	/* The batch script's output: its stdout, opened again while the task lives. */
 	if (h->out_fd < 0 && strcmp(h->step, "batch") == 0) {
@@ -199,6 +205,7 @@ static void tick(struct helper *h)
 			drain(t);
 		}
 	}
+	spank_metrics_tick();
 }
 
 static double next_due(const struct helper *h)
@@ -309,8 +316,10 @@ static void finish(struct helper *h)
 		drain(t);
 		cohort_recorder_end(t->rec, t->watch, 0);
 		cohort_recorder_close(t->rec);
-		cohort_watch_free(t->watch);
 	}
+	spank_metrics_close();   /* the final figures: before the watchers go */
+	for (size_t i = 0; i < h->n; i++)
+		cohort_watch_free(h->t[i].watch);
 }
 
 static int exec(int argc, char **argv)
@@ -324,11 +333,13 @@ static int exec(int argc, char **argv)
 		{ "uid", required_argument, NULL, 'u' },
 		{ "gid", required_argument, NULL, 'g' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "metrics", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	static struct helper h;
 	struct utsname u;
+	const char *metrics = NULL;
 	char buf[512];
 	size_t have = 0;
 	int c;
@@ -353,6 +364,7 @@ static int exec(int argc, char **argv)
 			if (!(h.interval >= 0.05 && h.interval <= 3600))
 				return cli_usage_error(&cli_cmd_spank_watch, "invalid --interval '%s'", optarg);
 			break;
+		case 'M': metrics = optarg; break;
 		case 'h': help(stdout); return CLI_OK;
 		case ':':
 			return cli_usage_error(&cli_cmd_spank_watch, "option '%s' needs a value", argv[optind - 1]);
@@ -367,6 +379,8 @@ static int exec(int argc, char **argv)
 		u.nodename[strcspn(u.nodename, ".")] = '\0';
 		h.host = u.nodename;
 	}
+	if (metrics)
+		spank_metrics_open(metrics, h.job, h.step, h.host, h.interval);
 	if (cohort_cgroup_find_job(NULL, h.job, h.job_cg, sizeof(h.job_cg)) < 0)
 		h.job_cg[0] = '\0';
 	for (;;) {
@@ -404,7 +418,7 @@ static int exec(int argc, char **argv)
 
 const struct cli_cmd cli_cmd_spank_watch = {
 	.name = "spank-watch",
-	.usage = "--dir DIR --job ID --step S [--ntasks N] [--host H] [--uid U --gid G] [--interval S]",
+	.usage = "--dir DIR --job ID --step S [--ntasks N] [--host H] [--uid U --gid G] [--interval S] [--metrics MDIR]",
 	.summary = NULL,   /* not listed: spank_cohort.so runs it */
 	.exec = exec,
 	.help = help,

@@ -4,6 +4,7 @@
  *
  * plugstack.conf:
  *   optional /usr/local/lib/slurm/spank_cohort.so mode=record spool=/var/spool/cohort interval=1
+ *   (and metrics=DIR: Prometheus textfiles for node_exporter, docs/admin.md)
  *
  * Users choose per job with --cohort=off|record|enforce (sbatch, srun,
  * salloc) or SLURM_SPANK_COHORT in the environment of those commands.
@@ -45,6 +46,7 @@ static enum mode user_mode = MODE_UNSET;
 static char spool[512] = "/var/spool/cohort";
 static char cohort_bin[512] = COHORT_BINDIR "/cohort";
 static char interval[32] = "1";
+static char metrics_dir[512] = "";      /* "": no metrics */
 static double wait_s = 10;
 
 static pid_t helper = -1;
@@ -111,6 +113,8 @@ static void parse_args(int ac, char **av)
 				slurm_error("cohort: plugstack option %s: seconds from 0.05 to 3600", a);
 			else
 				copy_arg(interval, sizeof(interval), a + 9, "interval");
+		} else if (!strncmp(a, "metrics=", 8)) {
+			copy_arg(metrics_dir, sizeof(metrics_dir), a + 8, "metrics");
 		} else if (!strncmp(a, "wait=", 5)) {
 			double v = strtod(a + 5, NULL);
 
@@ -260,6 +264,10 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	argv[k++] = gids;
 	ARG("--interval");
 	argv[k++] = interval;
+	if (metrics_dir[0]) {
+		ARG("--metrics");
+		argv[k++] = metrics_dir;
+	}
 	argv[k] = NULL;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		slurm_error("cohort: pipe: %s: job %u step %s runs unwatched", strerror(errno), job, steps);
