@@ -377,6 +377,10 @@ static int exec(int argc, char **argv)
 			no_record = true;
 			break;
 		case 'M':
+			/* "--metrics -- CMD" took "--" as the file: refused rather than a file named "--". */
+			if (optarg[0] == '-')
+				return cli_usage_error(&cli_cmd_run, "--metrics needs a file, not '%s' "
+				                       "(write ./%s for a file of that name)", optarg, optarg);
 			o.metrics = optarg;
 			break;
 		case 'q':

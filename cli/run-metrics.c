@@ -58,8 +58,13 @@ int run_metrics_write(struct run_metrics *m, const struct cohort_watch *w, bool 
 	double now = cohort_watch_now(w);
 	int r;
 
+	struct cohort_watch_totals tot;
+
 	if (!m->path || (!final && now < m->next))
 		return 0;
+	cohort_watch_totals(w, &tot);
+	if (!final && tot.ticks == 0)
+		return 0;   /* nothing sampled yet: the first file holds the first sample */
 	m->next = now + m->period;
 	r = cohort_metrics_publish(m->path, &t, 1, &po);
 	if (r < 0 && !m->said) {
