@@ -68,8 +68,8 @@ static void help(FILE *out)
 	        "failing worker's exit code, or 128+signal; 137 when the kernel OOM-killed a\n"
 	        "process in a worker's cgroup, 143 when cohort stopped a worker over its limit,\n"
 	        "even if the program then exited 0; 2 bad usage; 3 cohort could not start the\n"
-	        "workers (the plan does not fit, no cgroup, recording unwritable); 127 CMD could\n"
-	        "not be run.\n");
+	        "workers (the plan does not fit, no cgroup, recording or metrics file\n"
+	        "unwritable); 127 CMD could not be run.\n");
 }
 
 static int parse_number(const char *option, const char *text, double min, double max, double *ret)

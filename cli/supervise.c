@@ -1455,8 +1455,7 @@ int supervise(const struct run_opts *o)
 		goto out;
 	}
 	record_header(&s);
-	run_metrics_init(&s.metrics, o);
-	write_metrics(&s, false);   /* the file is there from the start, before any worker */
+	run_metrics_init(&s.metrics, o);   /* first written at the first sample, after the spawns */
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
