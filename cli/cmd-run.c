@@ -56,9 +56,10 @@ static void help(FILE *out)
 	        "                             srun or mpirun; never an existing file: see\n"
 	        "                             docs/recording.md)\n"
 	        "      --no-record            record nothing\n"
-	        "      --metrics FILE         keep the job's memory figures in FILE as Prometheus\n"
+	        "      --metrics FILE|DIR     keep the job's memory figures in FILE as Prometheus\n"
 	        "                             metrics for node_exporter's textfile collector\n"
-	        "                             (name it *.prom in the collector's directory):\n"
+	        "                             (name it *.prom in the collector's directory; a\n"
+	        "                             DIR gets cohort_<job>_<step>_<task>.prom):\n"
 	        "                             replaced atomically every 5 s (or every sample when\n"
 	        "                             --interval is longer) and once more at the end\n"
 	        "  -q, --quiet                no live warnings and no summary\n"
@@ -257,6 +258,39 @@ static void find_catch(struct run_opts *o)
 	o->catch_off = NULL;
 }
 
+/*
+ * --metrics: a file, or a directory (node_exporter's) in which this task
+ * gets cohort_<job>[_<step>][_<task>].prom, so that `srun -n 4 cohort run
+ * --metrics DIR` gives each task of the node its own file. Tried now, by
+ * creating its temporary file: a bad path stops us before any worker runs.
+ */
+static int metrics_path(struct run_opts *o, char *buf, size_t size)
+{
+	char why[COHORT_MSG_MAX];
+	struct stat st;
+	int n;
+
+	if (stat(o->metrics, &st) == 0 && S_ISDIR(st.st_mode)) {
+		n = snprintf(buf, size, "%s/cohort_%s", o->metrics, o->task.job[0] ? o->task.job : o->job);
+		if (n > 0 && (size_t)n < size && o->task.step[0])
+			n += snprintf(buf + n, size - (size_t)n, "_%s", o->task.step);
+		if (n > 0 && (size_t)n < size && o->task.known)
+			n += snprintf(buf + n, size - (size_t)n, "_%ld", o->task.id);
+		if (n > 0 && (size_t)n < size)
+			n += snprintf(buf + n, size - (size_t)n, ".prom");
+		if (n < 0 || (size_t)n >= size) {
+			cli_error("cannot write metrics into %s: the path is too long", o->metrics);
+			return -ENAMETOOLONG;
+		}
+		o->metrics = buf;
+	}
+	if (cohort_metrics_check_path(o->metrics, why, sizeof(why)) < 0) {
+		cli_error("cannot write the metrics file %s: %s", o->metrics, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int refuse(const struct run_opts *o, const struct cohort_verdict *v)
 {
 	cli_error("not starting: the plan does not fit");
@@ -291,7 +325,7 @@ static int exec(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	static char job[80], recname[1024];
+	static char job[80], recname[1024], metrics_file[1024];
 	struct run_opts o;
 	struct cohort_alloc within;
 	struct cohort_plan plan;
@@ -407,15 +441,6 @@ static int exec(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_run, "--record and --no-record contradict each other");
 	o.argv = argv + optind;
 	o.soft = soft_pct / 100.0;
-	if (o.metrics) {
-		char why[COHORT_MSG_MAX];
-
-		/* Tried now, by creating its temporary file: a bad path stops us before any worker runs. */
-		if (cohort_metrics_check_path(o.metrics, why, sizeof(why)) < 0) {
-			cli_error("cannot write the metrics file %s: %s", o.metrics, why);
-			return CLI_ERROR;
-		}
-	}
 
 	cli_probe(&o.probe);
 	r = cohort_alloc_detect(&o.probe, &o.alloc);
@@ -488,6 +513,8 @@ static int exec(int argc, char **argv)
 	cohort_task_detect(&o.probe, &o.alloc, job, o.workers, &o.task);
 	if (getenv("COHORT_JOB") && strcmp(job, getenv("COHORT_JOB")) == 0)
 		snprintf(o.task.job, sizeof(o.task.job), "%s", job);   /* the user's name for the job */
+	if (o.metrics && metrics_path(&o, metrics_file, sizeof(metrics_file)) < 0)
+		return CLI_ERROR;
 	if (!no_record && !o.record) {
 		if (cohort_recording_name(job, &o.task, recname, sizeof(recname)) < 0)
 			snprintf(recname, sizeof(recname), "cohort-%s.ndjson", job);

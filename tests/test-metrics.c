@@ -405,12 +405,28 @@ TEST(metrics_run_bad_path_before_launch)
 	CHECK_MSG(access(marker, F_OK) < 0, "the worker ran");
 	cmd_free(&r);
 
-	cmd_run(&r, "%s/cohort run -q --no-record --metrics %s -- touch %s", test_build_dir(), test_tmpdir(),
-	        marker);
+	/* A path through a regular file. */
+	write_file("plain", "x\n");
+	cmd_run(&r, "%s/cohort run -q --no-record --metrics %s/plain/m.prom -- touch %s", test_build_dir(),
+	        test_tmpdir(), marker);
 	CHECK_EQ(r.status, 3);
 	CHECK_CONTAINS(r.err, "cannot write the metrics file");
 	CHECK_MSG(access(marker, F_OK) < 0, "the worker ran");
 	cmd_free(&r);
+
+	/* A directory: the task's own file in it, named by the job. */
+	CHECK_OK(mkdir("textfile", 0755) < 0 ? -errno : 0);
+	cmd_run(&r, "env -u SLURM_JOB_ID COHORT_JOB=dirjob %s/cohort run -q --no-record --metrics %s/textfile -- true",
+	        test_build_dir(), test_tmpdir());
+	CHECK_MSG(r.status == 0, "cohort run --metrics DIR (%d): %s", r.status, r.err);
+	cmd_free(&r);
+	{
+		char *text = read_file("textfile/cohort_dirjob.prom");
+
+		CHECK_MSG(text != NULL, "no textfile/cohort_dirjob.prom");
+		CHECK_CONTAINS(text, "cohort_task_workers{jobid=\"dirjob\",");
+		free(text);
+	}
 
 	cmd_run(&r, "%s/cohort run -q --no-record --metrics -- true", test_build_dir());
 	CHECK_EQ(r.status, 2);
@@ -420,12 +436,17 @@ TEST(metrics_run_bad_path_before_launch)
 	/* A directory another user cannot write, as that user (root writes anywhere). */
 	if (geteuid() == 0 && have_program("setpriv")) {
 		CHECK_OK(mkdir("ro", 0755));
-		cmd_run(&r, "setpriv --reuid=65534 --regid=65534 --clear-groups %s/cohort run -q --no-record "
-		        "--metrics %s/ro/m.prom -- true", test_build_dir(), test_tmpdir());
-		CHECK_EQ(r.status, 3);
-		CHECK_CONTAINS(r.err, "cannot write the metrics file");
-		CHECK_CONTAINS(r.err, "Permission denied");
-		cmd_free(&r);
+		CHECK_OK(chmod(test_tmpdir(), 0755));
+		for (int dirform = 0; dirform < 2; dirform++) {
+			cmd_run(&r, "setpriv --reuid=65534 --regid=65534 --clear-groups %s/cohort run -q --no-record "
+			        "--metrics %s/ro%s -- touch %s", test_build_dir(), test_tmpdir(),
+			        dirform ? "" : "/m.prom", marker);
+			CHECK_EQ(r.status, 3);
+			CHECK_CONTAINS(r.err, "cannot write the metrics file");
+			CHECK_CONTAINS(r.err, "Permission denied");
+			CHECK_MSG(access(marker, F_OK) < 0, "the worker ran");
+			cmd_free(&r);
+		}
 	}
 }
 
