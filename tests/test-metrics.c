@@ -697,6 +697,56 @@ TEST_TIMEOUT(metrics_node_exporter_scrape, 90)
 
 /* ---- the SLURM plugin's metrics=DIR ---- */
 
+/*
+ * The plugin's helper on its own (no SLURM): a task named on standard
+ * input, the step's file while it runs and final after, stale files of
+ * other steps removed, fresh ones and files not cohort's kept.
+ */
+TEST_TIMEOUT(metrics_spank_watch_helper_file, 60)
+{
+	struct cmd_result r;
+	char *text;
+
+	CHECK_OK(mkdir("spool", 0755) < 0 ? -errno : 0);
+	CHECK_OK(mkdir("textfile", 0755) < 0 ? -errno : 0);
+	write_file("textfile/cohort_1_0_old.prom", "cohort_task_workers{jobid=\"1\"} 1\n");
+	write_file("textfile/cohort_2_0_fresh.prom", "cohort_task_workers{jobid=\"2\"} 1\n");
+	write_file("textfile/other.prom", "other_metric 1\n");
+	cmd_run(&r, "touch -d '-1 hour' textfile/cohort_1_0_old.prom textfile/other.prom");
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	/*
+	 * A task that lives 5 s (the helper waits up to 3 s for SLURM's task_N
+	 * cgroup, then takes the one it has); its standard input closes after
+	 * 6 s, as at a step's end.
+	 */
+	cmd_run(&r, "sleep 5 & p=$!; (echo \"task 5 0 $p\"; sleep 6) | %s/cohort spank-watch --dir spool "
+	        "--job 77 --step 0 --ntasks 8 --host nodeA --interval 0.2 --metrics textfile; wait",
+	        test_build_dir());
+	CHECK_MSG(r.status == 0, "spank-watch (%d): %s", r.status, r.err);
+	cmd_free(&r);
+	CHECK_MSG(access("textfile/cohort_1_0_old.prom", F_OK) < 0, "the stale file is still there");
+	CHECK_MSG(access("textfile/cohort_2_0_fresh.prom", F_OK) == 0, "a fresh file of another step was removed");
+	CHECK_MSG(access("textfile/other.prom", F_OK) == 0, "a file not cohort's was removed");
+	text = read_file("textfile/cohort_77_0_nodeA.prom");
+	CHECK_MSG(text != NULL, "no textfile/cohort_77_0_nodeA.prom");
+	check_structure(text);
+	CHECK_LINE(text, "cohort_task_workers{jobid=\"77\",step=\"0\",task=\"5\",host=\"nodeA\"} 1");
+	CHECK_LINE(text, "cohort_task_workers_running{jobid=\"77\",step=\"0\",task=\"5\",host=\"nodeA\"} 0");
+	CHECK_LINE(text, "cohort_worker_running{jobid=\"77\",step=\"0\",task=\"5\",host=\"nodeA\",rank=\"5\",worker=\"0\"} 0");
+	CHECK_GE(value_of(text, "cohort_task_samples_total{"), 2);
+	free(text);
+
+	/* A directory it cannot use: said in its log, the step watched all the same. */
+	cmd_run(&r, "sleep 0.3 & p=$!; (echo \"task 0 0 $p\"; sleep 1) | %s/cohort spank-watch --dir spool "
+	        "--job 78 --step 0 --host nodeA --metrics nowhere; wait", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.err, "--metrics nowhere");
+	CHECK_CONTAINS(r.err, "no metrics for this step");
+	cmd_free(&r);
+	CHECK_MSG(access("spool/0.0.nodeA.ndjson", F_OK) == 0, "the step was not recorded");
+}
+
 static const char *spank_dir(void)
 {
 	const char *dir = slurm_cluster_dir();
