@@ -94,17 +94,28 @@ static void slurm_jobacct(struct run_opts *o)
 		o->jobacct_params = o->slurm_config.jobacct_gather_params;
 }
 
-/* The job's name for segments and the workers' COHORT_JOB. */
-static void job_token(const struct cohort_alloc *a, char *job, size_t jsize)
+/*
+ * The job's name for segments and the workers' COHORT_JOB. A COHORT_JOB
+ * the segment calls would refuse is refused here, before any worker
+ * starts: each worker's cohort_seg_create() would fail with -EINVAL.
+ */
+static int job_token(const struct cohort_alloc *a, char *job, size_t jsize)
 {
 	const char *env = getenv("COHORT_JOB");
 
-	if (env && *env && strlen(env) < 64 && !strchr(env, '/'))
+	if (env && *env) {
+		if (!cohort_job_scope_valid(env)) {
+			cli_error("invalid COHORT_JOB '%s': a job scope is 1 to %d of [A-Za-z0-9_-] "
+			          "(segment names are built from it); unset it or choose such a name",
+			          env, COHORT_ID_MAX - 1);
+			return -EINVAL;
+		}
 		snprintf(job, jsize, "%s", env);
-	else if (a->slurm.present)
+	} else if (a->slurm.present)
 		snprintf(job, jsize, "%s", a->slurm.job_id);
 	else
 		snprintf(job, jsize, "local-%d", (int)getpid());
+	return 0;
 }
 
 /* Why a name was refused, in words. */
@@ -461,7 +472,8 @@ static int exec(int argc, char **argv)
 	if (!verdict.fits)
 		return refuse(&o, &verdict);
 
-	job_token(&o.alloc, job, sizeof(job));
+	if (job_token(&o.alloc, job, sizeof(job)) < 0)
+		return CLI_USAGE;
 	o.job = job;
 	cohort_task_detect(&o.probe, &o.alloc, job, o.workers, &o.task);
 	if (getenv("COHORT_JOB") && strcmp(job, getenv("COHORT_JOB")) == 0)

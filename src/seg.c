@@ -88,6 +88,11 @@ static bool valid_token(const char *s, size_t max)
 	return true;
 }
 
+int cohort_job_scope_valid(const char *job)
+{
+	return valid_token(job, COHORT_ID_MAX - 1);
+}
+
 static void why(const struct cohort_seg_options *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -129,7 +134,7 @@ int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 		cohort__lease_job(local_job_pid);
 		job = local_job;
 	}
-	if (!valid_token(job, COHORT_ID_MAX - 1))
+	if (!cohort_job_scope_valid(job))
 		return -EINVAL;
 	return cohort__pathf(buf, size, "%s", job);
 }
@@ -359,7 +364,7 @@ static int check_header(const struct seg_header *h, uint64_t file_size, const ch
 		return COHORT_EBADSEG;
 	}
 	if (!memchr(h->job, '\0', sizeof(h->job)) || !memchr(h->name, '\0', sizeof(h->name)) ||
-	    !valid_token(h->name, COHORT_SEG_NAME_MAX) || !valid_token(h->job, COHORT_ID_MAX - 1)) {
+	    !valid_token(h->name, COHORT_SEG_NAME_MAX) || !cohort_job_scope_valid(h->job)) {
 		*ret_why = "corrupt header (name or job)";
 		return COHORT_EBADSEG;
 	}

@@ -160,6 +160,36 @@ TEST(run_environment_and_labels)
 	cmd_free(&r);
 }
 
+/*
+ * A COHORT_JOB the segment calls refuse is refused before any worker
+ * starts; a good one still reaches the worker, whose segment create then
+ * works. The rule is the library's: the test asks it.
+ */
+TEST(run_refuses_a_job_scope_segments_refuse)
+{
+	struct cmd_result r;
+	const char *b = test_build_dir();
+
+	CHECK(!cohort_job_scope_valid("a.b"));
+	CHECK(!cohort_job_scope_valid(""));
+	CHECK(!cohort_job_scope_valid(NULL));
+	CHECK(cohort_job_scope_valid("job_1-x"));
+	cmd_run(&r, "COHORT_JOB=a.b " RUN " --no-record -n 1 -- sh -c 'touch started'", b);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "invalid COHORT_JOB 'a.b'");
+	CHECK_CONTAINS(r.err, "[A-Za-z0-9_-]");
+	CHECK_MSG(access("started", F_OK) < 0, "a worker started under a refused COHORT_JOB");
+	cmd_free(&r);
+	cmd_run(&r, "COHORT_JOB=$(printf 'x%%.0s' $(seq 64)) " RUN " --no-record -n 1 -- true", b);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "invalid COHORT_JOB");
+	cmd_free(&r);
+	cmd_run(&r, "COHORT_JOB=a_b-1 " RUN " -q --no-record -n 1 -- sh -c 'echo job=$COHORT_JOB'", b);
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "job=a_b-1\n");
+	cmd_free(&r);
+}
+
 TEST(run_usage_errors)
 {
 	static const struct { const char *args, *want; } cases[] = {

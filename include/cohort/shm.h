@@ -55,6 +55,14 @@ struct cohort_seg_options {
 COHORT_EXPORT int cohort_seg_job(const struct cohort_seg_options *options, char *buf, size_t size);
 
 /*
+ * Whether job is a job scope segments accept: 1 to 63 characters of
+ * [A-Za-z0-9_-]. The one rule cohort_seg_job(), cohort_seg_create() and
+ * `cohort run` (which refuses a bad COHORT_JOB before it starts a worker)
+ * apply. Returns 1 or 0; NULL is 0.
+ */
+COHORT_EXPORT int cohort_job_scope_valid(const char *job);
+
+/*
  * The file path of segment name: <dir>/cohort.<uid>.<job>.<name>. Returns
  * 0, -EINVAL for a bad name (empty, longer than COHORT_SEG_NAME_MAX, or a
  * character outside [A-Za-z0-9_-]), or -ENAMETOOLONG.
