@@ -1,5 +1,6 @@
 /* test-procmem.c - process and cgroup readers, on fixture trees and live processes. */
 #include "harness.h"
+#include "internal.h"   /* cohort__proc_stat: libcohort.a is linked in */
 
 #include <errno.h>
 #include <poll.h>
@@ -149,6 +150,60 @@ static int has_pid(const pid_t *pids, size_t n, pid_t pid)
 		if (pids[i] == pid)
 			return 1;
 	return 0;
+}
+
+/*
+ * The one parser of /proc/PID/stat, under a probe's root: a command with
+ * spaces and parentheses, a zombie, a line that ends at starttime, cut and
+ * garbage lines. The public identity reader goes through it with the same
+ * root.
+ */
+TEST(procmem_stat_parser)
+{
+	struct cohort_probe p = fixture("proc-stat");
+	const char *root = cohort__proc_root(&p);
+	struct cohort_proc_identity id;
+	struct cohort__stat st;
+
+	CHECK_STREQ(root, p.proc_root);
+	CHECK_OK(cohort__proc_stat(root, 100, &st));
+	CHECK_STREQ(st.comm, "a) (b) c");
+	CHECK_EQ(st.state, 'Z');
+	CHECK_EQ(st.ppid, 42);
+	CHECK_EQ(st.minflt, 7777);
+	CHECK_EQ(st.start, 5005);
+	CHECK_EQ(st.startstack, 140730000001234ULL);
+	CHECK_OK(cohort__proc_stat(root, 101, &st));
+	CHECK_EQ(st.state, 'S');
+	CHECK_EQ(st.ppid, 1);
+	CHECK_EQ(st.start, 6006);
+	CHECK_EQ(st.startstack, 0);
+	CHECK_EQ(cohort__proc_stat(root, 102, &st), COHORT_EPARSE);
+	CHECK_EQ(cohort__proc_stat(root, 103, &st), COHORT_EPARSE);
+	CHECK_OK(cohort__proc_stat(root, 104, &st));
+	CHECK_EQ(strlen(st.comm), sizeof(st.comm) - 1);
+	CHECK_EQ(st.state, 'R');
+	CHECK_EQ(st.ppid, 9);
+	CHECK_EQ(st.start, 7007);
+	CHECK_EQ(st.startstack, 99);
+	CHECK_EQ(cohort__proc_stat(root, 105, &st), -ESRCH);
+	CHECK_EQ(cohort__proc_stat(root, 0, &st), -ESRCH);
+	CHECK_EQ(cohort__proc_stat(root, -3, &st), -ESRCH);
+
+	CHECK_OK(cohort_proc_identity_read(&p, 100, &id));
+	CHECK_EQ(id.ppid, 42);
+	CHECK_STREQ(id.comm, "a) (b) c");
+
+	/* The liveness reader is the same parser on the real /proc. */
+	uint64_t start = 0, again = 0;
+	char state = '?';
+	CHECK_OK(cohort__proc_start(getpid(), &start, &state));
+	CHECK_OK(cohort__proc_stat("/proc", getpid(), &st));
+	CHECK_EQ(st.start, start);
+	CHECK_EQ(state, 'R');
+	CHECK_OK(cohort__proc_start(getpid(), &again, NULL));
+	CHECK_EQ(again, start);
+	CHECK_EQ(cohort__proc_start(0, &start, NULL), -ESRCH);
 }
 
 TEST(procmem_descendants_fixture)
