@@ -393,6 +393,19 @@ int cohort_slurm_sums_rss(const struct cohort_slurm_config *cfg)
 	return 1;
 }
 
+enum cohort_slurm_rss cohort_slurm_rss_level(uint64_t rss_sum, uint64_t pss_sum, uint64_t limit)
+{
+	if (!limit)
+		return COHORT_SLURM_RSS_FITS;
+	if (rss_sum > limit && pss_sum < limit)
+		return COHORT_SLURM_RSS_OVER;
+	/* limit / 100 * p: no overflow for any limit, exact enough at byte scale. */
+	if (rss_sum > limit / 100 * COHORT_SLURM_RSS_NEAR_PERCENT &&
+	    pss_sum < limit / 100 * COHORT_SLURM_PSS_NEAR_PERCENT)
+		return COHORT_SLURM_RSS_NEAR;
+	return COHORT_SLURM_RSS_FITS;
+}
+
 /* ------------------------------------------------------------------------
  * scontrol show job -o
  * ------------------------------------------------------------------------ */

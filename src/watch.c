@@ -1448,7 +1448,7 @@ static void check_slurm(struct cohort_watch *w, uint64_t rss_sum, uint64_t pss_s
 	char a[32], b[32], c[32];
 
 	if (!w->has_alloc || !w->alloc.slurm.present || w->slurm_risk_warned || w->o.slurm_sums_rss == 0 ||
-	    !limit || rss_sum <= limit / 10 * 8 || pss_sum >= limit / 10 * 6)
+	    cohort_slurm_rss_level(rss_sum, pss_sum, limit) == COHORT_SLURM_RSS_FITS)
 		return;
 	w->slurm_risk_warned = true;
 	ev = ev_new(w, COHORT_EVENT_SLURM_RSS_RISK, NULL, 1);

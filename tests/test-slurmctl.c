@@ -63,6 +63,23 @@ TEST(slurmctl_config_linux_overmemorykill)
 	CHECK_EQ(cohort_slurm_sums_rss(&c), 1);
 }
 
+/* The one RSS-sum rule of the watcher's notice and the diagnosis's finding. */
+TEST(slurmctl_rss_level_thresholds)
+{
+	const uint64_t L = 1000ULL << 20;
+
+	CHECK_EQ(cohort_slurm_rss_level(1500ULL << 20, 300ULL << 20, L), COHORT_SLURM_RSS_OVER);
+	/* Past the limit with the PSS sum near it too: still an overcount, not a near miss. */
+	CHECK_EQ(cohort_slurm_rss_level(L + 1, L - 1, L), COHORT_SLURM_RSS_OVER);
+	CHECK_EQ(cohort_slurm_rss_level(L + 1, L, L), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(L, 0, L), COHORT_SLURM_RSS_NEAR);
+	CHECK_EQ(cohort_slurm_rss_level(L / 100 * 80 + 1, L / 100 * 60 - 1, L), COHORT_SLURM_RSS_NEAR);
+	CHECK_EQ(cohort_slurm_rss_level(L / 100 * 80, 0, L), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(L / 100 * 90, L / 100 * 60, L), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(UINT64_MAX, 0, 0), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(UINT64_MAX, 0, UINT64_MAX - 1), COHORT_SLURM_RSS_OVER);
+}
+
 TEST(slurmctl_config_cgroup_default)
 {
 	struct cohort_slurm_config c;
