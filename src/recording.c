@@ -795,7 +795,7 @@ int cohort_recorder_header(struct cohort_recorder *r, const struct cohort_rec_he
 		json_array_append_new(cmd, json_string(*a));
 	json_object_set_new(o, "type", json_string("header"));
 	json_object_set_new(o, "format", json_integer(COHORT_RECORDING_FORMAT));
-	json_object_set_new(o, "tool", json_string("cohort " COHORT_VERSION));
+	json_object_set_new(o, "tool", json_string("cohort " COHORT_VERSION_STRING));
 	json_object_set_new(o, "host", str_or_null(h->host));
 	json_object_set_new(o, "start", json_real(h->start));
 	json_object_set_new(o, "supervisor_pid", json_integer(h->supervisor_pid));

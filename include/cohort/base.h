@@ -36,8 +36,17 @@ extern "C" {
 #define COHORT_VERSION_MAJOR 0
 #define COHORT_VERSION_MINOR 1
 #define COHORT_VERSION_PATCH 0
+/* The three above as "MAJOR.MINOR.PATCH" (the Makefile reads them too). */
+#define COHORT_VERSION_STR_(x) #x
+#define COHORT_VERSION_STR(x) COHORT_VERSION_STR_(x)
+#define COHORT_VERSION_STRING COHORT_VERSION_STR(COHORT_VERSION_MAJOR) "." \
+	COHORT_VERSION_STR(COHORT_VERSION_MINOR) "." COHORT_VERSION_STR(COHORT_VERSION_PATCH)
 
-/* The library's version as "MAJOR.MINOR.PATCH". The string is static. */
+/*
+ * The version of the library the program runs with, as "MAJOR.MINOR.PATCH"
+ * (COHORT_VERSION_STRING is the one it was compiled against). The string
+ * is static.
+ */
 COHORT_EXPORT const char *cohort_version(void);
 
 /*
