@@ -147,7 +147,7 @@ $(LIBSO): $(LIB_OBJ)
 	$(Q)ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
 
 # The preload shim is never built with a sanitizer: it goes into other people's programs.
-$(CATCH): shim/catch.c
+$(CATCH): shim/catch.c shim/crashfile.h
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) -std=c11 $(OPT) $(WARN) -fPIC -shared -fvisibility=hidden -o $@ $<
