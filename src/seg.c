@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,19 @@ static void why(const struct cohort_seg_options *o, const char *fmt, ...)
  */
 static char local_job[COHORT_ID_MAX];
 static pid_t local_job_pid;
+static pthread_once_t local_job_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Run once per program, under pthread_once: calls on different objects may
+ * run in several threads at once (shm.h), and each would otherwise write
+ * the buffer another is reading. The once state is copied by fork, so a
+ * child keeps its parent's scope, as it must.
+ */
+static void local_job_init(void)
+{
+	local_job_pid = getpid();
+	snprintf(local_job, sizeof(local_job), "local-%d", (int)local_job_pid);
+}
 
 int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 {
@@ -127,10 +141,7 @@ int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 	if (!job || !*job)
 		job = cohort__getenv(envp, "SLURM_JOB_ID");
 	if (!job || !*job) {
-		if (!local_job[0]) {
-			local_job_pid = getpid();
-			snprintf(local_job, sizeof(local_job), "local-%d", (int)local_job_pid);
-		}
+		pthread_once(&local_job_once, local_job_init);
 		cohort__lease_job(local_job_pid);
 		job = local_job;
 	}

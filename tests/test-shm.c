@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -174,6 +175,74 @@ TEST(shm_seg_local_scope_is_inherited_by_fork)
 	CHECK(read(fd[0], got, sizeof(got)) > 0);
 	CHECK_STREQ(got, mine);
 	CHECK_EQ(wait_exit(pid), 0);
+}
+
+struct scope_race {
+	pthread_barrier_t *start;
+	const char *name;
+	char job[64];
+	char path[512];
+	int r;
+};
+
+static void *scope_racer(void *arg)
+{
+	static const char *env[] = { "PATH=/bin", NULL };
+	static const struct cohort_probe pr = { .envp = env };
+	struct scope_race *a = arg;
+	struct cohort_seg_options o = { .dir = test_tmpdir(), .probe = &pr };
+	struct cohort_seg *s = NULL;
+
+	pthread_barrier_wait(a->start);
+	a->r = cohort_seg_create(a->name, 4096, &o, &s);
+	if (a->r >= 0)
+		a->r = cohort_seg_job(&o, a->job, sizeof(a->job));
+	if (a->r >= 0)
+		a->r = cohort_seg_path(a->name, &o, a->path, sizeof(a->path));
+	cohort_seg_close(s);
+	return NULL;
+}
+
+/*
+ * The local scope is decided once per program: two threads that create
+ * their first segments at once, each on its own object, both get
+ * local-<pid> and both segments are made. Each round is a new process, so
+ * that the first call of all is the racing one.
+ */
+TEST(shm_seg_local_scope_two_threads_at_once)
+{
+	for (int round = 0; round < 20; round++) {
+		pid_t pid = fork();
+
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			pthread_barrier_t start;
+			struct scope_race a[2] = { { .start = &start, .name = "left" },
+			                           { .start = &start, .name = "right" } };
+			pthread_t t[2];
+			char want[64];
+
+			pthread_barrier_init(&start, NULL, 2);
+			for (int i = 0; i < 2; i++)
+				if (pthread_create(&t[i], NULL, scope_racer, &a[i]) != 0)
+					_exit(10);
+			for (int i = 0; i < 2; i++)
+				pthread_join(t[i], NULL);
+			snprintf(want, sizeof(want), "local-%d", (int)getpid());
+			for (int i = 0; i < 2; i++) {
+				if (a[i].r < 0)
+					_exit(20 + i);
+				if (strcmp(a[i].job, want) != 0 || !strstr(a[i].path, want))
+					_exit(30 + i);
+				if (unlink(a[i].path) < 0)
+					_exit(40 + i);
+			}
+			_exit(0);
+		}
+		int code = wait_exit(pid);
+		CHECK_MSG(code == 0, "round %d: exit %d (2x: a create failed, 3x: another scope, "
+		          "4x: no file)", round, code);
+	}
 }
 
 TEST(shm_seg_never_follows_a_symlink)
