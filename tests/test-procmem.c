@@ -206,6 +206,50 @@ TEST(procmem_stat_parser)
 	CHECK_EQ(cohort__proc_start(0, &start, NULL), -ESRCH);
 }
 
+static void check_pids(const pid_t *pids, size_t n, const pid_t *want, size_t nwant)
+{
+	CHECK_EQ(n, nwant);
+	for (size_t i = 0; i < n; i++)
+		CHECK_MSG(pids[i] == want[i], "pid %zu is %d, want %d", i, (int)pids[i], (int)want[i]);
+}
+
+/* A worker's tree by its children files (tests/fixtures/proc-children/README.md). */
+TEST(procmem_pids_tree_fixture)
+{
+	struct cohort_probe p = fixture("proc-children");
+	static const pid_t main_only[] = { 10, 11, 12, 13 }, all[] = { 10, 11, 12, 13, 14 };
+	static const pid_t from_12[] = { 10, 11, 12, 13 }, old[] = { 20, 21 };
+	pid_t *pids = NULL;
+	size_t n = 0;
+
+	CHECK_OK(cohort_pids_tree(&p, 10, 0, &pids, &n));
+	check_pids(pids, n, main_only, 4);
+	free(pids);
+	CHECK_OK(cohort_pids_tree(&p, 10, COHORT_TREE_ALL_THREADS, &pids, &n));
+	check_pids(pids, n, all, 5);
+	free(pids);
+	/* The cycle through 13 leads back to 10 and, from it, to 11: each once, and the walk ends. */
+	CHECK_OK(cohort_pids_tree(&p, 12, 0, &pids, &n));
+	check_pids(pids, n, from_12, 4);
+	free(pids);
+	CHECK_OK(cohort_pids_tree(&p, 11, COHORT_TREE_ALL_THREADS, &pids, &n));
+	CHECK_EQ(n, 1);
+	CHECK_EQ(pids[0], 11);
+	free(pids);
+	/* No children files: the parent pids of stat, with the same answer shape. */
+	CHECK_OK(cohort_pids_tree(&p, 20, 0, &pids, &n));
+	check_pids(pids, n, old, 2);
+	free(pids);
+	CHECK_OK(cohort_pids_tree(&p, 20, COHORT_TREE_ALL_THREADS, &pids, &n));
+	check_pids(pids, n, old, 2);
+	free(pids);
+	pids = NULL;
+	CHECK_EQ(cohort_pids_tree(&p, 99, 0, &pids, &n), -ESRCH);
+	CHECK_EQ(cohort_pids_tree(&p, 99, COHORT_TREE_ALL_THREADS, &pids, &n), -ESRCH);
+	CHECK_EQ(cohort_pids_tree(&p, 0, 0, &pids, &n), -EINVAL);
+	CHECK(pids == NULL);
+}
+
 TEST(procmem_descendants_fixture)
 {
 	struct cohort_probe p = fixture("proc-tree");
