@@ -9,6 +9,9 @@
 
 #include "base.h"
 
+/* From alloc.h: this header needs only the name, and so compiles alone. */
+struct cohort_alloc;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
