@@ -1810,6 +1810,11 @@ static void mpi_words(struct cohort_finding *f, size_t n, const struct cohort_re
 	}
 }
 
+void cohort_findings_free(struct cohort_finding *findings)
+{
+	free(findings);
+}
+
 int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                     struct cohort_finding **ret, size_t *ret_n)
 {

@@ -448,6 +448,11 @@ int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state)
 	return 0;
 }
 
+void cohort_pids_free(pid_t *pids)
+{
+	free(pids);
+}
+
 int cohort_pids_descendants(const struct cohort_probe *probe, pid_t pid,
                             pid_t **ret_pids, size_t *ret_n)
 {

@@ -287,10 +287,14 @@ struct cohort_finding {
  * be started, kills, crashes, the job stopped by a signal, trends, other
  * exits, a cut recording), and its count. A recording in which the
  * supervisor got a signal, or a worker died of one, always gives at least
- * one finding. Returns 0 or -ENOMEM. Free the array with free().
+ * one finding. Returns 0 or -ENOMEM. Free the array with
+ * cohort_findings_free().
  */
 COHORT_EXPORT int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                                   struct cohort_finding **ret, size_t *ret_n);
+
+/* Free the findings of cohort_diagnose(). Accepts NULL. */
+COHORT_EXPORT void cohort_findings_free(struct cohort_finding *findings);
 
 /* ---- one job from the recordings of its tasks ---- */
 
