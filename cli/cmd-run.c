@@ -275,7 +275,7 @@ static int refuse(const struct run_opts *o, const struct cohort_verdict *v)
 	return CLI_ERROR;
 }
 
-static int exec(int argc, char **argv)
+static int cmd_run_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "workers", required_argument, NULL, 'n' },
@@ -413,7 +413,7 @@ static int exec(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	/* A controller that did not answer in time is not asked again for its configuration. */
-	controller_down = cli_ask_slurm(&o.probe, &o.alloc) == -ETIMEDOUT;
+	controller_down = cli_ask_slurm(&o.probe, &o.alloc) == COHORT_ETIMEDOUT;
 	if (!o.workers)
 		o.workers = o.alloc.cpus ? o.alloc.cpus : 1;
 
@@ -508,6 +508,6 @@ const struct cli_cmd cli_cmd_run = {
 	.name = "run",
 	.usage = "[-n N] [OPTIONS] [--] CMD [ARGS...]",
 	.summary = "run N workers inside the allocation: sample, enforce, record",
-	.exec = exec,
+	.exec = cmd_run_exec,
 	.help = help,
 };

@@ -285,7 +285,7 @@ static void verdict(struct helper *h)
 			cli_print_findings(out, f, nf, false, job->nrecs > 1);
 			said++;
 		}
-		free(f);
+		cohort_findings_free(f);
 		cohort_job_free(job);
 		for (size_t i = 0; i < n; i++)
 			cohort_recording_free(recs[i]);
@@ -313,7 +313,7 @@ static void finish(struct helper *h)
 	}
 }
 
-static int exec(int argc, char **argv)
+static int cmd_spank_watch_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
@@ -406,6 +406,6 @@ const struct cli_cmd cli_cmd_spank_watch = {
 	.name = "spank-watch",
 	.usage = "--dir DIR --job ID --step S [--ntasks N] [--host H] [--uid U --gid G] [--interval S]",
 	.summary = NULL,   /* not listed: spank_cohort.so runs it */
-	.exec = exec,
+	.exec = cmd_spank_watch_exec,
 	.help = help,
 };

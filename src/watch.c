@@ -747,7 +747,7 @@ void cohort_watch_free(struct cohort_watch *w)
 	cohort_cgevent_close(w->job_ev);
 	if (w->epfd >= 0)
 		close(w->epfd);
-	cohort_sampler_destroy(w->sampler);
+	cohort_sampler_free(w->sampler);
 	free(w->m);
 	free(w->slot);
 	free(w->w);
@@ -1096,7 +1096,7 @@ static void track_trees(struct cohort_watch *w)
 				k->had_procs = true;
 			else if (k->had_procs) {
 				end_worker(w, k, -1);
-				free(pids);
+				cohort_pids_free(pids);
 				continue;
 			}
 		}
@@ -1128,7 +1128,7 @@ static void track_trees(struct cohort_watch *w)
 			m->rank = r;
 			m->seen = true;
 		}
-		free(pids);
+		cohort_pids_free(pids);
 	}
 	/* Forget processes that left every tree; what they copied stays counted. */
 	for (size_t i = 0; i < w->nm;) {

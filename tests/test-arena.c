@@ -23,7 +23,7 @@ TEST(shm_arena_alloc_free_reuse_and_stats)
 	cohort_off_t h[64];
 
 	CHECK_OK(cohort_arena_init(mem, size, &a));
-	CHECK_OK(cohort_arena_attach(mem, size, &a2));
+	CHECK_OK(cohort_arena_open(mem, size, &a2));
 	CHECK_OK(cohort_arena_stats(a, &st));
 	CHECK_EQ_U64(st.allocations, 0);
 	uint64_t all_free = st.free;
@@ -90,7 +90,7 @@ TEST(shm_arena_catches_overruns_and_bad_handles)
 	CHECK(cohort_arena_ptr(a, UINT64_MAX - 8) == NULL);
 	CHECK_EQ(cohort_arena_free(a, 8), COHORT_ECORRUPT);
 	CHECK_EQ(cohort_arena_free(a, h + 1), COHORT_ECORRUPT);
-	CHECK_EQ(cohort_arena_attach(mem + 64, size - 64, &a), COHORT_EBADSEG);
+	CHECK_EQ(cohort_arena_open(mem + 64, size - 64, &a), COHORT_EBADSEG);
 }
 
 TEST(shm_arena_random_churn_keeps_contents)

@@ -34,7 +34,7 @@ static void try_lock_other(void *arg)
 {
 	struct mtx_shared *s = arg;
 
-	if (cohort_mutex_lock(&s->m, 0) != -EBUSY)
+	if (cohort_mutex_lock(&s->m, 0) != COHORT_ETIMEDOUT)
 		_exit(10);
 	if (cohort_mutex_lock(&s->m, 50) != COHORT_ETIMEDOUT)
 		_exit(11);

@@ -224,25 +224,25 @@ TEST(procmem_pids_tree_fixture)
 
 	CHECK_OK(cohort_pids_tree(&p, 10, 0, &pids, &n));
 	check_pids(pids, n, main_only, 4);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_OK(cohort_pids_tree(&p, 10, COHORT_TREE_ALL_THREADS, &pids, &n));
 	check_pids(pids, n, all, 5);
-	free(pids);
+	cohort_pids_free(pids);
 	/* The cycle through 13 leads back to 10 and, from it, to 11: each once, and the walk ends. */
 	CHECK_OK(cohort_pids_tree(&p, 12, 0, &pids, &n));
 	check_pids(pids, n, from_12, 4);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_OK(cohort_pids_tree(&p, 11, COHORT_TREE_ALL_THREADS, &pids, &n));
 	CHECK_EQ(n, 1);
 	CHECK_EQ(pids[0], 11);
-	free(pids);
+	cohort_pids_free(pids);
 	/* No children files: the parent pids of stat, with the same answer shape. */
 	CHECK_OK(cohort_pids_tree(&p, 20, 0, &pids, &n));
 	check_pids(pids, n, old, 2);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_OK(cohort_pids_tree(&p, 20, COHORT_TREE_ALL_THREADS, &pids, &n));
 	check_pids(pids, n, old, 2);
-	free(pids);
+	cohort_pids_free(pids);
 	pids = NULL;
 	CHECK_EQ(cohort_pids_tree(&p, 99, 0, &pids, &n), -ESRCH);
 	CHECK_EQ(cohort_pids_tree(&p, 99, COHORT_TREE_ALL_THREADS, &pids, &n), -ESRCH);
@@ -262,10 +262,10 @@ TEST(procmem_descendants_fixture)
 	CHECK_EQ(pids[1], 11);
 	CHECK_EQ(pids[2], 12);
 	CHECK_EQ(pids[3], 13);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_OK(cohort_pids_descendants(&p, 13, &pids, &n));
 	CHECK_EQ(n, 1);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_EQ(cohort_pids_descendants(&p, 14, &pids, &n), -ESRCH);
 	CHECK_EQ(cohort_pids_descendants(&p, 77, &pids, &n), -ESRCH);
 }
@@ -307,7 +307,7 @@ TEST(procmem_cgroup_v1_fixture)
 	CHECK_EQ(n, 4);   /* 4100..4103, 4101 listed twice */
 	CHECK_EQ(pids[0], 4100);
 	CHECK_EQ(pids[3], 4103);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_EQ(cohort_pids_cgroup(&p, "/slurm_node1/nope", &pids, &n), -ENOENT);
 	CHECK_EQ(cohort_pids_cgroup(&p, "/slurm_node1/../../etc", &pids, &n), -EINVAL);
 }
@@ -347,7 +347,7 @@ TEST(procmem_cgroup_v2_fixture)
 	CHECK_EQ(pids[0], 5000);
 	CHECK_EQ(pids[1], 5001);
 	CHECK_EQ(pids[2], 5002);
-	free(pids);
+	cohort_pids_free(pids);
 	/* Not a memory cgroup. */
 	CHECK_EQ(cohort_cgroup_read(&p, "user.slice", &c), COHORT_ENOCGROUP);
 }
@@ -455,7 +455,7 @@ TEST(procmem_live_descendants)
 	int tries = 0;
 
 	do {
-		free(pids);
+		cohort_pids_free(pids);
 		pids = NULL;
 		usleep(20000);
 		CHECK_OK(cohort_pids_descendants(NULL, pid, &pids, &n));
@@ -463,12 +463,12 @@ TEST(procmem_live_descendants)
 	CHECK_EQ(n, 4);
 	CHECK(has_pid(pids, n, pid));
 	CHECK(!has_pid(pids, n, getpid()));
-	free(pids);
+	cohort_pids_free(pids);
 	/* The test process sees the helper among its own descendants. */
 	CHECK_OK(cohort_pids_descendants(NULL, getpid(), &pids, &n));
 	CHECK(n >= 5);
 	CHECK(has_pid(pids, n, getpid()) && has_pid(pids, n, pid));
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 TEST(procmem_live_own_cgroup)
@@ -492,7 +492,7 @@ TEST(procmem_live_own_cgroup)
 	CHECK_OK(cohort_pids_cgroup(NULL, dir, &pids, &n));
 	CHECK_MSG(has_pid(pids, n, getpid()), "own pid %d not among the %zu processes of %s",
 	          (int)getpid(), n, dir);
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 TEST(procmem_cgroup_of_pid_fixture)
@@ -565,7 +565,7 @@ TEST_TIMEOUT(procmem_vanishing_processes, 120)
 			gone += (r1 == -ESRCH) + (r2 == -ESRCH) + (r3 == -ESRCH);
 			read_ok += r1 == 0;
 		}
-		free(pids);
+		cohort_pids_free(pids);
 	}
 	CHECK(read_ok > 0);
 	printf("# %d reads found the process gone\n", gone);

@@ -23,10 +23,10 @@ TEST(shm_queue_fifo_variable_sizes_and_wrap)
 	unsigned char in[2100], out[2100];
 
 	CHECK_OK(cohort_queue_init(mem, size, &q));
-	CHECK_OK(cohort_queue_attach(mem, size, &q2));
-	CHECK_EQ(cohort_queue_attach(mem, size + 64, &q2), COHORT_EBADSEG);
+	CHECK_OK(cohort_queue_open(mem, size, &q2));
+	CHECK_EQ(cohort_queue_open(mem, size + 64, &q2), COHORT_EBADSEG);
 	CHECK_EQ(cohort_queue_max_message(q), 4096 / 2 - 8);
-	CHECK_EQ(cohort_queue_recv(q, out, sizeof(out), 0), -EAGAIN);
+	CHECK_EQ(cohort_queue_recv(q, out, sizeof(out), 0), COHORT_ETIMEDOUT);
 	CHECK_EQ(cohort_queue_send(q, in, 0, 0), -EMSGSIZE);
 	CHECK_EQ(cohort_queue_send(q, in, 4096 / 2 - 7, 0), -EMSGSIZE);
 
@@ -39,7 +39,7 @@ TEST(shm_queue_fifo_variable_sizes_and_wrap)
 		for (size_t i = 0; i < len; i++)
 			in[i] = (unsigned char)(seq + i);
 		r = cohort_queue_send(q, in, len, 0);
-		if (r == -EAGAIN) {
+		if (r == COHORT_ETIMEDOUT) {
 			/* Full: drain one at a time until it fits. */
 			do {
 				int n = cohort_queue_recv(q, out, sizeof(out), 0);
@@ -49,7 +49,7 @@ TEST(shm_queue_fifo_variable_sizes_and_wrap)
 					CHECK_EQ(out[i], (unsigned char)(got + (unsigned)i));
 				got++;
 				r = cohort_queue_send(q, in, len, 0);
-			} while (r == -EAGAIN);
+			} while (r == COHORT_ETIMEDOUT);
 			CHECK_OK(r);
 		} else {
 			CHECK_OK(r);
@@ -58,7 +58,7 @@ TEST(shm_queue_fifo_variable_sizes_and_wrap)
 	}
 	for (;;) {
 		int n = cohort_queue_recv(q, out, sizeof(out), 0);
-		if (n == -EAGAIN)
+		if (n == COHORT_ETIMEDOUT)
 			break;
 		CHECK(n > 0);
 		CHECK_EQ(out[0], (unsigned char)got);
@@ -100,7 +100,7 @@ TEST(shm_queue_refuses_corrupt_bookkeeping)
 	CHECK_EQ(cohort_queue_recv(q, out, sizeof(out), 0), 6);
 	/* A foreign region is not a queue. */
 	memset(mem, 0xab, 64);
-	CHECK_EQ(cohort_queue_attach(mem, size, &q), COHORT_EBADSEG);
+	CHECK_EQ(cohort_queue_open(mem, size, &q), COHORT_EBADSEG);
 }
 
 #define MPMC_PRODUCERS 3

@@ -392,7 +392,7 @@ TEST(slurmctl_read_hung_scontrol_times_out)
 	         test_tmpdir(), test_tmpdir());
 	p.scontrol = fake("scontrol-hang", body);
 	t0 = now_s();
-	CHECK_EQ(cohort_slurm_config_read(&p, &c), -ETIMEDOUT);
+	CHECK_EQ(cohort_slurm_config_read(&p, &c), COHORT_ETIMEDOUT);
 	dt = now_s() - t0;
 	CHECK_MSG(dt >= 2.9 && dt < 10.0, "timed out after %.2f s, expected about 3", dt);
 	CHECK_MSG(dead(pid_in("pid")), "the hung scontrol was left running");
@@ -402,7 +402,7 @@ TEST(slurmctl_read_hung_scontrol_times_out)
 	snprintf(body, sizeof(body), "echo $$ > %s/pid2\nexec > /dev/null\nexec sleep 1000", test_tmpdir());
 	p.scontrol = fake("scontrol-hang2", body);
 	t0 = now_s();
-	CHECK_EQ(cohort_slurm_config_read(&p, &c), -ETIMEDOUT);
+	CHECK_EQ(cohort_slurm_config_read(&p, &c), COHORT_ETIMEDOUT);
 	dt = now_s() - t0;
 	CHECK_MSG(dt >= 2.9 && dt < 10.0, "timed out after %.2f s, expected about 3", dt);
 	CHECK_MSG(dead(pid_in("pid2")), "the hung scontrol was left running");

@@ -49,11 +49,11 @@ TEST(shm_barrier_rounds_have_one_serial_each)
 	CHECK_EQ(cohort_barrier_init(&s->b, COHORT_MEMBERS_MAX + 1), -EINVAL);
 }
 
-static void attach_and_exit(void *arg)
+static void join_and_exit(void *arg)
 {
 	struct bar_shared *s = arg;
 
-	if (cohort_barrier_attach(&s->b) != 0)
+	if (cohort_barrier_join(&s->b) != 0)
 		_exit(10);
 }
 
@@ -63,7 +63,7 @@ TEST(shm_barrier_dead_member_ends_the_wait)
 	pid_t dead;
 
 	CHECK_OK(cohort_barrier_init(&s->b, 2));
-	dead = helper_spawn(attach_and_exit, s);
+	dead = helper_spawn(join_and_exit, s);
 	CHECK_EQ(shm_test_wait(dead), 0);
 	CHECK_EQ(cohort_barrier_wait(&s->b, 10000), COHORT_EPEERDEAD);
 	CHECK_EQ(cohort_barrier_dead(&s->b), dead);
@@ -77,15 +77,15 @@ TEST(shm_barrier_dead_member_ends_the_wait)
 	CHECK_EQ(cohort_barrier_dead(&s->b), 0);
 }
 
-static void wait_then_detach(void *arg)
+static void wait_then_leave(void *arg)
 {
 	struct bar_shared *s = arg;
 
 	if (cohort_barrier_wait(&s->b, 10000) < 0)
 		_exit(10);
-	if (cohort_barrier_detach(&s->b) != 0)
+	if (cohort_barrier_leave(&s->b) != 0)
 		_exit(11);
-	if (cohort_barrier_detach(&s->b) != -ENOENT)
+	if (cohort_barrier_leave(&s->b) != -ENOENT)
 		_exit(12);
 }
 
@@ -94,7 +94,7 @@ TEST(shm_barrier_detach_is_a_clean_exit)
 	struct bar_shared *s = shm_test_shared(sizeof(*s));
 
 	CHECK_OK(cohort_barrier_init(&s->b, 2));
-	pid_t pid = helper_spawn(wait_then_detach, s);
+	pid_t pid = helper_spawn(wait_then_leave, s);
 	CHECK(cohort_barrier_wait(&s->b, 10000) >= 0);
 	CHECK_EQ(shm_test_wait(pid), 0);
 	/* It left cleanly: alone now, this process passes the barrier at once. */
@@ -154,7 +154,7 @@ TEST(shm_sem_counts_and_survives_a_dead_holder)
 	pid_t dead = helper_spawn(take_two_and_die, s);
 	CHECK_EQ(shm_test_wait(dead), 0);
 	CHECK_EQ(cohort_sem_value(&s->s), 0);
-	CHECK_EQ(cohort_sem_wait(&s->s, 0), -EAGAIN);
+	CHECK_EQ(cohort_sem_wait(&s->s, 0), COHORT_ETIMEDOUT);
 	CHECK_EQ(cohort_sem_wait(&s->s, 10000), COHORT_EPEERDEAD);
 	CHECK_EQ(cohort_sem_dead(&s->s), dead);
 	CHECK_EQ(cohort_sem_reap(&s->s, &units), 1);
@@ -167,13 +167,13 @@ TEST(shm_sem_counts_and_survives_a_dead_holder)
 	CHECK_EQ(cohort_sem_wait(&s->s, 20), COHORT_ETIMEDOUT);
 }
 
-static void take_one_and_detach(void *arg)
+static void take_one_and_leave(void *arg)
 {
 	struct sem_shared *s = arg;
 
 	if (cohort_sem_wait(&s->s, 1000) != 0)
 		_exit(10);
-	if (cohort_sem_detach(&s->s) != 1)
+	if (cohort_sem_leave(&s->s) != 1)
 		_exit(11);
 }
 
@@ -191,7 +191,7 @@ TEST(shm_sem_detach_and_posters_that_are_not_members)
 	struct sem_shared *s = shm_test_shared(sizeof(*s));
 
 	CHECK_OK(cohort_sem_init(&s->s, 1));
-	CHECK_EQ(shm_test_wait(helper_spawn(take_one_and_detach, s)), 0);
+	CHECK_EQ(shm_test_wait(helper_spawn(take_one_and_leave, s)), 0);
 	/* Its unit came back, and its exit is not a death. */
 	CHECK_EQ(cohort_sem_value(&s->s), 1);
 	CHECK_OK(cohort_sem_wait(&s->s, 1000));
@@ -200,6 +200,6 @@ TEST(shm_sem_detach_and_posters_that_are_not_members)
 	for (int i = 0; i < COHORT_MEMBERS_MAX + 8; i++)
 		CHECK_EQ(shm_test_wait(helper_spawn(post_only, s)), 0);
 	CHECK_EQ(cohort_sem_value(&s->s), 100 * (COHORT_MEMBERS_MAX + 8));
-	CHECK_EQ(cohort_sem_detach(&s->s), 1);
-	CHECK_EQ(cohort_sem_detach(&s->s), -ENOENT);
+	CHECK_EQ(cohort_sem_leave(&s->s), 1);
+	CHECK_EQ(cohort_sem_leave(&s->s), -ENOENT);
 }

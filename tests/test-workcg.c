@@ -122,14 +122,14 @@ TEST(workcg_attach_writes_the_pid)
 	mkdir_in("cg");
 	path_in(cg.dir, sizeof(cg.dir), "cg");
 	/* No cgroup.procs (not a cgroup): the error, not a file made. */
-	CHECK_EQ(cohort_workcg_attach(&cg, 1234), -ENOENT);
+	CHECK_EQ(cohort_workcg_add_pid(&cg, 1234), -ENOENT);
 	file_in("cg/cgroup.procs", "");
-	CHECK_OK(cohort_workcg_attach(&cg, 1234));
+	CHECK_OK(cohort_workcg_add_pid(&cg, 1234));
 	t = text_of("cg/cgroup.procs");
 	CHECK_STREQ(t, "1234");
 	free(t);
 	file_in("cg/cgroup.procs", "");
-	CHECK_OK(cohort_workcg_attach(&cg, 0));
+	CHECK_OK(cohort_workcg_add_pid(&cg, 0));
 	snprintf(want, sizeof(want), "%d", (int)getpid());
 	t = text_of("cg/cgroup.procs");
 	CHECK_STREQ(t, want);
@@ -141,22 +141,22 @@ TEST(workcg_destroy_removes_depth_first)
 	struct cohort_workcg cg = { .version = 2 };
 	char deep[4096];
 
-	CHECK_OK(cohort_workcg_destroy(NULL));
+	CHECK_OK(cohort_workcg_remove(NULL));
 	mkdir_in("top");
 	mkdir_in("top/rank-0");
 	mkdir_in("top/rank-0/sub");
 	mkdir_in("top/rank-1");
 	path_in(cg.dir, sizeof(cg.dir), "top");
-	CHECK_OK(cohort_workcg_destroy(&cg));
+	CHECK_OK(cohort_workcg_remove(&cg));
 	CHECK(!is_dir("top"));
 	/* Gone already: nothing to do. */
-	CHECK_OK(cohort_workcg_destroy(&cg));
+	CHECK_OK(cohort_workcg_remove(&cg));
 	/* A directory that is not empty of files (a cgroup never is so): the error, and what could go went. */
 	mkdir_in("top");
 	mkdir_in("top/rank-0");
 	mkdir_in("top/rank-1");
 	file_in("top/rank-1/stray", "x");
-	CHECK_EQ(cohort_workcg_destroy(&cg), -ENOTEMPTY);
+	CHECK_EQ(cohort_workcg_remove(&cg), -ENOTEMPTY);
 	CHECK(!is_dir("top/rank-0"));
 	CHECK(is_dir("top/rank-1"));
 	/* Deeper than any supervisor makes: refused, never a runaway recursion. */
@@ -167,7 +167,7 @@ TEST(workcg_destroy_removes_depth_first)
 		mkdir_in(deep);
 	}
 	path_in(cg.dir, sizeof(cg.dir), "deep");
-	CHECK_EQ(cohort_workcg_destroy(&cg), -ELOOP);
+	CHECK_EQ(cohort_workcg_remove(&cg), -ELOOP);
 }
 
 TEST(workcg_hold_and_orphans_on_a_fake_tree)

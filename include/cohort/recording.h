@@ -210,7 +210,7 @@ struct cohort_recording {
  * sentence naming the file and the problem.
  */
 COHORT_EXPORT int cohort_recording_load(const char *path, struct cohort_recording **ret,
-                                        char *err, size_t errsize);
+                                        char *why, size_t why_size);
 
 /* Free a recording. Accepts NULL. */
 COHORT_EXPORT void cohort_recording_free(struct cohort_recording *rec);
@@ -351,7 +351,7 @@ struct cohort_job {
  * -ENOMEM. err may be NULL.
  */
 COHORT_EXPORT int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned flags,
-                                   struct cohort_job **ret, char *err, size_t errsize);
+                                   struct cohort_job **ret, char *why, size_t why_size);
 
 /* Free a merged job (not its recordings). Accepts NULL. */
 COHORT_EXPORT void cohort_job_free(struct cohort_job *job);

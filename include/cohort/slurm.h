@@ -68,7 +68,7 @@ COHORT_EXPORT int cohort_slurm_config_parse(const char *text, struct cohort_slur
  * that whatever it starts is killed with it. It is spawned with
  * posix_spawn, never fork, so a threaded caller is safe.
  *
- * Returns 0 and fills *ret; -ETIMEDOUT when scontrol did not finish within
+ * Returns 0 and fills *ret; COHORT_ETIMEDOUT when scontrol did not finish within
  * 3 s (it is killed); -EFBIG when it wrote more than 256 KiB (killed);
  * COHORT_ECOMMAND when it exited non-zero or died of a signal (the
  * controller is down, no SLURM here); -ENOENT when there is no scontrol;
