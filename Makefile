@@ -14,7 +14,13 @@
 #                                        is ASan and UBSan together)
 #   CI=true                              warnings are errors
 
-VERSION   := 0.1.0
+# The version is include/cohort/base.h's COHORT_VERSION_MAJOR/MINOR/PATCH,
+# the one place it is written; cohort_version() returns the same string.
+version_part = $(shell sed -n 's/^[#]define COHORT_VERSION_$(1)  *\([0-9][0-9]*\)$$/\1/p' include/cohort/base.h)
+VERSION   := $(call version_part,MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+ifeq ($(filter-out .,$(subst ., . ,$(VERSION))),)
+$(error cannot read the version from include/cohort/base.h)
+endif
 SOVERSION := 0
 
 CC      ?= cc
@@ -41,7 +47,7 @@ WARN += -Werror
 endif
 
 OPT      ?= -O2 -g
-CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE -DCOHORT_VERSION='"$(VERSION)"'
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(OPT) $(WARN) -fvisibility=hidden -fPIC -pthread -MMD -MP
 LDFLAGS  += -pthread
 CLI_LIBS := -ljansson -lm
@@ -141,7 +147,7 @@ $(LIBSO): $(LIB_OBJ)
 	$(Q)ln -sf libcohort.so.$(SOVERSION) $(O)/libcohort.so
 
 # The preload shim is never built with a sanitizer: it goes into other people's programs.
-$(CATCH): shim/catch.c
+$(CATCH): shim/catch.c shim/crashfile.h
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) -std=c11 $(OPT) $(WARN) -fPIC -shared -fvisibility=hidden -o $@ $<

@@ -151,7 +151,7 @@ static void kill_tree(pid_t pid)
 	if (cohort_pids_descendants(NULL, pid, &pids, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
 			kill(pids[i], SIGKILL);
-		free(pids);
+		cohort_pids_free(pids);
 	}
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -363,8 +363,8 @@ static void bench_sampler(int quick)
 		       cow ? "copy-on-write, RSS unchanged" : "RSS growth", nm, nf,
 		       nf ? median(lat, nf) / 1e9 : 0.0, worst_lat / 1e9);
 	}
-	cohort_sampler_destroy(s);
-	free(pids);
+	cohort_sampler_free(s);
+	cohort_pids_free(pids);
 	kill_tree(root);
 }
 
@@ -428,7 +428,7 @@ static void bench_snapshot(const char *self, int quick)
 		return;
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(pslist + len, sizeof(pslist) - len, "%s%d", i ? "," : "", (int)pids[i]);
-	free(pids);
+	cohort_pids_free(pids);
 	snprintf(pidarg, sizeof(pidarg), "%d", (int)tree);
 
 	char *argv_cohort[] = { cohort, strdup("top"), strdup("--once"), strdup("--json"), strdup("--pid"), pidarg, NULL };

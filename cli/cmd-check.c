@@ -119,7 +119,7 @@ static int print_text(const struct cohort_alloc *a, const struct cohort_plan *p,
 	return v->fits ? CLI_OK : CLI_FAIL;
 }
 
-static int exec(int argc, char **argv)
+static int cmd_check_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "workers", required_argument, NULL, 'n' },
@@ -194,6 +194,6 @@ const struct cli_cmd cli_cmd_check = {
 	.name = "check",
 	.usage = "[--workers N] [--mem-per-worker SIZE] [--shm SIZE] [--json]",
 	.summary = "will the plan fit the allocation? (CPUs, memory, /dev/shm)",
-	.exec = exec,
+	.exec = cmd_check_exec,
 	.help = help,
 };

@@ -53,7 +53,7 @@ static int parse_seconds(const char *text, unsigned *ret_ms)
 	return 0;
 }
 
-static int exec(int argc, char **argv)
+static int cmd_gather_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ranks", required_argument, NULL, 'n' },
@@ -65,7 +65,7 @@ static int exec(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	char error[COHORT_MSG_MAX] = "", dir[COHORT_PATH_MAX], size[32];
-	struct cohort_gather_opts g = { .publish = { .error = error, .error_size = sizeof(error) } };
+	struct cohort_gather_opts g = { .publish = { .why = error, .why_size = sizeof(error) } };
 	unsigned ranks = 0, cleaned = 0;
 	const char *path, *slash;
 	uint64_t bytes = 0;
@@ -151,6 +151,6 @@ const struct cli_cmd cli_cmd_gather = {
 	.name = "gather",
 	.usage = "[--ranks N] [--timeout SECONDS] [--remove] [--no-sync] [--json] PATH",
 	.summary = "join the parts PATH.rank-K of a job's ranks into PATH, atomically",
-	.exec = exec,
+	.exec = cmd_gather_exec,
 	.help = help,
 };

@@ -354,7 +354,7 @@ static size_t step_len(const char *path)
 
 static int report(char **names, size_t nnames, const char *html, bool as_json, bool force);
 
-static int exec(int argc, char **argv)
+static int cmd_report_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -531,7 +531,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		cohort_recording_free(recs[i]);
 	free(recs);
-	free(f);
+	cohort_findings_free(f);
 	return rc;
 }
 
@@ -539,6 +539,6 @@ const struct cli_cmd cli_cmd_report = {
 	.name = "report",
 	.usage = "[--json] [--html OUT] [--force] FILE... | --job ID [--step S] [DIR]",
 	.summary = "why did the job die? findings from cohort run's recordings",
-	.exec = exec,
+	.exec = cmd_report_exec,
 	.help = help,
 };

@@ -100,17 +100,28 @@ static void slurm_jobacct(struct run_opts *o)
 		o->jobacct_params = o->slurm_config.jobacct_gather_params;
 }
 
-/* The job's name for segments and the workers' COHORT_JOB. */
-static void job_token(const struct cohort_alloc *a, char *job, size_t jsize)
+/*
+ * The job's name for segments and the workers' COHORT_JOB. A COHORT_JOB
+ * the segment calls would refuse is refused here, before any worker
+ * starts: each worker's cohort_seg_create() would fail with -EINVAL.
+ */
+static int job_token(const struct cohort_alloc *a, char *job, size_t jsize)
 {
 	const char *env = getenv("COHORT_JOB");
 
-	if (env && *env && strlen(env) < 64 && !strchr(env, '/'))
+	if (env && *env) {
+		if (!cohort_job_scope_valid(env)) {
+			cli_error("invalid COHORT_JOB '%s': a job scope is 1 to %d of [A-Za-z0-9_-] "
+			          "(segment names are built from it); unset it or choose such a name",
+			          env, COHORT_ID_MAX - 1);
+			return -EINVAL;
+		}
 		snprintf(job, jsize, "%s", env);
-	else if (a->slurm.present)
+	} else if (a->slurm.present)
 		snprintf(job, jsize, "%s", a->slurm.job_id);
 	else
 		snprintf(job, jsize, "local-%d", (int)getpid());
+	return 0;
 }
 
 /* Why a name was refused, in words. */
@@ -303,7 +314,7 @@ static int refuse(const struct run_opts *o, const struct cohort_verdict *v)
 	return CLI_ERROR;
 }
 
-static int exec(int argc, char **argv)
+static int cmd_run_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "workers", required_argument, NULL, 'n' },
@@ -449,7 +460,7 @@ static int exec(int argc, char **argv)
 		return CLI_ERROR;
 	}
 	/* A controller that did not answer in time is not asked again for its configuration. */
-	controller_down = cli_ask_slurm(&o.probe, &o.alloc) == -ETIMEDOUT;
+	controller_down = cli_ask_slurm(&o.probe, &o.alloc) == COHORT_ETIMEDOUT;
 	if (!o.workers)
 		o.workers = o.alloc.cpus ? o.alloc.cpus : 1;
 
@@ -508,7 +519,8 @@ static int exec(int argc, char **argv)
 	if (!verdict.fits)
 		return refuse(&o, &verdict);
 
-	job_token(&o.alloc, job, sizeof(job));
+	if (job_token(&o.alloc, job, sizeof(job)) < 0)
+		return CLI_USAGE;
 	o.job = job;
 	cohort_task_detect(&o.probe, &o.alloc, job, o.workers, &o.task);
 	if (getenv("COHORT_JOB") && strcmp(job, getenv("COHORT_JOB")) == 0)
@@ -545,6 +557,6 @@ const struct cli_cmd cli_cmd_run = {
 	.name = "run",
 	.usage = "[-n N] [OPTIONS] [--] CMD [ARGS...]",
 	.summary = "run N workers inside the allocation: sample, enforce, record",
-	.exec = exec,
+	.exec = cmd_run_exec,
 	.help = help,
 };

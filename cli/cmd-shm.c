@@ -278,17 +278,17 @@ static int do_gc(const struct cohort_probe *probe, bool dry_run, bool json)
 	return status;
 }
 
-static int exec_shm(int argc, char **argv);
+static int cmd_shm_exec(int argc, char **argv);
 
 const struct cli_cmd cli_cmd_shm = {
 	.name = "shm",
 	.usage = "ls [--json] | gc [--dry-run] [--json]",
 	.summary = "list /dev/shm segments, their jobs and mappers; remove orphans",
-	.exec = exec_shm,
+	.exec = cmd_shm_exec,
 	.help = help,
 };
 
-static int exec_shm(int argc, char **argv)
+static int cmd_shm_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },

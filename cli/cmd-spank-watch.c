@@ -292,7 +292,7 @@ static void verdict(struct helper *h)
 			cli_print_findings(out, f, nf, false, job->nrecs > 1);
 			said++;
 		}
-		free(f);
+		cohort_findings_free(f);
 		cohort_job_free(job);
 		for (size_t i = 0; i < n; i++)
 			cohort_recording_free(recs[i]);
@@ -322,7 +322,7 @@ static void finish(struct helper *h)
 		cohort_watch_free(h->t[i].watch);
 }
 
-static int exec(int argc, char **argv)
+static int cmd_spank_watch_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
@@ -420,6 +420,6 @@ const struct cli_cmd cli_cmd_spank_watch = {
 	.name = "spank-watch",
 	.usage = "--dir DIR --job ID --step S [--ntasks N] [--host H] [--uid U --gid G] [--interval S] [--metrics MDIR]",
 	.summary = NULL,   /* not listed: spank_cohort.so runs it */
-	.exec = exec,
+	.exec = cmd_spank_watch_exec,
 	.help = help,
 };

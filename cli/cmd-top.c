@@ -107,13 +107,13 @@ static int append_pids(pid_t **all, size_t *n, pid_t *part, size_t np)
 	pid_t *m = realloc(*all, (*n + np + 1) * sizeof(*m));
 
 	if (!m) {
-		free(part);
+		cohort_pids_free(part);
 		return -ENOMEM;
 	}
 	*all = m;
 	memcpy(m + *n, part, np * sizeof(*part));
 	*n += np;
-	free(part);
+	cohort_pids_free(part);
 	return 0;
 }
 
@@ -547,7 +547,7 @@ static int run_loop(struct top *t)
 	}
 	free(rows);
 	free(names);
-	cohort_sampler_destroy(s);
+	cohort_sampler_free(s);
 	return status;
 }
 
@@ -564,17 +564,17 @@ static int parse_pid(const char *text, pid_t *ret)
 	return 0;
 }
 
-static int exec_top(int argc, char **argv);
+static int cmd_top_exec(int argc, char **argv);
 
 const struct cli_cmd cli_cmd_top = {
 	.name = "top",
 	.usage = "[--pid PID ...] [--cgroup PATH] [--job JOBID] [--interval SEC] [--once] [--json]",
 	.summary = "live per-process RSS, PSS, USS beside the cgroup's usage and limit",
-	.exec = exec_top,
+	.exec = cmd_top_exec,
 	.help = help,
 };
 
-static int exec_top(int argc, char **argv)
+static int cmd_top_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },

@@ -340,7 +340,7 @@ int cli_write_html(FILE *out, struct cohort_recording *const *recs, size_t nrecs
 		}
 		free(buf);
 	}
-	fputs("<p style=\"color:#888;font-size:12px\">Made by cohort " COHORT_VERSION
+	fputs("<p style=\"color:#888;font-size:12px\">Made by cohort " COHORT_VERSION_STRING
 	      " from the recordings of cohort run.</p>\n</body></html>\n", out);
 	return ferror(out) ? -1 : 0;
 }

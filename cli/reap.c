@@ -60,7 +60,7 @@ static unsigned empty_cgroup(const struct cohort_probe *probe, const char *dir, 
 		size_t n = 0;
 
 		if (cohort_pids_cgroup(probe, dir, &pids, &n) < 0 || n == 0) {
-			free(pids);
+			cohort_pids_free(pids);
 			return killed;
 		}
 		if (!used_kill && cgroup_kill(dir)) {
@@ -72,7 +72,7 @@ static unsigned empty_cgroup(const struct cohort_probe *probe, const char *dir, 
 				if (kill(pids[i], SIGKILL) == 0)
 					killed++;
 		}
-		free(pids);
+		cohort_pids_free(pids);
 		if (now() >= deadline) {
 			*ret_left = (unsigned)n;
 			return killed;
@@ -87,7 +87,7 @@ static int remove_cgroup(const struct cohort_workcg *cg)
 	double deadline = now() + EMPTY_WAIT_S;
 	int r;
 
-	while ((r = cohort_workcg_destroy(cg)) == -EBUSY && now() < deadline)
+	while ((r = cohort_workcg_remove(cg)) == -EBUSY && now() < deadline)
 		usleep(20000);
 	return r;
 }
@@ -161,7 +161,7 @@ int reap_dead_supervisors(const struct cohort_probe *probe, bool dry_run, bool s
 		if (dry_run) {
 			if (cohort_pids_cgroup(probe, o[i].cg.dir, &pids, &np) == 0)
 				x->killed = (unsigned)np;
-			free(pids);
+			cohort_pids_free(pids);
 			x->cgroups = count_dirs(o[i].cg.dir, 0);
 		} else {
 			unsigned dirs = count_dirs(o[i].cg.dir, 0);

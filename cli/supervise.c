@@ -586,7 +586,7 @@ static void hold_tree(struct sup *s, struct worker *w, pid_t pid)
 		w->held = p;
 		w->held[w->nheld++] = (struct held){ .pid = pids[i], .fd = fd };
 	}
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 /* The worker's tree as it is now: from its root while it runs, and from each held process. */
@@ -634,7 +634,7 @@ static unsigned signal_members(struct sup *s, struct worker *w, int sig)
 			for (size_t i = 0; i < n; i++)
 				if ((!w->running || getpgid(pids[i]) != w->pid) && kill(pids[i], sig) == 0)
 					outside++;
-		free(pids);
+		cohort_pids_free(pids);
 		return outside;
 	}
 	for (size_t i = 0; i < w->nheld; i++) {
@@ -659,7 +659,7 @@ static unsigned members_left(struct sup *s, struct worker *w)
 
 		if (cohort_pids_cgroup(&s->o->probe, w->cg.dir, &pids, &n) == 0)
 			left = (unsigned)n;
-		free(pids);
+		cohort_pids_free(pids);
 		return left;
 	}
 	hold_members(s, w);
@@ -810,7 +810,7 @@ static void kill_leftovers(struct sup *s)
 			for (size_t i = 0; i < n; i++)
 				if (pids[i] != getpid() && kill(pids[i], SIGKILL) == 0)
 					killed++;
-			free(pids);
+			cohort_pids_free(pids);
 		}
 		for (unsigned k = 0; k < s->nw; k++) {
 			if (!s->w[k].has_cg || cohort_pids_cgroup(probe, s->w[k].cg.dir, &pids, &n) < 0)
@@ -818,7 +818,7 @@ static void kill_leftovers(struct sup *s)
 			for (size_t i = 0; i < n; i++)
 				if (kill(pids[i], SIGKILL) == 0)
 					killed++;
-			free(pids);
+			cohort_pids_free(pids);
 		}
 		if (!killed)
 			return;
@@ -950,7 +950,7 @@ static void findings(struct sup *s, FILE *out)
 	snprintf(rec->path, sizeof(rec->path), "%s", cohort_recorder_path(s->rec));
 	if (cohort_diagnose(&rec, 1, &f, &n) == 0) {
 		cli_print_findings(out, f, n, false, s->o->task.known && s->o->task.ntasks > 1);
-		free(f);
+		cohort_findings_free(f);
 	}
 	cohort_recording_free(rec);
 }
@@ -1113,7 +1113,7 @@ static void teardown_cgroups(struct sup *s)
 		return;
 	/* Processes leave a cgroup a moment after they are reaped. */
 	for (int i = 0; i < 100; i++) {
-		if (cohort_workcg_destroy(&s->parent_cg) != -EBUSY)
+		if (cohort_workcg_remove(&s->parent_cg) != -EBUSY)
 			break;
 		usleep(20000);
 	}

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 1; i < n; i++)
 			if (pids[i - 1] >= pids[i])
 				abort();   /* sorted, no repeats */
-		free(pids);
+		cohort_pids_free(pids);
 	}
 	if (cohort_cgroup_of_pid(&pr, 1, dir, sizeof(dir), &version) == 0 &&
 	    memchr(dir, 0, sizeof(dir)) == NULL)
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cohort_cgroup_read(&pr, "/job", &c) == 0 && c.version != 1)
 		abort();
 	if (cohort_pids_cgroup(&pr, "/job", &pids, &n) == 0)
-		free(pids);
+		cohort_pids_free(pids);
 	if (cohort_cgroup_of_pid(&pr, 1, dir, sizeof(dir), &version) == 0 &&
 	    memchr(dir, 0, sizeof(dir)) == NULL)
 		abort();

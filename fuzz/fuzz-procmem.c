@@ -54,9 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cohort_proc_status(&pr, 1, &st) == 0 && memchr(st.name, 0, sizeof(st.name)) == NULL)
 		abort();
 	if (cohort_pids_descendants(&pr, 1, &pids, &n) == 0)
-		free(pids);
+		cohort_pids_free(pids);
 	if (cohort_pids_tree(&pr, 1, COHORT_TREE_ALL_THREADS, &pids, &n) == 0)
-		free(pids);
+		cohort_pids_free(pids);
 	{
 		/* The watcher over the same tree: stat, statm, smaps and children, whatever they hold. */
 		struct cohort_watch_opts wo = { .probe = &pr, .workers = 1, .pss_budget = 1.0 };

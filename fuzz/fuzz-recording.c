@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rec->nworkers == 0)
 			abort();   /* a loaded recording always has its header's workers */
 		if (cohort_diagnose(&rec, 1, &f, &n) == 0)
-			free(f);
+			cohort_findings_free(f);
 		cohort_recording_free(rec);
 	}
 	unlink(path);

@@ -163,7 +163,7 @@ static void fuzz_queue(const uint8_t *p, size_t n, unsigned seed)
 	if (seed & 1)
 		cohort_queue_recv(q, buf, sizeof(buf), 0);
 	/* A second process's view, attached before anything is patched. */
-	if (cohort_queue_attach(mem, fp, &q2) != 0)
+	if (cohort_queue_open(mem, fp, &q2) != 0)
 		abort();
 	memcpy(geometry, mem, QUEUE_GEOMETRY);
 	for (int round = 0; n > 0; round++) {
@@ -179,7 +179,7 @@ static void fuzz_queue(const uint8_t *p, size_t n, unsigned seed)
 	}
 	cohort_queue_close(q2);
 	/* A newcomer attaching now must refuse the queue or use it within bounds. */
-	if (cohort_queue_attach(mem, fp, &q2) == 0) {
+	if (cohort_queue_open(mem, fp, &q2) == 0) {
 		queue_round(q2, mem, mem, seed, 0);
 		cohort_queue_close(q2);
 	}
@@ -250,7 +250,7 @@ static void fuzz_arena(const uint8_t *p, size_t n, unsigned seed)
 		cohort_arena_free(a, h[3]);
 		h[3] = 0;
 	}
-	if (cohort_arena_attach(mem, REGION, &a2) != 0)
+	if (cohort_arena_open(mem, REGION, &a2) != 0)
 		abort();
 	for (int round = 0; n > 0; round++) {
 		size_t k = n < ROUND_BYTES ? n : ROUND_BYTES;
@@ -262,7 +262,7 @@ static void fuzz_arena(const uint8_t *p, size_t n, unsigned seed)
 		n -= k;
 	}
 	cohort_arena_close(a2);
-	if (cohort_arena_attach(mem, REGION, &a2) == 0) {
+	if (cohort_arena_open(mem, REGION, &a2) == 0) {
 		arena_round(a2, h, mem, NULL, 0, 0);
 		cohort_arena_close(a2);
 	}

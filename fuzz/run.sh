@@ -17,7 +17,7 @@ for short in ${FUZZ_TARGETS:-$targets}; do
 	t=fuzz/fuzz-$short.c
 	name=fuzz-$short
 	[ -f "$t" ] || { echo "fuzz: no target $t" >&2; exit 2; }
-	$CLANG -g -O1 -std=c11 -D_GNU_SOURCE -DCOHORT_VERSION='"fuzz"' -Iinclude -Isrc \
+	$CLANG -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o "build-fuzz/$name" "$t" src/*.c -pthread -lrt -ljansson -lm
 	mkdir -p "fuzz/corpus/$short" "fuzz/out/$short" "build-fuzz/work/$short"

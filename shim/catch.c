@@ -9,15 +9,11 @@
  * which is warmed up at load time (its first call loads libgcc_s) and
  * then only walks the stack.
  *
- * The file is "key value" lines:
- *     signal 11
- *     code 1
- *     addr 0x7f2c1a000000
- *     map 7f2c19f00000-7f2c1a000000 rw-s 00000000 00:1a 12 /dev/shm/cohort.0.42.grid
- *     fault 7f2c1a000000-7f2c1a001000 ---p 00000000 00:00 0
- *     frame ./worker(fill+0x2a)[0x55d1c3a0b1f9]
- * "fault" is the mapping that holds the address (absent when none does);
- * "map" the one just below it.
+ * The file's format, and that of the exit records below, is
+ * shim/crashfile.h's, which the watcher (src/watch.c) reads by: "key
+ * value" lines (signal, code, addr; map and fault for SIGSEGV and SIGBUS),
+ * then a line "frames" and the backtrace as backtrace_symbols_fd() prints
+ * it, one frame a line, to the end of the file.
  *
  * It also wraps the wait calls (waitpid, wait4, waitid, wait, wait3): when
  * one returns a child that died of a signal or exited non-zero, it writes
@@ -43,6 +39,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "crashfile.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -135,12 +133,12 @@ static void maps(int out, uintptr_t addr)
 	}
 	close(fd);
 	if (below[0]) {
-		put(out, "map ");
+		put(out, COHORT_CRASH_MAP " ");
 		put(out, below);
 		put(out, "\n");
 	}
 	if (hold[0]) {
-		put(out, "fault ");
+		put(out, COHORT_CRASH_FAULT " ");
 		put(out, hold);
 		put(out, "\n");
 	}
@@ -155,7 +153,7 @@ static void handler(int sig, siginfo_t *si, void *uc)
 
 	(void)uc;
 	memcpy(path, dir, dlen);
-	memcpy(path + dlen, "/crash.", 7);
+	memcpy(path + dlen, "/" COHORT_CRASHFILE_PREFIX, sizeof(COHORT_CRASHFILE_PREFIX));
 	{
 		char num[24];
 		int i = (int)sizeof(num) - 1;
@@ -166,21 +164,21 @@ static void handler(int sig, siginfo_t *si, void *uc)
 			num[--i] = (char)('0' + v % 10);
 			v /= 10;
 		} while (v);
-		memcpy(path + dlen + 7, num + i, sizeof(num) - (size_t)i);
+		memcpy(path + dlen + sizeof(COHORT_CRASHFILE_PREFIX), num + i, sizeof(num) - (size_t)i);
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0) {
-		put(fd, "signal ");
+		put(fd, COHORT_CRASH_SIGNAL " ");
 		put_num(fd, (uintptr_t)sig, 10);
-		put(fd, "\ncode ");
+		put(fd, "\n" COHORT_CRASH_CODE " ");
 		put_num(fd, (uintptr_t)(unsigned)si->si_code, 10);
-		put(fd, "\naddr 0x");
+		put(fd, "\n" COHORT_CRASH_ADDR " 0x");
 		put_num(fd, (uintptr_t)si->si_addr, 16);
 		put(fd, "\n");
 		if (sig == SIGSEGV || sig == SIGBUS)
 			maps(fd, (uintptr_t)si->si_addr);
 		n = backtrace(frames, 64);
-		put(fd, "frames\n");
+		put(fd, COHORT_CRASH_FRAMES "\n");
 		backtrace_symbols_fd(frames, n, fd);
 		close(fd);
 	}
@@ -250,16 +248,16 @@ static void record_exit(pid_t pid, int status)
 	if (!dir[0] || pid <= 0 || (!WIFSIGNALED(status) && !WIFEXITED(status)) ||
 	    (WIFEXITED(status) && WEXITSTATUS(status) == 0) || dlen + 80 > sizeof(tmp))
 		return;
-	p = put_str(text, "pid ");
+	p = put_str(text, COHORT_EXIT_PID " ");
 	p = put_dec(p, (uintptr_t)pid);
-	p = put_str(p, "\nstatus ");
+	p = put_str(p, "\n" COHORT_EXIT_STATUS " ");
 	p = put_dec(p, (uintptr_t)(unsigned)status);
-	p = put_str(p, "\nreaper ");
+	p = put_str(p, "\n" COHORT_EXIT_REAPER " ");
 	p = put_dec(p, (uintptr_t)getpid());
 	p = put_str(p, "\n");
 	/* The temporary name is the reaper's and the child's: nobody else writes it. */
 	memcpy(tmp, dir, dlen);
-	*put_dec(put_str(put_dec(put_str(tmp + dlen, "/.exit-"), (uintptr_t)getpid()), "-"),
+	*put_dec(put_str(put_dec(put_str(tmp + dlen, "/" COHORT_EXITFILE_TEMP), (uintptr_t)getpid()), "-"),
 	         (uintptr_t)pid) = '\0';
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
@@ -274,7 +272,7 @@ static void record_exit(pid_t pid, int status)
 	close(fd);
 	/* exit.<pid>, or exit.<pid>.<n> when a reused pid's record is still there. */
 	memcpy(path, dir, dlen);
-	p = put_dec(put_str(path + dlen, "/exit."), (uintptr_t)pid);
+	p = put_dec(put_str(path + dlen, "/" COHORT_EXITFILE_PREFIX), (uintptr_t)pid);
 	*p = '\0';
 	for (unsigned n = 1; link(tmp, path) < 0 && errno == EEXIST && n < 100; n++)
 		*put_dec(put_str(p, "."), n) = '\0';

@@ -145,7 +145,7 @@ int cohort_arena_init(void *mem, size_t size, cohort_arena_t **ret_a)
 	return 0;
 }
 
-int cohort_arena_attach(void *mem, size_t size, cohort_arena_t **ret_a)
+int cohort_arena_open(void *mem, size_t size, cohort_arena_t **ret_a)
 {
 	struct ashm *sh = mem;
 	cohort_arena_t *a;

@@ -1470,9 +1470,14 @@ static bool slurm_sums_rss(const struct cohort_recording *r, bool *ret_assumed)
  * while the PSS sum fits. A job killed early (the recording cut, or the
  * supervisor got a signal) is judged on the last sample, which may be the
  * only one: that is what SLURM saw when it killed. Otherwise the sample of
- * the largest RSS sum, or the supervisor's slurm_rss_risk notice (80% of the
- * limit) when the sum never passed the limit.
+ * the largest RSS sum, or the supervisor's slurm_rss_risk notice when the
+ * sum never passed the limit. Both sides judge by cohort_slurm_rss_level().
  */
+static bool rss_over(const struct cohort_rec_sample *s, uint64_t limit)
+{
+	return cohort_slurm_rss_level(s->rss_sum, s->pss_sum, limit) == COHORT_SLURM_RSS_OVER;
+}
+
 static void slurm_overcount(struct list *l, const struct cohort_recording *r)
 {
 	const struct cohort_rec_sample *last = last_sample(r), *at = NULL;
@@ -1488,13 +1493,13 @@ static void slurm_overcount(struct list *l, const struct cohort_recording *r)
 		return;
 	got_signal = supervisor_signal(r, &sig_t, &sig_name);
 	killed = !r->ended || got_signal;
-	if (killed && last && last->rss_sum > r->mem_limit && last->pss_sum < r->mem_limit) {
+	if (killed && last && rss_over(last, r->mem_limit)) {
 		at = last;
 	} else {
 		for (size_t i = 0; i < r->nsamples; i++)
 			if (!at || r->samples[i].rss_sum > at->rss_sum)
 				at = &r->samples[i];
-		if (at && !(at->rss_sum > r->mem_limit && at->pss_sum < r->mem_limit) && !risk)
+		if (at && !rss_over(at, r->mem_limit) && !risk)
 			return;
 	}
 	if (!at && !risk)
@@ -1503,7 +1508,7 @@ static void slurm_overcount(struct list *l, const struct cohort_recording *r)
 	pss = at ? at->pss_sum : num_bytes(risk, "pss_sum_bytes", 0);
 	/* When the sum first passed the limit, else when the supervisor warned of it. */
 	for (size_t i = 0; i < r->nsamples && first < 0; i++)
-		if (r->samples[i].rss_sum > r->mem_limit && r->samples[i].pss_sum < r->mem_limit)
+		if (rss_over(&r->samples[i], r->mem_limit))
 			first = r->samples[i].t;
 	if (risk && (first < 0 || risk->t < first))
 		first = risk->t;
@@ -1803,6 +1808,11 @@ static void mpi_words(struct cohort_finding *f, size_t n, const struct cohort_re
 		snprintf(buf, sizeof(buf), "%.*s%s%s", (int)len, f[i].message, to, at + strlen(from));
 		cohort__strlcpy(f[i].message, buf, sizeof(f[i].message));
 	}
+}
+
+void cohort_findings_free(struct cohort_finding *findings)
+{
+	free(findings);
 }
 
 int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,

@@ -5,7 +5,7 @@
 
 const char *cohort_version(void)
 {
-	return COHORT_VERSION;
+	return COHORT_VERSION_STRING;
 }
 
 const char *cohort_strerror(int err)

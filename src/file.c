@@ -43,12 +43,12 @@ static void seterr(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define PERR(pub, ...) seterr((pub)->error, sizeof((pub)->error), __VA_ARGS__)
+#define PERR(pub, ...) seterr((pub)->why, sizeof((pub)->why), __VA_ARGS__)
 
 static void copy_error(const struct cohort_publish_opts *opts, const char *msg)
 {
-	if (opts && opts->error && opts->error_size > 0)
-		cohort__strlcpy(opts->error, msg, opts->error_size);
+	if (opts && opts->why && opts->why_size > 0)
+		cohort__strlcpy(opts->why, msg, opts->why_size);
 }
 
 static void close_keep_errno(int fd)
@@ -281,7 +281,7 @@ out:
 	return r;
 }
 
-/* End a publication, keeping pub->error. */
+/* End a publication, keeping pub->why. */
 static void pub_end(struct cohort_publish *pub, bool unlink_tmp)
 {
 	if (pub->fd >= 0) {
@@ -382,7 +382,7 @@ int cohort_publish_data(const char *path, const void *data, size_t len,
 	if (r >= 0)
 		r = cohort_publish_commit(&pub);
 	if (r < 0)
-		copy_error(opts, pub.error);
+		copy_error(opts, pub.why);
 	return r;
 }
 
@@ -780,7 +780,7 @@ int cohort_rank_gather(const char *path, unsigned nranks, const struct cohort_ga
 	else
 		cohort_publish_abort(&pub);
 	if (r < 0) {
-		cohort__strlcpy(msg, pub.error, sizeof(msg));
+		cohort__strlcpy(msg, pub.why, sizeof(msg));
 		goto out;
 	}
 	if (opts && opts->remove_parts) {

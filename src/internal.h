@@ -88,7 +88,12 @@ pid_t cohort__pid_of_name(const char *name);
  */
 int cohort__proc_ppid(const char *proc_root, pid_t pid, pid_t *ret_ppid, uint64_t *ret_start);
 
-/* What cohort reads of <proc>/PID/stat. Returns 0, -ESRCH, COHORT_EPARSE. */
+/*
+ * What cohort reads of <proc>/PID/stat, proc_root being a probe's root
+ * (cohort__proc_root()). The one parser of stat: peer liveness, process
+ * sets, trees and identities all use it. Returns 0, -ESRCH (no such pid,
+ * or pid <= 0), COHORT_EPARSE.
+ */
 struct cohort__stat {
 	char comm[16];            /* the command name (field 2, truncated by the kernel to 15) */
 	char state;               /* R, S, Z, ... */
@@ -152,6 +157,7 @@ int cohort__cgroup_dir(const struct cohort_probe *probe, const char *dir, char *
  * /proc/<pid>/stat) and its state letter. Together with the pid the start
  * time names one process for good: a recycled pid has a later start time.
  * Returns 0, -ESRCH when there is no such process, or COHORT_EPARSE.
+ * cohort__proc_stat() on the real /proc (procmem.c): one parser of stat.
  */
 int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state);
 

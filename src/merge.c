@@ -222,7 +222,7 @@ static int ranks(struct cohort_job *j, size_t *cap)
 }
 
 int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned flags,
-                     struct cohort_job **ret, char *err, size_t errsize)
+                     struct cohort_job **ret, char *why, size_t why_size)
 {
 	const struct cohort_recording *ref = NULL;
 	struct cohort_job *j = NULL;
@@ -230,8 +230,8 @@ int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned fl
 	size_t cap = 0;
 	int rc = -ENOMEM;
 
-	if (err && errsize)
-		err[0] = '\0';
+	if (why && why_size)
+		why[0] = '\0';
 	if (!recs || !n || !ret)
 		return -EINVAL;
 	j = calloc(1, sizeof(*j));
@@ -251,8 +251,8 @@ int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned fl
 		if (!r->task.known || same_step(r, ref))
 			continue;
 		if (!(flags & COHORT_MERGE_FORCE)) {
-			if (err && errsize)
-				snprintf(err, errsize, "%s is task %ld of job %s step %s, but %s is of job %s step %s: "
+			if (why && why_size)
+				snprintf(why, why_size, "%s is task %ld of job %s step %s, but %s is of job %s step %s: "
 				         "recordings of different jobs or steps do not merge into one job",
 				         r->path, r->task.id, r->task.job, r->task.step, ref->path, ref->task.job,
 				         ref->task.step);
@@ -296,8 +296,8 @@ int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned fl
 	*ret = j;
 	j = NULL;
 out:
-	if (rc == -ENOMEM && err && errsize)
-		snprintf(err, errsize, "out of memory merging %zu recordings", n);
+	if (rc == -ENOMEM && why && why_size)
+		snprintf(why, why_size, "out of memory merging %zu recordings", n);
 	free(slots);
 	cohort_job_free(j);
 	return rc;

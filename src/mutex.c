@@ -103,6 +103,7 @@ static __attribute__((noinline)) int took_slow(struct mutex *m, int r, int32_t m
 		return COHORT_EOWNERDEAD;
 	case ENOTRECOVERABLE:
 		return COHORT_ENOTRECOVERABLE;
+	case EBUSY:   /* trylock: the lock is taken and timeout_ms is 0 */
 	case ETIMEDOUT:
 		return COHORT_ETIMEDOUT;
 	default:

@@ -29,40 +29,6 @@
 #define SYS_pidfd_open 434
 #endif
 
-int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state)
-{
-	char buf[1024];
-	const char *p;
-	uint64_t start;
-	ssize_t n;
-
-	if (pid <= 0)
-		return -ESRCH;
-	n = cohort__slurpf(buf, sizeof(buf), "/proc/%d/stat", (int)pid);
-	if (n == -ENOENT)
-		return -ESRCH;
-	if (n < 0)
-		return (int)n;
-	/* The command name may hold spaces and parentheses: start after the last ')'. */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || !p[2])
-		return COHORT_EPARSE;
-	if (ret_state)
-		*ret_state = p[2];
-	p += 2;
-	/* p is at field 3 (state); starttime is field 22. */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (!p)
-			return COHORT_EPARSE;
-		p++;
-	}
-	if (cohort__parse_u64(p, &start, &p) < 0 || (*p != ' ' && *p != '\n' && *p != '\0'))
-		return COHORT_EPARSE;
-	*ret_start = start;
-	return 0;
-}
-
 /*
  * getpid() is a system call since glibc 2.25, and the hot paths (mutex
  * lock and unlock) need the pid every time: cache it, and forget it in the

@@ -380,6 +380,8 @@ int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret
 	ssize_t n;
 	int field;
 
+	if (pid <= 0)
+		return -ESRCH;
 	n = cohort__slurpf(buf, sizeof(buf), "%s/%d/stat", proc_root, (int)pid);
 	if (n < 0)
 		return gone((int)n);
@@ -425,6 +427,30 @@ int cohort__proc_stat(const char *proc_root, pid_t pid, struct cohort__stat *ret
 	ret->startstack = v[28];
 	ret->minflt = v[10];
 	return 0;
+}
+
+/*
+ * The liveness checks of shared-memory peers (peer.c, queue.c) ask about
+ * pids that live processes wrote into a segment, and pair the answer with
+ * pidfd_open() and kill(): they read the real /proc, through the same
+ * parser every other reader of stat uses.
+ */
+int cohort__proc_start(pid_t pid, uint64_t *ret_start, char *ret_state)
+{
+	struct cohort__stat st;
+	int r = cohort__proc_stat(cohort__proc_root(NULL), pid, &st);
+
+	if (r < 0)
+		return r;
+	*ret_start = st.start;
+	if (ret_state)
+		*ret_state = st.state;
+	return 0;
+}
+
+void cohort_pids_free(pid_t *pids)
+{
+	free(pids);
 }
 
 int cohort_pids_descendants(const struct cohort_probe *probe, pid_t pid,

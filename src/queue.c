@@ -271,7 +271,7 @@ int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q)
 	return 0;
 }
 
-int cohort_queue_attach(void *mem, size_t size, cohort_queue_t **ret_q)
+int cohort_queue_open(void *mem, size_t size, cohort_queue_t **ret_q)
 {
 	struct qshm *q = mem;
 	cohort_queue_t *queue;
@@ -373,7 +373,7 @@ static bool holder_dead(uint64_t w)
 
 /*
  * Take lock l. Returns 0, or the pid (> 0) of a dead holder it was taken
- * from, or -EAGAIN / COHORT_ETIMEDOUT.
+ * from, or COHORT_ETIMEDOUT.
  */
 static int qlock_take(struct qshm *q, struct qlock *l, uint64_t deadline, int timeout_ms)
 {
@@ -404,7 +404,7 @@ static int qlock_take(struct qshm *q, struct qlock *l, uint64_t deadline, int ti
 			continue;
 		}
 		if (timeout_ms == 0)
-			return -EAGAIN;
+			return COHORT_ETIMEDOUT;
 		if (deadline && cohort__ms_left(deadline, -1) == 0)
 			return COHORT_ETIMEDOUT;
 		/* Sleep in slices, to check the holder's liveness between them. */
@@ -541,7 +541,7 @@ int cohort_queue_send(cohort_queue_t *queue, const void *msg, size_t len, int ti
 		atomic_store_explicit(&q->pword, w, memory_order_relaxed);
 		qlock_release(&q->plock, fast);
 		if (timeout_ms == 0)
-			return -EAGAIN;
+			return COHORT_ETIMEDOUT;
 
 		/* Full: wait for the head to move. */
 		if (!spin_until_moved(&q->head, h, &q->pspin)) {
@@ -648,7 +648,7 @@ int cohort_queue_recv(cohort_queue_t *queue, void *buf, size_t size, int timeout
 			qlock_release(&q->clock, fast);
 		}
 		if (timeout_ms == 0)
-			return -EAGAIN;
+			return COHORT_ETIMEDOUT;
 
 		/* Empty: wait for the tail to move. */
 		if (!spin_until_moved(&q->tail, t, &q->cspin)) {

@@ -26,16 +26,16 @@
 #define MAX_WORKERS 65536
 #define MAX_LINE (64u << 20)
 
-static void seterr(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void seterr(char *err, size_t size, const char *fmt, ...)
+static void seterr(char *why, size_t size, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err || !size)
+	if (!why || !size)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
+	vsnprintf(why, size, fmt, ap);
 	va_end(ap);
 }
 
@@ -88,14 +88,14 @@ static void get_str(json_t *o, const char *key, char *dst, size_t size)
 	cohort__strlcpy(dst, v ? v : "", size);
 }
 
-static int read_header(struct cohort_recording *r, json_t *h, char *err, size_t errsize)
+static int read_header(struct cohort_recording *r, json_t *h, char *why, size_t why_size)
 {
 	json_t *alloc, *slurm, *cmd, *cfg, *a;
 	size_t i;
 
 	r->format = (int)get_long(h, "format", 0);
 	if (r->format < 1 || r->format > FORMAT_KNOWN) {
-		seterr(err, errsize, "%s: recording format %d, this cohort reads format %d (upgrade cohort)",
+		seterr(why, why_size, "%s: recording format %d, this cohort reads format %d (upgrade cohort)",
 		       r->path, r->format, FORMAT_KNOWN);
 		return COHORT_EBADREC;
 	}
@@ -113,7 +113,7 @@ static int read_header(struct cohort_recording *r, json_t *h, char *err, size_t 
 	}
 	long n = get_long(h, "workers", 0);
 	if (n < 1 || n > MAX_WORKERS) {
-		seterr(err, errsize, "%s: the header says %ld workers", r->path, n);
+		seterr(why, why_size, "%s: the header says %ld workers", r->path, n);
 		return COHORT_EBADREC;
 	}
 	r->nworkers = (unsigned)n;
@@ -494,7 +494,7 @@ const struct cohort_rec_event *cohort_rec_find_event(const struct cohort_recordi
 	return &r->events[r->by_kind[lo]];
 }
 
-int cohort_recording_load(const char *path, struct cohort_recording **ret, char *err, size_t errsize)
+int cohort_recording_load(const char *path, struct cohort_recording **ret, char *why, size_t why_size)
 {
 	struct cohort_recording *r;
 	struct caps caps = { 0 };
@@ -504,18 +504,18 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 	ssize_t len;
 	int rc = 0;
 
-	if (err && errsize)
-		err[0] = '\0';
+	if (why && why_size)
+		why[0] = '\0';
 	f = fopen(path, "re");
 	if (!f) {
 		rc = -errno;
-		seterr(err, errsize, "cannot read %s: %s", path, strerror(errno));
+		seterr(why, why_size, "cannot read %s: %s", path, strerror(errno));
 		return rc;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		fclose(f);
-		seterr(err, errsize, "cannot read %s: out of memory", path);
+		seterr(why, why_size, "cannot read %s: out of memory", path);
 		return -ENOMEM;
 	}
 	cohort__strlcpy(r->path, path, sizeof(r->path));
@@ -541,13 +541,13 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 		type = json_string_value(json_object_get(o, "type"));
 		if (lineno == 1) {
 			if (!o || !type || strcmp(type, "header") != 0) {
-				seterr(err, errsize, "%s is not a cohort recording: its first line is not "
+				seterr(why, why_size, "%s is not a cohort recording: its first line is not "
 				       "a cohort header", path);
 				json_decref(o);
 				rc = COHORT_EBADREC;
 				goto out;
 			}
-			rc = read_header(r, o, err, errsize);
+			rc = read_header(r, o, why, why_size);
 			json_decref(o);
 			if (rc < 0)
 				goto out;
@@ -575,18 +575,18 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 	if (len < 0 && (errno != 0 || ferror(f))) {
 		rc = errno ? -errno : -EIO;
 		if (lineno)
-			seterr(err, errsize, "cannot read %s after line %zu: %s", path, lineno, strerror(-rc));
+			seterr(why, why_size, "cannot read %s after line %zu: %s", path, lineno, strerror(-rc));
 		else
-			seterr(err, errsize, "cannot read %s: %s", path, strerror(-rc));
+			seterr(why, why_size, "cannot read %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if (lineno == 0 && !r->cut) {
-		seterr(err, errsize, "%s is empty: not a cohort recording", path);
+		seterr(why, why_size, "%s is empty: not a cohort recording", path);
 		rc = COHORT_EBADREC;
 		goto out;
 	}
 	if (r->nworkers == 0) {
-		seterr(err, errsize, "%s is not a cohort recording: it has no complete header line", path);
+		seterr(why, why_size, "%s is not a cohort recording: it has no complete header line", path);
 		rc = COHORT_EBADREC;
 		goto out;
 	}
@@ -594,8 +594,8 @@ int cohort_recording_load(const char *path, struct cohort_recording **ret, char 
 out:
 	free(line);
 	fclose(f);
-	if (rc == -ENOMEM && err && errsize && !err[0])
-		seterr(err, errsize, "cannot read %s: out of memory", path);
+	if (rc == -ENOMEM && why && why_size && !why[0])
+		seterr(why, why_size, "cannot read %s: out of memory", path);
 	if (rc < 0) {
 		cohort_recording_free(r);
 		return rc;
@@ -795,7 +795,7 @@ int cohort_recorder_header(struct cohort_recorder *r, const struct cohort_rec_he
 		json_array_append_new(cmd, json_string(*a));
 	json_object_set_new(o, "type", json_string("header"));
 	json_object_set_new(o, "format", json_integer(COHORT_RECORDING_FORMAT));
-	json_object_set_new(o, "tool", json_string("cohort " COHORT_VERSION));
+	json_object_set_new(o, "tool", json_string("cohort " COHORT_VERSION_STRING));
 	json_object_set_new(o, "host", str_or_null(h->host));
 	json_object_set_new(o, "start", json_real(h->start));
 	json_object_set_new(o, "supervisor_pid", json_integer(h->supervisor_pid));

@@ -72,7 +72,7 @@ int cohort_sampler_create(const struct cohort_sampler_opts *opts, struct cohort_
 	return 0;
 }
 
-void cohort_sampler_destroy(struct cohort_sampler *s)
+void cohort_sampler_free(struct cohort_sampler *s)
 {
 	if (!s)
 		return;

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,11 @@ static bool valid_token(const char *s, size_t max)
 	return true;
 }
 
+int cohort_job_scope_valid(const char *job)
+{
+	return valid_token(job, COHORT_ID_MAX - 1);
+}
+
 static void why(const struct cohort_seg_options *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -111,6 +117,19 @@ static void why(const struct cohort_seg_options *o, const char *fmt, ...)
  */
 static char local_job[COHORT_ID_MAX];
 static pid_t local_job_pid;
+static pthread_once_t local_job_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Run once per program, under pthread_once: calls on different objects may
+ * run in several threads at once (shm.h), and each would otherwise write
+ * the buffer another is reading. The once state is copied by fork, so a
+ * child keeps its parent's scope, as it must.
+ */
+static void local_job_init(void)
+{
+	local_job_pid = getpid();
+	snprintf(local_job, sizeof(local_job), "local-%d", (int)local_job_pid);
+}
 
 int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 {
@@ -122,14 +141,11 @@ int cohort_seg_job(const struct cohort_seg_options *o, char *buf, size_t size)
 	if (!job || !*job)
 		job = cohort__getenv(envp, "SLURM_JOB_ID");
 	if (!job || !*job) {
-		if (!local_job[0]) {
-			local_job_pid = getpid();
-			snprintf(local_job, sizeof(local_job), "local-%d", (int)local_job_pid);
-		}
+		pthread_once(&local_job_once, local_job_init);
 		cohort__lease_job(local_job_pid);
 		job = local_job;
 	}
-	if (!valid_token(job, COHORT_ID_MAX - 1))
+	if (!cohort_job_scope_valid(job))
 		return -EINVAL;
 	return cohort__pathf(buf, size, "%s", job);
 }
@@ -359,7 +375,7 @@ static int check_header(const struct seg_header *h, uint64_t file_size, const ch
 		return COHORT_EBADSEG;
 	}
 	if (!memchr(h->job, '\0', sizeof(h->job)) || !memchr(h->name, '\0', sizeof(h->name)) ||
-	    !valid_token(h->name, COHORT_SEG_NAME_MAX) || !valid_token(h->job, COHORT_ID_MAX - 1)) {
+	    !valid_token(h->name, COHORT_SEG_NAME_MAX) || !cohort_job_scope_valid(h->job)) {
 		*ret_why = "corrupt header (name or job)";
 		return COHORT_EBADSEG;
 	}

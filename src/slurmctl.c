@@ -44,7 +44,7 @@ static void sleep_ms(long ms)
  * without reaping it: while it is a zombie its pid, and so its process
  * group's id, cannot be taken by another process, and the group can be
  * killed safely. A short poll rather than SIGCHLD: the library must not
- * touch the host's signal dispositions. Returns 0, -ETIMEDOUT or -errno
+ * touch the host's signal dispositions. Returns 0, COHORT_ETIMEDOUT or -errno
  * (-ECHILD: someone else reaped it).
  */
 static int wait_until(pid_t pid, uint64_t deadline)
@@ -60,7 +60,7 @@ static int wait_until(pid_t pid, uint64_t deadline)
 			return -errno;
 		}
 		if (cohort__now_ms() >= deadline)
-			return -ETIMEDOUT;
+			return COHORT_ETIMEDOUT;
 		sleep_ms(5);
 	}
 }
@@ -82,7 +82,7 @@ static int kill_and_reap(pid_t pid)
 /*
  * Run argv (argv[0] searched in PATH unless it holds a '/') with stdin
  * from /dev/null, stderr to /dev/null and stdout into *ret_out (malloc'd,
- * NUL-terminated; the caller frees it). Returns 0, -ETIMEDOUT, -EFBIG,
+ * NUL-terminated; the caller frees it). Returns 0, COHORT_ETIMEDOUT, -EFBIG,
  * COHORT_ECOMMAND, or -errno (-ENOENT: no such command).
  */
 static int run_capture(char *const argv[], char **ret_out)
@@ -142,7 +142,7 @@ static int run_capture(char *const argv[], char **ret_out)
 		ssize_t n;
 
 		if (left <= 0) {
-			r = -ETIMEDOUT;
+			r = COHORT_ETIMEDOUT;
 			goto out;
 		}
 		n = poll(&pfd, 1, left);
@@ -391,6 +391,19 @@ int cohort_slurm_sums_rss(const struct cohort_slurm_config *cfg)
 		return 0;
 	/* jobacct_gather/linux, nothing, or a plugin cohort does not know: see the header. */
 	return 1;
+}
+
+enum cohort_slurm_rss cohort_slurm_rss_level(uint64_t rss_sum, uint64_t pss_sum, uint64_t limit)
+{
+	if (!limit)
+		return COHORT_SLURM_RSS_FITS;
+	if (rss_sum > limit && pss_sum < limit)
+		return COHORT_SLURM_RSS_OVER;
+	/* limit / 100 * p: no overflow for any limit, exact enough at byte scale. */
+	if (rss_sum > limit / 100 * COHORT_SLURM_RSS_NEAR_PERCENT &&
+	    pss_sum < limit / 100 * COHORT_SLURM_PSS_NEAR_PERCENT)
+		return COHORT_SLURM_RSS_NEAR;
+	return COHORT_SLURM_RSS_FITS;
 }
 
 /* ------------------------------------------------------------------------

@@ -70,7 +70,7 @@ static bool member_is_me(struct member *m, int32_t me, uint64_t id)
 }
 
 /* This process's slot among the first limit slots, attaching if needed. */
-static int roster_attach(struct roster *r, unsigned limit)
+static int roster_join(struct roster *r, unsigned limit)
 {
 	int32_t me = (int32_t)cohort__pid();
 	uint64_t id = cohort__self_id();
@@ -158,13 +158,13 @@ int cohort_barrier_init(cohort_barrier_t *cb, unsigned n)
 	return 0;
 }
 
-int cohort_barrier_attach(cohort_barrier_t *cb)
+int cohort_barrier_join(cohort_barrier_t *cb)
 {
 	struct barrier *b = (struct barrier *)(void *)cb;
 
 	if (b->magic != BARRIER_MAGIC || atomic_load(&b->n) > COHORT_MEMBERS_MAX)
 		return COHORT_ECORRUPT;
-	int r = roster_attach(&b->r, COHORT_MEMBERS_MAX);
+	int r = roster_join(&b->r, COHORT_MEMBERS_MAX);
 	if (r < 0)
 		return r;
 	return 0;
@@ -192,7 +192,7 @@ static bool barrier_trip(struct barrier *b, uint32_t arrived)
 	return true;
 }
 
-int cohort_barrier_detach(cohort_barrier_t *cb)
+int cohort_barrier_leave(cohort_barrier_t *cb)
 {
 	struct barrier *b = (struct barrier *)(void *)cb;
 	int slot;
@@ -227,7 +227,7 @@ int cohort_barrier_wait(cohort_barrier_t *cb, int timeout_ms)
 	uint32_t g, a;
 	int r, slice = 1;
 
-	r = cohort_barrier_attach(cb);
+	r = cohort_barrier_join(cb);
 	if (r < 0)
 		return r;
 	if (atomic_load(&b->broken))
@@ -285,10 +285,10 @@ static int sem_slot(struct sem *s)
 {
 	if (s->magic != SEM_MAGIC)
 		return COHORT_ECORRUPT;
-	return roster_attach(&s->r, COHORT_MEMBERS_MAX);
+	return roster_join(&s->r, COHORT_MEMBERS_MAX);
 }
 
-int cohort_sem_attach(cohort_sem_t *cs)
+int cohort_sem_join(cohort_sem_t *cs)
 {
 	int r = sem_slot((struct sem *)(void *)cs);
 
@@ -319,7 +319,7 @@ int cohort_sem_wait(cohort_sem_t *cs, int timeout_ms)
 	if (sem_take(s, slot))
 		return 0;
 	if (timeout_ms == 0)
-		return -EAGAIN;
+		return COHORT_ETIMEDOUT;
 	for (int i = 0; i < SPINS; i++) {
 		if (atomic_load_explicit(&s->value, memory_order_relaxed) && sem_take(s, slot))
 			return 0;
@@ -373,7 +373,7 @@ int cohort_sem_post(cohort_sem_t *cs)
 	return 0;
 }
 
-int cohort_sem_detach(cohort_sem_t *cs)
+int cohort_sem_leave(cohort_sem_t *cs)
 {
 	struct sem *s = (struct sem *)(void *)cs;
 	int slot;

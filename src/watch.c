@@ -32,6 +32,7 @@
  * counts a parent's pages unshared by its children.
  */
 #include "internal.h"
+#include "../shim/crashfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -746,7 +747,7 @@ void cohort_watch_free(struct cohort_watch *w)
 	cohort_cgevent_close(w->job_ev);
 	if (w->epfd >= 0)
 		close(w->epfd);
-	cohort_sampler_destroy(w->sampler);
+	cohort_sampler_free(w->sampler);
 	free(w->m);
 	free(w->slot);
 	free(w->w);
@@ -1095,7 +1096,7 @@ static void track_trees(struct cohort_watch *w)
 				k->had_procs = true;
 			else if (k->had_procs) {
 				end_worker(w, k, -1);
-				free(pids);
+				cohort_pids_free(pids);
 				continue;
 			}
 		}
@@ -1127,7 +1128,7 @@ static void track_trees(struct cohort_watch *w)
 			m->rank = r;
 			m->seen = true;
 		}
-		free(pids);
+		cohort_pids_free(pids);
 	}
 	/* Forget processes that left every tree; what they copied stays counted. */
 	for (size_t i = 0; i < w->nm;) {
@@ -1448,7 +1449,7 @@ static void check_slurm(struct cohort_watch *w, uint64_t rss_sum, uint64_t pss_s
 	char a[32], b[32], c[32];
 
 	if (!w->has_alloc || !w->alloc.slurm.present || w->slurm_risk_warned || w->o.slurm_sums_rss == 0 ||
-	    !limit || rss_sum <= limit / 10 * 8 || pss_sum >= limit / 10 * 6)
+	    cohort_slurm_rss_level(rss_sum, pss_sum, limit) == COHORT_SLURM_RSS_FITS)
 		return;
 	w->slurm_risk_warned = true;
 	ev = ev_new(w, COHORT_EVENT_SLURM_RSS_RISK, NULL, 1);
@@ -2284,7 +2285,7 @@ static void collect_exits(struct cohort_watch *w, size_t max)
 		char path[COHORT_PATH_MAX + 300], buf[256];
 		long pid, status, reaper;
 
-		if (strncmp(de->d_name, "exit.", 5) != 0)
+		if (strncmp(de->d_name, COHORT_EXITFILE_PREFIX, sizeof(COHORT_EXITFILE_PREFIX) - 1) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", w->crash_dir, de->d_name);
 		n++;
@@ -2293,9 +2294,9 @@ static void collect_exits(struct cohort_watch *w, size_t max)
 			continue;
 		}
 		unlink(path);
-		pid = record_num(buf, "pid", 0);
-		status = record_num(buf, "status", -1);
-		reaper = record_num(buf, "reaper", 0);
+		pid = record_num(buf, COHORT_EXIT_PID, 0);
+		status = record_num(buf, COHORT_EXIT_STATUS, -1);
+		reaper = record_num(buf, COHORT_EXIT_REAPER, 0);
 		if (pid > 0 && status >= 0 && status <= 0xffff)
 			exit_record(w, (pid_t)pid, (int)status, (pid_t)reaper);
 	}
@@ -2516,9 +2517,9 @@ static void collect_crashes(struct cohort_watch *w)
 		FILE *f;
 		pid_t pid;
 
-		if (strncmp(de->d_name, "crash.", 6) != 0)
+		if (strncmp(de->d_name, COHORT_CRASHFILE_PREFIX, sizeof(COHORT_CRASHFILE_PREFIX) - 1) != 0)
 			continue;
-		pid = (pid_t)atoi(de->d_name + 6);
+		pid = (pid_t)atoi(de->d_name + sizeof(COHORT_CRASHFILE_PREFIX) - 1);
 		snprintf(path, sizeof(path), "%s/%s", w->crash_dir, de->d_name);
 		f = fopen(path, "re");
 		if (!f)
@@ -2530,18 +2531,18 @@ static void collect_crashes(struct cohort_watch *w)
 
 				if (n > 0 && (size_t)n < sizeof(backtrace) - bt)
 					bt += (size_t)n;
-			} else if (strcmp(line, "frames") == 0) {
+			} else if (strcmp(line, COHORT_CRASH_FRAMES) == 0) {
 				in_frames = true;
-			} else if (strncmp(line, "signal ", 7) == 0) {
-				sig = strtol(line + 7, NULL, 10);
-			} else if (strncmp(line, "code ", 5) == 0) {
-				code = strtol(line + 5, NULL, 10);
-			} else if (strncmp(line, "addr ", 5) == 0) {
-				snprintf(addr, sizeof(addr), "%s", line + 5);
-			} else if (strncmp(line, "fault ", 6) == 0) {
-				snprintf(fault, sizeof(fault), "%s", line + 6);
-			} else if (strncmp(line, "map ", 4) == 0) {
-				snprintf(below, sizeof(below), "%s", line + 4);
+			} else if (strncmp(line, COHORT_CRASH_SIGNAL " ", COHORT_CRASH_KEYLEN(COHORT_CRASH_SIGNAL)) == 0) {
+				sig = strtol(line + COHORT_CRASH_KEYLEN(COHORT_CRASH_SIGNAL), NULL, 10);
+			} else if (strncmp(line, COHORT_CRASH_CODE " ", COHORT_CRASH_KEYLEN(COHORT_CRASH_CODE)) == 0) {
+				code = strtol(line + COHORT_CRASH_KEYLEN(COHORT_CRASH_CODE), NULL, 10);
+			} else if (strncmp(line, COHORT_CRASH_ADDR " ", COHORT_CRASH_KEYLEN(COHORT_CRASH_ADDR)) == 0) {
+				snprintf(addr, sizeof(addr), "%s", line + COHORT_CRASH_KEYLEN(COHORT_CRASH_ADDR));
+			} else if (strncmp(line, COHORT_CRASH_FAULT " ", COHORT_CRASH_KEYLEN(COHORT_CRASH_FAULT)) == 0) {
+				snprintf(fault, sizeof(fault), "%s", line + COHORT_CRASH_KEYLEN(COHORT_CRASH_FAULT));
+			} else if (strncmp(line, COHORT_CRASH_MAP " ", COHORT_CRASH_KEYLEN(COHORT_CRASH_MAP)) == 0) {
+				snprintf(below, sizeof(below), "%s", line + COHORT_CRASH_KEYLEN(COHORT_CRASH_MAP));
 			}
 		}
 		fclose(f);

@@ -113,7 +113,7 @@ int cohort_workcg_create(const struct cohort_probe *probe, const char *parent,
 	return 0;
 }
 
-int cohort_workcg_attach(const struct cohort_workcg *cg, pid_t pid)
+int cohort_workcg_add_pid(const struct cohort_workcg *cg, pid_t pid)
 {
 	char text[32];
 
@@ -171,7 +171,7 @@ static int remove_tree(const char *dir, int depth)
 	return r;
 }
 
-int cohort_workcg_destroy(const struct cohort_workcg *cg)
+int cohort_workcg_remove(const struct cohort_workcg *cg)
 {
 	if (!cg || !cg->dir[0])
 		return 0;

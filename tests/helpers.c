@@ -61,26 +61,17 @@ static void touch(char *p, uint64_t n, char value)
 }
 
 /*
- * worker [--hold SIZE] [--seconds S] [--leak-rank R --leak-rate SIZE]
- *        [--grow-rank R --grow-to SIZE --grow-rate SIZE] [--exit-rank R --exit-code C]
- *        [--term-exits-0 1]
+ * worker [--hold SIZE] [--seconds S] [--exit-rank R --exit-code C]
  *
- * Holds SIZE for S seconds, in steps of 0.1 s. The leak rank adds leak-rate
- * per second and never frees; the grow rank grows to grow-to at grow-rate
- * per second; others hold steady. COHORT_RANK says which one this is.
- * With --term-exits-0 it takes SIGTERM as many programs do: it exits 0.
+ * A steady worker: holds SIZE for S seconds, in steps of 0.1 s; rank R
+ * (COHORT_RANK) exits with C. Workers that leak or grow are the programs
+ * of examples/faults (leak, grow), the one catalog of faulty workloads.
  */
-static void exit_0(int sig)
-{
-	(void)sig;
-	_exit(0);
-}
-
 static int helper_worker(int argc, char **argv)
 {
 	const char *r = getenv("COHORT_RANK");
-	long rank = r ? atol(r) : 0, leak_rank = -1, grow_rank = -1, exit_rank = -1;
-	uint64_t hold = 0, leak_rate = 0, grow_to = 0, grow_rate = 0, grown = 0;
+	long rank = r ? atol(r) : 0, exit_rank = -1;
+	uint64_t hold = 0;
 	double seconds = 5;
 	int exit_code = 0;
 	char *base;
@@ -88,14 +79,8 @@ static int helper_worker(int argc, char **argv)
 	for (int i = 0; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--hold") == 0) hold = size_arg(argv[i + 1]);
 		else if (strcmp(argv[i], "--seconds") == 0) seconds = atof(argv[i + 1]);
-		else if (strcmp(argv[i], "--leak-rank") == 0) leak_rank = atol(argv[i + 1]);
-		else if (strcmp(argv[i], "--leak-rate") == 0) leak_rate = size_arg(argv[i + 1]);
-		else if (strcmp(argv[i], "--grow-rank") == 0) grow_rank = atol(argv[i + 1]);
-		else if (strcmp(argv[i], "--grow-to") == 0) grow_to = size_arg(argv[i + 1]);
-		else if (strcmp(argv[i], "--grow-rate") == 0) grow_rate = size_arg(argv[i + 1]);
 		else if (strcmp(argv[i], "--exit-rank") == 0) exit_rank = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--exit-code") == 0) exit_code = atoi(argv[i + 1]);
-		else if (strcmp(argv[i], "--term-exits-0") == 0) signal(SIGTERM, exit_0);
 		else {
 			fprintf(stderr, "worker: unknown option %s\n", argv[i]);
 			return 2;
@@ -106,26 +91,7 @@ static int helper_worker(int argc, char **argv)
 		return 3;
 	if (base)
 		touch(base, hold, 1);
-	for (double t = 0; t < seconds; t += 0.1) {
-		if (rank == leak_rank && leak_rate) {
-			uint64_t n = leak_rate / 10;
-			char *p = malloc(n);   /* kept forever: the leak */
-
-			if (!p)
-				return 3;
-			touch(p, n, 2);
-		}
-		if (rank == grow_rank && grown < grow_to) {
-			uint64_t n = grow_rate / 10;
-			char *p = malloc(n);
-
-			if (!p)
-				return 3;
-			touch(p, n, 3);
-			grown += n;
-		}
-		nap(0.1);
-	}
+	nap(seconds);
 	return rank == exit_rank ? exit_code : 0;
 }
 

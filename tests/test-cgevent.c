@@ -89,7 +89,7 @@ static void v1_cgroup(struct cohort_workcg *cg, const char *what, uint64_t limit
 	    (limit && !set_file(cg->dir, "memory.memsw.limit_in_bytes", text))) {
 		int e = errno;
 
-		cohort_workcg_destroy(cg);
+		cohort_workcg_remove(cg);
 		CHECK_MSG(0, "cannot keep %s from swapping: %s", cg->dir, strerror(e));
 	}
 }
@@ -104,17 +104,17 @@ static void v1_cgroup_remove(struct cohort_workcg *cg)
 		size_t n = 0;
 
 		if (cohort_pids_cgroup(NULL, cg->dir, &pids, &n) < 0 || n == 0) {
-			free(pids);
+			cohort_pids_free(pids);
 			break;
 		}
 		for (size_t i = 0; i < n; i++)
 			kill(pids[i], SIGKILL);
-		free(pids);
+		cohort_pids_free(pids);
 		if (now_ms() > deadline)
 			break;
 		usleep(10000);
 	}
-	CHECK_OK(cohort_workcg_destroy(cg));
+	CHECK_OK(cohort_workcg_remove(cg));
 }
 
 /*
@@ -154,7 +154,7 @@ static void hog_main(void *arg)
 	struct hog *h = arg;
 	char *p;
 
-	if (cohort_workcg_attach(h->cg, 0) < 0)
+	if (cohort_workcg_add_pid(h->cg, 0) < 0)
 		_exit(10);
 	if (h->ready_fd >= 0 && write(h->ready_fd, "x", 1) != 1)
 		_exit(11);

@@ -1,6 +1,8 @@
 /* test-cli.c - the cohort binary as a user meets it: help, errors, check. */
 #include "harness.h"
 
+#include <unistd.h>
+
 #include <jansson.h>
 
 #define COHORT "%s/cohort"
@@ -52,6 +54,13 @@ TEST(cli_help_and_version)
 	CHECK_EQ(r.status, 0);
 	CHECK_CONTAINS(r.out, cohort_version());
 	cmd_free(&r);
+	/* One version: the header's, which the Makefile reads for the shared library's name. */
+	CHECK_STREQ(cohort_version(), COHORT_VERSION_STRING);
+	{
+		char so[4096];
+		snprintf(so, sizeof(so), "%s/libcohort.so." COHORT_VERSION_STRING, test_build_dir());
+		CHECK_MSG(access(so, F_OK) == 0, "no %s: the Makefile's version is not the header's", so);
+	}
 	cmd_run(&r, COHORT, test_build_dir());
 	CHECK_EQ(r.status, 2);
 	CHECK_CONTAINS(r.err, "Usage: cohort COMMAND");

@@ -44,7 +44,7 @@ static struct diag diagnose(const char *name)
 
 static void diag_free(struct diag *d)
 {
-	free(d->f);
+	cohort_findings_free(d->f);
 	cohort_recording_free(d->r);
 }
 
@@ -675,7 +675,7 @@ TEST(diagnose_merges_recordings)
 	CHECK_KINDS(d, "leak,cow_unshare");
 	CHECK_EQ(d.f[0].pid, 17860);
 	CHECK_EQ(d.f[1].pid, 17859);
-	free(d.f);
+	cohort_findings_free(d.f);
 	cohort_recording_free(recs[0]);
 	cohort_recording_free(recs[1]);
 }

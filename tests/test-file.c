@@ -131,7 +131,7 @@ static ssize_t slurp_record(const char *path, unsigned char *buf)
 TEST(file_publish_replaces_whole)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .mode = 0640, .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .mode = 0640, .why = error, .why_size = sizeof(error) };
 	struct stat st;
 	char *s;
 	mode_t old = umask(022);
@@ -225,7 +225,7 @@ TEST(file_publish_temp_names)
 TEST(file_publish_bad_paths)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .why = error, .why_size = sizeof(error) };
 
 	CHECK_OK(mkdir("adir", 0755));
 	CHECK_EQ(cohort_publish_data("adir", "x", 1, &o), -EISDIR);
@@ -244,7 +244,7 @@ TEST(file_publish_bad_paths)
 static void unwritable_child(void *arg)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .why = error, .why_size = sizeof(error) };
 	int r;
 
 	(void)arg;
@@ -276,7 +276,7 @@ TEST(file_publish_error_not_writable)
 static void readonly_child(void *arg)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .why = error, .why_size = sizeof(error) };
 	int r;
 
 	(void)arg;
@@ -303,7 +303,7 @@ TEST(file_publish_error_read_only_fs)
 static void disk_full_child(void *arg)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .why = error, .why_size = sizeof(error) };
 	size_t big = 1 << 20;
 	char *data = malloc(big), *s;
 	int r;
@@ -338,8 +338,8 @@ TEST(file_publish_error_disk_full)
 TEST(file_publish_error_other_filesystem)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .tmp_dir = "/dev/shm", .error = error,
-	                                 .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .tmp_dir = "/dev/shm", .why = error,
+	                                 .why_size = sizeof(error) };
 	struct stat a, b;
 	char *s;
 
@@ -364,7 +364,7 @@ TEST(file_publish_error_other_filesystem)
 static void cross_mount_child(void *arg)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .tmp_dir = "b", .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .tmp_dir = "b", .why = error, .why_size = sizeof(error) };
 	int r;
 
 	(void)arg;
@@ -793,7 +793,7 @@ static void publish_late(void *arg)
 TEST(file_rank_gather_in_order)
 {
 	char error[COHORT_MSG_MAX] = "", path[64];
-	struct cohort_gather_opts g = { .publish = { .error = error, .error_size = sizeof(error) } };
+	struct cohort_gather_opts g = { .publish = { .why = error, .why_size = sizeof(error) } };
 	struct late_part late = { 2, 150 };
 	uint64_t bytes = 0;
 	char *s;

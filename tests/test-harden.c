@@ -451,7 +451,7 @@ TEST(harden_queue_capacity_rewritten_to_zero)
 	CHECK_EQ(v->recv, COHORT_ECORRUPT);
 	/* A newcomer refuses it at attach. */
 	cohort_queue_t *q2 = NULL;
-	CHECK_EQ(cohort_queue_attach(mem, QREGION, &q2), COHORT_EBADSEG);
+	CHECK_EQ(cohort_queue_open(mem, QREGION, &q2), COHORT_EBADSEG);
 	CHECK(q2 == NULL);
 	/* Put back, the queue is whole: the refusal wrote nothing. */
 	*cap = saved;
@@ -576,7 +576,7 @@ TEST(harden_arena_size_rewritten)
 		CHECK_EQ(v->stats, COHORT_ECORRUPT);
 	}
 	*size = 1ULL << 40;
-	CHECK_EQ(cohort_arena_attach(mem, AREGION, &a2), COHORT_EBADSEG);
+	CHECK_EQ(cohort_arena_open(mem, AREGION, &a2), COHORT_EBADSEG);
 	CHECK(a2 == NULL);
 	/* Put back: the allocation is still there, whole. */
 	*size = saved;
@@ -1660,7 +1660,7 @@ static void sem_hold(void *arg)
 	if (!wait_flag(&c->step, 2, 30000))
 		_exit(21);
 	cohort_sem_post(&c->sem);
-	cohort_sem_detach(&c->sem);
+	cohort_sem_leave(&c->sem);
 }
 
 /* The holder lives: a waiter times out, never EPEERDEAD; reap takes nothing. */
@@ -1706,7 +1706,7 @@ static void barrier_late(void *arg)
 {
 	struct sem_case *c = arg;
 
-	if (cohort_barrier_attach(&c->bar) != 0)
+	if (cohort_barrier_join(&c->bar) != 0)
 		_exit(22);
 	atomic_store(&c->step, 1);
 	usleep(300000);
@@ -1796,7 +1796,7 @@ static void lq_produce(struct lq_case *c, uint32_t id)
 	cohort_queue_t *q;
 	struct lq_msg *mp = malloc(sizeof(*mp));
 
-	if (!mp || cohort_queue_attach(c->mem, sizeof(c->mem), &q) != 0)
+	if (!mp || cohort_queue_open(c->mem, sizeof(c->mem), &q) != 0)
 		_exit(23);
 	for (uint32_t i = 0; i < sizeof(mp->payload); i++)
 		mp->payload[i] = lq_byte(id, 0, sizeof(mp->payload), i);
@@ -2200,7 +2200,7 @@ static void reuse_ns_main(void *arg)
 	atomic_store(&reuse->units, (int32_t)units);
 
 	/* 2. The queue: stop a producer until its lock word names it, then kill it. */
-	if (cohort_queue_attach(reuse->mem, sizeof(reuse->mem), &q) != 0)
+	if (cohort_queue_open(reuse->mem, sizeof(reuse->mem), &q) != 0)
 		fail_at(3);
 	pid_t p = fork();
 	if (p == 0) {

@@ -1,5 +1,6 @@
 /* test-procmem.c - process and cgroup readers, on fixture trees and live processes. */
 #include "harness.h"
+#include "internal.h"   /* cohort__proc_stat: libcohort.a is linked in */
 
 #include <errno.h>
 #include <poll.h>
@@ -151,6 +152,104 @@ static int has_pid(const pid_t *pids, size_t n, pid_t pid)
 	return 0;
 }
 
+/*
+ * The one parser of /proc/PID/stat, under a probe's root: a command with
+ * spaces and parentheses, a zombie, a line that ends at starttime, cut and
+ * garbage lines. The public identity reader goes through it with the same
+ * root.
+ */
+TEST(procmem_stat_parser)
+{
+	struct cohort_probe p = fixture("proc-stat");
+	const char *root = cohort__proc_root(&p);
+	struct cohort_proc_identity id;
+	struct cohort__stat st;
+
+	CHECK_STREQ(root, p.proc_root);
+	CHECK_OK(cohort__proc_stat(root, 100, &st));
+	CHECK_STREQ(st.comm, "a) (b) c");
+	CHECK_EQ(st.state, 'Z');
+	CHECK_EQ(st.ppid, 42);
+	CHECK_EQ(st.minflt, 7777);
+	CHECK_EQ(st.start, 5005);
+	CHECK_EQ(st.startstack, 140730000001234ULL);
+	CHECK_OK(cohort__proc_stat(root, 101, &st));
+	CHECK_EQ(st.state, 'S');
+	CHECK_EQ(st.ppid, 1);
+	CHECK_EQ(st.start, 6006);
+	CHECK_EQ(st.startstack, 0);
+	CHECK_EQ(cohort__proc_stat(root, 102, &st), COHORT_EPARSE);
+	CHECK_EQ(cohort__proc_stat(root, 103, &st), COHORT_EPARSE);
+	CHECK_OK(cohort__proc_stat(root, 104, &st));
+	CHECK_EQ(strlen(st.comm), sizeof(st.comm) - 1);
+	CHECK_EQ(st.state, 'R');
+	CHECK_EQ(st.ppid, 9);
+	CHECK_EQ(st.start, 7007);
+	CHECK_EQ(st.startstack, 99);
+	CHECK_EQ(cohort__proc_stat(root, 105, &st), -ESRCH);
+	CHECK_EQ(cohort__proc_stat(root, 0, &st), -ESRCH);
+	CHECK_EQ(cohort__proc_stat(root, -3, &st), -ESRCH);
+
+	CHECK_OK(cohort_proc_identity_read(&p, 100, &id));
+	CHECK_EQ(id.ppid, 42);
+	CHECK_STREQ(id.comm, "a) (b) c");
+
+	/* The liveness reader is the same parser on the real /proc. */
+	uint64_t start = 0, again = 0;
+	char state = '?';
+	CHECK_OK(cohort__proc_start(getpid(), &start, &state));
+	CHECK_OK(cohort__proc_stat("/proc", getpid(), &st));
+	CHECK_EQ(st.start, start);
+	CHECK_EQ(state, 'R');
+	CHECK_OK(cohort__proc_start(getpid(), &again, NULL));
+	CHECK_EQ(again, start);
+	CHECK_EQ(cohort__proc_start(0, &start, NULL), -ESRCH);
+}
+
+static void check_pids(const pid_t *pids, size_t n, const pid_t *want, size_t nwant)
+{
+	CHECK_EQ(n, nwant);
+	for (size_t i = 0; i < n; i++)
+		CHECK_MSG(pids[i] == want[i], "pid %zu is %d, want %d", i, (int)pids[i], (int)want[i]);
+}
+
+/* A worker's tree by its children files (tests/fixtures/proc-children/README.md). */
+TEST(procmem_pids_tree_fixture)
+{
+	struct cohort_probe p = fixture("proc-children");
+	static const pid_t main_only[] = { 10, 11, 12, 13 }, all[] = { 10, 11, 12, 13, 14 };
+	static const pid_t from_12[] = { 10, 11, 12, 13 }, old[] = { 20, 21 };
+	pid_t *pids = NULL;
+	size_t n = 0;
+
+	CHECK_OK(cohort_pids_tree(&p, 10, 0, &pids, &n));
+	check_pids(pids, n, main_only, 4);
+	cohort_pids_free(pids);
+	CHECK_OK(cohort_pids_tree(&p, 10, COHORT_TREE_ALL_THREADS, &pids, &n));
+	check_pids(pids, n, all, 5);
+	cohort_pids_free(pids);
+	/* The cycle through 13 leads back to 10 and, from it, to 11: each once, and the walk ends. */
+	CHECK_OK(cohort_pids_tree(&p, 12, 0, &pids, &n));
+	check_pids(pids, n, from_12, 4);
+	cohort_pids_free(pids);
+	CHECK_OK(cohort_pids_tree(&p, 11, COHORT_TREE_ALL_THREADS, &pids, &n));
+	CHECK_EQ(n, 1);
+	CHECK_EQ(pids[0], 11);
+	cohort_pids_free(pids);
+	/* No children files: the parent pids of stat, with the same answer shape. */
+	CHECK_OK(cohort_pids_tree(&p, 20, 0, &pids, &n));
+	check_pids(pids, n, old, 2);
+	cohort_pids_free(pids);
+	CHECK_OK(cohort_pids_tree(&p, 20, COHORT_TREE_ALL_THREADS, &pids, &n));
+	check_pids(pids, n, old, 2);
+	cohort_pids_free(pids);
+	pids = NULL;
+	CHECK_EQ(cohort_pids_tree(&p, 99, 0, &pids, &n), -ESRCH);
+	CHECK_EQ(cohort_pids_tree(&p, 99, COHORT_TREE_ALL_THREADS, &pids, &n), -ESRCH);
+	CHECK_EQ(cohort_pids_tree(&p, 0, 0, &pids, &n), -EINVAL);
+	CHECK(pids == NULL);
+}
+
 TEST(procmem_descendants_fixture)
 {
 	struct cohort_probe p = fixture("proc-tree");
@@ -163,10 +262,10 @@ TEST(procmem_descendants_fixture)
 	CHECK_EQ(pids[1], 11);
 	CHECK_EQ(pids[2], 12);
 	CHECK_EQ(pids[3], 13);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_OK(cohort_pids_descendants(&p, 13, &pids, &n));
 	CHECK_EQ(n, 1);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_EQ(cohort_pids_descendants(&p, 14, &pids, &n), -ESRCH);
 	CHECK_EQ(cohort_pids_descendants(&p, 77, &pids, &n), -ESRCH);
 }
@@ -208,7 +307,7 @@ TEST(procmem_cgroup_v1_fixture)
 	CHECK_EQ(n, 4);   /* 4100..4103, 4101 listed twice */
 	CHECK_EQ(pids[0], 4100);
 	CHECK_EQ(pids[3], 4103);
-	free(pids);
+	cohort_pids_free(pids);
 	CHECK_EQ(cohort_pids_cgroup(&p, "/slurm_node1/nope", &pids, &n), -ENOENT);
 	CHECK_EQ(cohort_pids_cgroup(&p, "/slurm_node1/../../etc", &pids, &n), -EINVAL);
 }
@@ -248,7 +347,7 @@ TEST(procmem_cgroup_v2_fixture)
 	CHECK_EQ(pids[0], 5000);
 	CHECK_EQ(pids[1], 5001);
 	CHECK_EQ(pids[2], 5002);
-	free(pids);
+	cohort_pids_free(pids);
 	/* Not a memory cgroup. */
 	CHECK_EQ(cohort_cgroup_read(&p, "user.slice", &c), COHORT_ENOCGROUP);
 }
@@ -356,7 +455,7 @@ TEST(procmem_live_descendants)
 	int tries = 0;
 
 	do {
-		free(pids);
+		cohort_pids_free(pids);
 		pids = NULL;
 		usleep(20000);
 		CHECK_OK(cohort_pids_descendants(NULL, pid, &pids, &n));
@@ -364,12 +463,12 @@ TEST(procmem_live_descendants)
 	CHECK_EQ(n, 4);
 	CHECK(has_pid(pids, n, pid));
 	CHECK(!has_pid(pids, n, getpid()));
-	free(pids);
+	cohort_pids_free(pids);
 	/* The test process sees the helper among its own descendants. */
 	CHECK_OK(cohort_pids_descendants(NULL, getpid(), &pids, &n));
 	CHECK(n >= 5);
 	CHECK(has_pid(pids, n, getpid()) && has_pid(pids, n, pid));
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 TEST(procmem_live_own_cgroup)
@@ -393,7 +492,7 @@ TEST(procmem_live_own_cgroup)
 	CHECK_OK(cohort_pids_cgroup(NULL, dir, &pids, &n));
 	CHECK_MSG(has_pid(pids, n, getpid()), "own pid %d not among the %zu processes of %s",
 	          (int)getpid(), n, dir);
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 TEST(procmem_cgroup_of_pid_fixture)
@@ -466,7 +565,7 @@ TEST_TIMEOUT(procmem_vanishing_processes, 120)
 			gone += (r1 == -ESRCH) + (r2 == -ESRCH) + (r3 == -ESRCH);
 			read_ok += r1 == 0;
 		}
-		free(pids);
+		cohort_pids_free(pids);
 	}
 	CHECK(read_ok > 0);
 	printf("# %d reads found the process gone\n", gone);

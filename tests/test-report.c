@@ -4,6 +4,7 @@
  * recordings that must give an error or a partial report, never a crash.
  */
 #include "harness.h"
+#include "report-util.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -21,8 +22,6 @@ static json_t *run_and_report(const char *args_fmt, ...)
 {
 	char args[4096];
 	struct cmd_result r;
-	json_error_t err;
-	json_t *j;
 	va_list ap;
 
 	va_start(ap, args_fmt);
@@ -33,43 +32,7 @@ static json_t *run_and_report(const char *args_fmt, ...)
 	write_file("run.err", "%s", r.err);
 	write_file("run.status", "%d\n", r.status);
 	cmd_free(&r);
-	cmd_run(&r, COHORT " report --json rec.ndjson", test_build_dir());
-	CHECK_MSG(r.status == 0, "cohort report exited %d: %s", r.status, r.err);
-	j = json_loads(r.out, 0, &err);
-	CHECK_MSG(j != NULL, "report is not JSON (%s):\n%s", err.text, r.out);
-	cmd_free(&r);
-	return j;
-}
-
-/* The first finding of a kind, or fail. */
-static json_t *finding(json_t *rep, const char *kind)
-{
-	json_t *d = json_object_get(rep, "diagnosis"), *f;
-	size_t i;
-
-	json_array_foreach(d, i, f)
-		if (strcmp(json_string_value(json_object_get(f, "kind")), kind) == 0)
-			return f;
-	test_fail(__FILE__, __LINE__, "no %s finding in:\n%s", kind, json_dumps(d, JSON_INDENT(1)));
-}
-
-static int count(json_t *rep, const char *kind)
-{
-	json_t *d = json_object_get(rep, "diagnosis"), *f;
-	size_t i;
-	int n = 0;
-
-	json_array_foreach(d, i, f)
-		n += strcmp(json_string_value(json_object_get(f, "kind")), kind) == 0;
-	return n;
-}
-
-static long long ev(json_t *f, const char *name)
-{
-	json_t *v = json_object_get(json_object_get(f, "evidence"), name);
-
-	CHECK_MSG(json_is_number(v), "no evidence '%s'", name);
-	return (long long)json_number_value(v);
+	return report_json("rec.ndjson");
 }
 
 static long long rank_of(json_t *f)
@@ -96,17 +59,17 @@ TEST_TIMEOUT(report_oom_kill, 60)
 		SKIP("--enforce cgroup needs root here");
 	rep = run_and_report("-n 2 -i 0.1 --enforce cgroup -m 64M -- " FAULT "grow --size 300 --rank 0",
 	                     test_build_dir());
-	f = finding(rep, "oom_kill");
+	f = report_need(rep, "oom_kill", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
-	CHECK_EQ(ev(f, "limit_bytes"), 64LL << 20);
+	CHECK_EQ(report_ev(f, "limit_bytes"), 64LL << 20);
 	/*
 	 * The last sample before the kill: the worker grows 16 MiB every 50 ms
 	 * and is sampled every 0.1 s (a slow supervisor may not have sampled
 	 * it at all), so never more than its limit plus a step.
 	 */
-	CHECK(ev(f, "last_est_bytes") <= (64LL + 16) << 20);
+	CHECK(report_ev(f, "last_est_bytes") <= (64LL + 16) << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "killed by the kernel's OOM killer");
-	CHECK_EQ(count(rep, "oom_kill"), 1);
+	CHECK_EQ(report_count(rep, "oom_kill"), 1);
 	run_said("oom_kill");
 	json_decref(rep);
 }
@@ -134,11 +97,11 @@ TEST_TIMEOUT(report_oom_kill_below_the_worker_stress_ng, 60)
 		CHECK_MSG(err && atoi(err) == 128 + SIGKILL, "cohort run exited %s", err ? err : "?");
 		free(err);
 	}
-	f = finding(rep, "oom_kill");
+	f = report_need(rep, "oom_kill", REPORT_ANY_RANK);
 	CHECK_MSG(f != NULL, "no oom_kill finding");
 	CHECK_EQ(rank_of(f), 0);
-	CHECK_GE(ev(f, "oom_kills"), 1);
-	CHECK_LE(ev(f, "peak_cgroup_bytes"), 200LL << 20);
+	CHECK_GE(report_ev(f, "oom_kills"), 1);
+	CHECK_LE(report_ev(f, "peak_cgroup_bytes"), 200LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "not the worker's own process");
 	run_said("oom_kill");
 	json_decref(rep);
@@ -150,10 +113,10 @@ TEST_TIMEOUT(report_budget_kill, 60)
 
 	rep = run_and_report("-n 2 -i 0.1 --enforce watch --grace 1 -m 100M -- " FAULT "grow --size 300 --rank 1",
 	                     test_build_dir());
-	f = finding(rep, "budget_kill");
+	f = report_need(rep, "budget_kill", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 1);
-	CHECK_EQ(ev(f, "limit_bytes"), 100LL << 20);
-	CHECK(ev(f, "est_bytes") > 100LL << 20);
+	CHECK_EQ(report_ev(f, "limit_bytes"), 100LL << 20);
+	CHECK(report_ev(f, "est_bytes") > 100LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "fix")), "--mem-per-worker");
 	w = json_array_get(json_object_get(rep, "workers"), 1);
 	CHECK_EQ(json_integer_value(json_object_get(w, "signal")), SIGTERM);
@@ -171,13 +134,13 @@ TEST_TIMEOUT(report_leak, 90)
 
 	rep = run_and_report("-n 2 -i 0.2 --enforce watch -- " FAULT "leak --rate 8 --seconds 16 --rank 0",
 	                     test_build_dir());
-	f = finding(rep, "leak");
+	f = report_need(rep, "leak", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
-	CHECK_MSG(ev(f, "rate_bytes_per_s") > 6 << 20 && ev(f, "rate_bytes_per_s") < 10 << 20,
-	          "rate %lld", ev(f, "rate_bytes_per_s"));
-	CHECK(ev(f, "eta_s") > 0);
-	CHECK_EQ(count(rep, "leak"), 1);
-	CHECK_EQ(count(rep, "cow_unshare"), 0);
+	CHECK_MSG(report_ev(f, "rate_bytes_per_s") > 6 << 20 && report_ev(f, "rate_bytes_per_s") < 10 << 20,
+	          "rate %lld", report_ev(f, "rate_bytes_per_s"));
+	CHECK(report_ev(f, "eta_s") > 0);
+	CHECK_EQ(report_count(rep, "leak"), 1);
+	CHECK_EQ(report_count(rep, "cow_unshare"), 0);
 	run_said("leak");
 	json_decref(rep);
 }
@@ -188,10 +151,10 @@ TEST_TIMEOUT(report_cow_unshare, 60)
 
 	rep = run_and_report("-n 1 -i 0.2 --pss-budget 20 --enforce watch -- %s/examples/cow-workers/cow-workers "
 	                     "--size 200M --workers 3 --write 100 --hold 3", test_build_dir());
-	f = finding(rep, "cow_unshare");
+	f = report_need(rep, "cow_unshare", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
-	CHECK_MSG(ev(f, "copied_bytes") > 200LL << 20, "copied %lld", ev(f, "copied_bytes"));
-	CHECK_EQ(count(rep, "leak"), 0);
+	CHECK_MSG(report_ev(f, "copied_bytes") > 200LL << 20, "copied %lld", report_ev(f, "copied_bytes"));
+	CHECK_EQ(report_count(rep, "leak"), 0);
 	run_said("cow_unshare");
 	json_decref(rep);
 }
@@ -210,9 +173,9 @@ TEST_TIMEOUT(report_segfault_with_address_and_backtrace, 60)
 	char *text;
 
 	rep = run_and_report("-n 1 -- " FAULT "segfault", test_build_dir());
-	f = finding(rep, "segfault");
+	f = report_need(rep, "segfault", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
-	CHECK(ev(f, "fault_addr") > 0);
+	CHECK(report_ev(f, "fault_addr") > 0);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "SIGSEGV");
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "which no mapping holds");
 	bt = json_object_get(f, "backtrace");
@@ -232,7 +195,7 @@ TEST_TIMEOUT(report_bus_error, 60)
 	need_catch();
 	rep = run_and_report("-n 1 -- %s/tests/runner --helper bus-error %s/mapped", test_build_dir(),
 	                     test_tmpdir());
-	f = finding(rep, "bus_error");
+	f = report_need(rep, "bus_error", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "/mapped");
 	json_decref(rep);
@@ -257,17 +220,17 @@ TEST_TIMEOUT(report_shm_exhausted, 60)
 	rep = json_loads(r.out, 0, &err);
 	CHECK(rep != NULL);
 	cmd_free(&r);
-	f = finding(rep, "shm_exhausted");
+	f = report_need(rep, "shm_exhausted", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
-	CHECK_EQ(ev(f, "shm_size_bytes"), 32LL << 20);
-	CHECK_EQ(ev(f, "shm_free_start_bytes"), 32LL << 20);
+	CHECK_EQ(report_ev(f, "shm_size_bytes"), 32LL << 20);
+	CHECK_EQ(report_ev(f, "shm_free_start_bytes"), 32LL << 20);
 	/*
 	 * The fault's address lies in the segment's file in /dev/shm (the
 	 * samples before it may have caught the filling at any point: the
 	 * free space at the end is evidence, not a fixed figure).
 	 */
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "in /dev/shm/shm-full-example.");
-	CHECK(ev(f, "shm_free_end_bytes") <= 32LL << 20);
+	CHECK(report_ev(f, "shm_free_end_bytes") <= 32LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "fix")), "posix_fallocate");
 	json_decref(rep);
 
@@ -288,7 +251,7 @@ TEST_TIMEOUT(report_slurm_rss_overcount, 60)
 	rep = run_and_report("-n 1 -i 0.2 --enforce watch -- %s/examples/cow-workers/cow-workers "
 	                     "--size 300M --workers 5 --write 0 --hold 4", test_build_dir());
 	/* Outside SLURM: nothing to say about SLURM's accounting. */
-	CHECK_EQ(count(rep, "slurm_rss_overcount"), 0);
+	CHECK_EQ(report_count(rep, "slurm_rss_overcount"), 0);
 	json_decref(rep);
 
 	setenv("SLURM_JOB_ID", "77", 1);
@@ -296,10 +259,10 @@ TEST_TIMEOUT(report_slurm_rss_overcount, 60)
 	unsetenv("SLURM_CONF");
 	rep = run_and_report("-n 1 -i 0.2 --enforce watch -- %s/examples/cow-workers/cow-workers "
 	                     "--size 300M --workers 5 --write 0 --hold 4", test_build_dir());
-	f = finding(rep, "slurm_rss_overcount");
-	CHECK_EQ(ev(f, "limit_bytes"), 1000LL << 20);
-	CHECK(ev(f, "rss_sum_bytes") > 1000LL << 20);
-	CHECK(ev(f, "pss_sum_bytes") < 600LL << 20);
+	f = report_need(rep, "slurm_rss_overcount", REPORT_ANY_RANK);
+	CHECK_EQ(report_ev(f, "limit_bytes"), 1000LL << 20);
+	CHECK(report_ev(f, "rss_sum_bytes") > 1000LL << 20);
+	CHECK(report_ev(f, "pss_sum_bytes") < 600LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "fix")), "UsePss");
 	json_decref(rep);
 }
@@ -309,12 +272,12 @@ TEST(report_crash_and_exit_nonzero)
 	json_t *rep, *f;
 
 	rep = run_and_report("-n 2 -- sh -c 'if [ $COHORT_RANK = 0 ]; then kill -ABRT $$; else exit 3; fi'");
-	f = finding(rep, "crash");
+	f = report_need(rep, "crash", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 0);
-	CHECK_EQ(ev(f, "signal"), SIGABRT);
-	f = finding(rep, "exit_nonzero");
+	CHECK_EQ(report_ev(f, "signal"), SIGABRT);
+	f = report_need(rep, "exit_nonzero", REPORT_ANY_RANK);
 	CHECK_EQ(rank_of(f), 1);
-	CHECK_EQ(ev(f, "exit_code"), 3);
+	CHECK_EQ(report_ev(f, "exit_code"), 3);
 	/* Most important first: the crash before the exit. */
 	CHECK_STREQ(json_string_value(json_object_get(json_array_get(json_object_get(rep, "diagnosis"), 0), "kind")),
 	            "crash");
@@ -447,7 +410,7 @@ TEST_TIMEOUT(report_segfault_in_a_segment_guard_page, 60)
 
 	/* examples/faults are never built with a sanitizer: the shim catches their signals. */
 	rep = run_and_report("-n 1 -- " FAULT "overrun", test_build_dir());
-	f = finding(rep, "segfault");
+	f = report_need(rep, "segfault", REPORT_ANY_RANK);
 	msg = json_string_value(json_object_get(f, "message"));
 	CHECK_CONTAINS(msg, "in the guard page after segment /dev/shm/cohort.");
 	CHECK_CONTAINS(msg, "a write past the end of the segment");
@@ -492,10 +455,10 @@ static void oversubscribed_case(void *arg)
 	rep = json_loads(r.out, 0, NULL);
 	CHECK_MSG(rep != NULL, "report is not JSON: %s", r.out);
 	cmd_free(&r);
-	f = finding(rep, "oversubscribed");
-	CHECK(ev(f, "swap_growth_bytes") > 64LL << 20);
+	f = report_need(rep, "oversubscribed", REPORT_ANY_RANK);
+	CHECK(report_ev(f, "swap_growth_bytes") > 64LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "went to swap");
-	CHECK_EQ(count(rep, "oom_kill"), 0);
+	CHECK_EQ(report_count(rep, "oom_kill"), 0);
 	json_decref(rep);
 }
 

@@ -14,6 +14,7 @@
 
 #define RUN "%s/cohort run"
 #define HELPER "%s/tests/runner --helper"
+#define FAULT "%s/examples/faults/"
 #define CHECK_NE(a, b) CHECK_MSG((a) != (b), "%s == %s", #a, #b)
 
 /* Every complete line of a recording, parsed; a cut last line is allowed. */
@@ -157,6 +158,36 @@ TEST(run_environment_and_labels)
 	cmd_run(&r, RUN " -q --no-record -l -n 1 -- printf 'abc\\000def\\ngh\\000\\n' | tr '\\000' @",
 	        test_build_dir());
 	CHECK_STREQ(r.out, "0: abc@def\n0: gh@\n");
+	cmd_free(&r);
+}
+
+/*
+ * A COHORT_JOB the segment calls refuse is refused before any worker
+ * starts; a good one still reaches the worker, whose segment create then
+ * works. The rule is the library's: the test asks it.
+ */
+TEST(run_refuses_a_job_scope_segments_refuse)
+{
+	struct cmd_result r;
+	const char *b = test_build_dir();
+
+	CHECK(!cohort_job_scope_valid("a.b"));
+	CHECK(!cohort_job_scope_valid(""));
+	CHECK(!cohort_job_scope_valid(NULL));
+	CHECK(cohort_job_scope_valid("job_1-x"));
+	cmd_run(&r, "COHORT_JOB=a.b " RUN " --no-record -n 1 -- sh -c 'touch started'", b);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "invalid COHORT_JOB 'a.b'");
+	CHECK_CONTAINS(r.err, "[A-Za-z0-9_-]");
+	CHECK_MSG(access("started", F_OK) < 0, "a worker started under a refused COHORT_JOB");
+	cmd_free(&r);
+	cmd_run(&r, "COHORT_JOB=$(printf 'x%%.0s' $(seq 64)) " RUN " --no-record -n 1 -- true", b);
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "invalid COHORT_JOB");
+	cmd_free(&r);
+	cmd_run(&r, "COHORT_JOB=a_b-1 " RUN " -q --no-record -n 1 -- sh -c 'echo job=$COHORT_JOB'", b);
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "job=a_b-1\n");
 	cmd_free(&r);
 }
 
@@ -418,7 +449,7 @@ TEST_TIMEOUT(run_exit_status_fails_after_a_stop, 60)
 	json_t *e;
 
 	cmd_run(&r, RUN " -n 1 -i 0.1 --enforce watch --grace 5 -m 60M -o rec.ndjson -- "
-	        HELPER " worker --term-exits-0 1 --grow-rank 0 --grow-to 300M --grow-rate 100M --seconds 6",
+	        FAULT "grow --graceful --size 300 --rate 100 --hold 6",
 	        test_build_dir(), test_build_dir());
 	CHECK_EQ(r.status, 128 + SIGTERM);
 	cmd_free(&r);
@@ -438,7 +469,7 @@ TEST_TIMEOUT(run_watch_stops_the_worker_over_its_budget, 60)
 	json_t *e;
 
 	cmd_run(&r, RUN " -n 2 -i 0.1 --enforce watch --grace 1 -m 100M -o rec.ndjson -- "
-	        HELPER " worker --hold 10M --grow-rank 1 --grow-to 300M --grow-rate 50M --seconds 6",
+	        FAULT "grow --size 300 --rank 1 --rate 50 --base 10 --hold 6",
 	        test_build_dir(), test_build_dir());
 	CHECK_EQ(r.status, 128 + SIGTERM);
 	CHECK_CONTAINS(r.err, "rank 1 (pid ");
@@ -468,7 +499,7 @@ TEST_TIMEOUT(run_cgroup_enforcement_oom_kill_recorded, 60)
 	if (geteuid() != 0)
 		SKIP("--enforce cgroup needs root here (cgroup v1)");
 	cmd_run(&r, RUN " -n 2 -i 0.1 --enforce cgroup -m 64M -o rec.ndjson -- "
-	        HELPER " worker --hold 10M --grow-rank 0 --grow-to 300M --grow-rate 100M --seconds 4",
+	        FAULT "grow --size 300 --rank 0 --rate 100 --base 10 --hold 4",
 	        test_build_dir(), test_build_dir());
 	CHECK_EQ(r.status, 128 + SIGKILL);
 	CHECK_CONTAINS(r.err, "rank 0 (pid ");
@@ -518,7 +549,7 @@ TEST_TIMEOUT(run_leak_flagged_in_the_leaking_worker_only, 90)
 	double rate;
 
 	cmd_run(&r, RUN " -n 3 -i 0.2 --enforce watch -o rec.ndjson -- "
-	        HELPER " worker --hold 20M --leak-rank 1 --leak-rate 8M --seconds 18",
+	        FAULT "leak --rate 8 --seconds 18 --rank 1",
 	        test_build_dir(), test_build_dir());
 	CHECK_EQ(r.status, 0);
 	CHECK_CONTAINS(r.err, "rank 1 (pid ");

@@ -93,8 +93,8 @@ TEST(sampler_api)
 	CHECK_EQ(cohort_sampler_remove(s, 1), -ENOENT);
 	CHECK_OK(cohort_sampler_remove(s, getpid()));
 	CHECK_EQ(cohort_sampler_count(s), 0);
-	cohort_sampler_destroy(s);
-	cohort_sampler_destroy(NULL);
+	cohort_sampler_free(s);
+	cohort_sampler_free(NULL);
 }
 
 TEST(sampler_reads_everyone_with_room_and_marks_the_gone)
@@ -121,7 +121,7 @@ TEST(sampler_reads_everyone_with_room_and_marks_the_gone)
 	CHECK_EQ(smp.gone, 1);
 	CHECK_OK(cohort_sampler_get(s, 1, &smp));
 	CHECK_EQ(smp.gone, 0);
-	cohort_sampler_destroy(s);
+	cohort_sampler_free(s);
 }
 
 /*
@@ -150,7 +150,7 @@ TEST_TIMEOUT(sampler_budget_order_and_bound, 60)
 	cohort_sampler_tick(s);
 	CHECK_OK(cohort_sampler_get(s, 0, &smp));
 	cost = smp.mem_cost_ns;
-	cohort_sampler_destroy(s);
+	cohort_sampler_free(s);
 	budget = (double)cost / 3 / 20e6;
 	if (budget > 1)
 		budget = 1;
@@ -241,5 +241,5 @@ TEST_TIMEOUT(sampler_budget_order_and_bound, 60)
 	CHECK_MSG((double)st.cpu_ns <= earned + 3.0 * (double)cost,
 	          "spent %" PRIu64 " ns, earned %.0f ns, one read costs about %" PRIu64 " ns",
 	          st.cpu_ns, earned, cost);
-	cohort_sampler_destroy(s);
+	cohort_sampler_free(s);
 }

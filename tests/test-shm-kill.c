@@ -412,7 +412,7 @@ static void producer(void *arg)
 	cohort_queue_t *q;
 	static struct msg pre[256];
 
-	if (cohort_queue_attach(s->q, cohort_queue_footprint(QCAP), &q) != 0)
+	if (cohort_queue_open(s->q, cohort_queue_footprint(QCAP), &q) != 0)
 		_exit(9);
 	/* Payloads built beforehand: the victim should spend its time inside enqueue. */
 	for (uint32_t k = 0; k < 256; k++) {
@@ -452,7 +452,7 @@ static void enq_consume(struct enq_ctx *c, unsigned max)
 	for (unsigned k = 0; k < max; k++) {
 		int n = cohort_queue_recv(c->q, &m, sizeof(m), 0);
 
-		if (n == -EAGAIN)
+		if (n == COHORT_ETIMEDOUT)
 			return;
 		CHECK_MSG(n > 0 && msg_ok(&m, n) && m.gen == c->gen && m.seq == c->next,
 		          "gen %u: got %d bytes, seq %u gen %u, want seq %u", c->gen, n, m.seq, m.gen,
@@ -528,12 +528,12 @@ TEST_TIMEOUT(shm_kill_queue_producer, 300)
 
 		/* Drain, then send a marker: that takes the producers' lock, recovering it. */
 		enq_consume(&c, UINT32_MAX);
-		CHECK_EQ(cohort_queue_recv(q, &m, sizeof(m), 0), -EAGAIN);
+		CHECK_EQ(cohort_queue_recv(q, &m, sizeof(m), 0), COHORT_ETIMEDOUT);
 		msg_fill(&m, 0, 0);
 		CHECK_OK(cohort_queue_send(q, &m, m.len, 5000));
 		n = cohort_queue_recv(q, &m, sizeof(m), 5000);
 		CHECK_MSG(n > 0 && msg_ok(&m, n) && m.gen == 0, "gen %u: marker not next (%d)", gen, n);
-		CHECK_EQ(cohort_queue_recv(q, &m, sizeof(m), 0), -EAGAIN);
+		CHECK_EQ(cohort_queue_recv(q, &m, sizeof(m), 0), COHORT_ETIMEDOUT);
 		CHECK_OK(cohort_queue_stats(q, &after));
 
 		/* It died holding the producers' lock: recovered once, and named. */
@@ -579,7 +579,7 @@ static void consumer(void *arg)
 	cohort_queue_t *q;
 	struct msg m;
 
-	if (cohort_queue_attach(s->q, cohort_queue_footprint(DEQ_QCAP), &q) != 0)
+	if (cohort_queue_open(s->q, cohort_queue_footprint(DEQ_QCAP), &q) != 0)
 		_exit(9);
 	for (;;) {
 		int n = cohort_queue_recv(q, &m, sizeof(m), 10000);
@@ -613,7 +613,7 @@ static void deq_fill(struct deq_ctx *c)
 		msg_fill(&m, 1, c->seq);
 		int r = cohort_queue_send(c->q, &m, m.len, 0);
 
-		if (r == -EAGAIN)
+		if (r == COHORT_ETIMEDOUT)
 			return;
 		CHECK_OK(r);
 		c->seq++;
@@ -691,7 +691,7 @@ TEST_TIMEOUT(shm_kill_queue_consumer, 300)
 			CHECK(msg_ok(&m, n) && m.seq >= first && m.seq < c.seq);
 			atomic_fetch_add(&s->got[m.seq], 1);
 		}
-		CHECK_EQ(n, -EAGAIN);
+		CHECK_EQ(n, COHORT_ETIMEDOUT);
 		msg_fill(&m, 1, c.seq);
 		CHECK_OK(cohort_queue_send(c.q, &m, m.len, 5000));
 		c.seq++;
@@ -699,7 +699,7 @@ TEST_TIMEOUT(shm_kill_queue_consumer, 300)
 		CHECK_MSG(n > 0 && msg_ok(&m, n) && m.seq == c.seq - 1, "kill %u: marker not next (%d)",
 		          i, n);
 		atomic_fetch_add(&s->got[m.seq], 1);
-		CHECK_EQ(cohort_queue_recv(c.q, &m, sizeof(m), 0), -EAGAIN);
+		CHECK_EQ(cohort_queue_recv(c.q, &m, sizeof(m), 0), COHORT_ETIMEDOUT);
 		CHECK_OK(cohort_queue_stats(c.q, &after));
 
 		/* It died holding the consumers' lock: recovered once, and named. */
@@ -750,7 +750,7 @@ static void barrier_member(void *arg)
 	struct bar_arg *a = arg;
 	struct bar_kill *s = a->s;
 
-	if (cohort_barrier_attach(&s->b) != 0)
+	if (cohort_barrier_join(&s->b) != 0)
 		_exit(9);
 	atomic_fetch_add(&s->ready, 1);
 	for (;;) {
@@ -844,7 +844,7 @@ static void arena_churn(void *arg)
 	cohort_arena_t *a;
 	uint64_t x = (uint64_t)getpid();
 
-	if (cohort_arena_attach(s->mem, sizeof(s->mem), &a) != 0)
+	if (cohort_arena_open(s->mem, sizeof(s->mem), &a) != 0)
 		_exit(9);
 	for (unsigned n = 0;; n++) {
 		unsigned i = (unsigned)((x = x * 6364136223846793005ULL + 1) >> 58);

@@ -214,6 +214,65 @@ TEST(shm_job_state)
 	CHECK_EQ(cohort_shm_job_state(&p, &f), COHORT_JOB_UNKNOWN);
 }
 
+/*
+ * cohort_shm_judge() on listings made by hand: each reason to keep a file
+ * in turn, in the order the call asks them (a file with several is kept
+ * for the first), and the one case it may be removed. Nothing is removed:
+ * the call only decides.
+ */
+TEST(shm_judge_verdicts)
+{
+	struct cohort_shm_file f;
+	struct cohort_probe p = { 0 };
+	const char *env[] = { "SLURM_JOB_ID=5150", NULL };
+	char cg[1024];
+	uid_t me = getuid();
+	pid_t mapper = 4242;
+
+	snprintf(cg, sizeof(cg), "%s/tests/fixtures/cgroup-v1", test_src_dir());
+	p.cgroup_root = cg;
+	p.envp = env;
+	memset(&f, 0, sizeof(f));
+	snprintf(f.name, sizeof(f.name), "cohort.%u.99.grid", (unsigned)me);
+	f.cohort = 1;
+	f.uid = f.name_uid = me;
+	f.ctime_s = (int64_t)time(NULL);
+	snprintf(f.job, sizeof(f.job), "99");   /* no cgroup in the fixture: gone */
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_ORPHANED);
+
+	/* A live job keeps it: one with a cgroup, and the caller's own. */
+	snprintf(f.job, sizeof(f.job), "42");
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_JOB_ALIVE);
+	snprintf(f.job, sizeof(f.job), "5150");
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_JOB_ALIVE);
+	snprintf(f.job, sizeof(f.job), "local-%d", (int)getpid());
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_JOB_ALIVE);
+	snprintf(f.job, sizeof(f.job), "local-%d", (int)dead_pid());
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_ORPHANED);
+	/* A name it cannot judge is kept. */
+	snprintf(f.job, sizeof(f.job), "myrun");
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_JOB_UNKNOWN);
+
+	/* A mapper keeps it, whatever the job: asked before the job. */
+	snprintf(f.job, sizeof(f.job), "99");
+	f.mappers = &mapper;
+	f.nmappers = 1;
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_MAPPED);
+	/* Another user's, by owner or by name: asked before the mappers. */
+	CHECK_EQ(cohort_shm_judge(&p, &f, me + 1), COHORT_SHM_KEEP_OTHER_USER);
+	f.name_uid = me + 1;
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_OTHER_USER);
+	f.name_uid = me;
+	f.uid = me + 1;
+	CHECK_EQ(cohort_shm_judge(&p, &f, me), COHORT_SHM_KEEP_OTHER_USER);
+	/* Not a cohort name at all: asked first. */
+	f.cohort = 0;
+	CHECK_EQ(cohort_shm_judge(&p, &f, me + 1), COHORT_SHM_KEEP_NOT_COHORT);
+	/* Each verdict has its words. */
+	for (int v = COHORT_SHM_REMOVED; v <= COHORT_SHM_KEEP_CHANGED; v++)
+		CHECK(cohort_shm_verdict_name((enum cohort_shm_verdict)v)[0] != '\0');
+}
+
 /* The lease check on the real /dev/shm (tmpfs), with a mapping the scan is not told about. */
 TEST(shm_remove_refuses_a_live_mapping_on_tmpfs)
 {

@@ -8,6 +8,7 @@
  * a child process and restore it afterwards whatever the child did.
  */
 #include "harness.h"
+#include "report-util.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -16,42 +17,6 @@
 
 #define COHORT "%s/cohort"
 #define FAULT "%s/examples/faults/"
-
-/* cohort report --json on files (a shell glob is fine). */
-static json_t *report(const char *files)
-{
-	struct cmd_result r;
-	json_error_t err;
-	json_t *j;
-
-	cmd_run(&r, "cd %s && " COHORT " report --json %s", test_tmpdir(), test_build_dir(), files);
-	CHECK_MSG(r.status == 0, "cohort report %s exited %d: %s", files, r.status, r.err);
-	j = json_loads(r.out, 0, &err);
-	CHECK_MSG(j != NULL, "not JSON: %s", err.text);
-	cmd_free(&r);
-	return j;
-}
-
-static json_t *finding(json_t *rep, const char *kind, int rank)
-{
-	json_t *d = json_object_get(rep, "diagnosis"), *f;
-	size_t i;
-
-	json_array_foreach(d, i, f)
-		if (strcmp(json_string_value(json_object_get(f, "kind")), kind) == 0 &&
-		    (rank < -1 || json_integer_value(json_object_get(f, "rank")) == rank ||
-		     (rank == -1 && json_is_null(json_object_get(f, "rank")))))
-			return f;
-	return NULL;
-}
-
-static long long ev(json_t *f, const char *name)
-{
-	json_t *v = json_object_get(json_object_get(f, "evidence"), name);
-
-	CHECK_MSG(json_is_number(v), "no evidence '%s'", name);
-	return (long long)json_number_value(v);
-}
 
 TEST_TIMEOUT(slurm_fault_oom_kill_of_one_worker, 120)
 {
@@ -69,11 +34,11 @@ TEST_TIMEOUT(slurm_fault_oom_kill_of_one_worker, 120)
 	/* cohort's, next to them. */
 	CHECK_CONTAINS(r.err, "1. oom_kill, rank 1:");
 	cmd_free(&r);
-	rep = report("oom.ndjson");
-	f = finding(rep, "oom_kill", 1);
+	rep = report_json("oom.ndjson");
+	f = report_finding(rep, "oom_kill", 1);
 	CHECK_MSG(f != NULL, "no oom_kill finding for rank 1");
-	CHECK_EQ(ev(f, "limit_bytes"), 200LL << 20);
-	CHECK(finding(rep, "oom_kill", 0) == NULL && finding(rep, "oom_kill", 2) == NULL);
+	CHECK_EQ(report_ev(f, "limit_bytes"), 200LL << 20);
+	CHECK(report_finding(rep, "oom_kill", 0) == NULL && report_finding(rep, "oom_kill", 2) == NULL);
 	json_decref(rep);
 }
 
@@ -106,14 +71,14 @@ static void rss_overcount_case(void *arg)
 	CHECK_CONTAINS(r.out, "> 1048576000), being killed");
 	CHECK_CONTAINS(r.out, "srun=137");
 	cmd_free(&r);
-	rep = report("shared.ndjson");
-	f = finding(rep, "slurm_rss_overcount", -1);
+	rep = report_json("shared.ndjson");
+	f = report_finding(rep, "slurm_rss_overcount", -1);
 	CHECK_MSG(f != NULL, "no slurm_rss_overcount finding");
-	CHECK(ev(f, "rss_sum_bytes") > 1048576000LL);
-	CHECK(ev(f, "pss_sum_bytes") < 1048576000LL / 2);
-	CHECK_EQ(ev(f, "limit_bytes"), 1048576000LL);
+	CHECK(report_ev(f, "rss_sum_bytes") > 1048576000LL);
+	CHECK(report_ev(f, "pss_sum_bytes") < 1048576000LL / 2);
+	CHECK_EQ(report_ev(f, "limit_bytes"), 1048576000LL);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "killed this one");
-	CHECK(finding(rep, "cut", -1) != NULL);
+	CHECK(report_finding(rep, "cut", -1) != NULL);
 	json_decref(rep);
 
 	/*
@@ -136,11 +101,11 @@ static void rss_overcount_case(void *arg)
 		CHECK_CONTAINS(h.out, "\"mem_limit_bytes\":1048576000");
 		cmd_free(&h);
 	}
-	rep = report("early.ndjson");
-	f = finding(rep, "slurm_rss_overcount", -1);
+	rep = report_json("early.ndjson");
+	f = report_finding(rep, "slurm_rss_overcount", -1);
 	CHECK_MSG(f != NULL, "no slurm_rss_overcount finding for a kill within the first second");
-	CHECK(ev(f, "rss_sum_bytes") > 1048576000LL);
-	CHECK_EQ(ev(f, "limit_bytes"), 1048576000LL);
+	CHECK(report_ev(f, "rss_sum_bytes") > 1048576000LL);
+	CHECK_EQ(report_ev(f, "limit_bytes"), 1048576000LL);
 	json_decref(rep);
 
 	/* The same job with UsePss: it runs, and cohort has nothing to say about SLURM. */
@@ -150,9 +115,9 @@ static void rss_overcount_case(void *arg)
 	CHECK_MSG(strstr(r.out, "exceeded memory limit") == NULL, "killed with UsePss:\n%s", r.out);
 	CHECK_CONTAINS(r.out, "srun=0");
 	cmd_free(&r);
-	rep = report("shared.ndjson");
-	CHECK(finding(rep, "slurm_rss_overcount", -2) == NULL);
-	CHECK(finding(rep, "cut", -2) == NULL);
+	rep = report_json("shared.ndjson");
+	CHECK(report_finding(rep, "slurm_rss_overcount", -2) == NULL);
+	CHECK(report_finding(rep, "cut", -2) == NULL);
 	json_decref(rep);
 }
 
@@ -174,10 +139,10 @@ TEST_TIMEOUT(slurm_fault_shm_exhausted, 120)
 	CHECK_CONTAINS(r.err, "Bus error");
 	CHECK_CONTAINS(r.err, "1. shm_exhausted, rank 0:");
 	cmd_free(&r);
-	rep = report("shm.ndjson");
-	f = finding(rep, "shm_exhausted", 0);
+	rep = report_json("shm.ndjson");
+	f = report_finding(rep, "shm_exhausted", 0);
 	CHECK(f != NULL);
-	CHECK_EQ(ev(f, "shm_size_bytes"), 32LL << 20);
+	CHECK_EQ(report_ev(f, "shm_size_bytes"), 32LL << 20);
 	json_decref(rep);
 }
 
@@ -193,10 +158,10 @@ TEST_TIMEOUT(slurm_fault_segfault, 120)
 	        test_tmpdir(), test_build_dir(), test_build_dir());
 	CHECK_CONTAINS(r.err, "Segmentation fault");
 	cmd_free(&r);
-	rep = report("segv.ndjson");
-	f = finding(rep, "segfault", 1);
+	rep = report_json("segv.ndjson");
+	f = report_finding(rep, "segfault", 1);
 	CHECK(f != NULL);
-	CHECK(ev(f, "fault_addr") > 0);
+	CHECK(report_ev(f, "fault_addr") > 0);
 	CHECK_CONTAINS(json_dumps(json_object_get(f, "backtrace"), 0), "store");
 	json_decref(rep);
 }
@@ -212,10 +177,10 @@ TEST_TIMEOUT(slurm_fault_leak_and_copy_on_write, 180)
 	        test_tmpdir(), test_build_dir(), test_build_dir());
 	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
 	cmd_free(&r);
-	rep = report("leak.ndjson");
-	f = finding(rep, "leak", 1);
+	rep = report_json("leak.ndjson");
+	f = report_finding(rep, "leak", 1);
 	CHECK_MSG(f != NULL, "no leak finding for rank 1");
-	CHECK(finding(rep, "leak", 0) == NULL);
+	CHECK(report_finding(rep, "leak", 0) == NULL);
 	json_decref(rep);
 
 	cmd_run(&r, "cd %s && timeout 100 srun --mem=1200M -n1 " COHORT " run -n 1 -i 0.2 --pss-budget 20 "
@@ -223,11 +188,11 @@ TEST_TIMEOUT(slurm_fault_leak_and_copy_on_write, 180)
 	        "--workers 3 --write 100 --hold 3", test_tmpdir(), test_build_dir(), test_build_dir());
 	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
 	cmd_free(&r);
-	rep = report("cow.ndjson");
-	f = finding(rep, "cow_unshare", 0);
+	rep = report_json("cow.ndjson");
+	f = report_finding(rep, "cow_unshare", 0);
 	CHECK_MSG(f != NULL, "no cow_unshare finding");
-	CHECK(ev(f, "copied_bytes") > 200LL << 20);
-	CHECK(finding(rep, "leak", -2) == NULL);
+	CHECK(report_ev(f, "copied_bytes") > 200LL << 20);
+	CHECK(report_finding(rep, "leak", -2) == NULL);
 	json_decref(rep);
 }
 
@@ -245,7 +210,7 @@ TEST_TIMEOUT(slurm_multi_task_step_merged_report, 120)
 	cmd_run(&r, "cd %s && ls cohort-*.ndjson | wc -l", test_tmpdir());
 	CHECK_EQ(atoi(r.out), 2);
 	cmd_free(&r);
-	rep = report("cohort-*.ndjson");
+	rep = report_json("cohort-*.ndjson");
 	recs = json_object_get(rep, "recordings");
 	CHECK_EQ(json_array_size(recs), 2);
 	CHECK_EQ(json_array_size(json_object_get(rep, "workers")), 4);

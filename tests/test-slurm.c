@@ -97,8 +97,8 @@ TEST_TIMEOUT(slurm_run_watch_stops_before_the_oom_killer, 120)
 
 	need_slurm();
 	cmd_run(&r, "timeout 100 srun --mem=400M -n1 %s/cohort run -n 2 -i 0.1 --grace 1 "
-	        "--enforce watch -o %s/rec.ndjson -- %s/tests/runner --helper worker --hold 10M "
-	        "--grow-rank 1 --grow-to 1G --grow-rate 100M --seconds 6",
+	        "--enforce watch -o %s/rec.ndjson -- %s/examples/faults/grow --size 1024 --rank 1 "
+	        "--rate 100 --base 10 --hold 6",
 	        test_build_dir(), test_tmpdir(), test_build_dir());
 	CHECK_MSG(r.status == 128 + 15, "srun exited %d:\n%s", r.status, r.err);
 	CHECK_CONTAINS(r.err, "stopped by cohort");
@@ -124,8 +124,8 @@ TEST_TIMEOUT(slurm_run_cgroup_per_worker_inside_the_step, 120)
 
 	need_slurm();
 	cmd_run(&r, "timeout 100 srun --mem=400M -n1 %s/cohort run -n 2 -i 0.1 --enforce cgroup -m 64M "
-	        "-o %s/rec.ndjson -- %s/tests/runner --helper worker --hold 10M "
-	        "--grow-rank 0 --grow-to 300M --grow-rate 100M --seconds 4",
+	        "-o %s/rec.ndjson -- %s/examples/faults/grow --size 300 --rank 0 "
+	        "--rate 100 --base 10 --hold 4",
 	        test_build_dir(), test_tmpdir(), test_build_dir());
 	CHECK_MSG(r.status == 128 + 9, "srun exited %d:\n%s", r.status, r.err);
 	CHECK_CONTAINS(r.err, "rank 0 (pid ");

@@ -63,6 +63,23 @@ TEST(slurmctl_config_linux_overmemorykill)
 	CHECK_EQ(cohort_slurm_sums_rss(&c), 1);
 }
 
+/* The one RSS-sum rule of the watcher's notice and the diagnosis's finding. */
+TEST(slurmctl_rss_level_thresholds)
+{
+	const uint64_t L = 1000ULL << 20;
+
+	CHECK_EQ(cohort_slurm_rss_level(1500ULL << 20, 300ULL << 20, L), COHORT_SLURM_RSS_OVER);
+	/* Past the limit with the PSS sum near it too: still an overcount, not a near miss. */
+	CHECK_EQ(cohort_slurm_rss_level(L + 1, L - 1, L), COHORT_SLURM_RSS_OVER);
+	CHECK_EQ(cohort_slurm_rss_level(L + 1, L, L), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(L, 0, L), COHORT_SLURM_RSS_NEAR);
+	CHECK_EQ(cohort_slurm_rss_level(L / 100 * 80 + 1, L / 100 * 60 - 1, L), COHORT_SLURM_RSS_NEAR);
+	CHECK_EQ(cohort_slurm_rss_level(L / 100 * 80, 0, L), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(L / 100 * 90, L / 100 * 60, L), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(UINT64_MAX, 0, 0), COHORT_SLURM_RSS_FITS);
+	CHECK_EQ(cohort_slurm_rss_level(UINT64_MAX, 0, UINT64_MAX - 1), COHORT_SLURM_RSS_OVER);
+}
+
 TEST(slurmctl_config_cgroup_default)
 {
 	struct cohort_slurm_config c;
@@ -375,7 +392,7 @@ TEST(slurmctl_read_hung_scontrol_times_out)
 	         test_tmpdir(), test_tmpdir());
 	p.scontrol = fake("scontrol-hang", body);
 	t0 = now_s();
-	CHECK_EQ(cohort_slurm_config_read(&p, &c), -ETIMEDOUT);
+	CHECK_EQ(cohort_slurm_config_read(&p, &c), COHORT_ETIMEDOUT);
 	dt = now_s() - t0;
 	CHECK_MSG(dt >= 2.9 && dt < 10.0, "timed out after %.2f s, expected about 3", dt);
 	CHECK_MSG(dead(pid_in("pid")), "the hung scontrol was left running");
@@ -385,7 +402,7 @@ TEST(slurmctl_read_hung_scontrol_times_out)
 	snprintf(body, sizeof(body), "echo $$ > %s/pid2\nexec > /dev/null\nexec sleep 1000", test_tmpdir());
 	p.scontrol = fake("scontrol-hang2", body);
 	t0 = now_s();
-	CHECK_EQ(cohort_slurm_config_read(&p, &c), -ETIMEDOUT);
+	CHECK_EQ(cohort_slurm_config_read(&p, &c), COHORT_ETIMEDOUT);
 	dt = now_s() - t0;
 	CHECK_MSG(dt >= 2.9 && dt < 10.0, "timed out after %.2f s, expected about 3", dt);
 	CHECK_MSG(dead(pid_in("pid2")), "the hung scontrol was left running");

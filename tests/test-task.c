@@ -192,7 +192,7 @@ TEST(task_merge_four_tasks_into_one_job)
 	CHECK_EQ(f[0].task, 2);
 	CHECK_STREQ(f[0].node, "n1");
 	CHECK_CONTAINS(f[0].message, "rank 5 (pid ");
-	free(f);
+	cohort_findings_free(f);
 	cohort_job_free(j);
 	for (int i = 0; i < 4; i++)
 		cohort_recording_free(recs[i]);

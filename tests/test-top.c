@@ -199,7 +199,7 @@ TEST_TIMEOUT(top_pss_agrees_with_smem, 90)
 	CHECK(jget(totals, "pss_sum_bytes") > 300 * MB);
 	json_decref(j);
 	cmd_free(&sm);
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 /* Write one file of a replayed cgroup tree. */
@@ -278,7 +278,7 @@ TEST(top_slurm_job_from_replayed_cgroup)
 		CHECK_EQ_U64(jget(json_object_get(j, "totals"), "pss_sum_bytes"), pss);
 		json_decref(j);
 	}
-	free(pids);
+	cohort_pids_free(pids);
 }
 
 TEST(top_outside_a_job)

@@ -135,7 +135,7 @@ static int write_naive(const unsigned char *buf, size_t n)
 static int write_cohort(const unsigned char *buf, size_t n, unsigned flags)
 {
 	char error[COHORT_MSG_MAX] = "";
-	struct cohort_publish_opts o = { .flags = flags, .error = error, .error_size = sizeof(error) };
+	struct cohort_publish_opts o = { .flags = flags, .why = error, .why_size = sizeof(error) };
 	int r = cohort_publish_data(path, buf, n, &o);
 
 	if (r < 0)

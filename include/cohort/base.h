@@ -36,13 +36,39 @@ extern "C" {
 #define COHORT_VERSION_MAJOR 0
 #define COHORT_VERSION_MINOR 1
 #define COHORT_VERSION_PATCH 0
+/* The three above as "MAJOR.MINOR.PATCH" (the Makefile reads them too). */
+#define COHORT_VERSION_STR_(x) #x
+#define COHORT_VERSION_STR(x) COHORT_VERSION_STR_(x)
+#define COHORT_VERSION_STRING COHORT_VERSION_STR(COHORT_VERSION_MAJOR) "." \
+	COHORT_VERSION_STR(COHORT_VERSION_MINOR) "." COHORT_VERSION_STR(COHORT_VERSION_PATCH)
 
-/* The library's version as "MAJOR.MINOR.PATCH". The string is static. */
+/*
+ * The version of the library the program runs with, as "MAJOR.MINOR.PATCH"
+ * (COHORT_VERSION_STRING is the one it was compiled against). The string
+ * is static.
+ */
 COHORT_EXPORT const char *cohort_version(void);
 
 /*
  * cohort's own error codes. They lie far below any -errno value, so a
  * negative return is either -errno or one of these.
+ *
+ * Four of them have an errno of the same name, and exist because a cohort
+ * call also passes on the -errno of the system calls it makes, which would
+ * then mean two things:
+ *
+ *   COHORT_ETIMEDOUT        every wait of cohort that ran out, a timeout of
+ *                           0 ("try once") included: the one code for
+ *                           "timed out". -ETIMEDOUT may come from below
+ *                           (a file system, a futex) for another reason.
+ *   COHORT_EOWNERDEAD       the caller now holds a lock whose holder died:
+ *                           it must repair the data and mark it consistent,
+ *                           which a passed-on EOWNERDEAD would not promise.
+ *   COHORT_ENOTRECOVERABLE  a lock given up unrepaired by cohort's protocol.
+ *   COHORT_ENOSPACE         a segment, queue or arena is full, or /dev/shm
+ *                           or the limit cannot hold a segment: the caller
+ *                           resizes or waits, while a passed-on -ENOSPC is
+ *                           a full file system.
  */
 enum {
 	COHORT_EFIRST          = -10000,

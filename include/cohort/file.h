@@ -45,9 +45,9 @@ struct cohort_publish_opts {
 	                        on the target's filesystem, or the call fails with
 	                        -EXDEV, since a rename across filesystems is a copy
 	                        that a reader can see half done. */
-	char *error;         /* if not NULL, a failure writes here what failed, on
+	char *why;           /* if not NULL, a failure writes here what failed, on
 	                        which path, with the figures and the fix */
-	size_t error_size;
+	size_t why_size;
 };
 
 /*
@@ -63,7 +63,7 @@ struct cohort_publish {
 	char name[256];
 	char tmp[256];
 	char dir[COHORT_PATH_MAX];
-	char error[COHORT_MSG_MAX]; /* after a failure: what failed, and the fix */
+	char why[COHORT_MSG_MAX];   /* after a failure: what failed, and the fix */
 };
 
 /*
@@ -74,7 +74,7 @@ struct cohort_publish {
  * temporary file must live there), -ENOENT (no such directory), -EISDIR
  * (path is a directory or ends in '/'), -ENAMETOOLONG, -EXDEV (opts->tmp_dir
  * is on another filesystem), or another -errno. On failure nothing is left
- * behind, pub->error says what failed, and pub needs no cleanup.
+ * behind, pub->why says what failed, and pub needs no cleanup.
  */
 COHORT_EXPORT int cohort_publish_open(struct cohort_publish *pub, const char *path,
                                       const struct cohort_publish_opts *opts);
@@ -97,7 +97,7 @@ COHORT_EXPORT int cohort_publish_write(struct cohort_publish *pub, const void *b
  * untouched and the temporary file removed), -EXDEV when the rename crosses
  * mounts (the target is untouched), or an error of the final directory
  * flush (the target has its new contents, but a power loss may still undo
- * the rename). pub->error says which.
+ * the rename). pub->why says which.
  */
 COHORT_EXPORT int cohort_publish_commit(struct cohort_publish *pub);
 
@@ -207,7 +207,7 @@ COHORT_EXPORT int cohort_rank_publish(const char *path, unsigned rank, const voi
 struct cohort_gather_opts {
 	unsigned timeout_ms;   /* how long to wait for missing parts; 0: do not wait */
 	int remove_parts;      /* remove the parts once the whole is published */
-	struct cohort_publish_opts publish; /* how to publish the whole; its error
+	struct cohort_publish_opts publish; /* how to publish the whole; its why
 	                                       buffer also receives gather errors */
 };
 

@@ -99,12 +99,18 @@ COHORT_EXPORT int cohort_proc_status(const struct cohort_probe *probe, pid_t pid
  * cgroup.procs; works for v1 and v2. dir is absolute, or relative to the
  * probe's cgroup_root (then, for v1, to its memory hierarchy when one is
  * mounted). On success *ret_pids is a malloc'd array sorted ascending
- * (the caller frees it) and *ret_n its length, possibly 0. Returns 0,
+ * (free it with cohort_pids_free()) and *ret_n its length, possibly 0. Returns 0,
  * -ENOENT when the directory does not exist, COHORT_EPARSE when a
  * cgroup.procs holds something else than pids, or -ENOMEM.
  */
 COHORT_EXPORT int cohort_pids_cgroup(const struct cohort_probe *probe, const char *dir,
                                      pid_t **ret_pids, size_t *ret_n);
+
+/*
+ * Free an array of pids returned by cohort_pids_cgroup(),
+ * cohort_pids_descendants() or cohort_pids_tree(). Accepts NULL.
+ */
+COHORT_EXPORT void cohort_pids_free(pid_t *pids);
 
 /*
  * The process pid and all its descendants, from the parent pids in

@@ -9,6 +9,9 @@
 
 #include "base.h"
 
+/* From alloc.h: this header needs only the name, and so compiles alone. */
+struct cohort_alloc;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -207,7 +210,7 @@ struct cohort_recording {
  * sentence naming the file and the problem.
  */
 COHORT_EXPORT int cohort_recording_load(const char *path, struct cohort_recording **ret,
-                                        char *err, size_t errsize);
+                                        char *why, size_t why_size);
 
 /* Free a recording. Accepts NULL. */
 COHORT_EXPORT void cohort_recording_free(struct cohort_recording *rec);
@@ -284,10 +287,14 @@ struct cohort_finding {
  * be started, kills, crashes, the job stopped by a signal, trends, other
  * exits, a cut recording), and its count. A recording in which the
  * supervisor got a signal, or a worker died of one, always gives at least
- * one finding. Returns 0 or -ENOMEM. Free the array with free().
+ * one finding. Returns 0 or -ENOMEM. Free the array with
+ * cohort_findings_free().
  */
 COHORT_EXPORT int cohort_diagnose(struct cohort_recording *const *recs, size_t nrecs,
                                   struct cohort_finding **ret, size_t *ret_n);
+
+/* Free the findings of cohort_diagnose(). Accepts NULL. */
+COHORT_EXPORT void cohort_findings_free(struct cohort_finding *findings);
 
 /* ---- one job from the recordings of its tasks ---- */
 
@@ -344,7 +351,7 @@ struct cohort_job {
  * -ENOMEM. err may be NULL.
  */
 COHORT_EXPORT int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned flags,
-                                   struct cohort_job **ret, char *err, size_t errsize);
+                                   struct cohort_job **ret, char *why, size_t why_size);
 
 /* Free a merged job (not its recordings). Accepts NULL. */
 COHORT_EXPORT void cohort_job_free(struct cohort_job *job);

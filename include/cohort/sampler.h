@@ -40,13 +40,13 @@ struct cohort_sample {
 
 /*
  * Create a sampler. Returns 0 and *ret, or -ENOMEM / -EINVAL (a budget
- * not in (0, 1]). Free it with cohort_sampler_destroy().
+ * not in (0, 1]). Free it with cohort_sampler_free().
  */
 COHORT_EXPORT int cohort_sampler_create(const struct cohort_sampler_opts *opts,
                                         struct cohort_sampler **ret);
 
 /* Free a sampler. Accepts NULL. */
-COHORT_EXPORT void cohort_sampler_destroy(struct cohort_sampler *s);
+COHORT_EXPORT void cohort_sampler_free(struct cohort_sampler *s);
 
 /* Watch a process. Returns 0, -EEXIST when already watched, -ENOMEM. */
 COHORT_EXPORT int cohort_sampler_add(struct cohort_sampler *s, pid_t pid);

@@ -55,6 +55,14 @@ struct cohort_seg_options {
 COHORT_EXPORT int cohort_seg_job(const struct cohort_seg_options *options, char *buf, size_t size);
 
 /*
+ * Whether job is a job scope segments accept: 1 to 63 characters of
+ * [A-Za-z0-9_-]. The one rule cohort_seg_job(), cohort_seg_create() and
+ * `cohort run` (which refuses a bad COHORT_JOB before it starts a worker)
+ * apply. Returns 1 or 0; NULL is 0.
+ */
+COHORT_EXPORT int cohort_job_scope_valid(const char *job);
+
+/*
  * The file path of segment name: <dir>/cohort.<uid>.<job>.<name>. Returns
  * 0, -EINVAL for a bad name (empty, longer than COHORT_SEG_NAME_MAX, or a
  * character outside [A-Za-z0-9_-]), or -ENAMETOOLONG.
@@ -163,7 +171,7 @@ COHORT_EXPORT int cohort_mutex_init(cohort_mutex_t *m);
 /*
  * Lock, waiting at most timeout_ms. Returns 0, COHORT_EOWNERDEAD (the lock
  * is held and the previous owner died: repair, then cohort_mutex_consistent),
- * COHORT_ENOTRECOVERABLE, COHORT_ETIMEDOUT (-EBUSY when timeout_ms is 0), or
+ * COHORT_ENOTRECOVERABLE, COHORT_ETIMEDOUT (at once when timeout_ms is 0), or
  * -EDEADLK when the caller already holds it.
  */
 COHORT_EXPORT int cohort_mutex_lock(cohort_mutex_t *m, int timeout_ms);
@@ -187,8 +195,8 @@ COHORT_EXPORT pid_t cohort_mutex_last_dead(const cohort_mutex_t *m);
 #define COHORT_MEMBERS_MAX 64   /* processes in one barrier or semaphore */
 
 /*
- * A barrier for n processes, placed in a segment. Members attach (wait
- * attaches too); a waiter checks the members' liveness (their leases, as
+ * A barrier for n processes, placed in a segment. Members join (wait
+ * joins too); a waiter checks the members' liveness (their leases, as
  * for cohort_queue) while it waits, so
  * when a member dies the waiters return COHORT_EPEERDEAD instead of hanging,
  * and cohort_barrier_dead() names the dead process. A broken barrier stays
@@ -206,7 +214,7 @@ COHORT_EXPORT int cohort_barrier_init(cohort_barrier_t *b, unsigned n);
  * before it reaches the barrier. Idempotent. Returns 0, or -ENOSPC when
  * COHORT_MEMBERS_MAX processes are already members.
  */
-COHORT_EXPORT int cohort_barrier_attach(cohort_barrier_t *b);
+COHORT_EXPORT int cohort_barrier_join(cohort_barrier_t *b);
 
 /*
  * Leave the barrier for good, cleanly: the barrier now waits for one
@@ -214,7 +222,7 @@ COHORT_EXPORT int cohort_barrier_attach(cohort_barrier_t *b);
  * and this process's exit will not be taken for a death. Returns 0, or
  * -ENOENT when the caller is not a member.
  */
-COHORT_EXPORT int cohort_barrier_detach(cohort_barrier_t *b);
+COHORT_EXPORT int cohort_barrier_leave(cohort_barrier_t *b);
 
 /*
  * Wait until n members have arrived. Returns 1 in exactly one process of
@@ -228,7 +236,7 @@ COHORT_EXPORT int cohort_barrier_wait(cohort_barrier_t *b, int timeout_ms);
 COHORT_EXPORT pid_t cohort_barrier_dead(const cohort_barrier_t *b);
 
 /*
- * A counting semaphore placed in a segment. Members attach (wait attaches
+ * A counting semaphore placed in a segment. Members join (wait joins
  * too), and each member's holdings (waits not yet matched by its
  * posts) are tracked, so that when a member dies waiters get
  * COHORT_EPEERDEAD naming it instead of waiting forever for units the dead
@@ -243,18 +251,18 @@ typedef struct cohort_sem {
 COHORT_EXPORT int cohort_sem_init(cohort_sem_t *s, unsigned value);
 
 /* Join the members. Idempotent. Returns 0, or -ENOSPC. */
-COHORT_EXPORT int cohort_sem_attach(cohort_sem_t *s);
+COHORT_EXPORT int cohort_sem_join(cohort_sem_t *s);
 
 /*
  * Leave the members cleanly, so that this process's exit is not taken for
  * a death; units it still holds are posted back. Returns the number of
  * units given back (>= 0), or -ENOENT when the caller is not a member.
  */
-COHORT_EXPORT int cohort_sem_detach(cohort_sem_t *s);
+COHORT_EXPORT int cohort_sem_leave(cohort_sem_t *s);
 
 /*
  * Take one unit, waiting at most timeout_ms. Returns 0, COHORT_ETIMEDOUT
- * (-EAGAIN when timeout_ms is 0 and no unit is free), COHORT_EPEERDEAD
+ * (at once when timeout_ms is 0 and no unit is free), COHORT_EPEERDEAD
  * when a member has died (see cohort_sem_dead and cohort_sem_reap), or
  * -ENOSPC when the caller cannot become a member.
  */
@@ -298,10 +306,10 @@ COHORT_EXPORT int cohort_sem_reap(cohort_sem_t *s, unsigned *ret_units);
  *
  * The handle is process-local: it holds the queue's geometry (ring
  * capacity, longest message, region size) as this process validated it at
- * init or attach, and only that copy bounds an index into the ring, so a
+ * init or open, and only that copy bounds an index into the ring, so a
  * process that rewrites the shared header or positions cannot make another
  * one read or write outside the region: it gets COHORT_ECORRUPT instead.
- * A child forked after init or attach may use its parent's handle.
+ * A child forked after init or open may use its parent's handle.
  */
 typedef struct cohort_queue cohort_queue_t;
 
@@ -313,7 +321,7 @@ COHORT_EXPORT size_t cohort_queue_footprint(size_t capacity);
 /*
  * Build a queue in mem (size bytes, 64-byte aligned, at least
  * cohort_queue_footprint(1024)). Every process then uses the same memory
- * through cohort_queue_attach. Returns 0 and a handle in *ret_q (free it
+ * through cohort_queue_open. Returns 0 and a handle in *ret_q (free it
  * with cohort_queue_close), -EINVAL, or -ENOMEM.
  */
 COHORT_EXPORT int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret_q);
@@ -324,7 +332,7 @@ COHORT_EXPORT int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret
  * cohort_queue_close), COHORT_EBADSEG when mem holds no valid queue, or
  * -ENOMEM.
  */
-COHORT_EXPORT int cohort_queue_attach(void *mem, size_t size, cohort_queue_t **ret_q);
+COHORT_EXPORT int cohort_queue_open(void *mem, size_t size, cohort_queue_t **ret_q);
 
 /*
  * Free this process's handle. The queue itself, in the shared memory, is
@@ -334,18 +342,18 @@ COHORT_EXPORT int cohort_queue_close(cohort_queue_t *q);
 
 /*
  * Append a message of len bytes (1..cohort_queue_max_message), waiting at
- * most timeout_ms for room. Returns 0, -EAGAIN (full, timeout_ms 0),
- * COHORT_ETIMEDOUT, -EMSGSIZE, or COHORT_ECORRUPT when the queue's
+ * most timeout_ms for room. Returns 0,
+ * COHORT_ETIMEDOUT (still full; at once when timeout_ms is 0), -EMSGSIZE, or COHORT_ECORRUPT when the queue's
  * bookkeeping fails its checks (a shared header that no longer holds the
- * geometry of attach time, a position off a record boundary or beyond the
+ * geometry of open time, a position off a record boundary or beyond the
  * ring); nothing is then written.
  */
 COHORT_EXPORT int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeout_ms);
 
 /*
  * Take the oldest message into buf (size bytes), waiting at most
- * timeout_ms for one. Returns its length (> 0), -EAGAIN (empty, timeout_ms
- * 0), COHORT_ETIMEDOUT, -EMSGSIZE when buf is too small (the message stays
+ * timeout_ms for one. Returns its length (> 0),
+ * COHORT_ETIMEDOUT (still empty; at once when timeout_ms is 0), -EMSGSIZE when buf is too small (the message stays
  * queued; cohort_queue_max_message bounds every length), or
  * COHORT_ECORRUPT.
  */
@@ -379,11 +387,11 @@ COHORT_EXPORT int cohort_queue_stats(const cohort_queue_t *q, struct cohort_queu
  * stays allocated; the statistics count the recovery).
  *
  * The handle is process-local: it holds the arena's size as read and
- * validated at init or attach, and every block offset and length read from
+ * validated at init or open, and every block offset and length read from
  * shared memory is checked against that copy before it is used, so a
  * rewritten size or a forged block gives COHORT_ECORRUPT, never an
  * allocation or a write outside the region. A child forked after init or
- * attach may use its parent's handle.
+ * open may use its parent's handle.
  */
 typedef struct cohort_arena cohort_arena_t;
 
@@ -402,7 +410,7 @@ COHORT_EXPORT int cohort_arena_init(void *mem, size_t size, cohort_arena_t **ret
  * must fit in size. Returns 0 and a handle in *ret_a (free it with
  * cohort_arena_close), COHORT_EBADSEG, or -ENOMEM.
  */
-COHORT_EXPORT int cohort_arena_attach(void *mem, size_t size, cohort_arena_t **ret_a);
+COHORT_EXPORT int cohort_arena_open(void *mem, size_t size, cohort_arena_t **ret_a);
 
 /* Free this process's handle; the arena in shared memory is untouched. NULL is accepted. Returns 0. */
 COHORT_EXPORT int cohort_arena_close(cohort_arena_t *a);

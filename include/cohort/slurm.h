@@ -68,7 +68,7 @@ COHORT_EXPORT int cohort_slurm_config_parse(const char *text, struct cohort_slur
  * that whatever it starts is killed with it. It is spawned with
  * posix_spawn, never fork, so a threaded caller is safe.
  *
- * Returns 0 and fills *ret; -ETIMEDOUT when scontrol did not finish within
+ * Returns 0 and fills *ret; COHORT_ETIMEDOUT when scontrol did not finish within
  * 3 s (it is killed); -EFBIG when it wrote more than 256 KiB (killed);
  * COHORT_ECOMMAND when it exited non-zero or died of a signal (the
  * controller is down, no SLURM here); -ENOENT when there is no scontrol;
@@ -100,6 +100,29 @@ COHORT_EXPORT int cohort_slurm_config_read(const struct cohort_probe *probe,
  * hides why a job was killed.
  */
 COHORT_EXPORT int cohort_slurm_sums_rss(const struct cohort_slurm_config *cfg);
+
+/*
+ * How an RSS sum that SLURM would charge stands against the job's limit,
+ * while the PSS sum is what the workers really use: the one rule the
+ * watcher's slurm_rss_risk notice and the diagnosis's slurm_rss_overcount
+ * finding apply (to be used where cohort_slurm_sums_rss() says 1).
+ *
+ *   COHORT_SLURM_RSS_OVER  rss_sum > limit while pss_sum < limit: a summing
+ *                          plugin with OverMemoryKill kills a job that fits
+ *   COHORT_SLURM_RSS_NEAR  rss_sum > 80% of limit while pss_sum < 60%:
+ *                          the sum is closing in and the gap is the shared
+ *                          pages, not use
+ *   COHORT_SLURM_RSS_FITS  anything else, and a limit of 0 (none known)
+ */
+enum cohort_slurm_rss {
+	COHORT_SLURM_RSS_FITS = 0,
+	COHORT_SLURM_RSS_NEAR = 1,
+	COHORT_SLURM_RSS_OVER = 2,
+};
+#define COHORT_SLURM_RSS_NEAR_PERCENT 80    /* of the limit, for the RSS sum */
+#define COHORT_SLURM_PSS_NEAR_PERCENT 60    /* of the limit, for the PSS sum */
+COHORT_EXPORT enum cohort_slurm_rss cohort_slurm_rss_level(uint64_t rss_sum, uint64_t pss_sum,
+                                                           uint64_t limit);
 
 /* ------------------------------------------------------------------------
  * A job as the controller knows it: `scontrol show job -o ID`

@@ -40,13 +40,13 @@ COHORT_EXPORT int cohort_workcg_create(const struct cohort_probe *probe, const c
                                        struct cohort_workcg *ret);
 
 /* Move process pid (0: the caller) into the cgroup. Returns 0 or -errno. */
-COHORT_EXPORT int cohort_workcg_attach(const struct cohort_workcg *cg, pid_t pid);
+COHORT_EXPORT int cohort_workcg_add_pid(const struct cohort_workcg *cg, pid_t pid);
 
 /*
  * Remove the cgroup and, depth first, any cgroup below it. Returns 0,
  * -EBUSY while processes remain in it, or -errno. Accepts NULL.
  */
-COHORT_EXPORT int cohort_workcg_destroy(const struct cohort_workcg *cg);
+COHORT_EXPORT int cohort_workcg_remove(const struct cohort_workcg *cg);
 
 
 /* ---- what a killed supervisor left ---- */

@@ -576,7 +576,7 @@ static int mutex_take(PlacedObject *p, int ms)
 {
 	int r = cohort_mutex_lock(p->mem, 0);
 
-	if (r != -EBUSY || ms == 0)
+	if (r != COHORT_ETIMEDOUT || ms == 0)
 		return r;
 	Py_BEGIN_ALLOW_THREADS
 	r = cohort_mutex_lock(p->mem, ms);
@@ -634,7 +634,7 @@ static PyObject *mutex_acquire(PlacedObject *p, PyObject *const *args, Py_ssize_
 	r = mutex_take(p, ms);
 	if (r == 0)
 		Py_RETURN_TRUE;
-	if (r == COHORT_ETIMEDOUT || r == -EBUSY)
+	if (r == COHORT_ETIMEDOUT)
 		Py_RETURN_FALSE;
 	if (r == COHORT_EOWNERDEAD)
 		return owner_dead(p);
@@ -764,7 +764,7 @@ static PyObject *barrier_wait(PlacedObject *p, PyObject *args)
 
 static PyObject *barrier_attach(PlacedObject *p, PyObject *noargs)
 {
-	int r = cohort_barrier_attach(p->mem);
+	int r = cohort_barrier_join(p->mem);
 
 	if (r < 0)
 		return raise_code(r, "cannot join the barrier", NULL);
@@ -773,7 +773,7 @@ static PyObject *barrier_attach(PlacedObject *p, PyObject *noargs)
 
 static PyObject *barrier_detach(PlacedObject *p, PyObject *noargs)
 {
-	int r = cohort_barrier_detach(p->mem);
+	int r = cohort_barrier_leave(p->mem);
 
 	if (r < 0 && r != -ENOENT)
 		return raise_code(r, "cannot leave the barrier", NULL);
@@ -838,7 +838,7 @@ static PyObject *sem_acquire(PlacedObject *p, PyObject *args)
 	Py_BEGIN_ALLOW_THREADS
 	r = cohort_sem_wait(p->mem, ms);
 	Py_END_ALLOW_THREADS
-	if (r == COHORT_ETIMEDOUT || r == -EAGAIN)
+	if (r == COHORT_ETIMEDOUT)
 		Py_RETURN_FALSE;
 	if (r < 0)
 		return raise_peer_dead(r, cohort_sem_dead(p->mem), "a semaphore member died holding units");
@@ -871,7 +871,7 @@ static PyObject *sem_reap(PlacedObject *p, PyObject *noargs)
 
 static PyObject *sem_attach(PlacedObject *p, PyObject *noargs)
 {
-	int r = cohort_sem_attach(p->mem);
+	int r = cohort_sem_join(p->mem);
 
 	if (r < 0)
 		return raise_code(r, "cannot join the semaphore", NULL);
@@ -880,7 +880,7 @@ static PyObject *sem_attach(PlacedObject *p, PyObject *noargs)
 
 static PyObject *sem_detach(PlacedObject *p, PyObject *noargs)
 {
-	int r = cohort_sem_detach(p->mem);
+	int r = cohort_sem_leave(p->mem);
 
 	if (r < 0 && r != -ENOENT)
 		return raise_code(r, "cannot leave the semaphore", NULL);
@@ -926,7 +926,7 @@ static int queue_init(PlacedObject *p, PyObject *args, PyObject *kw)
 		return -1;
 	if (placed_init(p, segobj, off, size) < 0)
 		return -1;
-	r = init ? cohort_queue_init(p->mem, p->size, &p->q) : cohort_queue_attach(p->mem, p->size, &p->q);
+	r = init ? cohort_queue_init(p->mem, p->size, &p->q) : cohort_queue_open(p->mem, p->size, &p->q);
 	if (r < 0) {
 		raise_code(r, init ? "cannot build the queue" : "cannot attach to the queue", NULL);
 		return -1;
@@ -961,7 +961,7 @@ static PyObject *queue_send(PlacedObject *p, PyObject *args)
 	r = cohort_queue_send(p->q, b.buf, (size_t)b.len, ms);
 	Py_END_ALLOW_THREADS
 	PyBuffer_Release(&b);
-	if (r == -EAGAIN || r == COHORT_ETIMEDOUT)
+	if (r == COHORT_ETIMEDOUT)
 		return raise_code(COHORT_ETIMEDOUT, "the queue is full", NULL);
 	if (r < 0)
 		return raise_code(r, "cannot send on the queue", NULL);
@@ -978,7 +978,7 @@ static PyObject *queue_recv(PlacedObject *p, PyObject *args)
 	Py_BEGIN_ALLOW_THREADS
 	r = cohort_queue_recv(p->q, p->buf, p->bufsize, ms);
 	Py_END_ALLOW_THREADS
-	if (r == -EAGAIN || r == COHORT_ETIMEDOUT)
+	if (r == COHORT_ETIMEDOUT)
 		return raise_code(COHORT_ETIMEDOUT, "the queue is empty", NULL);
 	if (r < 0)
 		return raise_code(r, "cannot receive from the queue", NULL);
