@@ -49,7 +49,7 @@ int run_metrics_write(struct run_metrics *m, const struct cohort_watch *w, bool 
 {
 	struct cohort_publish_opts po = {
 		/* Atomic against a reader either way; a metrics file need not survive a power loss. */
-		.flags = COHORT_PUBLISH_NOSYNC, .error = m->error, .error_size = sizeof(m->error),
+		.flags = COHORT_PUBLISH_NOSYNC, .why = m->error, .why_size = sizeof(m->error),
 	};
 	struct cohort_metrics_task t = {
 		.jobid = m->jobid, .step = m->step, .task = m->task, .host = m->host,

@@ -125,7 +125,7 @@ static void write_now(int final)
 {
 	char err[COHORT_MSG_MAX] = "";
 	struct cohort_publish_opts po = {
-		.flags = COHORT_PUBLISH_NOSYNC, .mode = 0644, .error = err, .error_size = sizeof(err),
+		.flags = COHORT_PUBLISH_NOSYNC, .mode = 0644, .why = err, .why_size = sizeof(err),
 	};
 	int r;
 

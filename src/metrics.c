@@ -378,8 +378,8 @@ int cohort_metrics_publish(const char *path, const struct cohort_metrics_task *t
 		return -EINVAL;
 	r = cohort_metrics_format(tasks, ntasks, &text, &len);
 	if (r < 0) {
-		if (opts && opts->error && opts->error_size)
-			snprintf(opts->error, opts->error_size, "cannot format the metrics for %s: %s", path,
+		if (opts && opts->why && opts->why_size)
+			snprintf(opts->why, opts->why_size, "cannot format the metrics for %s: %s", path,
 			         cohort_strerror(r));
 		return r;
 	}
@@ -388,21 +388,21 @@ int cohort_metrics_publish(const char *path, const struct cohort_metrics_task *t
 	return r;
 }
 
-int cohort_metrics_check_path(const char *path, char *error, size_t error_size)
+int cohort_metrics_check_path(const char *path, char *why, size_t why_size)
 {
 	struct cohort_publish pub;
 	struct cohort_publish_opts opts = { .flags = COHORT_PUBLISH_NOSYNC };
 	int r;
 
 	if (!path || !*path) {
-		if (error && error_size)
-			snprintf(error, error_size, "an empty metrics path: name a file, such as DIR/cohort.prom");
+		if (why && why_size)
+			snprintf(why, why_size, "an empty metrics path: name a file, such as DIR/cohort.prom");
 		return -EINVAL;
 	}
 	r = cohort_publish_open(&pub, path, &opts);
 	if (r < 0) {
-		if (error && error_size)
-			snprintf(error, error_size, "%s", pub.error);
+		if (why && why_size)
+			snprintf(why, why_size, "%s", pub.why);
 		return r;
 	}
 	cohort_publish_abort(&pub);

@@ -356,7 +356,7 @@ TEST(metrics_publish_and_bad_paths)
 	struct cohort_worker_state ws[2];
 	struct cohort_metrics_task t = { .jobid = "1", .totals = &tot, .workers = ws, .nworkers = 2 };
 	char path[1024], err[COHORT_MSG_MAX], *text, *onfile;
-	struct cohort_publish_opts po = { .error = err, .error_size = sizeof(err) };
+	struct cohort_publish_opts po = { .why = err, .why_size = sizeof(err) };
 	DIR *d;
 	struct dirent *de;
 	int n = 0;

@@ -102,7 +102,7 @@ COHORT_EXPORT int cohort_metrics_format(const struct cohort_metrics_task *tasks,
  * atomically (cohort_publish_data() with opts, which may be NULL), so a
  * reader (node_exporter) sees the previous file or this one, never a part.
  * The name should end in ".prom" for the textfile collector. Returns 0, or
- * an error of either call; opts->error, when given, then says what failed.
+ * an error of either call; opts->why, when given, then says what failed.
  * The target is untouched on failure.
  */
 COHORT_EXPORT int cohort_metrics_publish(const char *path, const struct cohort_metrics_task *tasks,
@@ -115,9 +115,9 @@ COHORT_EXPORT int cohort_metrics_publish(const char *path, const struct cohort_m
  * For a caller that wants to refuse a bad path before it starts a job.
  * Returns 0, or the -errno of cohort_publish_open() (-ENOENT, -EACCES,
  * -EROFS, -EISDIR, -ENOTDIR, -ENAMETOOLONG ...) with the reason and the
- * fix in error (error_size bytes; may be NULL).
+ * fix in why (why_size bytes; may be NULL).
  */
-COHORT_EXPORT int cohort_metrics_check_path(const char *path, char *error, size_t error_size);
+COHORT_EXPORT int cohort_metrics_check_path(const char *path, char *why, size_t why_size);
 
 #ifdef __cplusplus
 }
