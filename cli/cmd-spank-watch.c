@@ -67,6 +67,7 @@ struct helper {
 	int stderr_verdict;             /* --stderr-verdict: local task 0 passes its stderr */
 	int err_fd;                     /* that stderr, held until the verdict is said, -1 */
 	int ended;                      /* the recordings are ended */
+	int commented;                  /* AdminComment was done (or tried) */
 };
 
 /* From SIGTERM to SIGKILL for a task stopped over its share: the task grows meanwhile. */
@@ -236,23 +237,19 @@ static int add_task(struct helper *h, long id, long local_id, pid_t pid)
 }
 
 /*
- * "exit ID STATUS": slurmstepd reaped the task with wait status STATUS.
- * The watcher, which would notice the end at its next sample, is told now.
+ * "exit ID STATUS": slurmstepd reaped the task (wait status STATUS). The
+ * watcher is not told the status: it follows the task's cgroup, whose
+ * root is slurmstepd's child, not a worker of its own, and finds how its
+ * processes ended (OOM kills by the kernel's count and log) at its last
+ * sample. What it gives is the moment: the step's tasks on this node have
+ * all ended without waiting for the watcher's next sample.
  */
 static void task_exited(struct helper *h, long id, int status)
 {
-	for (size_t i = 0; i < h->n && !h->ended; i++) {
-		struct task *t = &h->t[i];
-
-		if (t->id != id || t->exited)
-			continue;
-		t->exited = 1;
-		if (t->started && cohort_watch_running(t->watch)) {
-			cohort_watch_exited(t->watch, 0, status);
-			cohort_recorder_sample(t->rec, t->watch);
-			drain(t);
-		}
-	}
+	(void)status;
+	for (size_t i = 0; i < h->n; i++)
+		if (h->t[i].id == id)
+			h->t[i].exited = 1;
 }
 
 /* Every task of the step on this node has ended (as the plugin or the watcher saw). */
@@ -416,8 +413,18 @@ static size_t say_step(const struct helper *h, DIR *d, const char *step, const c
 
 			if (f[0].global_rank >= 0 && k > 0 && (size_t)k < sum_size)
 				k += snprintf(sum + k, sum_size - (size_t)k, " rank %d", f[0].global_rank);
-			if (k > 0 && (size_t)k < sum_size)
-				k += snprintf(sum + k, sum_size - (size_t)k, " (%.100s)", f[0].message);
+			if (k > 0 && (size_t)k < sum_size) {
+				/* The message's start, cut at a word: AdminComment is short. */
+				int m = (int)strlen(f[0].message);
+
+				if (m > 100) {
+					m = 100;
+					while (m > 40 && f[0].message[m] != ' ')
+						m--;
+				}
+				k += snprintf(sum + k, sum_size - (size_t)k, " (%.*s%s)", m, f[0].message,
+				              f[0].message[m] ? "..." : "");
+			}
 			if (nf > 1 && k > 0 && (size_t)k < sum_size)
 				snprintf(sum + k, sum_size - (size_t)k, ", %zu findings", nf);
 			for (char *c = sum; *c; c++)
@@ -518,6 +525,8 @@ static void write_bounded(int fd, const char *buf, size_t len)
  * (--stderr-verdict), nothing when the step ended well, then the
  * descriptor closed: slurmstepd's I/O ends with it.
  */
+static void add_admin_comment(struct helper *h);
+
 static void say_on_stderr(struct helper *h)
 {
 	char *buf = NULL;
@@ -525,8 +534,10 @@ static void say_on_stderr(struct helper *h)
 	FILE *out;
 	DIR *d;
 
-	if (h->err_fd < 0)
+	if (h->err_fd < 0) {
+		add_admin_comment(h);
 		return;
+	}
 	if ((d = opendir(h->dir)) != NULL && (out = open_memstream(&buf, &len)) != NULL) {
 		if (say_step(h, d, h->step, h->host, out, NULL, 0) > 0)
 			fprintf(out, "(cohort report --job %s for the whole report)\n", h->job);
@@ -537,6 +548,12 @@ static void say_on_stderr(struct helper *h)
 	}
 	if (d)
 		closedir(d);
+	/*
+	 * While we hold the task's stderr the step cannot end, nor a job that
+	 * is this one step: the controller takes AdminComment only until the
+	 * job has ended.
+	 */
+	add_admin_comment(h);
 	close(h->err_fd);
 	h->err_fd = -1;
 }
@@ -680,8 +697,9 @@ static void add_admin_comment(struct helper *h)
 	DIR *d;
 	int r;
 
-	if (!h->admin_comment || !(d = opendir(h->dir)))
+	if (!h->admin_comment || h->commented || !(d = opendir(h->dir)))
 		return;
+	h->commented = 1;
 	sum[0] = '\0';
 	r = (int)say_step(h, d, h->step, NULL, NULL, sum, sizeof(sum));
 	closedir(d);
@@ -882,7 +900,6 @@ static int exec(int argc, char **argv)
 	finish(&h);
 	say_on_stderr(&h);
 	verdict(&h);
-	add_admin_comment(&h);
 	if (h.out_fd >= 0)
 		close(h.out_fd);
 	return CLI_OK;

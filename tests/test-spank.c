@@ -185,8 +185,18 @@ static void srun_case(void *arg)
 	CHECK_CONTAINS(r.err, "cohort report --job");
 	cmd_free(&r);
 
-	/* AdminComment: the one-line summary (no slurmdbd in the test cluster: scontrol only). */
-	cmd_run(&r, "scontrol show job %s", job);
+	/*
+	 * AdminComment: the one-line summary (no slurmdbd in the test cluster:
+	 * scontrol only), set by the helper after the step's I/O ended, so a
+	 * moment after srun returned.
+	 */
+	for (int i = 0; i < 100; i++) {
+		cmd_run(&r, "scontrol show job %s", job);
+		if (strstr(r.out, "AdminComment=") || i == 99)
+			break;
+		cmd_free(&r);
+		usleep(100 * 1000);
+	}
 	CHECK_CONTAINS(r.out, "AdminComment=cohort: step 0: oom_kill rank 1");
 	cmd_free(&r);
 
