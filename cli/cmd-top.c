@@ -691,7 +691,7 @@ static void spool_print(const struct top *t, const char *dir, const struct spool
 		       r->has_sample ? cohort_size_format(r->last.pss_sum, b[1], 32) : "-",
 		       r->has_sample ? cohort_size_format(r->last.uss_sum, b[2], 32) : "-",
 		       r->has_sample && r->last.has_cgroup ? cohort_size_format(r->last.cg_usage, b[3], 32) : "-",
-		       r->has_sample && r->last.has_cgroup && r->last.cg_limit ?
+		       r->has_sample && r->last.has_cgroup && r->last.cg_limit && r->last.cg_limit < (1ULL << 62) ?
 		       cohort_size_format(r->last.cg_limit, b[4], 32) : "-",
 		       r->peak ? cohort_size_format(r->peak, b[5], 32) : "-", age, r->live ? "running" : "ended");
 		if (r->live && r->has_sample) {
@@ -737,7 +737,8 @@ static int spool_json(const struct top *t, const char *dir, const struct spool_r
 		json_object_set_new(o, "cgroup_usage_bytes",
 		                    p && r->last.has_cgroup ? cli_json_size(r->last.cg_usage) : json_null());
 		json_object_set_new(o, "cgroup_limit_bytes",
-		                    p && r->last.has_cgroup && r->last.cg_limit ? cli_json_size(r->last.cg_limit) :
+		                    p && r->last.has_cgroup && r->last.cg_limit && r->last.cg_limit < (1ULL << 62) ?
+		                    cli_json_size(r->last.cg_limit) :
 		                    json_null());
 		json_object_set_new(o, "peak_bytes", r->peak ? cli_json_size(r->peak) : json_null());
 		json_object_set_new(o, "sample_age_s", p ? json_real(r->age) : json_null());
