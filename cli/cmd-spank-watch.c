@@ -2,12 +2,20 @@
  * cmd-spank-watch.c - `cohort spank-watch`, the helper that spank_cohort.so
  * starts for each job step on each node (not listed in `cohort --help`).
  *
- * The plugin forks and execs this program from slurmstepd with a pipe on
- * stdin; it writes "task GLOBAL_ID LOCAL_ID PID\n" for each task it forked
- * and closes the pipe at the step's end. The helper watches each task's
- * cgroup with the library watcher, writes one recording per task into
- * DIR/<step>.<task>.<host>.ndjson (owned by the job's user), and at the end
- * says the verdict, when there is one, into the batch script's output file.
+ * The plugin forks and execs this program from slurmstepd with one end of
+ * a SOCK_SEQPACKET socket pair on stdin; it sends "task GLOBAL_ID LOCAL_ID
+ * PID\n" for each task it forked, "exit GLOBAL_ID STATUS\n" for each it
+ * reaped, local task 0 sends "stderr GLOBAL_ID\n" with its stderr
+ * attached (SCM_RIGHTS, --stderr-verdict), and the plugin closes its end
+ * at the step's end. The helper watches each task's cgroup with the
+ * library watcher, writes one recording per task into
+ * DIR/<step>.<task>.<host>.ndjson (owned by the job's user); when the
+ * node's tasks have ended it says this node's verdict of the step into
+ * that stderr (srun's, for an interactive step) and appends a summary to
+ * the job's AdminComment (--admin-comment); at the end, the verdict into
+ * the batch script's output file. With --enforce it stops a task whose
+ * processes go over its share of the job's memory (SIGTERM, then SIGKILL),
+ * as cohort run --enforce watch stops a worker.
  *
  * It is a process of its own, not a thread of slurmstepd: a crash or a
  * stall here cannot take the step with it, and the plugin waits for it a

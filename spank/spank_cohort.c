@@ -9,12 +9,29 @@
  * salloc) or SLURM_SPANK_COHORT in the environment of those commands.
  *
  * Design: in slurmstepd (remote context) the plugin forks one helper per
- * step, `cohort spank-watch`, writes it one line per task it forks, and
- * closes the pipe at the step's end; the helper does all the watching. No
+ * step, `cohort spank-watch`, writes it one line per task it forks and
+ * reaps, and closes the socket pair at the step's end; the helper does all
+ * the watching, recording, diagnosis, enforcement (mode=enforce) and
+ * AdminComment (admin_comment=yes). No
  * thread of cohort runs inside slurmstepd: a helper that crashes, stalls
  * or grows costs its own process only, the plugin waits for it a bounded
  * time at the step's end, and every failure is a line in slurmd's log,
  * never a failed step. Every hook returns success.
+ *
+ * The verdict of an interactive srun: in task_init, in the task's own
+ * process where fd 2 is already the stderr slurmstepd forwards to srun,
+ * local task 0 passes that descriptor to the helper (SCM_RIGHTS, never
+ * blocking). The helper writes the step's verdict into it once the node's
+ * tasks have ended and closes it: since it holds the stderr until then,
+ * slurmstepd's I/O has not ended and srun prints the verdict before it
+ * exits. The hold is bounded by the helper's diagnosis (and at worst by
+ * wait=, when the plugin kills the helper). Batch scripts' steps do not
+ * do this: their stderr is the script's output, where the batch verdict
+ * goes.
+ *
+ * The job's end (job_epilog, in slurmd as root): the /dev/shm segments
+ * cohort named for the job, cohort.<uid>.<job>.<name>, regular files of
+ * the job's user, are removed and logged; nothing else is touched.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -409,8 +426,11 @@ int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
 		return 0;
 	}
 	n = snprintf(line, sizeof(line), "task %u %d %d\n", gid, lid, (int)pid);
-	/* A pipe write under PIPE_BUF is whole or not at all; a stalled helper never blocks us. */
-	if (write(helper_fd, line, (size_t)n) != n)
+	/*
+	 * A datagram is whole or not at all; a stalled helper never blocks us,
+	 * a dead one never raises SIGPIPE in slurmstepd.
+	 */
+	if (send(helper_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n)
 		slurm_error("cohort: the helper (pid %d) did not take task %u: %s", (int)helper, gid,
 		            strerror(errno));
 	return 0;

@@ -265,6 +265,7 @@ static void enforce_case(void *arg)
 	CHECK_CONTAINS(out, "script-done");
 	CHECK_CONTAINS(out, "budget_kill, rank 0");
 	CHECK_CONTAINS(out, "budget");
+	CHECK_CONTAINS(out, "runner");         /* the process that grew */
 	CHECK_MSG(strstr(out, "oom-kill") == NULL && strstr(out, "oom_kill") == NULL,
 	          "the kernel killed it first:\n%s", out);
 	free(out);
