@@ -36,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -270,6 +271,8 @@ static int step_says_on_stderr(spank_t sp, uint32_t step)
 }
 
 static int stderr_verdict;              /* this step's tasks pass their stderr to the helper */
+static uint32_t local_tasks;            /* the step's tasks on this node */
+static uint32_t tasks_reaped;
 
 /*
  * The helper's options past the ids: the tasks on this node, enforce, the
@@ -282,7 +285,8 @@ static int more_args(spank_t sp, enum mode m, uint32_t step, char **argv, int k)
 	uint32_t n = 0;
 
 	if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &n) == ESPANK_SUCCESS && n > 0) {
-		snprintf(local, sizeof(local), "%u", step == SLURM_BATCH_SCRIPT ? 1 : n);
+		local_tasks = step == SLURM_BATCH_SCRIPT ? 1 : n;
+		snprintf(local, sizeof(local), "%u", local_tasks);
 		ARG("--local-tasks");
 		argv[k++] = local;
 	}
@@ -515,6 +519,42 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 }
 
 /*
+ * After the node's last task was reaped: the helper says "done" once it
+ * wrote the verdict into task 0's stderr and closed it. slurmstepd's I/O
+ * cannot end while the helper holds that stderr, so a helper that does
+ * not answer within wait= seconds (stopped, stuck on a disk) is killed
+ * here, which releases it: the step is delayed wait= seconds at most, as
+ * at its end.
+ */
+static void wait_for_verdict(void)
+{
+	struct timespec t0, now;
+	char buf[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pf = { .fd = helper_fd, .events = POLLIN };
+		double left;
+		ssize_t got;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = wait_s - ((double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9);
+		if (left <= 0)
+			break;
+		if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		got = recv(helper_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			return;         /* the helper is gone: nothing of it is held */
+		if (got >= 4 && memcmp(buf, "done", 4) == 0)
+			return;
+	}
+	slurm_error("cohort: the helper (pid %d) did not say the verdict %.0f s after the step's tasks "
+	            "ended: killed", (int)helper, wait_s);
+	kill(helper, SIGKILL);
+}
+
+/*
  * In slurmstepd, as each task is reaped: its wait status to the helper,
  * which knows then, without waiting for its next sample, that the task
  * ended and how.
@@ -532,6 +572,8 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 		return 0;
 	n = snprintf(line, sizeof(line), "exit %u %d\n", gid, st);
 	(void)send(helper_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (stderr_verdict && ++tasks_reaped == local_tasks)
+		wait_for_verdict();
 	return 0;
 }
 
