@@ -251,12 +251,16 @@ static void enforce_case(void *arg)
 	const char *dir = arg;
 	char spool[1024], o[1400], job[64];
 	const char *script = "srun -n1 $COHORT_TEST_RUNNER --helper worker --grow-rank 0 --grow-to 400M "
-	                     "--grow-rate 40M --seconds 30\necho script-done";
+	                     "--grow-rate 20M --seconds 40\necho script-done";
 	const char *extra = "-n1 --mem=150M --export=ALL,COHORT_TEST_RUNNER=$COHORT_BUILD/tests/runner";
 	char *out;
 
 	snprintf(spool, sizeof(spool), "%s/spool-enf", test_tmpdir());
-	/* enforce: cohort stops the task at its share (150 MiB less 37.5), the kernel kills nothing. */
+	/*
+	 * enforce: cohort stops the task at its share (150 MiB less 37.5),
+	 * the kernel kills nothing: at 20 MiB/s the task takes near 2 s from
+	 * its budget to the job's limit, many samples on a loaded machine.
+	 */
 	snprintf(o, sizeof(o), "mode=enforce interval=0.5 spool=%s", spool);
 	set_plugstack(dir, o);
 	batch(script, extra, "enf.out", job, sizeof(job));
