@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -445,4 +446,71 @@ static void cpu_budget_case(void *arg)
 TEST_TIMEOUT(slurm_spank_cpu_budget_option, 200)
 {
 	slurm_case(spank_dir(), cpu_budget_case, 180000);
+}
+
+/* ---- cohort top --job on a running job's recordings ---------------------- */
+
+static void top_case(void *arg)
+{
+	const char *dir = arg;
+	char spool[1024], o[1400], job[64];
+	struct cmd_result r;
+	int seen = 0;
+
+	snprintf(spool, sizeof(spool), "%s/spool-top", test_tmpdir());
+	snprintf(o, sizeof(o), "mode=record interval=0.3 spool=%s", spool);
+	set_plugstack(dir, o);
+	write_file("top.sh", "#!/bin/sh\nsrun -n1 %s/tests/runner --helper worker --hold 40M --seconds 10\n",
+	           test_build_dir());
+	cmd_run(&r, "sbatch --parsable -n1 --mem=200M -o %s/top.out %s/top.sh", test_tmpdir(), test_tmpdir());
+	snprintf(job, sizeof(job), "%.*s", (int)strcspn(r.out, ";\n"), r.out);
+	CHECK_MSG(job[0] >= '0' && job[0] <= '9', "sbatch said: %s%s", r.out, r.err);
+	cmd_free(&r);
+	/* While it runs: step 0's task, running, holding its 40 MiB. */
+	for (int i = 0; i < 100 && !seen; i++) {
+		cmd_run(&r, "%s/cohort top --job %s --spool %s --once --json", test_build_dir(), job, spool);
+		if (r.status == 0) {
+			json_error_t jerr;
+			json_t *j = json_loads(r.out, 0, &jerr), *tasks = json_object_get(j, "tasks");
+
+			for (size_t k = 0; k < json_array_size(tasks); k++) {
+				json_t *t = json_array_get(tasks, k);
+
+				seen |= json_is_true(json_object_get(t, "running")) &&
+				        strcmp(json_string_value(json_object_get(t, "step")), "0") == 0 &&
+				        json_integer_value(json_object_get(t, "rss_sum_bytes")) >= (40 << 20);
+			}
+			json_decref(j);
+		}
+		cmd_free(&r);
+		if (!seen)
+			usleep(200 * 1000);
+	}
+	CHECK_MSG(seen, "cohort top --job %s never showed step 0 running with its 40 MiB", job);
+	/* The job's end: every task ended. */
+	for (int i = 0; i < 300; i++) {
+		cmd_run(&r, "squeue -h -j %s", job);
+		seen = r.out[0] != '\0';
+		cmd_free(&r);
+		if (!seen)
+			break;
+		usleep(200 * 1000);
+	}
+	/* The helpers end the recordings as the steps end, a moment after the job leaves squeue. */
+	for (int i = 0; i < 100; i++) {
+		cmd_run(&r, "%s/cohort top --job %s --spool %s --once", test_build_dir(), job, spool);
+		if (strstr(r.out, "2 tasks, 0 running") || i == 99)
+			break;
+		cmd_free(&r);
+		usleep(100 * 1000);
+	}
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "2 tasks, 0 running");
+	cmd_free(&r);
+	exit(0);
+}
+
+TEST_TIMEOUT(slurm_spank_top_job_from_spool, 200)
+{
+	slurm_case(spank_dir(), top_case, 180000);
 }
