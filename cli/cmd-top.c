@@ -7,7 +7,9 @@
  */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -15,8 +17,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define COHORT_SPOOL_DEFAULT "/var/spool/cohort"
 
 static void help(FILE *out)
 {
@@ -34,7 +39,10 @@ static void help(FILE *out)
 	        "  -c, --cgroup PATH    every process of this memory cgroup and those below it;\n"
 	        "                       PATH as /proc/PID/cgroup shows it, or a directory\n"
 	        "  -j, --job JOBID      the processes of SLURM job JOBID on this node, through\n"
-	        "                       its cgroup\n"
+	        "                       its cgroup; a job with no cgroup here (or with --spool):\n"
+	        "                       its tasks as spank_cohort.so records them in the spool\n"
+	        "      --spool DIR      with --job: the tasks' latest samples from DIR/JOBID\n"
+	        "                       (default: COHORT_SPOOL, else " COHORT_SPOOL_DEFAULT ")\n"
 	        "  With none: the SLURM job this runs in (SLURM_JOB_ID), else the processes of\n"
 	        "  the caller's own memory cgroup. cohort top never lists itself.\n"
 	        "\n"
@@ -564,11 +572,226 @@ static int parse_pid(const char *text, pid_t *ret)
 	return 0;
 }
 
+/* ---- --job from the spool: the tasks spank_cohort.so records --------- */
+
+/*
+ * One task's latest figures: the last sample of its recording in
+ * <spool>/<job>/<step>.<task>.<host>.ndjson (cohort report --job reads
+ * the same files), live while the recording has no end line.
+ */
+struct spool_row {
+	char step[COHORT_ID_MAX], node[COHORT_ID_MAX];
+	long task;
+	int live, has_sample;
+	double age;                     /* seconds since its last sample */
+	struct cohort_rec_sample last;
+	uint64_t peak;                  /* the worker's peak figure judged */
+};
+
+static int cmp_spool_row(const void *a, const void *b)
+{
+	const struct spool_row *x = a, *y = b;
+	int c = strcmp(x->step, y->step);
+
+	if (c)
+		return c;
+	if (x->task != y->task)
+		return x->task < y->task ? -1 : 1;
+	return strcmp(x->node, y->node);
+}
+
+/* The recordings of the job in dir; *ret malloc'd. Returns the count or -errno. */
+static int spool_rows(const char *dir, struct spool_row **ret)
+{
+	struct spool_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	double now = (double)time(NULL);
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		struct cohort_recording *rec;
+		char path[COHORT_PATH_MAX];
+		struct stat st;
+		struct spool_row *r;
+
+		if (de->d_name[0] == '.' || len < 8 || strcmp(de->d_name + len - 7, ".ndjson") != 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path) ||
+		    cohort_recording_load(path, &rec, NULL, 0) < 0)
+			continue;       /* one unreadable file: the others are still shown */
+		if (n == cap) {
+			struct spool_row *m = realloc(rows, (cap ? cap * 2 : 16) * sizeof(*m));
+
+			if (!m) {
+				cohort_recording_free(rec);
+				free(rows);
+				closedir(d);
+				return -ENOMEM;
+			}
+			rows = m;
+			cap = cap ? cap * 2 : 16;
+		}
+		r = &rows[n++];
+		memset(r, 0, sizeof(*r));
+		snprintf(r->step, sizeof(r->step), "%.*s", (int)strcspn(de->d_name, "."), de->d_name);
+		snprintf(r->node, sizeof(r->node), "%s", rec->task.node[0] ? rec->task.node : rec->host);
+		r->task = rec->task.known ? rec->task.id : -1;
+		r->live = !rec->ended;
+		if (rec->nsamples) {
+			r->has_sample = 1;
+			r->last = rec->samples[rec->nsamples - 1];
+			r->age = now - (rec->start + r->last.t);
+			if (r->age < 0)
+				r->age = 0;
+		}
+		if (rec->nworkers)
+			r->peak = rec->workers[0].peak_pss > rec->workers[0].peak_cgroup ?
+			          rec->workers[0].peak_pss : rec->workers[0].peak_cgroup;
+		cohort_recording_free(rec);
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(rows, n, sizeof(*rows), cmp_spool_row);
+	*ret = rows;
+	return (int)n;
+}
+
+static void spool_print(const struct top *t, const char *dir, const struct spool_row *rows, size_t n)
+{
+	uint64_t rss = 0, pss = 0, uss = 0, cg = 0;
+	size_t live = 0;
+	char b[6][32], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	if (t->tty && !t->once)
+		fputs("\033[H\033[2J", stdout);
+	for (size_t i = 0; i < n; i++)
+		live += rows[i].live;
+	printf("cohort top - %s - %s, recorded in %s - %zu tasks, %zu running\n\n", when, t->scope, dir, n,
+	       live);
+	printf("%-12s %6s %-12s %10s %10s %10s %10s %10s %10s %8s %-7s\n", "STEP", "TASK", "NODE", "RSS",
+	       "PSS", "USS", "CGROUP", "LIMIT", "PEAK", "AGE", "STATE");
+	for (size_t i = 0; i < n; i++) {
+		const struct spool_row *r = &rows[i];
+		char task[24], age[16];
+
+		snprintf(task, sizeof(task), r->task >= 0 ? "%ld" : "?", r->task);
+		snprintf(age, sizeof(age), r->has_sample ? "%.0fs" : "-", r->age);
+		printf("%-12.12s %6s %-12.12s %10s %10s %10s %10s %10s %10s %8s %-7s\n", r->step, task, r->node,
+		       r->has_sample ? cohort_size_format(r->last.rss_sum, b[0], 32) : "-",
+		       r->has_sample ? cohort_size_format(r->last.pss_sum, b[1], 32) : "-",
+		       r->has_sample ? cohort_size_format(r->last.uss_sum, b[2], 32) : "-",
+		       r->has_sample && r->last.has_cgroup ? cohort_size_format(r->last.cg_usage, b[3], 32) : "-",
+		       r->has_sample && r->last.has_cgroup && r->last.cg_limit && r->last.cg_limit < (1ULL << 62) ?
+		       cohort_size_format(r->last.cg_limit, b[4], 32) : "-",
+		       r->peak ? cohort_size_format(r->peak, b[5], 32) : "-", age, r->live ? "running" : "ended");
+		if (r->live && r->has_sample) {
+			rss += r->last.rss_sum;
+			pss += r->last.pss_sum;
+			uss += r->last.uss_sum;
+			cg += r->last.has_cgroup ? r->last.cg_usage : 0;
+		}
+	}
+	printf("\n");
+	printf("  %-12s %10s  what SLURM's jobacct_gather/linux charges, the running tasks together\n",
+	       "RSS sum", cohort_size_format(rss, b[0], 32));
+	printf("  %-12s %10s  what they really use (each shared page split among its users)\n", "PSS sum",
+	       cohort_size_format(pss, b[1], 32));
+	printf("  %-12s %10s  freed if every process exited\n", "USS sum", cohort_size_format(uss, b[2], 32));
+	printf("  %-12s %10s  the running tasks' cgroups (what the kernel counts)\n", "cgroup usage",
+	       cohort_size_format(cg, b[3], 32));
+	if (!t->tty || t->once)
+		printf("\n");
+	fflush(stdout);
+}
+
+static int spool_json(const struct top *t, const char *dir, const struct spool_row *rows, size_t n)
+{
+	json_t *root = json_object(), *tasks = json_array();
+	char *text;
+
+	json_object_set_new(root, "scope", json_string(t->scope));
+	json_object_set_new(root, "spool_dir", json_string(dir));
+	json_object_set_new(root, "time", json_integer((json_int_t)time(NULL)));
+	for (size_t i = 0; i < n; i++) {
+		const struct spool_row *r = &rows[i];
+		json_t *o = json_object();
+		bool p = r->has_sample;
+
+		json_object_set_new(o, "step", json_string(r->step));
+		json_object_set_new(o, "task", r->task >= 0 ? json_integer(r->task) : json_null());
+		json_object_set_new(o, "node", json_string(r->node));
+		json_object_set_new(o, "running", json_boolean(r->live));
+		json_object_set_new(o, "rss_sum_bytes", p ? cli_json_size(r->last.rss_sum) : json_null());
+		json_object_set_new(o, "pss_sum_bytes", p ? cli_json_size(r->last.pss_sum) : json_null());
+		json_object_set_new(o, "uss_sum_bytes", p ? cli_json_size(r->last.uss_sum) : json_null());
+		json_object_set_new(o, "cgroup_usage_bytes",
+		                    p && r->last.has_cgroup ? cli_json_size(r->last.cg_usage) : json_null());
+		json_object_set_new(o, "cgroup_limit_bytes",
+		                    p && r->last.has_cgroup && r->last.cg_limit && r->last.cg_limit < (1ULL << 62) ?
+		                    cli_json_size(r->last.cg_limit) :
+		                    json_null());
+		json_object_set_new(o, "peak_bytes", r->peak ? cli_json_size(r->peak) : json_null());
+		json_object_set_new(o, "sample_age_s", p ? json_real(r->age) : json_null());
+		json_array_append_new(tasks, o);
+	}
+	json_object_set_new(root, "tasks", tasks);
+	text = json_dumps(root, (t->once ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text) {
+		cli_error("out of memory writing JSON");
+		return CLI_ERROR;
+	}
+	puts(text);
+	free(text);
+	fflush(stdout);
+	return CLI_OK;
+}
+
+/* --job from the spool: the recordings read again at every refresh. */
+static int run_spool(struct top *t, const char *dir)
+{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, on_signal);
+	for (unsigned it = 0; !interrupted && (t->iterations == 0 || it < t->iterations); it++) {
+		struct spool_row *rows = NULL;
+		int n;
+
+		if (it > 0)
+			sleep_s(t->interval);
+		if (interrupted)
+			break;
+		n = spool_rows(dir, &rows);
+		if (n < 0) {
+			cli_error("cannot read %s: %s", dir, strerror(-n));
+			return CLI_ERROR;
+		}
+		if (t->json)
+			spool_json(t, dir, rows, (size_t)n);
+		else
+			spool_print(t, dir, rows, (size_t)n);
+		free(rows);
+		if (t->once)
+			break;
+	}
+	return CLI_OK;
+}
+
 static int cmd_top_exec(int argc, char **argv);
 
 const struct cli_cmd cli_cmd_top = {
 	.name = "top",
-	.usage = "[--pid PID ...] [--cgroup PATH] [--job JOBID] [--interval SEC] [--once] [--json]",
+	.usage = "[--pid PID ...] [--cgroup PATH] [--job JOBID [--spool DIR]] [--interval SEC] [--once] [--json]",
 	.summary = "live per-process RSS, PSS, USS beside the cgroup's usage and limit",
 	.exec = cmd_top_exec,
 	.help = help,
@@ -585,11 +808,13 @@ static int cmd_top_exec(int argc, char **argv)
 		{ "once", no_argument, NULL, '1' },
 		{ "budget", required_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "spool", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct top t;
-	const char *slurm_job;
+	const char *slurm_job, *spool = NULL;
+	char spool_dir[COHORT_PATH_MAX];
 	int c, r, status;
 
 	memset(&t, 0, sizeof(t));
@@ -653,6 +878,9 @@ static int cmd_top_exec(int argc, char **argv)
 		case 'J':
 			t.json = true;
 			break;
+		case 'P':
+			spool = optarg;
+			break;
 		case 'h':
 			help(stdout);
 			free(t.roots);
@@ -672,6 +900,10 @@ static int cmd_top_exec(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_top, "--cgroup and --job both name a cgroup; give one");
 	}
 
+	if (spool && !t.job_arg) {
+		free(t.roots);
+		return cli_usage_error(&cli_cmd_top, "--spool needs --job");
+	}
 	slurm_job = getenv("SLURM_JOB_ID");
 	if (!t.job_arg && !t.cgroup_arg && t.nroots == 0 && slurm_job && *slurm_job)
 		t.job_arg = slurm_job;
@@ -682,6 +914,27 @@ static int cmd_top_exec(int argc, char **argv)
 			free(t.roots);
 			return cli_usage_error(&cli_cmd_top,
 			                       "invalid job id '%s' for --job: expected SLURM_JOB_ID, a number", t.job_arg);
+		}
+		if (r < 0 || spool) {
+			/* The spool: --spool, or a job not on this node that the plugin records. */
+			const char *sp = spool ? spool : getenv("COHORT_SPOOL");
+			struct stat st;
+
+			if (!sp || !*sp)
+				sp = COHORT_SPOOL_DEFAULT;
+			snprintf(spool_dir, sizeof(spool_dir), "%s/%s", sp, t.job_arg);
+			if (stat(spool_dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+				snprintf(t.scope_buf, sizeof(t.scope_buf), "SLURM job %s", t.job_arg);
+				t.scope = t.scope_buf;
+				status = run_spool(&t, spool_dir);
+				goto out;
+			}
+			if (spool) {
+				cli_error("no recordings of job %s in the spool %s (%s: %s): spank_cohort.so has not "
+				          "watched it on this node, or the spool is another (plugstack option spool=)",
+				          t.job_arg, spool, spool_dir, strerror(errno ? errno : ENOTDIR));
+				goto out;
+			}
 		}
 		if (r < 0) {
 			cli_error("SLURM job %s has no memory cgroup on this node (looked for job_%s under %s): "

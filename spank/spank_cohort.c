@@ -10,20 +10,40 @@
  * salloc) or SLURM_SPANK_COHORT in the environment of those commands.
  *
  * Design: in slurmstepd (remote context) the plugin forks one helper per
- * step, `cohort spank-watch`, writes it one line per task it forks, and
- * closes the pipe at the step's end; the helper does all the watching. No
+ * step, `cohort spank-watch`, writes it one line per task it forks and
+ * reaps, and closes the socket pair at the step's end; the helper does all
+ * the watching, recording, diagnosis, enforcement (mode=enforce) and
+ * AdminComment (admin_comment=yes). No
  * thread of cohort runs inside slurmstepd: a helper that crashes, stalls
  * or grows costs its own process only, the plugin waits for it a bounded
  * time at the step's end, and every failure is a line in slurmd's log,
  * never a failed step. Every hook returns success.
+ *
+ * The verdict of an interactive srun: in task_init, in the task's own
+ * process where fd 2 is already the stderr slurmstepd forwards to srun,
+ * local task 0 passes that descriptor to the helper (SCM_RIGHTS, never
+ * blocking). The helper writes the step's verdict into it once the node's
+ * tasks have ended and closes it: since it holds the stderr until then,
+ * slurmstepd's I/O has not ended and srun prints the verdict before it
+ * exits. The hold is bounded by the helper's diagnosis (and at worst by
+ * wait=, when the plugin kills the helper). Batch scripts' steps do not
+ * do this: their stderr is the script's output, where the batch verdict
+ * goes.
+ *
+ * The job's end (job_epilog, in slurmd as root): the /dev/shm segments
+ * cohort named for the job, cohort.<uid>.<job>.<name>, regular files of
+ * the job's user, are removed and logged; nothing else is touched.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -48,6 +68,9 @@ static char cohort_bin[512] = COHORT_BINDIR "/cohort";
 static char interval[32] = "1";
 static char metrics_dir[512] = "";      /* "": no metrics */
 static double wait_s = 10;
+static int admin_comment;               /* admin_comment=yes: the summary into AdminComment */
+static char scontrol_bin[512] = "scontrol";
+static char cpu_budget[32];             /* cpu_budget=PERCENT for the helper, "" default */
 
 static pid_t helper = -1;
 static int helper_fd = -1;
@@ -93,6 +116,38 @@ static void copy_arg(char *dst, size_t size, const char *val, const char *name)
 	snprintf(dst, size, "%s", val);
 }
 
+/*
+ * The options of the verdict's AdminComment and of the sampler's CPU.
+ * Returns 1 when a was one of them (said in slurmd's log when bad), else 0.
+ */
+static int parse_more(const char *a)
+{
+	if (!strncmp(a, "admin_comment=", 14)) {
+		if (!strcmp(a + 14, "yes"))
+			admin_comment = 1;
+		else if (!strcmp(a + 14, "no"))
+			admin_comment = 0;
+		else
+			slurm_error("cohort: plugstack option %s: expected yes or no; kept %s", a,
+			            admin_comment ? "yes" : "no");
+	} else if (!strncmp(a, "scontrol=", 9)) {
+		copy_arg(scontrol_bin, sizeof(scontrol_bin), a + 9, "scontrol");
+	} else if (!strncmp(a, "cpu_budget=", 11)) {
+		char *end;
+		double v = strtod(a + 11, &end);
+
+		/* The range of cohort run --pss-budget: a share of one core, in percent. */
+		if (end == a + 11 || *end || !(v >= 0.1 && v <= 100))
+			slurm_error("cohort: plugstack option %s: a percentage of one core from 0.1 to 100 "
+			            "(default 0.6); the default is kept", a);
+		else
+			copy_arg(cpu_budget, sizeof(cpu_budget), a + 11, "cpu_budget");
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 static void parse_args(int ac, char **av)
 {
 	for (int i = 0; i < ac; i++) {
@@ -120,6 +175,8 @@ static void parse_args(int ac, char **av)
 
 			if (v >= 0 && v <= 120)
 				wait_s = v;
+		} else if (parse_more(a)) {
+			/* admin_comment=, scontrol=, cpu_budget= */
 		} else {
 			slurm_error("cohort: unknown plugstack option '%s' ignored", a);
 		}
@@ -201,13 +258,66 @@ static int job_dir(const char *job, uid_t uid, gid_t gid, char *ret, size_t size
 	return 0;
 }
 
+/*
+ * Does the step's stderr reach a person? An srun run directly (or under
+ * salloc): yes. A step of a batch script (ENVIRONMENT=BATCH, which
+ * slurmstepd sets for the script and srun passes on) writes into the
+ * script's output, where the batch step's verdict goes already.
+ */
+static int step_says_on_stderr(spank_t sp, uint32_t step)
+{
+	char buf[16];
+
+	if (step == SLURM_BATCH_SCRIPT)
+		return 0;
+	return !(spank_getenv(sp, "ENVIRONMENT", buf, sizeof(buf)) == ESPANK_SUCCESS &&
+	         strcmp(buf, "BATCH") == 0);
+}
+
+static int stderr_verdict;              /* this step's tasks pass their stderr to the helper */
+static uint32_t local_tasks;            /* the step's tasks on this node */
+static uint32_t tasks_reaped;
+
+/*
+ * The helper's options past the ids: the tasks on this node, enforce, the
+ * CPU budget, AdminComment, the verdict on the tasks' stderr. Returns the
+ * new argument count (argv holds 40).
+ */
+static int more_args(spank_t sp, enum mode m, uint32_t step, char **argv, int k)
+{
+	static char local[32];
+	uint32_t n = 0;
+
+	if (spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &n) == ESPANK_SUCCESS && n > 0) {
+		local_tasks = step == SLURM_BATCH_SCRIPT ? 1 : n;
+		snprintf(local, sizeof(local), "%u", local_tasks);
+		ARG("--local-tasks");
+		argv[k++] = local;
+	}
+	if (m == MODE_ENFORCE)
+		ARG("--enforce");
+	if (cpu_budget[0]) {
+		ARG("--cpu-budget");
+		argv[k++] = cpu_budget;
+	}
+	if (admin_comment) {
+		ARG("--admin-comment");
+		ARG("--scontrol");
+		argv[k++] = scontrol_bin;
+	}
+	stderr_verdict = step_says_on_stderr(sp, step);
+	if (stderr_verdict)
+		ARG("--stderr-verdict");
+	return k;
+}
+
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 {
 	uint32_t job = 0, step = 0, ntasks = 0;
 	uid_t uid = 0;
 	gid_t gid = 0;
 	char jobs[32], steps[32], nts[32], uids[32], gids[32], dir[600], logp[700];
-	char *argv[20];
+	char *argv[40];
 	int p[2], k = 0, r;
 	enum mode m;
 
@@ -268,9 +378,15 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 		ARG("--metrics");
 		argv[k++] = metrics_dir;
 	}
+	k = more_args(sp, m, step, argv, k);
 	argv[k] = NULL;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		slurm_error("cohort: pipe: %s: job %u step %s runs unwatched", strerror(errno), job, steps);
+	/*
+	 * A socket pair, not a pipe: one message per line that nothing
+	 * interleaves, written by slurmstepd and by a task before its exec,
+	 * and a task's stderr passed to the helper (SCM_RIGHTS).
+	 */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) < 0) {
+		slurm_error("cohort: socketpair: %s: job %u step %s runs unwatched", strerror(errno), job, steps);
 		return 0;
 	}
 	helper = fork();
@@ -299,6 +415,7 @@ int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
 	}
 	close(p[0]);
 	helper_fd = p[1];
+	/* Shared with the tasks forked later: none of them blocks on a stalled helper either. */
 	fcntl(helper_fd, F_SETFL, O_NONBLOCK);
 	slurm_info("cohort: job %u step %s watched by pid %d into %s", job, steps, (int)helper, dir);
 	return 0;
@@ -321,8 +438,11 @@ int slurm_spank_task_post_fork(spank_t sp, int ac, char **av)
 		return 0;
 	}
 	n = snprintf(line, sizeof(line), "task %u %d %d\n", gid, lid, (int)pid);
-	/* A pipe write under PIPE_BUF is whole or not at all; a stalled helper never blocks us. */
-	if (write(helper_fd, line, (size_t)n) != n)
+	/*
+	 * A datagram is whole or not at all; a stalled helper never blocks us,
+	 * a dead one never raises SIGPIPE in slurmstepd.
+	 */
+	if (send(helper_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n)
 		slurm_error("cohort: the helper (pid %d) did not take task %u: %s", (int)helper, gid,
 		            strerror(errno));
 	return 0;
@@ -356,5 +476,183 @@ int slurm_spank_exit(spank_t sp, int ac, char **av)
 		            WEXITSTATUS(st));
 	}
 	helper = -1;
+	return 0;
+}
+
+/* ---- the verdict on an interactive step's stderr ------------------------ */
+
+/*
+ * In the task's own process, after slurmstepd made its stdio and before
+ * exec: local task 0 passes its stderr (where srun prints the task's
+ * stderr) to the helper, which writes the step's verdict into it once the
+ * step's tasks have ended. One descriptor per node, so one verdict per
+ * node. The helper holds it only until it has said the verdict (or, at
+ * the latest, until the tasks' ends are known), so slurmstepd's I/O sees
+ * the end of the task's stderr a moment after the task's. MSG_DONTWAIT on
+ * a non-blocking socket: a helper that does not read costs the task
+ * nothing but the verdict.
+ */
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+	uint32_t gid = 0;
+	int lid = -1;
+	char line[48], cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	int n, fd = 2;
+
+	if (helper_fd < 0 || !stderr_verdict)
+		return 0;
+	if (spank_get_item(sp, S_TASK_ID, &lid) != ESPANK_SUCCESS || lid != 0 ||
+	    spank_get_item(sp, S_TASK_GLOBAL_ID, &gid) != ESPANK_SUCCESS)
+		return 0;
+	n = snprintf(line, sizeof(line), "stderr %u\n", gid);
+	memset(&mh, 0, sizeof(mh));
+	memset(cbuf, 0, sizeof(cbuf));
+	iov.iov_base = line;
+	iov.iov_len = (size_t)n;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	/* No slurm_error here: this is the task's process, its log is the user's stderr. */
+	(void)sendmsg(helper_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return 0;
+}
+
+/*
+ * After the node's last task was reaped: the helper says "done" once it
+ * wrote the verdict into task 0's stderr and closed it. slurmstepd's I/O
+ * cannot end while the helper holds that stderr, so a helper that does
+ * not answer within wait= seconds (stopped, stuck on a disk) is killed
+ * here, which releases it: the step is delayed wait= seconds at most, as
+ * at its end.
+ */
+static void wait_for_verdict(void)
+{
+	struct timespec t0, now;
+	char buf[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pf = { .fd = helper_fd, .events = POLLIN };
+		double left;
+		ssize_t got;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = wait_s - ((double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9);
+		if (left <= 0)
+			break;
+		if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
+			continue;
+		got = recv(helper_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			return;         /* the helper is gone: nothing of it is held */
+		if (got >= 4 && memcmp(buf, "done", 4) == 0)
+			return;
+	}
+	slurm_error("cohort: the helper (pid %d) did not say the verdict %.0f s after the step's tasks "
+	            "ended: killed", (int)helper, wait_s);
+	kill(helper, SIGKILL);
+}
+
+/*
+ * In slurmstepd, as each task is reaped: its wait status to the helper,
+ * which knows then, without waiting for its next sample, that the task
+ * ended and how.
+ */
+int slurm_spank_task_exit(spank_t sp, int ac, char **av)
+{
+	uint32_t gid = 0;
+	int st = 0, n;
+	char line[64];
+
+	if (helper_fd < 0)
+		return 0;
+	if (spank_get_item(sp, S_TASK_GLOBAL_ID, &gid) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_TASK_EXIT_STATUS, &st) != ESPANK_SUCCESS)
+		return 0;
+	n = snprintf(line, sizeof(line), "exit %u %d\n", gid, st);
+	(void)send(helper_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (stderr_verdict && ++tasks_reaped == local_tasks)
+		wait_for_verdict();
+	return 0;
+}
+
+/* ---- the job's leftover segments ---------------------------------------- */
+
+/*
+ * At the job's end on each node (slurmd's epilog, as root): the segments
+ * that cohort named for this job, /dev/shm/cohort.<uid>.<job>.<name>
+ * (src/seg.c), with uid the job's user, name of [A-Za-z0-9_-] only, a
+ * regular file owned by that user. Nothing else is touched: no symlink is
+ * followed (unlinkat removes a name, and fstatat does not follow), a file
+ * of another owner under that name is left and said.
+ */
+static int seg_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++)
+		if (n >= 64 || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		                 (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return 0;
+	return n > 0;
+}
+
+static void clean_segments(uint32_t job, uid_t uid)
+{
+	char prefix[64];
+	struct dirent *de;
+	struct stat st;
+	unsigned removed = 0;
+	size_t n;
+	DIR *d;
+
+	n = (size_t)snprintf(prefix, sizeof(prefix), "cohort.%u.%u.", (unsigned)uid, job);
+	d = opendir("/dev/shm");
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, n) != 0 || !seg_name_ok(de->d_name + n))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISREG(st.st_mode) || st.st_uid != uid) {
+			slurm_info("cohort: job %u: /dev/shm/%s is not a file of uid %u: left", job, de->d_name,
+			           (unsigned)uid);
+			continue;
+		}
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			slurm_info("cohort: job %u: removed its leftover segment /dev/shm/%s (%lld bytes)", job,
+			           de->d_name, (long long)st.st_size);
+			removed++;
+		} else {
+			slurm_error("cohort: job %u: cannot remove /dev/shm/%s: %s", job, de->d_name, strerror(errno));
+		}
+	}
+	closedir(d);
+	if (removed)
+		slurm_info("cohort: job %u: %u leftover segment(s) removed", job, removed);
+}
+
+int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
+{
+	uint32_t job = 0;
+	uid_t uid = 0;
+
+	if (spank_get_item(sp, S_JOB_ID, &job) != ESPANK_SUCCESS ||
+	    spank_get_item(sp, S_JOB_UID, &uid) != ESPANK_SUCCESS) {
+		slurm_error("cohort: job epilog: cannot read the job's id or user: its segments are left");
+		return 0;
+	}
+	if (site_mode != MODE_OFF)      /* a site that turned cohort off: nothing of it runs */
+		clean_segments(job, uid);
 	return 0;
 }

@@ -1267,7 +1267,8 @@ static int name_grower(const struct cohort_watch *w, const struct wk *k, struct 
 	char a[32], who[160];
 	size_t len;
 
-	if (!ev || k->nprocs < 2)
+	/* A cgroup's worker (a SLURM task) has no root process: its one process is named too. */
+	if (!ev || (k->nprocs < 2 && k->pid > 0))
 		return 0;
 	for (size_t i = 0; i < w->nm; i++) {
 		const struct member *m = &w->m[i];

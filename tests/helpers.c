@@ -296,6 +296,23 @@ static int helper_children(int argc, char **argv)
 	return failed ? 1 : 0;
 }
 
+/* seg-leave NAME: a segment of the job (COHORT_JOB, SLURM_JOB_ID) created and left behind. */
+static int helper_seg_leave(int argc, char **argv)
+{
+	struct cohort_seg *seg;
+	int r;
+
+	if (argc < 1)
+		return 2;
+	r = cohort_seg_create(argv[0], 1 << 20, NULL, &seg);
+	if (r < 0) {
+		fprintf(stderr, "seg-leave: %s: %s\n", argv[0], cohort_strerror(r));
+		return 1;
+	}
+	cohort_seg_close(seg);  /* closed, never unlinked: what a crashed job leaves */
+	return 0;
+}
+
 int test_helper_main(int argc, char **argv);
 
 int test_helper_main(int argc, char **argv)
@@ -318,6 +335,8 @@ int test_helper_main(int argc, char **argv)
 		return helper_grandchild(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "children") == 0)
 		return helper_children(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "seg-leave") == 0)
+		return helper_seg_leave(argc - 1, argv + 1);
 	fprintf(stderr, "runner: no helper '%s'\n", argc ? argv[0] : "");
 	return 2;
 }

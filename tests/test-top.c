@@ -429,3 +429,64 @@ TEST_TIMEOUT(top_explains_shared_pages_in_real_slurm_job, 120)
 	json_decref(j);
 	cmd_free(&r);
 }
+
+/*
+ * --job from the spool: the latest sample of each task spank_cohort.so
+ * records, live while its recording has no end line (recordings of
+ * tests/fixtures/recordings/job-123 placed as the plugin names them).
+ */
+TEST(top_job_from_spool)
+{
+	struct cmd_result r;
+	json_t *j, *tasks;
+	json_error_t jerr;
+	int running = 0;
+
+	cmd_run(&r, "mkdir -p spool/123 && F=%s/tests/fixtures/recordings/job-123 && "
+	        "grep -v '\"type\":\"end\"' $F/cohort-123.0.0.ndjson > spool/123/0.0.vm.ndjson && "
+	        "cp $F/cohort-123.0.1.ndjson spool/123/0.1.vm.ndjson && echo x > spool/123/0.log",
+	        test_src_dir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+
+	cmd_run(&r, "%s/cohort top --job 123 --spool spool --once", test_build_dir());
+	CHECK_MSG(r.status == 0, "cohort top exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "SLURM job 123, recorded in spool/123 - 2 tasks, 1 running");
+	CHECK_CONTAINS(r.out, "running");
+	CHECK_CONTAINS(r.out, "ended");
+	CHECK_CONTAINS(r.out, "PSS sum");
+	cmd_free(&r);
+
+	cmd_run(&r, "%s/cohort top --job 123 --spool spool --once --json", test_build_dir());
+	CHECK_MSG(r.status == 0, "cohort top exited %d: %s", r.status, r.err);
+	j = json_loads(r.out, 0, &jerr);
+	CHECK_MSG(j != NULL, "not JSON: %s", r.out);
+	tasks = json_object_get(j, "tasks");
+	CHECK_EQ(json_array_size(tasks), 2);
+	for (size_t i = 0; i < json_array_size(tasks); i++) {
+		json_t *o = json_array_get(tasks, i);
+
+		CHECK_STREQ(json_string_value(json_object_get(o, "step")), "0");
+		CHECK(json_integer_value(json_object_get(o, "rss_sum_bytes")) > 0);
+		running += json_is_true(json_object_get(o, "running"));
+	}
+	CHECK_EQ(running, 1);
+	json_decref(j);
+	cmd_free(&r);
+
+	/* Refreshing through a pipe: one table per refresh. */
+	cmd_run(&r, "%s/cohort top --job 123 --spool spool -n 2 -i 0.1", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK(strstr(r.out, "cohort top - ") && strstr(strstr(r.out, "cohort top - ") + 1, "cohort top - "));
+	cmd_free(&r);
+
+	/* A job the spool does not have, and --spool alone: said, not a crash. */
+	cmd_run(&r, "%s/cohort top --job 124 --spool spool --once", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "no recordings of job 124 in the spool spool");
+	cmd_free(&r);
+	cmd_run(&r, "%s/cohort top --spool spool --once", test_build_dir());
+	CHECK_EQ(r.status, 2);
+	CHECK_CONTAINS(r.err, "--spool needs --job");
+	cmd_free(&r);
+}
