@@ -655,3 +655,34 @@ TEST(report_multinode_node_imbalance_has_the_figures)
 	CHECK(strstr(r.out, "node_imbalance") == NULL);
 	cmd_free(&r);
 }
+
+/* Job 2: an MPI job under srun --mpi=pmix; the OOM-killed worker is MPI rank 2 (PMIX_RANK), told as such. */
+TEST(report_multinode_mpi_rank_under_srun_is_named)
+{
+	struct cmd_result r;
+	char args[1200];
+	json_t *root, *f;
+	size_t n;
+
+	cmd_run(&r, "%s/cohort report --job 2 %s", test_build_dir(), fixtures());
+	CHECK_MSG(r.status == 0, "report exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "  1. oom_kill, rank 2 (task 2, node node3): rank 2 (MPI rank 2, pid 29392) was killed by "
+	               "the kernel's OOM killer at 1.0 s");
+	/* The others, ended by srun -K1's SIGTERM, are not MPI-worded: no event of theirs names an MPI rank. */
+	CHECK_CONTAINS(r.out, "signalled (task 0, node node1): cohort got SIGTERM");
+	cmd_free(&r);
+	snprintf(args, sizeof(args), "--job 2 %s", fixtures());
+	root = report_json(args);
+	f = only_finding(root, "oom_kill", &n);
+	CHECK_MSG(f != NULL, "%zu oom_kill findings, want 1", n);
+	CHECK_EQ(evidence_of(f, "process_mpi_rank"), 2);
+	CHECK_EQ(json_integer_value(json_object_get(f, "pid")), 29392);
+	f = only_finding(root, "node_imbalance", &n);
+	CHECK(f != NULL);
+	CHECK_EQ(evidence_of(f, "process_mpi_rank"), -1);
+	json_decref(root);
+	/* Job 4 (no PMIx: srun's default MpiDefault=none): its OOM-killed task has no MPI rank to tell. */
+	cmd_run(&r, "%s/cohort report --job 4 %s", test_build_dir(), fixtures());
+	CHECK(strstr(r.out, "MPI rank") == NULL);
+	cmd_free(&r);
+}
