@@ -4,9 +4,11 @@
  *
  * The slurm_multi_ tests run on the 3-node cluster that tests/run-all.sh
  * starts beside the single-node one (tests/slurm/cluster.sh --nodes 3:
- * node1..node3 in SLURM's multiple-slurmd mode on this one machine), and
- * check cohort's report against SLURM's own record of the job (scontrol,
- * the slurmd logs: there is no slurmdbd, so no sacct). The report_multinode_
+ * node1..node3 in SLURM's multiple-slurmd mode on this one machine, each
+ * slurmd in a mount namespace with its own /dev/shm and PMIx directory:
+ * tests/slurm/README.md), and check cohort's report against SLURM's own
+ * record of the job (srun's per-task errors, scontrol, the slurmd logs:
+ * there is no slurmdbd, so no sacct). The report_multinode_
  * tests read recordings such jobs left (tests/fixtures/recordings/multinode).
  */
 #include "harness.h"
