@@ -588,6 +588,72 @@ TEST_TIMEOUT(slurm_multi_mpi_rank_oom_killed_on_node3_is_named, 180)
 	cmd_free(&r);
 }
 
+/*
+ * The same program started by mpirun inside salloc -N3 (Open MPI starts an
+ * orted per node through srun, step 0, and the ranks below it): six ranks
+ * mapped by node, rank 5 on node3 OOM-killed. Every rank's recording is
+ * one MPI rank's (cohort-<job>.mpi.<rank>.ndjson), and they merge.
+ */
+TEST_TIMEOUT(slurm_multi_mpirun_in_salloc_rank_oom_killed_is_named, 180)
+{
+	const char *d = multi_dir();
+	struct cmd_result r;
+	char job[64] = "", want[256], *log;
+	json_t *root, *f;
+	long long pid5;
+	size_t n;
+
+	cmd_run(&r, "command -v mpicc && command -v mpirun");
+	if (r.status != 0)
+		SKIP("no mpicc or mpirun (apt-get install libopenmpi-dev openmpi-bin)");
+	cmd_free(&r);
+	cmd_run(&r, "mpicc -o mpi_over %s/tests/progs/mpi_over.c", test_src_dir());
+	CHECK_MSG(r.status == 0, "mpicc failed: %s", r.err);
+	cmd_free(&r);
+	/* Open MPI refuses root without --allow-run-as-root; six ranks on three one-CPU nodes oversubscribe. */
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 120 salloc -N3 --mem=200M sh -c 'echo job=$SLURM_JOB_ID; "
+	        "mpirun --allow-run-as-root -np 6 --map-by node --oversubscribe --mca btl self,vader,tcp %s/cohort run "
+	        "-q -n 1 -i 0.2 --enforce none -- ./mpi_over --hold 10 --grow-rank 5 --grow-to 400 --seconds 60'",
+	        d, test_build_dir());
+	CHECK_MSG(r.status != 0 && r.status != 124, "salloc exited %d: %s", r.status, r.err);
+	for (int k = 0; k < 6; k++) {
+		snprintf(want, sizeof(want), "mpi_over: rank %d of 6 is pid ", k);
+		CHECK_MSG(strstr(r.out, want), "rank %d did not start:\n%s%s", k, r.out, r.err);
+	}
+	pid5 = atoll(strstr(r.out, "mpi_over: rank 5 of 6 is pid ") + strlen("mpi_over: rank 5 of 6 is pid "));
+	CHECK(pid5 > 0);
+	sscanf(strstr(r.out, "job=") + 4, "%63[0-9]", job);
+	CHECK(job[0]);
+	/* mpirun's view: rank 5's process (its cohort run) ended 137, SIGKILL's status. */
+	CHECK_CONTAINS(r.err, ",1],5]\n  Exit code:    137");
+	cmd_free(&r);
+	snprintf(want, sizeof(want), "%s/slurmd-node3.log", d);
+	log = read_file(want);
+	CHECK(log != NULL);
+	snprintf(want, sizeof(want), "Detected 1 oom-kill event(s) in StepId=%s.0", job);
+	CHECK_CONTAINS(log, want);
+	free(log);
+	cmd_run(&r, "ls cohort-%s.mpi.*.ndjson | wc -l", job);
+	CHECK_STREQ(r.out, "6\n");
+	cmd_free(&r);
+
+	snprintf(want, sizeof(want), "--job %s", job);
+	root = report_json(want);
+	CHECK_EQ(json_array_size(json_object_get(root, "recordings")), 6);
+	f = only_finding(root, "oom_kill", &n);
+	CHECK_MSG(f != NULL, "%zu oom_kill findings, want 1", n);
+	CHECK_EQ(json_integer_value(json_object_get(f, "task")), 5);
+	CHECK_STREQ(json_string_value(json_object_get(f, "node")), "node3");
+	CHECK_EQ(json_integer_value(json_object_get(f, "pid")), pid5);
+	json_decref(root);
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	CHECK_CONTAINS(r.out, "6 recordings, 6 workers; the step has 6 tasks");
+	snprintf(want, sizeof(want), "oom_kill, rank 5 (task 5, node node3): rank 5 (MPI rank 5, pid %lld) was killed "
+	         "by the kernel's OOM killer", pid5);
+	CHECK_CONTAINS(r.out, want);
+	cmd_free(&r);
+}
+
 /* ---- the recordings such jobs left ---- */
 
 static const char *fixtures(void)
