@@ -1,6 +1,10 @@
 /*
  * cmd-check.c - `cohort check`: will this plan fit the allocation the job
  * really has? Exit 0 fits, 1 does not fit, 2 bad usage, 3 cannot tell.
+ *
+ * Run on every node of a job (`srun -N3 cohort check ...`), each node
+ * judges its own allocation; the verdict then names the node, so that the
+ * one that does not fit stands out among the others' answers.
  */
 #include "cli.h"
 
@@ -31,13 +35,34 @@ static void help(FILE *out)
 	        "SIZE is a number with an optional K, M, G or T suffix (binary units);\n"
 	        "a bare number means megabytes, as in srun --mem: 500M, 4G, 1.5T, 2048.\n"
 	        "\n"
+	        "Run on each node of a job (srun -N3 cohort check ...), each node judges its\n"
+	        "own allocation and the verdict names the node (\"node\" in --json; null\n"
+	        "when the step has one node).\n"
+	        "\n"
 	        "Exit status: 0 the plan fits, 1 it does not, 2 bad usage, 3 the allocation\n"
 	        "could not be read.\n");
+}
+
+/*
+ * The node to name in the verdict: SLURM's name for this node when the
+ * step (or, outside a step, the job) spans several nodes, else NULL (one
+ * node's answer needs no name).
+ */
+static const char *verdict_node(const struct cohort_alloc *a)
+{
+	const char *n = getenv("SLURM_STEP_NUM_NODES");
+
+	if (!n || !*n)
+		n = getenv("SLURM_JOB_NUM_NODES");
+	if (!a->slurm.present || !a->slurm.node[0] || !n || atol(n) < 2)
+		return NULL;
+	return a->slurm.node;
 }
 
 static int print_json(const struct cohort_alloc *a, const struct cohort_plan *p,
                       const struct cohort_verdict *v)
 {
+	const char *node = verdict_node(a);
 	json_t *root = json_object(), *plan = json_object();
 	json_t *problems = json_array(), *warnings = json_array();
 
@@ -49,6 +74,7 @@ static int print_json(const struct cohort_alloc *a, const struct cohort_plan *p,
 	json_object_set_new(plan, "per_worker_fit_bytes", cli_json_size(v->per_worker_fit));
 	json_object_set_new(root, "plan", plan);
 	json_object_set_new(root, "fits", json_boolean(v->fits));
+	json_object_set_new(root, "node", node ? json_string(node) : json_null());
 	for (int i = 0; i < v->nproblems; i++) {
 		const struct cohort_problem *pr = &v->problems[i];
 		json_t *o = json_pack("{s:s, s:s, s:s}", "kind", cohort_problem_name(pr->kind),
@@ -67,6 +93,7 @@ static int print_text(const struct cohort_alloc *a, const struct cohort_plan *p,
                       const struct cohort_verdict *v)
 {
 	char b1[32], b2[32], b3[32];
+	const char *node;
 
 	if (a->slurm.present)
 		printf("Allocation: SLURM job %s%s%s%s%s\n", a->slurm.job_id,
@@ -109,7 +136,8 @@ static int print_text(const struct cohort_alloc *a, const struct cohort_plan *p,
 		printf("  each worker may use up to %s (give --mem-per-worker to check a figure)\n",
 		       cohort_size_format(v->per_worker_fit, b1, sizeof(b1)));
 
-	printf("\nVerdict: %s\n", v->fits ? "fits" : "does NOT fit");
+	node = verdict_node(a);
+	printf("\nVerdict: %s%s%s\n", v->fits ? "fits" : "does NOT fit", node ? " on node " : "", node ? node : "");
 	for (int i = 0; i < v->nproblems; i++) {
 		const struct cohort_problem *pr = &v->problems[i];
 

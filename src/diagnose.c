@@ -1780,27 +1780,69 @@ out:
 }
 
 /*
- * The recording of one MPI rank (mpirun ... cohort run): its findings'
- * "rank R (pid P" become "rank R (MPI rank M, pid P", or "(worker K of MPI
- * rank M, pid P" with several workers per rank, so that the rank a user
- * knows from mpirun is in the words.
+ * The MPI rank of worker pid when the worker is itself an MPI process
+ * (srun --mpi=pmix cohort run -- ./mpi_prog: PMIX_RANK in its own
+ * environment, as the watcher read it into the events that name it), or
+ * -1 when no event names it so.
+ */
+static long own_mpi_rank(const struct cohort_recording *r, pid_t pid)
+{
+	for (size_t i = 0; pid > 0 && i < r->nevents; i++) {
+		const struct cohort_rec_event *e = &r->events[i];
+		double m;
+
+		if (e->pid != pid || (pid_t)cohort_rec_event_num(e, "process_pid", 0) != pid)
+			continue;
+		m = cohort_rec_event_num(e, "process_mpi_rank", -1);
+		if (m >= 0 && m < 1e9)
+			return (long)m;
+	}
+	return -1;
+}
+
+static bool has_evidence(const struct cohort_finding *f, const char *name)
+{
+	for (int i = 0; i < f->nevidence; i++)
+		if (strcmp(f->evidence[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The recording of one MPI rank (mpirun ... cohort run), or of a SLURM
+ * task whose worker is an MPI rank (srun --mpi=pmix cohort run): its
+ * findings' "rank R (pid P" become "rank R (MPI rank M, pid P", or
+ * "(worker K of MPI rank M, pid P" with several workers per rank, so that
+ * the rank a user knows from mpirun or MPI_Comm_rank is in the words. A
+ * SLURM task's MPI rank is in the evidence too (process_mpi_rank).
  */
 static void mpi_words(struct cohort_finding *f, size_t n, const struct cohort_recording *r)
 {
-	if (!r->task.known || strcmp(r->task.source, "mpi") != 0)
+	bool by_task;
+
+	if (!r->task.known)
+		return;
+	by_task = strcmp(r->task.source, "mpi") == 0;
+	if (!by_task && strcmp(r->task.source, "slurm") != 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		char from[48], to[96], buf[sizeof(f[i].message)], *at;
+		long m;
 		size_t len;
 
 		if (f[i].rank < 0)
 			continue;
+		m = by_task ? r->task.id : own_mpi_rank(r, f[i].pid);
+		if (m < 0)
+			continue;
 		snprintf(from, sizeof(from), "rank %d (pid ", f[i].global_rank);
-		if (r->nworkers > 1)
+		if (by_task && r->nworkers > 1)
 			snprintf(to, sizeof(to), "rank %d (worker %d of MPI rank %ld, pid ", f[i].global_rank,
-			         f[i].rank, r->task.id);
+			         f[i].rank, m);
 		else
-			snprintf(to, sizeof(to), "rank %d (MPI rank %ld, pid ", f[i].global_rank, r->task.id);
+			snprintf(to, sizeof(to), "rank %d (MPI rank %ld, pid ", f[i].global_rank, m);
+		if (!by_task && !has_evidence(&f[i], "process_mpi_rank"))
+			evidence(&f[i], "process_mpi_rank", (double)m, "");
 		at = strstr(f[i].message, from);
 		if (!at)
 			continue;

@@ -69,6 +69,7 @@ int cohort_task_detect(const struct cohort_probe *probe, const struct cohort_all
 	const struct cohort_slurm *s;
 	struct cohort_task t;
 	long rank, size;
+	bool by_mpirun;
 
 	if (!alloc || !ret)
 		return -EINVAL;
@@ -88,11 +89,17 @@ int cohort_task_detect(const struct cohort_probe *probe, const struct cohort_all
 	size = first_of(envp, "OMPI_COMM_WORLD_SIZE", "PMI_SIZE");
 	/*
 	 * SLURM's ids tell the tasks apart when srun started them (an MPI rank
-	 * there, from srun --mpi=pmix, is the same number). Ranks that mpirun
-	 * started inherit the ids of the shell that ran mpirun, the same for
-	 * all, or none: the MPI rank is then the task.
+	 * there, from srun --mpi=pmix, is the same number, in PMIX_RANK only).
+	 * Ranks that mpirun started inherit the ids of the shell that ran
+	 * mpirun, the same for all, or none, or, across nodes, those of the
+	 * orted that srun started on their node (ranks 0 and 3 of `mpirun
+	 * -np 6` on 3 nodes both see SLURM_PROCID 0): the MPI rank is then the
+	 * task, for every rank alike, also for one whose rank happens to be its
+	 * orted's task id. Open MPI's mpirun, unlike srun, sets
+	 * OMPI_COMM_WORLD_RANK.
 	 */
-	if (s->present && s->proc_id >= 0 && s->step_id[0] && (rank < 0 || rank == s->proc_id)) {
+	by_mpirun = env_long(envp, "OMPI_COMM_WORLD_RANK") >= 0;
+	if (s->present && s->proc_id >= 0 && s->step_id[0] && (rank < 0 || (rank == s->proc_id && !by_mpirun))) {
 		cohort__strlcpy(t.source, "slurm", sizeof(t.source));
 		t.id = s->proc_id;
 		t.ntasks = s->ntasks;

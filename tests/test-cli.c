@@ -143,6 +143,41 @@ TEST(cli_check_v2_fixture_text)
 	cmd_free(&r);
 }
 
+/* One node of a step across three (srun -N3 cohort check): the verdict names it; on one node it does not. */
+TEST(cli_check_names_its_node_when_the_step_spans_nodes)
+{
+	const char *src = test_src_dir();
+	struct cmd_result r;
+	json_t *j;
+
+	/* The fixture's variables, then the step's node count of a 3-node step (the later one wins). */
+	cmd_run(&r, "env -i PATH=\"$PATH\" $(cat %s/tests/fixtures/slurm-v2/env) SLURM_STEP_NUM_NODES=3 "
+	        "SLURM_JOB_NUM_NODES=3 COHORT_ROOT_PROC=%s/tests/fixtures/slurm-v2/proc "
+	        "COHORT_ROOT_CGROUP=%s/tests/fixtures/slurm-v2/cgroup " COHORT " check -n 2 -m 1G", src, src, src,
+	        test_build_dir());
+	CHECK_EQ(r.status, 1);
+	CHECK_CONTAINS(r.out, "Verdict: does NOT fit on node node07\n");
+	cmd_free(&r);
+	cmd_run(&r, "env -i PATH=\"$PATH\" $(cat %s/tests/fixtures/slurm-v2/env) SLURM_STEP_NUM_NODES=3 "
+	        "COHORT_ROOT_PROC=%s/tests/fixtures/slurm-v2/proc COHORT_ROOT_CGROUP=%s/tests/fixtures/slurm-v2/cgroup "
+	        COHORT " check -n 1 -m 100M --json", src, src, src, test_build_dir());
+	CHECK_EQ(r.status, 0);
+	j = parse(r.out);
+	CHECK_STREQ(json_string_value(path(j, "node", NULL)), "node07");
+	json_decref(j);
+	cmd_free(&r);
+
+	/* The fixture's own step has one node: no name in the verdict, null in JSON. */
+	check_fixture(&r, "slurm-v2", "-n 2 -m 1G");
+	CHECK_CONTAINS(r.out, "Verdict: does NOT fit\n");
+	cmd_free(&r);
+	check_fixture(&r, "slurm-v2", "-n 1 -m 100M --json");
+	j = parse(r.out);
+	CHECK(json_is_null(path(j, "node", NULL)));
+	json_decref(j);
+	cmd_free(&r);
+}
+
 TEST(cli_check_live_outside_slurm)
 {
 	struct cmd_result r;

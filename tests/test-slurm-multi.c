@@ -4,9 +4,11 @@
  *
  * The slurm_multi_ tests run on the 3-node cluster that tests/run-all.sh
  * starts beside the single-node one (tests/slurm/cluster.sh --nodes 3:
- * node1..node3 in SLURM's multiple-slurmd mode on this one machine), and
- * check cohort's report against SLURM's own record of the job (scontrol,
- * the slurmd logs: there is no slurmdbd, so no sacct). The report_multinode_
+ * node1..node3 in SLURM's multiple-slurmd mode on this one machine, each
+ * slurmd in a mount namespace with its own /dev/shm and PMIx directory:
+ * tests/slurm/README.md), and check cohort's report against SLURM's own
+ * record of the job (srun's per-task errors, scontrol, the slurmd logs:
+ * there is no slurmdbd, so no sacct). The report_multinode_
  * tests read recordings such jobs left (tests/fixtures/recordings/multinode).
  */
 #include "harness.h"
@@ -357,11 +359,299 @@ TEST_TIMEOUT(slurm_multi_one_node_at_three_times_is_an_imbalance, 150)
 	json_decref(root);
 }
 
-TEST(slurm_multi_shm_too_small_on_one_node)
+/* The findings of a kind in a report, and the one of them (NULL when not exactly one). */
+static json_t *only_finding(json_t *root, const char *kind, size_t *ret_n)
 {
-	multi_dir();
-	SKIP("the nodes of this cluster (multiple slurmd on one host) share one /dev/shm: a smaller /dev/shm "
-	     "on one node needs a mount namespace per node");
+	json_t *fs = json_object_get(root, "diagnosis"), *hit = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < json_array_size(fs); i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(fs, i), "kind")) ?: "", kind) == 0) {
+			hit = json_array_get(fs, i);
+			n++;
+		}
+	*ret_n = n;
+	return n == 1 ? hit : NULL;
+}
+
+static json_int_t evidence_of(json_t *f, const char *name)
+{
+	json_t *v = json_object_get(json_object_get(f, "evidence"), name);
+
+	return v ? (json_int_t)json_number_value(v) : -1;
+}
+
+static void shm_small_case(void *arg)
+{
+	const char *d = arg;
+	struct cmd_result r;
+	char job[64], want[256], *rec;
+	json_t *root, *f;
+	size_t n;
+
+	/* node3's slurmd again, in a namespace whose /dev/shm is 32 MiB; node1's and node2's as large as this host's. */
+	cmd_run(&r, "%s/tests/slurm/cluster.sh start %s --shm-size node3=32M", test_src_dir(), d);
+	CHECK_MSG(r.status == 0, "reconfiguring node3's /dev/shm failed: %s", r.err);
+	cmd_free(&r);
+
+	/* What each node's tasks see, with SLURM's own task ids and node names. */
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 60 srun -N3 -n3 sh -c 'echo \"task $SLURM_PROCID on "
+	        "$SLURMD_NODENAME: $(df -k --output=size /dev/shm | tail -n 1 | tr -d \" \")K\"' | sort", d);
+	CHECK_MSG(r.status == 0, "srun exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "task 2 on node3: 32768K\n");
+	CHECK_MSG(strstr(r.out, "task 0 on node1: 32768K") == NULL && strstr(r.out, "task 1 on node2: 32768K") == NULL,
+	          "node1 or node2 has node3's /dev/shm:\n%s", r.out);
+	cmd_free(&r);
+
+	/* cohort check on every node, one output file per task (srun -o %%t): node3's says it, by name. */
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 60 srun -N3 -n3 --mem=400M -o check-%%t.txt %s/cohort check --shm 48M",
+	        d, test_build_dir());
+	CHECK_MSG(r.status != 0, "48 MiB of segments fit every node");
+	CHECK_CONTAINS(r.err, "node3: task 2: Exited with exit code 1");
+	CHECK(strstr(r.err, "node1: task") == NULL && strstr(r.err, "node2: task") == NULL);
+	cmd_free(&r);
+	for (int t = 0; t < 3; t++) {
+		char path[32], *out;
+
+		snprintf(path, sizeof(path), "check-%d.txt", t);
+		out = read_file(path);
+		CHECK_MSG(out != NULL, "no %s", path);
+		snprintf(want, sizeof(want), "Verdict: %s on node node%d\n", t == 2 ? "does NOT fit" : "fits", t + 1);
+		CHECK_CONTAINS(out, want);
+		if (t == 2)
+			CHECK_CONTAINS(out, "the shared segments need 48.0 MiB but /dev/shm has 32.0 MiB free of 32.0 MiB");
+		free(out);
+	}
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 60 srun -N3 -n3 --mem=400M -o check-%%t.json %s/cohort check "
+	        "--json --shm 48M", d, test_build_dir());
+	cmd_free(&r);
+	for (int t = 0; t < 3; t++) {
+		char path[32], node[16], *out;
+		json_error_t jerr;
+
+		snprintf(path, sizeof(path), "check-%d.json", t);
+		out = read_file(path);
+		CHECK_MSG(out != NULL, "no %s", path);
+		root = json_loads(out, 0, &jerr);
+		CHECK_MSG(root != NULL, "%s is not JSON: %s", path, jerr.text);
+		snprintf(node, sizeof(node), "node%d", t + 1);
+		CHECK_STREQ(json_string_value(json_object_get(root, "node")), node);
+		CHECK_MSG(json_is_true(json_object_get(root, "fits")) == (t != 2), "%s: fits is wrong:\n%s", node, out);
+		if (t == 2)
+			CHECK_EQ(json_integer_value(json_object_get(json_object_get(root, "allocation"), "shm_size_bytes")),
+			         32LL << 20);
+		json_decref(root);
+		free(out);
+	}
+
+	/* The job: every task writes a 48 MiB segment (ftruncate, then memset); node3's dies of SIGBUS. */
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 90 srun -N3 -n3 --mem=400M %s/cohort run -q -n 1 -i 0.1 -- "
+	        "%s/examples/faults/shm-full --size 48", d, test_build_dir(), test_build_dir());
+	CHECK_MSG(r.status != 0, "node3's task survived a 48 MiB segment in a 32 MiB /dev/shm:\n%s", r.err);
+	/* SLURM's view: node3's task 2, and only it, ended by signal 7 (128 + SIGBUS). */
+	CHECK_CONTAINS(r.err, "node3: task 2: Exited with exit code 135");
+	CHECK(strstr(r.err, "node1: task") == NULL && strstr(r.err, "node2: task") == NULL);
+	cmd_free(&r);
+	job_of_recordings(job, sizeof(job));
+	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
+	CHECK_CONTAINS(r.out, "NumTasks=3");
+	cmd_free(&r);
+	/* Each task's recording has its own node's /dev/shm. */
+	for (int t = 0; t < 3; t++) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "cohort-%s.0.%d.ndjson", job, t);
+		rec = read_file(path);
+		CHECK_MSG(rec != NULL, "no recording %s", path);
+		snprintf(want, sizeof(want), "\"node\":\"node%d\"", t + 1);
+		CHECK_CONTAINS(rec, want);
+		CHECK_MSG((strstr(rec, "\"shm_size_bytes\":33554432,") != NULL) == (t == 2),
+		          "task %d's recording has the wrong /dev/shm", t);
+		free(rec);
+	}
+
+	snprintf(want, sizeof(want), "--job %s", job);
+	root = report_json(want);
+	f = only_finding(root, "shm_exhausted", &n);
+	CHECK_MSG(f != NULL, "%zu shm_exhausted findings, want 1", n);
+	CHECK_EQ(json_integer_value(json_object_get(f, "task")), 2);
+	CHECK_EQ(json_integer_value(json_object_get(f, "rank")), 2);
+	CHECK_STREQ(json_string_value(json_object_get(f, "node")), "node3");
+	CHECK_EQ(evidence_of(f, "shm_size_bytes"), 32LL << 20);
+	CHECK(only_finding(root, "bus_error", &n) == NULL && n == 0);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *w = json_array_get(json_object_get(root, "workers"), i);
+
+		CHECK_MSG(json_is_integer(json_object_get(w, "exit_code")) &&
+		          json_integer_value(json_object_get(w, "exit_code")) == 0,
+		          "task %zu did not exit 0: %s", i, json_dumps(w, 0));
+	}
+	json_decref(root);
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	CHECK_CONTAINS(r.out, "shm_exhausted, rank 2 (task 2, node node3): rank 2 (pid ");
+	CHECK_CONTAINS(r.out, "/dev/shm had 32.0 MiB free of 32.0 MiB at the start");
+	CHECK_CONTAINS(r.out, "total: 3 workers, 2 exited 0");
+	cmd_free(&r);
+}
+
+/* node3's /dev/shm (its own mount) too small for the segment every task writes: only node3's task is told. */
+TEST_TIMEOUT(slurm_multi_shm_too_small_on_one_node, 240)
+{
+	const char *d = multi_dir();
+
+	/* slurm_case restarts the cluster after: every node's /dev/shm as large as this host's again. */
+	slurm_case(d, shm_small_case, 200 * 1000);
+}
+
+/*
+ * An MPI job across the three nodes, launched by srun --mpi=pmix (Debian's
+ * Open MPI on SLURM's PMIx plugin, one cohort run per rank): rank 2, on
+ * node3, grows past its node's limit and the kernel kills it; srun -K1
+ * ends the others, as MPI jobs are run. Each node's slurmstepd makes its
+ * PMIx client directory in a tmpfs of its own (cluster.sh: mpi.conf's
+ * PMIxCliTmpDirBase in the node's mount namespace).
+ */
+TEST_TIMEOUT(slurm_multi_mpi_rank_oom_killed_on_node3_is_named, 180)
+{
+	const char *d = multi_dir();
+	struct cmd_result r;
+	char job[64], want[256], *log;
+	json_t *root, *f;
+	long long pid2;
+	size_t n;
+
+	cmd_run(&r, "command -v mpicc");
+	if (r.status != 0)
+		SKIP("no mpicc (apt-get install libopenmpi-dev openmpi-bin)");
+	cmd_free(&r);
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf srun --mpi=list 2>&1", d);
+	if (!strstr(r.out, "pmix"))
+		SKIP("SLURM has no PMIx plugin here (srun --mpi=list: %s)", r.out);
+	cmd_free(&r);
+	cmd_run(&r, "mpicc -o mpi_over %s/tests/progs/mpi_over.c", test_src_dir());
+	CHECK_MSG(r.status == 0, "mpicc failed: %s", r.err);
+	cmd_free(&r);
+
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 120 srun -K1 -N3 -n3 --mpi=pmix --mem=200M %s/cohort run -q "
+	        "-n 1 -i 0.2 --enforce none -- ./mpi_over --hold 10 --grow-rank 2 --grow-to 400 --seconds 60",
+	        d, test_build_dir());
+	CHECK_MSG(r.status != 0 && r.status != 124, "srun exited %d: %s", r.status, r.err);
+	/* Every rank came up through PMIx, on its node: no temp-dir collision, no launch failure. */
+	for (int k = 0; k < 3; k++) {
+		snprintf(want, sizeof(want), "mpi_over: rank %d of 3 is pid ", k);
+		CHECK_MSG(strstr(r.out, want), "rank %d did not start:\n%s%s", k, r.out, r.err);
+	}
+	pid2 = atoll(strstr(r.out, "mpi_over: rank 2 of 3 is pid ") + strlen("mpi_over: rank 2 of 3 is pid "));
+	CHECK(pid2 > 0);
+	/* SLURM's view: node3's task 2 out of memory, the others ended by srun -K1. */
+	CHECK_CONTAINS(r.err, "node3: task 2: Out Of Memory");
+	/* (PMIx's own error handler may speak as -K1 ends the step: only a launch failure counts here.) */
+	CHECK_MSG(strstr(r.err, "launch failed") == NULL && strstr(r.err, "File exists") == NULL,
+	          "the step did not launch cleanly:\n%s", r.err);
+	cmd_free(&r);
+	job_of_recordings(job, sizeof(job));
+	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
+	CHECK_CONTAINS(r.out, "NumTasks=3");
+	cmd_free(&r);
+	snprintf(want, sizeof(want), "%s/slurmd-node3.log", d);
+	log = read_file(want);
+	CHECK(log != NULL);
+	snprintf(want, sizeof(want), "Detected 1 oom-kill event(s) in StepId=%s.0", job);
+	CHECK_CONTAINS(log, want);
+	free(log);
+	for (int k = 1; k <= 3; k++) {
+		snprintf(want, sizeof(want), "%s/slurmd-node%d.log", d, k);
+		log = read_file(want);
+		CHECK(log != NULL);
+		snprintf(want, sizeof(want), "spmix_appdir_0_%s.0\": File exists", job);
+		CHECK_MSG(!strstr(log, want), "node%d: the PMIx client directories of two nodes collided", k);
+		free(log);
+	}
+
+	snprintf(want, sizeof(want), "--job %s", job);
+	root = report_json(want);
+	f = only_finding(root, "oom_kill", &n);
+	CHECK_MSG(f != NULL, "%zu oom_kill findings, want 1", n);
+	CHECK_EQ(json_integer_value(json_object_get(f, "task")), 2);
+	CHECK_STREQ(json_string_value(json_object_get(f, "node")), "node3");
+	CHECK_EQ(json_integer_value(json_object_get(f, "pid")), pid2);
+	CHECK_EQ(evidence_of(f, "process_mpi_rank"), 2);
+	json_decref(root);
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	snprintf(want, sizeof(want), "oom_kill, rank 2 (task 2, node node3): rank 2 (MPI rank 2, pid %lld) was killed "
+	         "by the kernel's OOM killer", pid2);
+	CHECK_CONTAINS(r.out, want);
+	cmd_free(&r);
+}
+
+/*
+ * The same program started by mpirun inside salloc -N3 (Open MPI starts an
+ * orted per node through srun, step 0, and the ranks below it): six ranks
+ * mapped by node, rank 5 on node3 OOM-killed. Every rank's recording is
+ * one MPI rank's (cohort-<job>.mpi.<rank>.ndjson), and they merge.
+ */
+TEST_TIMEOUT(slurm_multi_mpirun_in_salloc_rank_oom_killed_is_named, 180)
+{
+	const char *d = multi_dir();
+	struct cmd_result r;
+	char job[64] = "", want[256], *log;
+	json_t *root, *f;
+	long long pid5;
+	size_t n;
+
+	cmd_run(&r, "command -v mpicc && command -v mpirun");
+	if (r.status != 0)
+		SKIP("no mpicc or mpirun (apt-get install libopenmpi-dev openmpi-bin)");
+	cmd_free(&r);
+	cmd_run(&r, "mpicc -o mpi_over %s/tests/progs/mpi_over.c", test_src_dir());
+	CHECK_MSG(r.status == 0, "mpicc failed: %s", r.err);
+	cmd_free(&r);
+	/* Open MPI refuses root without --allow-run-as-root; six ranks on three one-CPU nodes oversubscribe. */
+	cmd_run(&r, "SLURM_CONF=%s/slurm.conf timeout 120 salloc -N3 --mem=200M sh -c 'echo job=$SLURM_JOB_ID; "
+	        "mpirun --allow-run-as-root -np 6 --map-by node --oversubscribe --mca btl self,vader,tcp %s/cohort run "
+	        "-q -n 1 -i 0.2 --enforce none -- ./mpi_over --hold 10 --grow-rank 5 --grow-to 400 --seconds 60'",
+	        d, test_build_dir());
+	CHECK_MSG(r.status != 0 && r.status != 124, "salloc exited %d: %s", r.status, r.err);
+	for (int k = 0; k < 6; k++) {
+		snprintf(want, sizeof(want), "mpi_over: rank %d of 6 is pid ", k);
+		CHECK_MSG(strstr(r.out, want), "rank %d did not start:\n%s%s", k, r.out, r.err);
+	}
+	pid5 = atoll(strstr(r.out, "mpi_over: rank 5 of 6 is pid ") + strlen("mpi_over: rank 5 of 6 is pid "));
+	CHECK(pid5 > 0);
+	sscanf(strstr(r.out, "job=") + 4, "%63[0-9]", job);
+	CHECK(job[0]);
+	/* mpirun's view: rank 5's process (its cohort run) ended 137, SIGKILL's status. */
+	CHECK_CONTAINS(r.err, ",1],5]\n  Exit code:    137");
+	cmd_free(&r);
+	snprintf(want, sizeof(want), "%s/slurmd-node3.log", d);
+	log = read_file(want);
+	CHECK(log != NULL);
+	snprintf(want, sizeof(want), "Detected 1 oom-kill event(s) in StepId=%s.0", job);
+	CHECK_CONTAINS(log, want);
+	free(log);
+	cmd_run(&r, "ls cohort-%s.mpi.*.ndjson | wc -l", job);
+	CHECK_STREQ(r.out, "6\n");
+	cmd_free(&r);
+
+	snprintf(want, sizeof(want), "--job %s", job);
+	root = report_json(want);
+	CHECK_EQ(json_array_size(json_object_get(root, "recordings")), 6);
+	f = only_finding(root, "oom_kill", &n);
+	CHECK_MSG(f != NULL, "%zu oom_kill findings, want 1", n);
+	CHECK_EQ(json_integer_value(json_object_get(f, "task")), 5);
+	CHECK_STREQ(json_string_value(json_object_get(f, "node")), "node3");
+	CHECK_EQ(json_integer_value(json_object_get(f, "pid")), pid5);
+	json_decref(root);
+	cmd_run(&r, "%s/cohort report --job %s", test_build_dir(), job);
+	CHECK_CONTAINS(r.out, "6 recordings, 6 workers; the step has 6 tasks");
+	snprintf(want, sizeof(want), "oom_kill, rank 5 (task 5, node node3): rank 5 (MPI rank 5, pid %lld) was killed "
+	         "by the kernel's OOM killer", pid5);
+	CHECK_CONTAINS(r.out, want);
+	cmd_free(&r);
 }
 
 /* ---- the recordings such jobs left ---- */
@@ -433,5 +723,36 @@ TEST(report_multinode_node_imbalance_has_the_figures)
 	/* Job 5: every node's task held the same 10 MiB. */
 	cmd_run(&r, "%s/cohort report --job 5 %s", test_build_dir(), fixtures());
 	CHECK(strstr(r.out, "node_imbalance") == NULL);
+	cmd_free(&r);
+}
+
+/* Job 2: an MPI job under srun --mpi=pmix; the OOM-killed worker is MPI rank 2 (PMIX_RANK), told as such. */
+TEST(report_multinode_mpi_rank_under_srun_is_named)
+{
+	struct cmd_result r;
+	char args[1200];
+	json_t *root, *f;
+	size_t n;
+
+	cmd_run(&r, "%s/cohort report --job 2 %s", test_build_dir(), fixtures());
+	CHECK_MSG(r.status == 0, "report exited %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "  1. oom_kill, rank 2 (task 2, node node3): rank 2 (MPI rank 2, pid 29392) was killed by "
+	               "the kernel's OOM killer at 1.0 s");
+	/* The others, ended by srun -K1's SIGTERM, are not MPI-worded: no event of theirs names an MPI rank. */
+	CHECK_CONTAINS(r.out, "signalled (task 0, node node1): cohort got SIGTERM");
+	cmd_free(&r);
+	snprintf(args, sizeof(args), "--job 2 %s", fixtures());
+	root = report_json(args);
+	f = only_finding(root, "oom_kill", &n);
+	CHECK_MSG(f != NULL, "%zu oom_kill findings, want 1", n);
+	CHECK_EQ(evidence_of(f, "process_mpi_rank"), 2);
+	CHECK_EQ(json_integer_value(json_object_get(f, "pid")), 29392);
+	f = only_finding(root, "node_imbalance", &n);
+	CHECK(f != NULL);
+	CHECK_EQ(evidence_of(f, "process_mpi_rank"), -1);
+	json_decref(root);
+	/* Job 4 (no PMIx: srun's default MpiDefault=none): its OOM-killed task has no MPI rank to tell. */
+	cmd_run(&r, "%s/cohort report --job 4 %s", test_build_dir(), fixtures());
+	CHECK(strstr(r.out, "MPI rank") == NULL);
 	cmd_free(&r);
 }

@@ -71,6 +71,21 @@ TEST(task_names_per_slurm_task_and_mpi_rank)
 	                                             "OMPI_COMM_WORLD_LOCAL_SIZE=4", NULL };
 	static const char *const batch_mpirun[] = { "SLURM_JOB_ID=125", "SLURM_STEP_ID=0", "SLURM_PROCID=0",
 	                                            "PMIX_RANK=1", NULL };
+	/*
+	 * mpirun -np 6 inside salloc -N3: srun starts one orted per node (step 0,
+	 * tasks 0..2), rank 3 on node1 sees orted's SLURM_PROCID 0, rank 0 too.
+	 */
+	static const char *const orted_rank0[] = { "SLURM_JOB_ID=126", "SLURM_STEP_ID=0", "SLURM_PROCID=0",
+	                                           "SLURM_NTASKS=3", "SLURMD_NODENAME=node1", "SLURM_NODEID=0",
+	                                           "OMPI_COMM_WORLD_RANK=0", "OMPI_COMM_WORLD_SIZE=6",
+	                                           "PMIX_RANK=0", NULL };
+	static const char *const orted_rank3[] = { "SLURM_JOB_ID=126", "SLURM_STEP_ID=0", "SLURM_PROCID=0",
+	                                           "SLURM_NTASKS=3", "SLURMD_NODENAME=node1", "SLURM_NODEID=0",
+	                                           "OMPI_COMM_WORLD_RANK=3", "OMPI_COMM_WORLD_SIZE=6",
+	                                           "PMIX_RANK=3", NULL };
+	/* srun --mpi=pmix: SLURM's task, with the same PMIX_RANK and no OMPI_COMM_WORLD_RANK. */
+	static const char *const srun_pmix[] = { "SLURM_JOB_ID=127", "SLURM_STEP_ID=0", "SLURM_PROCID=2",
+	                                         "SLURM_NTASKS=3", "PMIX_RANK=2", NULL };
 	static const char *const mpirun[] = { "OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=2",
 	                                      "OMPI_MCA_ess_base_jobid=1932263425", NULL };
 	static const char *const local[] = { "HOME=/root", NULL };
@@ -104,6 +119,25 @@ TEST(task_names_per_slurm_task_and_mpi_rank)
 	CHECK_EQ(t.id, 1);
 	CHECK_OK(cohort_recording_name("125", &t, name, sizeof(name)));
 	CHECK_STREQ(name, "cohort-125.mpi.1.ndjson");
+
+	/* Every rank of a multi-node mpirun alike, by MPI rank: rank 0 too, whose rank is its orted's task id. */
+	detect(orted_rank0, "126", 1, &t);
+	CHECK_STREQ(t.source, "mpi");
+	CHECK_EQ(t.id, 0);
+	CHECK_EQ(t.ntasks, 6);
+	CHECK_STREQ(t.node, "node1");
+	CHECK_OK(cohort_recording_name("126", &t, name, sizeof(name)));
+	CHECK_STREQ(name, "cohort-126.mpi.0.ndjson");
+	detect(orted_rank3, "126", 1, &t);
+	CHECK_STREQ(t.source, "mpi");
+	CHECK_EQ(t.id, 3);
+	CHECK_OK(cohort_recording_name("126", &t, name, sizeof(name)));
+	CHECK_STREQ(name, "cohort-126.mpi.3.ndjson");
+	detect(srun_pmix, "127", 1, &t);
+	CHECK_STREQ(t.source, "slurm");
+	CHECK_EQ(t.id, 2);
+	CHECK_OK(cohort_recording_name("127", &t, name, sizeof(name)));
+	CHECK_STREQ(name, "cohort-127.0.2.ndjson");
 
 	/* mpirun alone: the job is the MPI job, the same in every rank, not the supervisor's pid. */
 	detect(mpirun, "local-4242", 2, &t);

@@ -19,13 +19,31 @@
 # with its own NodeName, port (SlurmdPort + I), spool (spool/nodeI), log
 # (slurmd-nodeI.log), pid file and memory cgroup tree (cgroup v1:
 # /sys/fs/cgroup/memory/slurm_nodeI/...), so task/cgroup enforces each
-# node's job limit apart. The nodes share this host's address, kernel, RAM
-# and /dev/shm: what needs a node's own mount (a smaller /dev/shm on one
-# node) or its own kernel cannot be shown on this cluster.
-# Nor can `srun --mpi=pmix`: every node's slurmstepd makes the same
-# /tmp/spmix_appdir_<uid>_<job>.<step> on this host, and all but the
-# first fail to launch ("File exists"; mpi.conf's PMIxCliTmpDirBase, a
-# way around it, is not tried). The node count is kept in DIR/nodes (and the
+# node's job limit apart.
+#
+# Each node's slurmd also runs in a mount namespace of its own
+# (`unshare --mount --propagation private`), with two tmpfs mounts that
+# only it and what it forks see: /dev/shm (cohort-nodeI-shm, as large as
+# this host's /dev/shm, or SIZE with --shm-size nodeI=SIZE) and
+# DIR/tmp/node (cohort-nodeI-tmp). Every slurmstepd, and every task of a
+# step, is forked by its node's slurmd and so sees its node's /dev/shm: a
+# node with a smaller /dev/shm than the others is a real mount, and
+# `srun --mpi=pmix` works across the nodes, because mpi.conf's
+# PMIxCliTmpDirBase is DIR/tmp/node, where each node's slurmstepd makes
+# its spmix_appdir_<uid>_<job>.<step> (in the one /tmp of this host the
+# second node's failed with "File exists"). Everything else (/tmp, DIR,
+# the working directory, /sys/fs/cgroup) is the host's, shared by all
+# nodes. Nothing unmounts: a namespace and its mounts go when its last
+# process exits, so `stop` (every slurmd, then their steps) leaves none.
+#
+#   tests/slurm/cluster.sh start DIR --nodes N [--shm-size nodeI=SIZE]...
+#                                       SIZE with K, M or G, for this start
+#                                       only: a later start without it gives
+#                                       the node this host's size again
+#
+# The nodes share this host's address, kernel, RAM, CPUs and /tmp: what
+# needs a node's own kernel or a node-local /tmp cannot be shown here.
+# The node count is kept in DIR/nodes (and the
 # port in DIR/port): a later `start`
 # (reconfiguring) and `stop` know them. A lost node (its slurmd killed)
 # is marked down after SlurmdTimeout=20 s; `start` again brings it back.
@@ -44,6 +62,8 @@ shift 2
 # node1..nodeN in multiple-slurmd mode.
 nodes=0
 [ -f "$D/nodes" ] && nodes=$(cat "$D/nodes")
+# --shm-size NODE=SIZE, as "node3=32M node1=1G": for this start only.
+shm_sizes=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--nodes)
@@ -54,11 +74,32 @@ while [ $# -gt 0 ]; do
 		esac
 		shift 2
 		;;
+	--shm-size)
+		v=${2:-}
+		case "$v" in
+		node[1-9]=[1-9]*[KMG] | node1[0-6]=[1-9]*[KMG]) ;;
+		*) echo "$0: --shm-size '$v': want NODE=SIZE, as node3=32M (K, M or G)" >&2; exit 2 ;;
+		esac
+		case "${v#*=}" in
+		*[!0-9KMG]* | *[KMG]*[KMG]*) echo "$0: --shm-size '$v': SIZE is digits and one of K, M, G" >&2; exit 2 ;;
+		esac
+		shm_sizes="$shm_sizes ${v%%=*}=${v#*=}"
+		shift 2
+		;;
 	*)
 		echo "$0: unknown option $1" >&2
 		exit 2
 		;;
 	esac
+done
+
+for kv in $shm_sizes; do
+	i=${kv%%=*}
+	i=${i#node}
+	if [ "$nodes" -eq 0 ] || [ "$i" -gt "$nodes" ]; then
+		echo "$0: --shm-size ${kv%%=*}: no such node (the cluster has node1..node$nodes; --nodes N first)" >&2
+		exit 2
+	fi
 done
 
 host=$(hostname -s)
@@ -166,6 +207,10 @@ write_nodes_conf() {
 		echo "NodeName=$n NodeHostname=$host NodeAddr=127.0.0.1 Port=$((slurmd_port + ${n#node})) CPUs=$cpus RealMemory=$node_mb State=UNKNOWN"
 	done >> "$D/slurm.conf"
 	echo "PartitionName=debug Nodes=node[1-$nodes] Default=YES MaxTime=INFINITE State=UP" >> "$D/slurm.conf"
+	# srun --mpi=pmix: each node's slurmstepd makes its PMIx client
+	# directory (spmix_appdir_<uid>_<job>.<step>) under this one path,
+	# which is a tmpfs of that node's own (start_node): no "File exists".
+	echo "PMIxCliTmpDirBase=$D/tmp/node" > "$D/mpi.conf"
 }
 
 node_names() {
@@ -193,6 +238,27 @@ clean_cgroups() {
 stop_slurmds() {
 	stop_pidfile "$D/slurmd.pid"
 	for n in $(node_names); do stop_pidfile "$D/slurmd-$n.pid"; done
+}
+
+# The size of node $1's /dev/shm: its --shm-size, else that of this host's.
+shm_size_of() {
+	for kv in $shm_sizes; do
+		[ "${kv%%=*}" = "$1" ] && { echo "${kv#*=}"; return; }
+	done
+	echo "$(df -k --output=size /dev/shm | tail -n 1 | tr -d ' ')K"
+}
+
+# Start node $1's slurmd in a mount namespace of its own, with its own
+# tmpfs on /dev/shm and on $D/tmp/node (see the header). slurmd forks
+# into the background and unshare returns; the namespace lives on in
+# slurmd and in every slurmstepd and task it forks, and goes, with its
+# mounts, when the last of them exits.
+start_node() {
+	mkdir -p "$D/spool/$1" "$D/tmp/node"
+	unshare --mount --propagation private -- sh -c '
+		mount -t tmpfs -o "size=$2,mode=1777,nosuid,nodev" "cohort-$1-shm" /dev/shm &&
+		mount -t tmpfs -o "mode=1777,nosuid,nodev" "cohort-$1-tmp" "$3/tmp/node" &&
+		exec slurmd -f "$3/slurm.conf" -N "$1"' sh "$1" "$(shm_size_of "$1")" "$D"
 }
 
 wait_for() { # what, tries, command...
@@ -235,10 +301,7 @@ start)
 		slurmd -f "$D/slurm.conf"
 		want=1
 	else
-		for n in $(node_names); do
-			mkdir -p "$D/spool/$n"
-			slurmd -f "$D/slurm.conf" -N "$n"
-		done
+		for n in $(node_names); do start_node "$n"; done
 		want=$nodes
 	fi
 	# The cluster is usable when sinfo shows every node idle.
