@@ -251,9 +251,8 @@ static void enforce_case(void *arg)
 {
 	const char *dir = arg;
 	char spool[1024], o[1400], job[64];
-	const char *script = "srun -n1 $COHORT_TEST_RUNNER --helper worker --grow-rank 0 --grow-to 400M "
-	                     "--grow-rate 20M --seconds 40\necho script-done";
-	const char *extra = "-n1 --mem=150M --export=ALL,COHORT_TEST_RUNNER=$COHORT_BUILD/tests/runner";
+	const char *script = "srun -n1 $COHORT_TEST_GROW --size 400 --rate 20 --hold 40\necho script-done";
+	const char *extra = "-n1 --mem=150M --export=ALL,COHORT_TEST_GROW=$COHORT_BUILD/examples/faults/grow";
 	char *out;
 
 	snprintf(spool, sizeof(spool), "%s/spool-enf", test_tmpdir());
@@ -270,7 +269,7 @@ static void enforce_case(void *arg)
 	CHECK_CONTAINS(out, "script-done");
 	CHECK_CONTAINS(out, "budget_kill, rank 0");
 	CHECK_CONTAINS(out, "budget");
-	CHECK_CONTAINS(out, "runner");         /* the process that grew */
+	CHECK_CONTAINS(out, "grow");           /* the process that grew */
 	CHECK_MSG(strstr(out, "oom-kill") == NULL && strstr(out, "oom_kill") == NULL,
 	          "the kernel killed it first:\n%s", out);
 	free(out);
