@@ -85,18 +85,32 @@ held_by_ancestor() {
 	return 1
 }
 
-take_lock() { # fd file
-	if held_by_ancestor "$2"; then
-		return 0
-	fi
-	eval "exec $1>>\"$2\""
-	if ! flock -n "$1"; then
-		say "waiting for $2"
-		flock "$1"
-	fi
+# Both locks, never waiting for one while holding the other (tests hold
+# the SLURM lock for minutes, benchmarks the other): wait for one, try the
+# other, and when that is busy let the first go and wait for the other in
+# turn. A waiting flock never holds the other lock's file, so a killed
+# script leaves neither held.
+BL=/tmp/cohort-bench.lock SL=/tmp/cohort-slurm.lock
+exec 8>>"$BL" 9>>"$SL"
+take() { # fd other-fd file: wait for a lock, holding nothing
+	flock -n "$1" && return 0
+	say "waiting for $3"
+	eval "flock $1 $2>&-"
 }
-take_lock 8 /tmp/cohort-bench.lock
-take_lock 9 /tmp/cohort-slurm.lock
+if held_by_ancestor "$BL"; then
+	held_by_ancestor "$SL" || take 9 8 "$SL"
+elif held_by_ancestor "$SL"; then
+	take 8 9 "$BL"
+else
+	while :; do
+		take 8 9 "$BL"
+		flock -n 9 && break
+		flock -u 8
+		take 9 8 "$SL"
+		flock -n 8 && break
+		flock -u 9
+	done
+fi
 
 ABS_B=$(cd "$B" && pwd)
 HERE=$(cd "$(dirname "$0")/.." && pwd)
