@@ -70,10 +70,16 @@ done
 
 # A lock is held already when a process this script runs under holds it
 # (`flock /tmp/cohort-bench.lock make bench`): taking it again through a
-# file opened anew would wait for ourselves forever.
+# file opened anew would wait for ourselves forever. Either an fd we
+# inherited holds it (its fdinfo lists the lock), or the holder that
+# /proc/locks names is one of our ancestors.
 held_by_ancestor() {
 	[ -e "$1" ] || return 1
 	ino=$(stat -c %i "$1") || return 1
+	for fd in /proc/$$/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$1" ] || continue
+		grep -q '^lock:.*FLOCK' "/proc/$$/fdinfo/${fd##*/}" 2>/dev/null && return 0
+	done
 	holders=$(awk -v ino="$ino" '$2 == "FLOCK" { n = split($6, a, ":"); if (a[n] == ino) print $5 }' /proc/locks)
 	[ -n "$holders" ] || return 1
 	p=$$
