@@ -91,11 +91,11 @@ held_by_ancestor() {
 	return 1
 }
 
-# Both locks, never waiting for one while holding the other (tests hold
-# the SLURM lock for minutes, benchmarks the other): wait for one, try the
-# other, and when that is busy let the first go and wait for the other in
-# turn. A waiting flock never holds the other lock's file, so a killed
-# script leaves neither held.
+# Both locks, at first never waiting for one while holding the other
+# (tests hold the SLURM lock for minutes, benchmarks the other): wait for
+# one, try the other, and when that is busy let the first go and wait for
+# the other in turn. A waiting flock never has the held lock's file open
+# (only this shell has), so a killed script leaves no lock held.
 BL=/tmp/cohort-bench.lock SL=/tmp/cohort-slurm.lock
 exec 8>>"$BL" 9>>"$SL"
 take() { # fd other-fd file: wait for a lock, holding nothing
@@ -108,9 +108,18 @@ if held_by_ancestor "$BL"; then
 elif held_by_ancestor "$SL"; then
 	take 8 9 "$BL"
 else
+	# After three rounds lost to a busy machine it keeps the bench lock
+	# and waits for the SLURM lock (tests hold it for minutes, not hours).
+	round=0
 	while :; do
 		take 8 9 "$BL"
 		flock -n 9 && break
+		round=$((round + 1))
+		if [ $round -ge 3 ]; then
+			say "waiting for $SL, holding $BL"
+			flock 9 8>&-
+			break
+		fi
 		flock -u 8
 		take 9 8 "$SL"
 		flock -n 8 && break
