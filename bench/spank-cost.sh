@@ -97,15 +97,19 @@ held_by_ancestor() {
 # the other in turn. A waiting flock never has the held lock's file open
 # (only this shell has), so a killed script leaves no lock held.
 BL=/tmp/cohort-bench.lock SL=/tmp/cohort-slurm.lock
+# Asked before our own fds 8 and 9 replace any inherited ones.
+have_b=0 have_s=0
+held_by_ancestor "$BL" && have_b=1
+held_by_ancestor "$SL" && have_s=1
 exec 8>>"$BL" 9>>"$SL"
 take() { # fd other-fd file: wait for a lock, holding nothing
 	flock -n "$1" && return 0
 	say "waiting for $3"
 	eval "flock $1 $2>&-"
 }
-if held_by_ancestor "$BL"; then
-	held_by_ancestor "$SL" || take 9 8 "$SL"
-elif held_by_ancestor "$SL"; then
+if [ $have_b = 1 ]; then
+	[ $have_s = 1 ] || take 9 8 "$SL"
+elif [ $have_s = 1 ]; then
 	take 8 9 "$BL"
 else
 	# After three rounds lost to a busy machine it keeps the bench lock
