@@ -13,6 +13,7 @@
  * process to measure, and every task's file there means the step is steady.
  * SECONDS count from then.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
