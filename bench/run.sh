@@ -15,4 +15,8 @@ if [ -f "$B/python/cohort/__init__.py" ] && [ -x /usr/bin/python3 ]; then
 	echo "## python_ipc.py"
 	PYTHONPATH="$B/python" /usr/bin/python3 bench/python_ipc.py || status=1
 fi
+# What the SLURM plugin costs a job, in a private test cluster: as root
+# with slurm-wlm and munge only; elsewhere it says why it skips.
+echo "## spank-cost.sh"
+COHORT_BUILD="$B" sh bench/spank-cost.sh || status=1
 exit $status

@@ -165,12 +165,25 @@ static int try_start(struct helper *h, struct task *t)
 	return 1;
 }
 
+/*
+ * The page-walk budget (--cpu-budget, else cohort run's 0.6 % of a core) is
+ * the whole step's on this node, shared by its tasks' watchers: a budget
+ * per task would grow the helper's cost with the tasks of the node.
+ */
+static double task_budget(const struct helper *h)
+{
+	double total = h->cpu_budget ? h->cpu_budget : 0.006;
+	long tasks = h->local_tasks > 0 ? h->local_tasks : 1;
+
+	return total / (double)tasks;
+}
+
 static int add_task(struct helper *h, long id, long local_id, pid_t pid)
 {
 	struct cohort_watch_opts wo = {
 		.workers = 1, .interval = h->interval, .enforce = COHORT_ENFORCE_NONE,
 		.slurm_sums_rss = -1, .job_cgroup = h->job_cg[0] ? h->job_cg : NULL,
-		.pss_budget = h->cpu_budget,
+		.pss_budget = task_budget(h),
 	};
 	struct cohort_task task = {
 		.known = 1, .source = "slurm", .id = id, .ntasks = h->ntasks, .node_id = -1,
@@ -181,7 +194,7 @@ static int add_task(struct helper *h, long id, long local_id, pid_t pid)
 	struct cohort_rec_header_info hi = {
 		.host = h->host, .start = wall(), .supervisor_pid = getpid(), .job = h->job,
 		.argv = argv, .workers = 1, .enforce = h->enforce && h->share ? "watch" : "none",
-		.interval = h->interval, .pss_budget = h->cpu_budget ? h->cpu_budget : 0.006,
+		.interval = h->interval, .pss_budget = task_budget(h),
 		.job_cgroup = h->job_cg[0] ? h->job_cg : NULL, .task = &task,
 	};
 	struct task *t;

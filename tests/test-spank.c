@@ -430,7 +430,7 @@ static void cpu_budget_case(void *arg)
 
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s cpu_budget=2.5", spool);
 	set_plugstack(dir, o);
-	CHECK_EQ(batch("srun -n1 true", "-n1 --mem=50M", "cpu2.out", job, sizeof(job)), 0);
+	CHECK_EQ(batch("srun -n1 true\nsrun -n2 true", "-n2 --mem=100M", "cpu2.out", job, sizeof(job)), 0);
 	snprintf(rec, sizeof(rec), "%s/%s", spool, job);
 	{
 		struct cmd_result r;
@@ -438,6 +438,12 @@ static void cpu_budget_case(void *arg)
 		cmd_run(&r, "cat %s/0.0.*.ndjson | head -1", rec);
 		CHECK_CONTAINS(r.out, "\"pss_budget\":0.025");
 		cmd_free(&r);
+		/* The budget is the node's step's: two tasks share it. */
+		for (int task = 0; task < 2; task++) {
+			cmd_run(&r, "cat %s/1.%d.*.ndjson | head -1", rec, task);
+			CHECK_CONTAINS(r.out, "\"pss_budget\":0.0125");
+			cmd_free(&r);
+		}
 	}
 	exit(0);
 }
