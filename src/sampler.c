@@ -206,7 +206,7 @@ int cohort_sampler_set_usage(struct cohort_sampler *s, pid_t pid, uint64_t bytes
 
 	if (!e)
 		return -ENOENT;
-	if (!bytes) {
+	if (bytes == UINT64_MAX) {
 		e->have_usage = 0;
 		return 0;
 	}

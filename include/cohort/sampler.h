@@ -63,8 +63,9 @@ COHORT_EXPORT int cohort_sampler_remove(struct cohort_sampler *s, pid_t pid);
  * what statm does not, such as copy-on-write copies: when the usage moves
  * from its figure at the process's last walk by 5% or more of the
  * process's RSS, its PSS counts as moved, as for an RSS move. Processes
- * sharing a cgroup are all given its usage. 0 forgets the figure. Returns
- * 0 or -ENOENT when the pid is not watched.
+ * sharing a cgroup are all given its usage. The first figure given is the
+ * base (no move can be told from it). UINT64_MAX forgets the figure.
+ * Returns 0 or -ENOENT when the pid is not watched.
  */
 COHORT_EXPORT int cohort_sampler_set_usage(struct cohort_sampler *s, pid_t pid, uint64_t bytes);
 
