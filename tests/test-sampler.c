@@ -2,10 +2,12 @@
 #include "harness.h"
 #include "../src/internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define MB (1024ULL * 1024)
@@ -129,6 +131,70 @@ TEST(sampler_reads_everyone_with_room_and_marks_the_gone)
 	CHECK_OK(cohort_sampler_get(s, 1, &smp));
 	CHECK_EQ(smp.gone, 0);
 	cohort_sampler_destroy(s);
+}
+
+/* Open descriptors of this process. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	CHECK(d != NULL);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1;   /* the directory's own */
+}
+
+/*
+ * statm is read through files kept open, a quarter of RLIMIT_NOFILE at
+ * most (here 8 of 32): the processes beyond are read all the same, a
+ * process gone is seen through its kept file, and every file is closed
+ * when the process goes, is removed, or the sampler is destroyed.
+ */
+TEST(sampler_keeps_statm_open_within_the_limit)
+{
+	enum { N = 12 };
+	struct rlimit rl = { 32, 32 };
+	struct cohort_sampler *s;
+	struct cohort_sample smp;
+	pid_t pids[N];
+	int fds0;
+
+	for (int i = 0; i < N; i++)
+		pids[i] = spawn_holder(1 * MB);
+	CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -errno);
+	fds0 = count_fds();
+	s = make(1.0);
+	for (int i = 0; i < N; i++)
+		CHECK_OK(cohort_sampler_add(s, pids[i]));
+	CHECK_EQ(cohort_sampler_tick(s), N);
+	CHECK_EQ(count_fds(), fds0 + 8);
+	for (int i = 0; i < N; i++) {
+		CHECK_OK(cohort_sampler_get(s, (size_t)i, &smp));
+		CHECK_GE(smp.statm.rss, 1 * MB);
+	}
+	/* The first (kept) and the last (not kept) die; one kept is removed. */
+	kill(pids[0], SIGKILL);
+	kill(pids[N - 1], SIGKILL);
+	CHECK(helper_wait(pids[0], 5000) >= 0);
+	CHECK(helper_wait(pids[N - 1], 5000) >= 0);
+	CHECK_OK(cohort_sampler_remove(s, pids[1]));
+	cohort_sampler_tick(s);
+	CHECK_OK(cohort_sampler_get(s, 0, &smp));
+	CHECK_EQ(smp.gone, 1);
+	CHECK_OK(cohort_sampler_get(s, N - 2, &smp));
+	CHECK_EQ(smp.pid, pids[N - 1]);
+	CHECK_EQ(smp.gone, 1);
+	/* Two kept files closed; the next tick keeps two more of the others. */
+	CHECK_LE(count_fds(), fds0 + 8);
+	cohort_sampler_tick(s);
+	CHECK_EQ(count_fds(), fds0 + 8);
+	cohort_sampler_destroy(s);
+	CHECK_EQ(count_fds(), fds0);
+	for (int i = 1; i < N - 1; i++)
+		kill(pids[i], SIGKILL);
 }
 
 /*
@@ -289,11 +355,12 @@ static int fake_index(const struct fake *f, pid_t pid)
 	return pid >= f->base && (size_t)(pid - f->base) < f->n ? pid - f->base : -1;
 }
 
-static int fake_statm(void *ctx, pid_t pid, struct cohort_statm *ret)
+static int fake_statm(void *ctx, pid_t pid, int *fd, struct cohort_statm *ret)
 {
 	struct fake *f = ctx;
 	int i = fake_index(f, pid);
 
+	(void)fd;
 	f->cpu += f->statm_ns;
 	if (i < 0)
 		return -ESRCH;
