@@ -429,7 +429,7 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 {
 	uint64_t now = s->ops.now_ns(s->ops.ctx), c0, c1, dt;
 	int64_t cap = (int64_t)(s->budget * 1e9 * CREDIT_CAP_S), earn, walk_earn, rcap;
-	size_t nlive = 0, nmoved = 0;
+	size_t nlive = 0, nmoved = 0, waiting = 0;
 	double share;
 	int reads = 0, ahead;
 
@@ -502,16 +502,35 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 			break;
 		reads += read_smaps(s, s->moved[i]) >= 0;
 	}
-	/* Then the oldest, from the reserve and from whatever the moved left. */
+	/*
+	 * Then the oldest: from the reserve, and from the rest of the credit
+	 * only while no moved process waits. With one waiting, a walk that
+	 * overdraws the reserve leaves it in debt (of less than one walk),
+	 * repaid before the next: else every overdraw would come out of the
+	 * moves' share, and when a walk costs more than a tick earns for the
+	 * reserve, moves would never be walked. With none waiting, the oldest
+	 * take what is left and the reserve keeps no debt.
+	 */
+	for (size_t i = 0; i < nmoved; i++)
+		waiting += !s->moved[i]->walked;
 	for (size_t i = 0; i < nlive && s->credit_ns > 0; i++) {
+		struct entry *e = s->oldest[i];
+		int was_moved = e->moved_ns != 0;
 		int64_t cost;
 
-		if (s->oldest[i]->walked || s->oldest[i]->gone)
+		if (e->walked || e->gone)
 			continue;
-		cost = read_smaps(s, s->oldest[i]);
-		reads += cost >= 0;
-		if (cost > 0)
+		if (waiting && s->reserve_ns <= 0)
+			break;
+		cost = read_smaps(s, e);
+		if (cost < 0)
+			continue;
+		reads++;
+		if (waiting)
+			s->reserve_ns -= cost;
+		else
 			s->reserve_ns = s->reserve_ns > cost ? s->reserve_ns - cost : 0;
+		waiting -= was_moved && waiting;
 	}
 
 	s->stats.ticks++;
