@@ -19,12 +19,15 @@
  * Moves alone could take the whole budget and leave idle PSS to age
  * without bound, so part of each tick's earning is reserved for the
  * oldest: what walking every process once per max_age costs at the walks'
- * measured costs (and a tenth more), at most RESERVE_MAX of the budget
- * (moves keep the rest). The reserve binds only when the rotation falls
- * behind: while it would still walk everyone within max_age at the
- * reserve's rate alone, moves may borrow it (a burst of moves is walked at
- * once). What one queue leaves unused goes to the other: without moves the
- * whole budget rotates through the oldest.
+ * measured costs (and a tenth more), when that is at most 3/4 of the
+ * budget; when it is more, the bound cannot hold, and the reserve is half.
+ * The reserve binds only when the rotation falls behind: while it would
+ * still walk everyone within max_age at the reserve's rate alone, moves
+ * may borrow it (a burst of moves is walked at once). What one queue
+ * leaves unused goes to the other: without moves the whole budget rotates
+ * through the oldest, less one walk's worth of credit held back while the
+ * rotation is behind, so that the next move is walked on the tick it is
+ * seen.
  */
 #include "internal.h"
 
@@ -43,12 +46,17 @@
 /* The default bound on an idle PSS's age, seconds. */
 #define MAX_AGE_S 120
 /*
- * The oldest queue is reserved at most this share of the walk budget: when
- * a rotation within max_age costs more than the budget (256 walks of
- * 300 MB at 4 ms is 1 s of CPU, 0.85% of a core over 120 s), moved
- * processes still get a quarter, a walk every 2 s at 1% of a core.
+ * The oldest queue is reserved what a rotation within max_age needs while
+ * that is at most RESERVE_MAX of the walk budget, so that moves keep a
+ * quarter. When it needs more (256 walks of 300 MB at 6 ms are 1.5 s of
+ * CPU, 1.3% of a core over 120 s), the bound cannot hold whatever the
+ * share, and the reserve is RESERVE_SHORT: the oldest still get half the
+ * budget under any storm of moves, and a burst of moves is walked in a
+ * few ticks rather than one per three or four (a PSS wrong by a move is
+ * worse than one older than max_age).
  */
 #define RESERVE_MAX 0.75
+#define RESERVE_SHORT 0.5
 /* Walks are whole and ticks discrete: reserving a tenth more than the exact need keeps within max_age. */
 #define RESERVE_MARGIN 1.1
 /* Moves borrow the reserve only while the rotation would still be this far within max_age. */
@@ -370,11 +378,26 @@ static double moved_by(const struct entry *e)
 	return (double)d / base;
 }
 
+/* The mean cost of the last walks of the nlive processes that have one; 0 when none has. */
+static int64_t mean_cost(const struct cohort_sampler *s, size_t nlive)
+{
+	double sum = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < nlive; i++)
+		if (s->oldest[i]->have_pss) {
+			sum += (double)s->oldest[i]->cost_ns;
+			n++;
+		}
+	return n ? (int64_t)(sum / (double)n) : 0;
+}
+
 /*
  * The share of the walk budget to reserve for the oldest: walking each of
  * the nlive processes once per max_age, at the cost of its last walk (the
  * mean of the known costs for one never walked), against what the budget
- * earns for walks (the budget less the statm reads). At most RESERVE_MAX.
+ * earns for walks (the budget less the statm reads); RESERVE_SHORT when
+ * that is more than RESERVE_MAX.
  */
 static double reserve_share(const struct cohort_sampler *s, size_t nlive, double walk_rate)
 {
@@ -390,7 +413,7 @@ static double reserve_share(const struct cohort_sampler *s, size_t nlive, double
 		return 0;    /* nothing walked yet, so nothing moved: the oldest get everything anyway */
 	need = RESERVE_MARGIN * known / (double)nknown * (double)nlive / s->max_age_ns;
 	if (walk_rate <= 0 || need / walk_rate > RESERVE_MAX)
-		return RESERVE_MAX;
+		return RESERVE_SHORT;
 	return need / walk_rate;
 }
 
@@ -430,6 +453,7 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 	uint64_t now = s->ops.now_ns(s->ops.ctx), c0, c1, dt;
 	int64_t cap = (int64_t)(s->budget * 1e9 * CREDIT_CAP_S), earn, walk_earn, rcap;
 	size_t nlive = 0, nmoved = 0, waiting = 0;
+	int64_t hold;
 	double share;
 	int reads = 0, ahead;
 
@@ -513,7 +537,10 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 	 */
 	for (size_t i = 0; i < nmoved; i++)
 		waiting += !s->moved[i]->walked;
-	for (size_t i = 0; i < nlive && s->credit_ns > 0; i++) {
+	hold = waiting || ahead ? 0 : mean_cost(s, nlive);
+	if (hold > cap / 2)
+		hold = cap / 2;
+	for (size_t i = 0; i < nlive && s->credit_ns > hold; i++) {
 		struct entry *e = s->oldest[i];
 		int was_moved = e->moved_ns != 0;
 		int64_t cost;
