@@ -82,11 +82,13 @@ COHORT_EXPORT int cohort_sampler_set_usage(struct cohort_sampler *s, pid_t pid, 
  * first (a process never walked counts from when it was added). Part of
  * each tick's earning is reserved for the oldest, so that moves cannot
  * starve them: what walking every process once per max_age costs at the
- * walks' measured costs, at most 3/4 of the budget; whatever either queue
- * leaves goes to the other. When a rotation within max_age costs more
- * than that, the oldest PSS gets older than max_age: stats.reserve is then
- * 0.75, and a rotation takes (processes x cost of a walk) / (0.75 x the
- * budget for walks) while every process moves, less while few do.
+ * walks' measured costs (a tenth more), when that is at most 3/4 of the
+ * budget for walks; whatever either queue leaves goes to the other. When
+ * a rotation within max_age costs more than that, no share can hold the
+ * bound: the reserve is then 1/2 (stats.reserve says which), the oldest
+ * PSS gets older than max_age, up to (processes x cost of a walk) /
+ * (1/2 x the budget for walks) while moves take all they may, less while
+ * few move.
  * Processes found gone are marked gone (not removed). Returns the number
  * of smaps reads done, or a negative error.
  */
