@@ -29,7 +29,9 @@
  * be "always" or "madvise"; when it is "never" and the bench runs as root
  * it sets "madvise" for the run and restores it. The first run asks for
  * MADV_NOHUGEPAGE, so that "always" does not turn it into a THP run.
- * BENCH_THP=0 or 1 runs one of the two.
+ * BENCH_THP=0 or 1 runs one of the two; BENCH_BUDGET=PCT sets the budget
+ * (percent of a core, default 1); BENCH_QUICK=1 (as for make bench's
+ * other benchmarks) makes the defaults 60 s and 64 processes.
  */
 #include "bench.h"
 #include "cohort.h"
@@ -319,8 +321,9 @@ static uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int run(int thp, int seconds, int n, size_t size)
+static int run(int thp, int seconds, int n, size_t size, double budget)
 {
+	struct cohort_sampler_opts so = { .cpu_budget = budget };
 	static pid_t pids[NPROC_MAX];
 	static struct move moves[MOVES_MAX];
 	static int mover[NPROC_MAX], cgi[NPROC_MAX], pending[NPROC_MAX];
@@ -333,9 +336,9 @@ static int run(int thp, int seconds, int n, size_t size)
 	pid_t parent;
 	unsigned seed = 42u + (unsigned)thp;
 
-	printf("\n### %d processes of %zu MB (shared copy-on-write), %s, 1 s ticks, budget 1%% of a core, %d s\n",
+	printf("\n### %d processes of %zu MB (shared copy-on-write), %s, 1 s ticks, budget %.2f%% of a core, %d s\n",
 	       n, (size_t)(size / MB), thp ? "transparent huge pages (MADV_HUGEPAGE)" : "4 KiB pages (MADV_NOHUGEPAGE)",
-	       seconds);
+	       100 * budget, seconds);
 	fflush(stdout);
 	parent = spawn(size, n, thp, pids);
 	if (parent < 0) {
@@ -384,7 +387,7 @@ static int run(int thp, int seconds, int n, size_t size)
 	if (!ncg)
 		printf("copy-on-write moves: none (needs root and a memory cgroup hierarchy to see them)\n");
 
-	if (cohort_sampler_create(NULL, &s) < 0)
+	if (cohort_sampler_create(&so, &s) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
 		cohort_sampler_add(s, pids[i]);
@@ -477,7 +480,7 @@ static int run(int thp, int seconds, int n, size_t size)
 		       per_walk, baseline_ms, baseline_ms / gib);
 		printf("reserve for the oldest at the end: %.0f%% of the walk budget; a rotation at the sampler's "
 		       "cost per walk: %.0f s with all of it\n", 100 * st.reserve,
-		       (double)n * per_walk / 1e3 / (0.01 - statm_ms / 1e3));
+		       (double)n * per_walk / 1e3 / (budget - statm_ms / 1e3));
 		printf("PSS age at the end:\n");
 		print_dist("idle processes", idle, ni);
 		print_dist("moving processes", moving, nm);
@@ -530,9 +533,11 @@ static int thp_set(const char *mode)
 
 int main(int argc, char **argv)
 {
-	int seconds = argc > 1 ? atoi(argv[1]) : 240, n = argc > 2 ? atoi(argv[2]) : 256;
+	int quick = getenv("BENCH_QUICK") != NULL;
+	int seconds = argc > 1 ? atoi(argv[1]) : quick ? 60 : 240, n = argc > 2 ? atoi(argv[2]) : quick ? 64 : 256;
 	size_t size = (size_t)(argc > 3 ? atoi(argv[3]) : 300) * MB;
-	const char *only = getenv("BENCH_THP");
+	const char *only = getenv("BENCH_THP"), *pct = getenv("BENCH_BUDGET");
+	double budget = pct ? atof(pct) / 100 : 0.01;
 	char mode[32];
 	int rc = 0;
 
@@ -540,18 +545,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench-pss-fresh [SECONDS 20-3600 [PROCESSES 16-%d [MB 32-8192]]]\n", NPROC_MAX);
 		return 2;
 	}
+	if (!(budget > 0 && budget <= 1)) {
+		fprintf(stderr, "bench-pss-fresh: BENCH_BUDGET is a percentage of a core, in (0, 100]\n");
+		return 2;
+	}
 	thp_mode(mode, sizeof(mode));
 	printf("transparent huge pages: %s is [%s]\n", THP_PATH, mode[0] ? mode : "unknown");
 	if (!only || strcmp(only, "0") == 0)
-		rc |= run(0, seconds, n, size) < 0;
+		rc |= run(0, seconds, n, size, budget) < 0;
 	if (!only || strcmp(only, "1") == 0) {
 		if (strcmp(mode, "never") == 0 && geteuid() == 0 && thp_set("madvise") == 0) {
 			printf("set to madvise for this run\n");
-			rc |= run(1, seconds, n, size) < 0;
+			rc |= run(1, seconds, n, size, budget) < 0;
 			if (thp_set("never") < 0)
 				fprintf(stderr, "bench-pss-fresh: could not restore %s to never\n", THP_PATH);
 		} else if (strcmp(mode, "always") == 0 || strcmp(mode, "madvise") == 0) {
-			rc |= run(1, seconds, n, size) < 0;
+			rc |= run(1, seconds, n, size, budget) < 0;
 		} else {
 			printf("\n### transparent huge pages: not measured (the mode is '%s' and the bench is not root)\n",
 			       mode);
