@@ -448,29 +448,16 @@ static int rotation_ahead(const struct cohort_sampler *s, size_t nlive, uint64_t
 	return 1;
 }
 
-int cohort_sampler_tick(struct cohort_sampler *s)
+/*
+ * Read every live process's statm (charged to the credit), mark who moved,
+ * and fill s->oldest (every live process) and s->moved. Returns the CPU
+ * time spent; *ret_nlive and *ret_nmoved are the queues' lengths.
+ */
+static uint64_t read_statms(struct cohort_sampler *s, uint64_t now, size_t *ret_nlive, size_t *ret_nmoved)
 {
-	uint64_t now = s->ops.now_ns(s->ops.ctx), c0, c1, dt;
-	int64_t cap = (int64_t)(s->budget * 1e9 * CREDIT_CAP_S), earn, walk_earn, rcap;
-	size_t nlive = 0, nmoved = 0, waiting = 0;
-	int64_t hold;
-	double share;
-	int reads = 0, ahead;
+	uint64_t c0 = s->ops.cpu_ns(s->ops.ctx), c1;
+	size_t nlive = 0, nmoved = 0;
 
-	if (s->last_ns == 0) {
-		s->first_ns = now;
-		/* The first tick may read a second's worth, so a new view fills fast. */
-		dt = 1000000000ULL;
-	} else {
-		dt = now > s->last_ns ? now - s->last_ns : 0;
-	}
-	earn = (int64_t)(s->budget * (double)dt);
-	s->credit_ns += earn;
-	if (s->credit_ns > cap)
-		s->credit_ns = cap;
-	s->last_ns = now;
-
-	c0 = s->ops.cpu_ns(s->ops.ctx);
 	for (size_t i = 0; i < s->n; i++) {
 		struct entry *e = &s->e[i];
 		struct cohort_statm st;
@@ -501,45 +488,29 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 	c1 = s->ops.cpu_ns(s->ops.ctx);
 	s->credit_ns -= (int64_t)(c1 - c0);
 	s->stats.cpu_ns += c1 - c0;
+	*ret_nlive = nlive;
+	*ret_nmoved = nmoved;
+	return c1 - c0;
+}
 
-	/* The reserve earns its share of what this tick earned for walks. */
-	walk_earn = earn - (int64_t)(c1 - c0);
-	share = reserve_share(s, nlive, dt ? (double)walk_earn / (double)dt : 0);
-	s->stats.reserve = share;
-	if (walk_earn > 0)
-		s->reserve_ns += (int64_t)(share * (double)walk_earn);
-	rcap = (int64_t)(share * (double)cap);
-	if (s->reserve_ns > rcap)
-		s->reserve_ns = rcap;
+/*
+ * Walk the oldest first: from the reserve, and from the rest of the
+ * credit only while no moved process waits. With one waiting, a walk that
+ * overdraws the reserve leaves it in debt (of less than one walk), repaid
+ * before the next: else every overdraw would come out of the moves' share,
+ * and when a walk costs more than a tick earns for the reserve, moves
+ * would never be walked. With none waiting, the oldest take what is left
+ * (less hold) and the reserve keeps no debt. Returns the walks done.
+ */
+static int walk_oldest(struct cohort_sampler *s, size_t nlive, size_t nmoved, int64_t hold)
+{
+	size_t waiting = 0;
+	int reads = 0;
 
-	/* The oldest queue, sorted first: it tells whether the rotation is on time. */
-	for (size_t i = 0; i < nlive; i++)
-		s->oldest[i]->since_ns = since(s, s->oldest[i]);
-	if (nlive > 1)
-		qsort(s->oldest, nlive, sizeof(*s->oldest), cmp_oldest);
-	/* Moved first: from what is not reserved, or from all while the rotation has time to spare. */
-	if (nmoved > 1)
-		qsort(s->moved, nmoved, sizeof(*s->moved), cmp_moved);
-	ahead = rotation_ahead(s, nlive, now, share * (dt ? (double)walk_earn / (double)dt : 0));
-	for (size_t i = 0; i < nmoved; i++) {
-		if (s->credit_ns - (!ahead && s->reserve_ns > 0 ? s->reserve_ns : 0) <= 0)
-			break;
-		reads += read_smaps(s, s->moved[i]) >= 0;
-	}
-	/*
-	 * Then the oldest: from the reserve, and from the rest of the credit
-	 * only while no moved process waits. With one waiting, a walk that
-	 * overdraws the reserve leaves it in debt (of less than one walk),
-	 * repaid before the next: else every overdraw would come out of the
-	 * moves' share, and when a walk costs more than a tick earns for the
-	 * reserve, moves would never be walked. With none waiting, the oldest
-	 * take what is left and the reserve keeps no debt.
-	 */
 	for (size_t i = 0; i < nmoved; i++)
 		waiting += !s->moved[i]->walked;
-	hold = waiting || ahead ? 0 : mean_cost(s, nlive);
-	if (hold > cap / 2)
-		hold = cap / 2;
+	if (waiting)
+		hold = 0;
 	for (size_t i = 0; i < nlive && s->credit_ns > hold; i++) {
 		struct entry *e = s->oldest[i];
 		int was_moved = e->moved_ns != 0;
@@ -559,7 +530,12 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 			s->reserve_ns = s->reserve_ns > cost ? s->reserve_ns - cost : 0;
 		waiting -= was_moved && waiting;
 	}
+	return reads;
+}
 
+/* The figures of the tick's end: the worst age, and the moves still waiting. */
+static void tick_stats(struct cohort_sampler *s, uint64_t now)
+{
 	s->stats.ticks++;
 	s->stats.wall_ns = now - s->first_ns;
 	s->stats.worst_age_ns = 0;
@@ -575,6 +551,56 @@ int cohort_sampler_tick(struct cohort_sampler *s)
 			s->stats.worst_age_ns = now - t;
 		s->stats.moved_waiting += e->moved_ns != 0;
 	}
+}
+
+int cohort_sampler_tick(struct cohort_sampler *s)
+{
+	uint64_t now = s->ops.now_ns(s->ops.ctx), dt;
+	int64_t cap = (int64_t)(s->budget * 1e9 * CREDIT_CAP_S), earn, walk_earn, hold;
+	size_t nlive, nmoved;
+	double share, walk_rate;
+	int reads = 0, ahead;
+
+	/* The first tick may read a second's worth, so a new view fills fast. */
+	dt = s->last_ns == 0 ? 1000000000ULL : now > s->last_ns ? now - s->last_ns : 0;
+	if (s->last_ns == 0)
+		s->first_ns = now;
+	s->last_ns = now;
+	earn = (int64_t)(s->budget * (double)dt);
+	s->credit_ns += earn;
+	if (s->credit_ns > cap)
+		s->credit_ns = cap;
+
+	/* The reserve earns its share of what this tick earned for walks (less the statm reads). */
+	walk_earn = earn - (int64_t)read_statms(s, now, &nlive, &nmoved);
+	walk_rate = dt ? (double)walk_earn / (double)dt : 0;
+	share = reserve_share(s, nlive, walk_rate);
+	s->stats.reserve = share;
+	if (walk_earn > 0)
+		s->reserve_ns += (int64_t)(share * (double)walk_earn);
+	if (s->reserve_ns > (int64_t)(share * (double)cap))
+		s->reserve_ns = (int64_t)(share * (double)cap);
+
+	/* The oldest queue, sorted first: it tells whether the rotation is on time. */
+	for (size_t i = 0; i < nlive; i++)
+		s->oldest[i]->since_ns = since(s, s->oldest[i]);
+	if (nlive > 1)
+		qsort(s->oldest, nlive, sizeof(*s->oldest), cmp_oldest);
+	ahead = rotation_ahead(s, nlive, now, share * walk_rate);
+	/* Moved first: from what is not reserved, or from all while the rotation has time to spare. */
+	if (nmoved > 1)
+		qsort(s->moved, nmoved, sizeof(*s->moved), cmp_moved);
+	for (size_t i = 0; i < nmoved; i++) {
+		if (s->credit_ns - (!ahead && s->reserve_ns > 0 ? s->reserve_ns : 0) <= 0)
+			break;
+		reads += read_smaps(s, s->moved[i]) >= 0;
+	}
+	/* While the rotation is behind, one walk's worth is held for the next move. */
+	hold = ahead ? 0 : mean_cost(s, nlive);
+	if (hold > cap / 2)
+		hold = cap / 2;
+	reads += walk_oldest(s, nlive, nmoved, hold);
+	tick_stats(s, now);
 	return reads;
 }
 

@@ -127,8 +127,9 @@ struct cohort_sampler_stats {
 
 /*
  * Copy the sampler's totals into *ret: what it has spent, over how long, and
- * the worst PSS age at the last tick (a never-read process counts from the
- * first tick). Cannot fail.
+ * the worst PSS age at the last tick (a process never read counts from
+ * when it was added, or from the first tick if added before it). Cannot
+ * fail.
  */
 COHORT_EXPORT void cohort_sampler_stats(const struct cohort_sampler *s,
                                         struct cohort_sampler_stats *ret);
