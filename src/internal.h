@@ -75,6 +75,26 @@ void cohort__slurm_config_flags(struct cohort_slurm_config *cfg);
 
 /* ---- measuring (procmem.c, cgroup.c, shmscan.c) ---- */
 
+/*
+ * The sampler's clocks and readers (sampler.c), replaced by its tests: a
+ * fake clock and fake processes make its choice of walks deterministic.
+ * now_ns is the monotonic wall clock, cpu_ns the calling thread's CPU
+ * clock; statm and smaps read one process as cohort_proc_statm() and
+ * cohort_proc_smaps() do (statm may keep the file open in *fd, which the
+ * sampler closes). Set before the first add; ctx is passed to each.
+ */
+struct cohort__sampler_ops {
+	uint64_t (*now_ns)(void *ctx);
+	uint64_t (*cpu_ns)(void *ctx);
+	int (*statm)(void *ctx, pid_t pid, int *fd, struct cohort_statm *ret); /* *fd: kept open, or -1 */
+	int (*smaps)(void *ctx, pid_t pid, struct cohort_procmem *ret);
+	void *ctx;
+};
+void cohort__sampler_set_ops(struct cohort_sampler *s, const struct cohort__sampler_ops *ops);
+
+/* Parse the text of <proc>/PID/statm (pages, made bytes). Returns 0 or COHORT_EPARSE. */
+int cohort__statm_parse(const char *text, struct cohort_statm *ret);
+
 /* The probe's roots, or the real ones. */
 const char *cohort__proc_root(const struct cohort_probe *probe);
 const char *cohort__cgroup_root(const struct cohort_probe *probe);

@@ -27,22 +27,12 @@ static int gone(int r)
 	return r == -ENOENT || r == -ESRCH ? -ESRCH : r;
 }
 
-int cohort_proc_statm(const struct cohort_probe *probe, pid_t pid, struct cohort_statm *ret)
+int cohort__statm_parse(const char *text, struct cohort_statm *ret)
 {
-	char buf[256];
-	const char *p;
+	const char *p = text;
 	uint64_t v[3];
 	long page = sysconf(_SC_PAGESIZE);
-	ssize_t n;
 
-	if (pid <= 0)
-		return -EINVAL;
-	n = cohort__slurpf(buf, sizeof(buf), "%s/%d/statm", cohort__proc_root(probe), (int)pid);
-	if (n < 0)
-		return gone((int)n);
-	if (n == 0)
-		return -ESRCH;
-	p = buf;
 	for (int i = 0; i < 3; i++) {
 		if (cohort__parse_u64(p, &v[i], &p) < 0 ||
 		    __builtin_mul_overflow(v[i], (uint64_t)page, &v[i]))
@@ -54,6 +44,21 @@ int cohort_proc_statm(const struct cohort_probe *probe, pid_t pid, struct cohort
 	ret->rss = v[1];
 	ret->shared = v[2];
 	return 0;
+}
+
+int cohort_proc_statm(const struct cohort_probe *probe, pid_t pid, struct cohort_statm *ret)
+{
+	char buf[256];
+	ssize_t n;
+
+	if (pid <= 0)
+		return -EINVAL;
+	n = cohort__slurpf(buf, sizeof(buf), "%s/%d/statm", cohort__proc_root(probe), (int)pid);
+	if (n < 0)
+		return gone((int)n);
+	if (n == 0)
+		return -ESRCH;
+	return cohort__statm_parse(buf, ret);
 }
 
 /* The keys of smaps we keep, and where they go. */

@@ -1848,6 +1848,13 @@ int cohort_watch_tick(struct cohort_watch *w)
 		est_sum += k->est;
 		check_worker(w, k, t);
 	}
+	/* A worker's own cgroup sees copies statm does not: its usage moving makes its processes' PSS stale. */
+	for (size_t i = 0; i < w->nm; i++) {
+		const struct wk *k = &w->w[w->m[i].rank];
+
+		if (k->running && k->has_cgu)
+			(void)cohort_sampler_set_usage(w->sampler, w->m[i].pid, k->cg_usage);
+	}
 	check_budget(w, est_sum);
 	check_slurm(w, rss_sum, pss_sum);
 	read_system(w);

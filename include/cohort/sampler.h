@@ -22,8 +22,9 @@ extern "C" {
 struct cohort_sampler;
 
 struct cohort_sampler_opts {
-	double cpu_budget;           /* fraction of one core for smaps reads; 0: 0.01 */
+	double cpu_budget;           /* fraction of one core for statm and smaps reads; 0: 0.01 */
 	const struct cohort_probe *probe; /* NULL: the real system; kept by pointer */
+	double max_age;              /* seconds an idle PSS should not outlive; 0: 120 (see tick) */
 };
 
 /* What the sampler knows of one process. */
@@ -36,11 +37,13 @@ struct cohort_sample {
 	uint64_t mem_age_ns;         /* how old mem is, at the last tick */
 	uint64_t mem_cost_ns;        /* CPU time the last smaps read cost */
 	uint64_t mem_reads;          /* smaps reads of this process so far */
+	int moved;                   /* 1 while its memory moved since the last walk and it awaits one */
 };
 
 /*
  * Create a sampler. Returns 0 and *ret, or -ENOMEM / -EINVAL (a budget
- * not in (0, 1]). Free it with cohort_sampler_free().
+ * not in (0, 1], a max_age not in (0, 86400]). Free it with
+ * cohort_sampler_free().
  */
 COHORT_EXPORT int cohort_sampler_create(const struct cohort_sampler_opts *opts,
                                         struct cohort_sampler **ret);
@@ -55,15 +58,39 @@ COHORT_EXPORT int cohort_sampler_add(struct cohort_sampler *s, pid_t pid);
 COHORT_EXPORT int cohort_sampler_remove(struct cohort_sampler *s, pid_t pid);
 
 /*
- * One sampling round: read every process's statm, then read smaps_rollup
- * for as many processes as the CPU budget allows, first those whose RSS
- * moved by more than 5% since their last PSS (most first), then those never
- * read, then the stalest.
+ * Give the usage of pid's own memory cgroup (bytes, read by the caller:
+ * say a SLURM task's or a worker's cgroup), before a tick. A cgroup sees
+ * what statm does not, such as copy-on-write copies: when the usage moves
+ * from its figure at the process's last walk by 5% or more of the
+ * process's RSS, its PSS counts as moved, as for an RSS move. Processes
+ * sharing a cgroup are all given its usage. The first figure given is the
+ * base (no move can be told from it). UINT64_MAX forgets the figure.
+ * Returns 0 or -ENOENT when the pid is not watched.
+ */
+COHORT_EXPORT int cohort_sampler_set_usage(struct cohort_sampler *s, pid_t pid, uint64_t bytes);
+
+/*
+ * One sampling round: read every process's statm, then walk (read
+ * smaps_rollup of) as many processes as the CPU budget allows.
  * The budget is a token bucket: each tick earns cpu_budget x the wall time
- * since the previous tick, every read spends its measured CPU time, and a
- * read that overdraws is repaid by later ticks, so over time the sampler
- * stays within the budget. Processes found gone are marked gone (not
- * removed). Returns the number of smaps reads done, or a negative error.
+ * since the previous tick, every read (statm and smaps) spends its
+ * measured CPU time, and a read that overdraws is repaid by later ticks,
+ * so over time the sampler stays within the budget.
+ * Who is walked: first the moved, processes whose RSS (or cgroup usage,
+ * cohort_sampler_set_usage()) moved by 5% or more of their RSS since
+ * their last walk, in the order the moves were seen; then the oldest PSS
+ * first (a process never walked counts from when it was added). Part of
+ * each tick's earning is reserved for the oldest, so that moves cannot
+ * starve them: what walking every process once per max_age costs at the
+ * walks' measured costs (a tenth more), when that is at most 3/4 of the
+ * budget for walks; whatever either queue leaves goes to the other. When
+ * a rotation within max_age costs more than that, no share can hold the
+ * bound: the reserve is then 1/2 (stats.reserve says which), the oldest
+ * PSS gets older than max_age, up to (processes x cost of a walk) /
+ * (1/2 x the budget for walks) while moves take all they may, less while
+ * few move.
+ * Processes found gone are marked gone (not removed). Returns the number
+ * of smaps reads done, or a negative error.
  */
 COHORT_EXPORT int cohort_sampler_tick(struct cohort_sampler *s);
 
@@ -93,12 +120,16 @@ struct cohort_sampler_stats {
 	uint64_t smaps_cpu_ns;       /* of which smaps reads */
 	uint64_t wall_ns;            /* from the first tick to the last */
 	uint64_t worst_age_ns;       /* the oldest PSS among live processes at the last tick */
+	uint64_t moved_reads;        /* of smaps_reads, those of processes whose memory had moved */
+	uint64_t moved_waiting;      /* processes moved and not walked since, at the last tick */
+	double reserve;              /* the share of the walk budget reserved for the oldest, last tick */
 };
 
 /*
  * Copy the sampler's totals into *ret: what it has spent, over how long, and
- * the worst PSS age at the last tick (a never-read process counts from the
- * first tick). Cannot fail.
+ * the worst PSS age at the last tick (a process never read counts from
+ * when it was added, or from the first tick if added before it). Cannot
+ * fail.
  */
 COHORT_EXPORT void cohort_sampler_stats(const struct cohort_sampler *s,
                                         struct cohort_sampler_stats *ret);
