@@ -101,7 +101,13 @@ TEST_TIMEOUT(report_oom_kill_below_the_worker_stress_ng, 60)
 	CHECK_MSG(f != NULL, "no oom_kill finding");
 	CHECK_EQ(rank_of(f), 0);
 	CHECK_GE(report_ev(f, "oom_kills"), 1);
-	CHECK_LE(report_ev(f, "peak_cgroup_bytes"), 200LL << 20);
+	/*
+	 * The cgroup's peak, not the RSS sum of 600 MiB: at its limit, give or
+	 * take the pages the kernel force-charges to a task it is killing
+	 * (seen: 4 KiB over), far below what a per-process sum would say.
+	 */
+	CHECK_LE(report_ev(f, "peak_cgroup_bytes"), (200LL + 2) << 20);
+	CHECK_GE(report_ev(f, "peak_cgroup_bytes"), 150LL << 20);
 	CHECK_CONTAINS(json_string_value(json_object_get(f, "message")), "not the worker's own process");
 	run_said("oom_kill");
 	json_decref(rep);
