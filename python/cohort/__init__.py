@@ -424,7 +424,9 @@ class Lock(_Placed, _cohort.Mutex):
     (``with lock:`` gives the lock back before raising ``OwnerDead``).
 
     ``acquire(blocking=True, timeout=None)`` returns False when ``timeout``
-    seconds pass; ``release()``; ``owner()`` is the holder's pid, 0 if free."""
+    seconds pass; ``release()``; ``owner()`` is the holder's pid, 0 if free.
+    Not reentrant: the thread holding it gets ``Error`` (code -EDEADLK) from
+    another ``acquire``. A free lock is taken without releasing the GIL."""
     _prefix = "lock"
 
     def __init__(self, name: Optional[str] = None):
