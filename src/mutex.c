@@ -116,7 +116,7 @@ static __attribute__((noinline)) int lock_timed(struct mutex *m, int timeout_ms)
 	struct timespec ts;
 	int r = pthread_mutex_trylock(&m->m);
 
-	if (r != EBUSY || timeout_ms == 0)
+	if (r != EBUSY)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -147,9 +147,15 @@ int cohort_mutex_lock(cohort_mutex_t *cm, int timeout_ms)
 	/*
 	 * No spinning before sleeping: glibc has no adaptive robust mutex, and
 	 * spinning on trylock measured slower with more processes than CPUs
-	 * (bench/bench-mutex.c).
+	 * (bench/bench-mutex.c). A try (timeout 0, what the Python package
+	 * does before it gives up the GIL) goes to trylock directly.
 	 */
-	r = timeout_ms < 0 ? pthread_mutex_lock(&m->m) : lock_timed(m, timeout_ms);
+	if (timeout_ms < 0)
+		r = pthread_mutex_lock(&m->m);
+	else if (timeout_ms == 0)
+		r = pthread_mutex_trylock(&m->m);
+	else
+		r = lock_timed(m, timeout_ms);
 	if (__builtin_expect(r == 0, 1)) {
 		/* Recorded as the owner: the claim has served. */
 		atomic_store_explicit(&m->owner, me, memory_order_relaxed);

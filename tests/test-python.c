@@ -33,6 +33,7 @@ static const char *const pytest_ids[] = {
 	"test_queue.py::test_between_processes",
 	"test_queue.py::test_pool_worker_sigkilled_others_finish_and_loss_reported",
 	"test_queue.py::test_producer_killed_mid_message_reported_lost",
+	"test_queue.py::test_queue_call_forms_and_threads",
 	"test_segment.py::test_segment_buffer_shared_with_fork",
 	"test_segment.py::test_segment_errors",
 	"test_segment.py::test_shared_array_pickles_as_reference",
@@ -46,6 +47,10 @@ static const char *const pytest_ids[] = {
 	"test_sync.py::test_barrier_names_the_dead_member",
 	"test_sync.py::test_barrier_round_and_timeout",
 	"test_sync.py::test_semaphore_dead_holder_reaped",
+	"test_sync.py::test_lock_call_forms_and_errors",
+	"test_sync.py::test_lock_is_not_reentrant",
+	"test_sync.py::test_lock_wait_gives_up_the_gil",
+	"test_sync.py::test_timeouts_checked_everywhere",
 };
 
 /* Skip unless the interpreter, pytest and the built package are there. */
@@ -155,6 +160,7 @@ PYTEST(queue_bytes_and_objects, "test_queue.py::test_bytes_and_objects", 60)
 PYTEST(queue_between_processes, "test_queue.py::test_between_processes", 90)
 PYTEST(queue_pool_worker_sigkilled, "test_queue.py::test_pool_worker_sigkilled_others_finish_and_loss_reported", 150)
 PYTEST(queue_producer_killed_messages_lost, "test_queue.py::test_producer_killed_mid_message_reported_lost", 150)
+PYTEST(queue_call_forms_and_threads, "test_queue.py::test_queue_call_forms_and_threads", 120)
 PYTEST(segment_buffer_shared_with_fork, "test_segment.py::test_segment_buffer_shared_with_fork", 60)
 PYTEST(segment_errors, "test_segment.py::test_segment_errors", 60)
 PYTEST(shared_array_pickles_as_reference, "test_segment.py::test_shared_array_pickles_as_reference", 60)
@@ -168,6 +174,10 @@ PYTEST(lock_survives_killed_holder, "test_sync.py::test_lock_survives_a_killed_h
 PYTEST(barrier_names_dead_member, "test_sync.py::test_barrier_names_the_dead_member", 90)
 PYTEST(barrier_round_and_timeout, "test_sync.py::test_barrier_round_and_timeout", 60)
 PYTEST(semaphore_dead_holder_reaped, "test_sync.py::test_semaphore_dead_holder_reaped", 60)
+PYTEST(lock_call_forms_and_errors, "test_sync.py::test_lock_call_forms_and_errors", 60)
+PYTEST(lock_is_not_reentrant, "test_sync.py::test_lock_is_not_reentrant", 60)
+PYTEST(lock_wait_gives_up_the_gil, "test_sync.py::test_lock_wait_gives_up_the_gil", 90)
+PYTEST(timeouts_checked_everywhere, "test_sync.py::test_timeouts_checked_everywhere", 60)
 
 /* Every test function pytest collects is one of pytest_ids (and run above). */
 TEST_TIMEOUT(python_tests_all_listed, 90)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import pickle
 import secrets
 import weakref
 from dataclasses import dataclass, field
@@ -48,6 +47,9 @@ class MessagesLost(Error):
         self.count = count
         self.pid = pid
         self.code = -10011
+
+
+_cohort.set_messages_lost(MessagesLost)
 
 
 # A job scope every process of this program shares, also those started
@@ -383,12 +385,12 @@ def shared_array(name: Optional[str], shape, dtype="f8", *, create: bool = True,
 
 
 # ---- objects in segments ----
-
-def _timeout(timeout: Optional[float]) -> Optional[float]:
-    if timeout is not None and timeout < 0:
-        raise ValueError("a timeout is None (no limit) or >= 0 seconds, not %r" % (timeout,))
-    return timeout
-
+#
+# Timeouts are checked in C: None (no limit) or >= 0 seconds, else ValueError.
+# Lock and Queue are subclasses of their C types, so that their methods are
+# the C functions themselves, called by CPython's fast paths (the C types'
+# __init_subclass__ makes the descriptors for the subclass): no Python frame,
+# no argument tuple, between a call and the lock or the ring.
 
 class _Placed:
     """An object in a segment of its own, pickled as its name."""
@@ -422,7 +424,9 @@ class Lock(_Placed, _cohort.Mutex):
     (``with lock:`` gives the lock back before raising ``OwnerDead``).
 
     ``acquire(blocking=True, timeout=None)`` returns False when ``timeout``
-    seconds pass; ``release()``; ``owner()`` is the holder's pid, 0 if free."""
+    seconds pass; ``release()``; ``owner()`` is the holder's pid, 0 if free.
+    Not reentrant: the thread holding it gets ``Error`` (code -EDEADLK) from
+    another ``acquire``. A free lock is taken without releasing the GIL."""
     _prefix = "lock"
 
     def __init__(self, name: Optional[str] = None):
@@ -461,7 +465,7 @@ class Barrier(_Placed):
         self._core.detach()
 
     def wait(self, timeout: Optional[float] = None) -> int:
-        return self._core.wait(_timeout(timeout))
+        return self._core.wait(timeout)
 
     def dead(self) -> int:
         return self._core.dead()
@@ -482,7 +486,7 @@ class Semaphore(_Placed):
         self._make(name, 1152, lambda s, init: _cohort.SemaphoreCore(s, 0, value if init else -1))
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
-        return self._core.acquire(_timeout(timeout) if blocking else 0.0)
+        return self._core.acquire(timeout if blocking else 0.0)
 
     def release(self) -> None:
         self._core.release()
@@ -505,54 +509,40 @@ class Semaphore(_Placed):
         return (_reopen, (Semaphore, self._seg.name, self._seg.job))
 
 
-class Queue(_Placed):
+class Queue(_Placed, _cohort.QueueCore):
     """A bounded multi-producer multi-consumer queue of messages in a segment.
     ``send``/``recv`` move bytes, ``put``/``get`` pickled objects. A process
     killed in the middle of an operation leaves the queue usable; the
     messages lost with it are reported by the next ``recv``/``get`` of this
-    handle as ``MessagesLost`` (count and pid), after which it goes on."""
+    handle as ``MessagesLost`` (count and pid), after which it goes on.
+
+    ``send(data, timeout=None)`` appends 1 to ``max_message`` bytes
+    (``Timeout`` when full for ``timeout`` s); ``recv(timeout=None)`` takes
+    the oldest message (``Timeout`` when none comes); ``put(obj,
+    timeout=None)`` and ``get(timeout=None)`` do the same with pickled
+    objects; ``stats()`` is a dict: capacity, used, sent, received,
+    lost_send, lost_recv, recovered, last_dead."""
     _prefix = "queue"
 
     def __init__(self, capacity: "int | str" = 1 << 20, name: Optional[str] = None):
         cap = size(capacity)
         foot = _cohort.queue_footprint(cap)
-        self._make(name, foot, lambda s, init: _cohort.QueueCore(s, 0, foot, init))
-        self._seen = 0
+        self._seg = Segment.create(name or _name(self._prefix), foot)
+        _cohort.QueueCore.__init__(self, self._seg._core, 0, foot, True)
 
-    def _lost(self) -> int:
-        st = self._core.stats()
-        return st["lost_send"] + st["lost_recv"]
-
-    def _check_lost(self) -> None:
-        lost = self._lost()
-        if lost > self._seen:
-            n, self._seen = lost - self._seen, lost
-            pid = self._core.stats()["last_dead"]
-            raise MessagesLost("%d message%s lost with a process that died sending or receiving "
-                               "(last dead: pid %d)" % (n, "" if n == 1 else "s", pid), n, pid)
-
-    def send(self, data: bytes, timeout: Optional[float] = None) -> None:
-        """Append a message (1 to ``max_message`` bytes); ``Timeout`` when full for ``timeout`` s."""
-        self._core.send(data, _timeout(timeout))
-
-    def recv(self, timeout: Optional[float] = None) -> bytes:
-        """Take the oldest message; ``Timeout`` when none comes in ``timeout`` s."""
-        self._check_lost()
-        return self._core.recv(_timeout(timeout))
-
-    def put(self, obj: Any, timeout: Optional[float] = None) -> None:
-        self.send(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL), timeout)
-
-    def get(self, timeout: Optional[float] = None) -> Any:
-        return pickle.loads(self.recv(timeout))
-
-    def stats(self) -> dict:
-        """capacity, used, sent, received, lost_send, lost_recv, recovered, last_dead."""
-        return self._core.stats()
+    @property
+    def _core(self):
+        return self
 
     @property
     def max_message(self) -> int:
-        return self._core.max_message()
+        return _cohort.QueueCore.max_message(self)
+
+    def close(self) -> None:
+        """Drop this process's handle; the creator also removes the segment file."""
+        self._close()
+        if self._seg._owner_pid == os.getpid():
+            self._seg.unlink()
 
     def __reduce__(self):
         return (_reopen, (Queue, self._seg.name, self._seg.job))
@@ -568,10 +558,8 @@ def _reopen(cls, name: str, job: str):
     elif cls is Semaphore:
         obj._attach(name, job, lambda s, init: _cohort.SemaphoreCore(s, 0, -1))
     elif cls is Queue:
-        seg = _open_cached(name, job)
-        obj._seg = seg
-        obj._core = _cohort.QueueCore(seg._core, 0, seg.size, False)
-        obj._seen = obj._lost()
+        obj._seg = _open_cached(name, job)
+        _cohort.QueueCore.__init__(obj, obj._seg._core, 0, obj._seg.size, False)
     else:
         raise TypeError(cls)
     return obj

@@ -159,3 +159,95 @@ def test_producer_killed_mid_message_reported_lost():
         if reported >= 2:
             break
     assert reported >= 1, "no kill of 20 landed inside a 32 MiB send"
+
+
+def test_queue_call_forms_and_threads():
+    """send/recv/put/get by position and keyword, other buffers, bad calls;
+    a waiting receiver gives up the GIL; two threads receiving on one handle
+    each get whole messages; close while a thread waits is refused."""
+    import threading
+
+    q = cohort.Queue(1 << 16)
+    q.send(data=b"k", timeout=1)
+    q.send(bytearray(b"ba"))
+    q.send(memoryview(b"mv"))
+    q.put(obj=[1, 2], timeout=None)
+    assert q.recv(timeout=1) == b"k" and q.recv(1) == b"ba" and q.recv() == b"mv"
+    assert q.get(timeout=1) == [1, 2]
+    with pytest.raises(cohort.Timeout):
+        q.recv(timeout=0)
+    with pytest.raises(cohort.Timeout):
+        q.get(0.01)
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError):
+            q.send(b"x", timeout=bad)
+        with pytest.raises(ValueError):
+            q.recv(timeout=bad)
+    with pytest.raises(TypeError):
+        q.send("text")
+    with pytest.raises(TypeError):
+        q.send()
+    with pytest.raises(TypeError):
+        q.recv(timeot=1)
+    with pytest.raises(TypeError):
+        q.put(1, 2, 3)
+    assert q.stats()["used"] == 0
+
+    # A receiver that waits lets this thread run and send.
+    got = []
+    t = threading.Thread(target=lambda: got.append(q.recv(timeout=60)))
+    t.start()
+    time.sleep(0.05)
+    q.send(b"to the thread")
+    t.join(60)
+    assert got == [b"to the thread"]
+
+    # Two receivers on one handle, one of them waiting while the other
+    # takes messages: every message arrives whole, once.
+    n, size = 400, 3000
+    parts = [[], []]
+
+    def take(k):
+        for _ in range(n // 2):
+            parts[k].append(q.recv(timeout=60))
+    ts = [threading.Thread(target=take, args=(k,)) for k in (0, 1)]
+    for t in ts:
+        t.start()
+    for i in range(n):
+        q.send(bytes([i % 251]) * size, timeout=60)
+    for t in ts:
+        t.join(60)
+    msgs = parts[0] + parts[1]
+    assert len(msgs) == n
+    assert all(len(m) == size and m == m[:1] * size for m in msgs)
+    assert sorted(m[0] for m in msgs) == sorted(i % 251 for i in range(n))
+
+    q.close()
+    with pytest.raises(ValueError):
+        q.recv(timeout=0)
+
+    # close while a thread waits in recv is refused; a close that came
+    # first makes the thread's recv say the queue is closed.
+    for attempt in range(50):
+        qq, res = cohort.Queue(4096), []
+
+        def wait():
+            try:
+                res.append(qq.recv(timeout=60))
+            except ValueError:
+                res.append("closed")
+        th = threading.Thread(target=wait)
+        th.start()
+        time.sleep(0.002 * (attempt + 1))
+        try:
+            qq.close()
+        except RuntimeError:
+            qq.send(b"last")
+            th.join(60)
+            assert res == [b"last"]
+            qq.close()
+            break
+        th.join(60)
+        assert res == ["closed"]
+    else:
+        pytest.fail("close was never refused while a thread waited in recv")
