@@ -305,7 +305,7 @@ COHORT_EXPORT int cohort_sem_reap(cohort_sem_t *s, unsigned *ret_units);
  */
 typedef struct cohort_queue cohort_queue_t;
 
-#define COHORT_QUEUE_HEADER 1024  /* bytes of queue bookkeeping before the ring */
+#define COHORT_QUEUE_HEADER 4096  /* bytes of queue bookkeeping before the ring (format 2) */
 
 /* Bytes of memory a queue with a ring of capacity bytes needs. */
 COHORT_EXPORT size_t cohort_queue_footprint(size_t capacity);
