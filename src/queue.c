@@ -173,12 +173,12 @@ struct qpeer {
 struct qshm {
 	/* set once by init; compared with the handle's copy, never trusted */
 	_Atomic uint64_t magic;
-	uint32_t format;
-	uint32_t asym;          /* 1: sleepers fence with membarrier (see above) */
 	uint64_t capacity;      /* ring bytes: nslots * SLOT */
 	uint64_t max_msg;
 	uint64_t region;        /* bytes of the whole region */
 	uint64_t nslots;        /* a power of two */
+	uint32_t format;
+	uint32_t asym;          /* 1: sleepers fence with membarrier (see above) */
 
 	/* producers' line */
 	_Alignas(64) _Atomic uint64_t tail;
@@ -722,7 +722,11 @@ int cohort_queue_send(cohort_queue_t *queue, const void *msg, size_t len, int ti
 				if (atomic_load(&q->tail) != t)
 					continue;
 				if (!st_at(s, at - n)) {
-					if (st_at(s, at) && atomic_load(&q->tail) != t)
+					/*
+					 * Claimed for this lap: another producer took slot t since
+					 * we looked. With slot t still free it is a forged state.
+					 */
+					if (st_at(s, at) && atomic_load(word) != free0)
 						continue;
 					return COHORT_ECORRUPT;
 				}
