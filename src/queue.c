@@ -223,6 +223,14 @@ struct cohort_queue {
 	_Atomic uint64_t me;
 };
 
+void (*cohort__queue_hook)(int point);
+
+/* A kill-matrix point (internal.h): one predictable branch when no test hooks it. */
+#define KILL_POINT(p) do { \
+	if (__builtin_expect(cohort__queue_hook != NULL, 0)) \
+		cohort__queue_hook(p); \
+} while (0)
+
 static long membarrier(int cmd)
 {
 	return syscall(__NR_membarrier, cmd, 0, 0);
@@ -556,6 +564,7 @@ static bool recover_claim(cohort_queue_t *queue, uint64_t pos, uint64_t s, uint3
 			return true;
 		/* A dead recoverer had counted the loss already. */
 		count_recovery(q, st_kind(s) == K_READING ? &q->lost_recv : NULL, dead);
+		KILL_POINT(COHORT__QK_RECOVERING);
 		finish_recovery(queue, pos);
 		return true;
 	}
@@ -666,6 +675,7 @@ static void fill_and_publish(cohort_queue_t *queue, uint64_t t, uint64_t k, cons
 	struct qslot *first = slot_at(queue, t);
 	const unsigned char *src = msg;
 
+	KILL_POINT(COHORT__QK_CLAIMED);
 	for (uint64_t i = 1; i < k; i++)
 		atomic_store_explicit(&slot_at(queue, t + i)->state, st_make(K_WCONT, t + i, me),
 		                      memory_order_relaxed);
@@ -681,6 +691,7 @@ static void fill_and_publish(cohort_queue_t *queue, uint64_t t, uint64_t k, cons
 	for (uint64_t i = 1; i < k; i++)
 		atomic_store_explicit(&slot_at(queue, t + i)->state, st_make(K_RCONT, t + i, 0),
 		                      memory_order_relaxed);
+	KILL_POINT(COHORT__QK_WRITTEN);
 	publish(&first->state, st_make(K_READY, t, me), fast);
 	atomic_fetch_add_explicit(&q->sent, 1, memory_order_relaxed);
 	/* The compiler must not read the sleepers before publishing. */
@@ -798,6 +809,7 @@ static int take(cohort_queue_t *queue, uint64_t h, uint64_t s, void *buf, size_t
 		atomic_store(&first->state, s);
 		return r;
 	}
+	KILL_POINT(COHORT__QK_TAKEN);
 	/* Only the taker of slot h moves the head from h. */
 	atomic_store_explicit(&q->head, h + k, memory_order_relaxed);
 	unsigned char *dst = buf;
