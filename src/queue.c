@@ -2,11 +2,11 @@
  * queue.c - a bounded MPMC queue of variable-size messages in shared
  * memory, lock-free on its fast path, that a kill -9 cannot wedge.
  *
- * The ring is an array of 64-byte slots, each with a state word, after
+ * The ring is an array of 128-byte slots, each with a state word, after
  * Vyukov's bounded MPMC queue: a slot's state says which position (a
  * monotonic count of slots) it is ready for and what is happening to it.
- * A message of len bytes fills k = ceil(len / 48) consecutive slots (a
- * run); its first slot also holds the length.
+ * A message of len bytes fills k = ceil(len / 112) consecutive 128-byte
+ * slots (a run); its first slot also holds the length.
  *
  * A producer reads the tail t, checks that the k slots from t are free for
  * positions t..t+k-1, and claims the run with one compare-and-swap on the
@@ -87,10 +87,10 @@
 #define QUEUE_MAGIC  0x3245554555514843ULL   /* "CHQUEUE2" */
 #define QUEUE_MAGIC1 0x3145554555514843ULL   /* "CHQUEUE1": the format-1 queue with side locks */
 #define QUEUE_FORMAT 2
-#define SLOT 64
-#define SLOT_DATA 48
-#define MIN_SLOTS 16
-#define MAX_SLOTS ((uint64_t)1 << 26)   /* capacity/2 - 8 stays below INT_MAX */
+#define SLOT 128
+#define SLOT_DATA 112
+#define MIN_SLOTS 8
+#define MAX_SLOTS ((uint64_t)1 << 25)   /* capacity/2 - 8 stays below INT_MAX */
 #define PEERS 128
 #define SPIN_MIN 64
 #define SPIN_MAX 8192
@@ -149,7 +149,11 @@ static inline bool st_claim(uint64_t s)
 	return k == K_WRITING || k == K_WCONT || k == K_READING || k == K_RECOVER;
 }
 
-/* One slot, one cache line: a small message and its state travel together. */
+/*
+ * One slot, two cache lines: a message of up to 112 bytes and its state
+ * travel together in one slot (a 64-byte message and the state word do
+ * not fit one line; the adjacent-line prefetcher brings the second).
+ */
 struct qslot {
 	uint32_t len;            /* first slot of a message: its length */
 	uint32_t pid;            /* the producer's pid, for debugging */
@@ -157,7 +161,7 @@ struct qslot {
 	unsigned char data[SLOT_DATA];
 };
 
-_Static_assert(sizeof(struct qslot) == SLOT, "a slot is a cache line");
+_Static_assert(sizeof(struct qslot) == SLOT, "a slot is two cache lines");
 
 struct qpeer {
 	_Atomic uint64_t id;     /* the member's cohort__self_id(); 0: free */
@@ -180,12 +184,16 @@ struct qshm {
 	uint32_t format;
 	uint32_t asym;          /* 1: sleepers fence with membarrier (see above) */
 
-	/* producers' line */
+	/*
+	 * Producers' line. Only the claimant of slot tail moves the tail, so
+	 * the claimants store sent in turn, each after reading the last one's
+	 * tail: a plain store, not a locked add.
+	 */
 	_Alignas(64) _Atomic uint64_t tail;
 	_Atomic uint64_t sent;
 	_Atomic uint32_t pspin;     /* producers' current spin budget */
 
-	/* consumers' line */
+	/* consumers' line, likewise */
 	_Alignas(64) _Atomic uint64_t head;
 	_Atomic uint64_t received;
 	_Atomic uint32_t cspin;
@@ -502,19 +510,22 @@ static void count_recovery(struct qshm *q, _Atomic uint64_t *lost, pid_t dead)
 /*
  * Free the run of k slots from pos for the next lap: the other slots
  * first, the first slot last, so that a producer that finds the first
- * free finds the whole run free. The caller owns the first slot.
+ * free finds the whole run free. The caller owns the first slot. A
+ * recoverer frees only the slots still in the run's state (a dead taker
+ * may have freed some), never another run's.
  */
-static void free_run(cohort_queue_t *queue, uint64_t pos, uint64_t k, bool fast)
+static void free_run(cohort_queue_t *queue, uint64_t pos, uint64_t k, bool fast, bool recovering)
 {
 	uint64_t n = queue->nslots;
 
 	for (uint64_t i = 1; i < k; i++) {
-		uint64_t want = st_make(K_RCONT, pos + i, 0);
+		_Atomic uint64_t *word = &slot_at(queue, pos + i)->state;
+		uint64_t want = st_make(K_RCONT, pos + i, 0), next = st_make(K_FREE, pos + i + n, 0);
 
-		/* A slot not in that state is not this run's: never written. */
-		atomic_compare_exchange_strong_explicit(&slot_at(queue, pos + i)->state, &want,
-		                                        st_make(K_FREE, pos + i + n, 0),
-		                                        memory_order_release, memory_order_relaxed);
+		if (recovering)
+			atomic_compare_exchange_strong(word, &want, next);
+		else
+			atomic_store_explicit(word, next, memory_order_relaxed);
 	}
 	publish(&slot_at(queue, pos)->state, st_make(K_FREE, pos + n, 0), fast);
 }
@@ -531,7 +542,7 @@ static void finish_recovery(cohort_queue_t *queue, uint64_t pos)
 	uint64_t h = pos;
 
 	atomic_compare_exchange_strong(&q->head, &h, pos + k);
-	free_run(queue, pos, k, false);
+	free_run(queue, pos, k, false, true);
 }
 
 /*
@@ -679,7 +690,9 @@ static void fill_and_publish(cohort_queue_t *queue, uint64_t t, uint64_t k, cons
 	for (uint64_t i = 1; i < k; i++)
 		atomic_store_explicit(&slot_at(queue, t + i)->state, st_make(K_WCONT, t + i, me),
 		                      memory_order_relaxed);
-	/* Only the claimant of slot t moves the tail from t. */
+	/* Only the claimant of slot t moves the tail from t (and so writes sent). */
+	atomic_store_explicit(&q->sent, atomic_load_explicit(&q->sent, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 	atomic_store_explicit(&q->tail, t + k, memory_order_release);
 	first->len = (uint32_t)len;
 	first->pid = (uint32_t)cohort__pid();
@@ -693,7 +706,6 @@ static void fill_and_publish(cohort_queue_t *queue, uint64_t t, uint64_t k, cons
 		                      memory_order_relaxed);
 	KILL_POINT(COHORT__QK_WRITTEN);
 	publish(&first->state, st_make(K_READY, t, me), fast);
-	atomic_fetch_add_explicit(&q->sent, 1, memory_order_relaxed);
 	/* The compiler must not read the sleepers before publishing. */
 	atomic_signal_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&q->cwaiters, memory_order_relaxed)) {
@@ -810,16 +822,18 @@ static int take(cohort_queue_t *queue, uint64_t h, uint64_t s, void *buf, size_t
 		return r;
 	}
 	KILL_POINT(COHORT__QK_TAKEN);
-	/* Only the taker of slot h moves the head from h. */
-	atomic_store_explicit(&q->head, h + k, memory_order_relaxed);
+	/* Only the taker of slot h moves the head from h (and so writes received). */
+	atomic_store_explicit(&q->received,
+	                      atomic_load_explicit(&q->received, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&q->head, h + k, memory_order_release);
 	unsigned char *dst = buf;
 	for (uint64_t i = 0; i < k; i++) {
 		size_t n = len - i * SLOT_DATA < SLOT_DATA ? len - i * SLOT_DATA : SLOT_DATA;
 
 		memcpy(dst + i * SLOT_DATA, slot_at(queue, h + i)->data, n);
 	}
-	free_run(queue, h, k, fast);
-	atomic_fetch_add_explicit(&q->received, 1, memory_order_relaxed);
+	free_run(queue, h, k, fast, false);
 	/*
 	 * Wake sleeping producers only once half the ring is free: woken per
 	 * message, a producer would sleep again at once, a system call per

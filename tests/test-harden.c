@@ -483,8 +483,8 @@ TEST(harden_queue_hostile_capacity_and_positions_stay_inside)
 	CHECK(cap && tail && head && nslots);
 	ring = *cap;
 	n = *nslots;
-	/* 64-byte slots, a power of two of them, inside the region. */
-	CHECK_EQ_U64(ring, n * 64);
+	/* 128-byte slots, a power of two of them, inside the region. */
+	CHECK_EQ_U64(ring, n * 128);
 	CHECK_LE(ring, QREGION - COHORT_QUEUE_HEADER);
 	CHECK_EQ(n & (n - 1), 0);
 

@@ -493,8 +493,8 @@ static bool enq_idle(void *arg)
 	struct cohort_queue_stats st;
 
 	CHECK_OK(cohort_queue_stats(c->q, &st));
-	/* Less room than the largest message takes: 48 bytes of it in each 64-byte slot. */
-	return st.capacity - st.used < 64 * ((sizeof(struct msg) + 47) / 48);
+	/* Less room than the largest message takes: 112 bytes of it in each 128-byte slot. */
+	return st.capacity - st.used < 128 * ((sizeof(struct msg) + 111) / 112);
 }
 
 static const struct point enq_point = { "inside enqueue", in_enqueue, enq_stopped, enq_progress,
@@ -599,7 +599,7 @@ static void consumer(void *arg)
 }
 
 /*
- * Send and take one 1-byte message per slot of the ring (64 bytes), so
+ * Send and take one 1-byte message per slot of the ring (128 bytes), so
  * that the producers' position passes every slot once.
  */
 static void queue_lap(cohort_queue_t *q)
@@ -608,7 +608,7 @@ static void queue_lap(cohort_queue_t *q)
 	char b = 'x', out[16];
 
 	CHECK_OK(cohort_queue_stats(q, &st));
-	for (uint64_t i = 0; i < st.capacity / 64; i++) {
+	for (uint64_t i = 0; i < st.capacity / 128; i++) {
 		CHECK_OK(cohort_queue_send(q, &b, 1, 5000));
 		CHECK_EQ(cohort_queue_recv(q, out, sizeof(out), 5000), 1);
 	}
@@ -963,7 +963,7 @@ TEST_TIMEOUT(shm_kill_arena_user, 300)
 
 #define HK_QCAP (256 << 10)
 #define HK_RUN 64   /* at most so many operations before the kill */
-_Static_assert(HK_RUN * 64 * ((sizeof(struct msg) + 47) / 48) < HK_QCAP,
+_Static_assert(HK_RUN * 128 * ((sizeof(struct msg) + 111) / 112) < HK_QCAP,
                "HK_RUN messages overfill the queue");
 
 static int hook_point;
