@@ -789,22 +789,52 @@ int cohort_queue_send(cohort_queue_t *queue, const void *msg, size_t len, int ti
 	}
 }
 
+/* Copy the message of len bytes in the run at h into buf. */
+static void copy_out(cohort_queue_t *queue, uint64_t h, uint32_t len, void *buf)
+{
+	unsigned char *dst = buf;
+
+	for (uint64_t i = 0; i * SLOT_DATA < len; i++) {
+		size_t n = len - i * SLOT_DATA < SLOT_DATA ? len - i * SLOT_DATA : SLOT_DATA;
+
+		memcpy(dst + i * SLOT_DATA, slot_at(queue, h + i)->data, n);
+	}
+}
+
 /* The head h, consumer h's state s is READY(h): take the message. */
 static int take(cohort_queue_t *queue, uint64_t h, uint64_t s, void *buf, size_t size,
                 uint32_t me, bool fast)
 {
 	struct qshm *q = queue->shm;
 	struct qslot *first = slot_at(queue, h);
-	uint32_t len = __atomic_load_n(&first->len, __ATOMIC_RELAXED);
+	uint32_t len = __atomic_load_n(&first->len, __ATOMIC_RELAXED), seen_len = len;
 	uint64_t seen = s;
+	bool copied = false;
 
-	/* Too small a buffer: the message stays (the state unchanged says len was its). */
-	if (len > size && len <= queue->max_msg && atomic_load(&first->state) == s)
-		return -EMSGSIZE;
+	if (len >= 1 && len <= queue->max_msg) {
+		/* Too small a buffer: the message stays (the state unchanged says len was its). */
+		if (len > size) {
+			if (atomic_load(&first->state) == s)
+				return -EMSGSIZE;
+			return 0;
+		}
+		/*
+		 * Copy before claiming, so that fetching the payload's lines
+		 * overlaps the claim's taking the state line exclusive instead
+		 * of following it. The copy counts only if the claim succeeds:
+		 * then the state was READY(h) from our look until the claim, and
+		 * while it is, nobody writes the run. (On a failed claim buf has
+		 * been written; the caller tries again.)
+		 */
+		copy_out(queue, h, len, buf);
+		copied = true;
+	}
 	if (!atomic_compare_exchange_weak_explicit(&first->state, &seen, st_make(K_READING, h, me),
-	                                           memory_order_acquire, memory_order_relaxed))
+	                                           memory_order_acq_rel, memory_order_relaxed))
 		return 0;
 	len = first->len;
+	if (len != seen_len)
+		copied = false;
 	uint64_t k = slots_for(len);
 	int r = 0;
 
@@ -827,12 +857,8 @@ static int take(cohort_queue_t *queue, uint64_t h, uint64_t s, void *buf, size_t
 	                      atomic_load_explicit(&q->received, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 	atomic_store_explicit(&q->head, h + k, memory_order_release);
-	unsigned char *dst = buf;
-	for (uint64_t i = 0; i < k; i++) {
-		size_t n = len - i * SLOT_DATA < SLOT_DATA ? len - i * SLOT_DATA : SLOT_DATA;
-
-		memcpy(dst + i * SLOT_DATA, slot_at(queue, h + i)->data, n);
-	}
+	if (!copied)
+		copy_out(queue, h, len, buf);
 	free_run(queue, h, k, fast, false);
 	/*
 	 * Wake sleeping producers only once half the ring is free: woken per
