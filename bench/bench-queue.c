@@ -460,10 +460,11 @@ static double vmax(const double *v, int n)
 
 /*
  * The uncontended cost, in one process on one CPU: a send and a receive of
- * 64 bytes, against the side locks alone (per side a compare-and-swap that
- * takes a lock word and a release store that frees it, on a line only that
- * side touches), which is what a lock-free fast path could remove at most.
- * ns per pair, medians of RUNS; ret_locks gets the locks' figure.
+ * 64 bytes, against two bare compare-and-swaps with a release store each
+ * (per side the one locked instruction of its fast path, the claim of a
+ * slot, and the store that publishes or frees it), the floor of any MPMC
+ * queue that arbitrates its producers and its consumers.
+ * ns per pair, medians of RUNS; ret_locks gets the locked instructions' figure.
  */
 static double uncontended(double *ret_locks)
 {
@@ -590,7 +591,7 @@ int main(int argc, char **argv)
 	       NP, NP, tp_iters / NP * NP, tp4, vmin(w4, RUNS),
 	       vmax(w4, RUNS), tp[K_QUEUE] / tp4);
 	double locks, pair = uncontended(&locks);
-	printf("uncontended, one process: send + recv %.1f ns, of which the two side locks %.1f ns "
+	printf("uncontended, one process: send + recv %.1f ns, of which two bare claims (CAS + store) %.1f ns "
 	       "(%.0f%%), medians of %d runs of %ld\n", pair, locks, 100 * locks / pair, RUNS,
 	       tp_iters * 10);
 	return 0;

@@ -296,8 +296,26 @@ uint64_t cohort__deadline(int timeout_ms);
  */
 pid_t cohort__mutex_holder(const cohort_mutex_t *m);
 
-/* The holder of a queue's producers' (producers true) or consumers' lock. */
+/*
+ * The pid of the process holding the oldest claim on a queue slot of the
+ * producers' side (producers true: a message being written) or of the
+ * consumers' (a message being copied out, or a dead taker's being
+ * recovered); 0 when there is none.
+ */
 pid_t cohort__queue_holder(const cohort_queue_t *q, bool producers);
+
+/*
+ * For the kill matrix: when set (in a victim process only), the queue
+ * calls it at these points of its protocol, so that a test can end the
+ * process at exactly that instant. NULL in normal use.
+ */
+enum {
+	COHORT__QK_CLAIMED = 1,   /* a producer's claim taken, nothing written yet */
+	COHORT__QK_WRITTEN,       /* the message written, not yet published */
+	COHORT__QK_TAKEN,         /* a consumer's claim taken, the head not yet moved */
+	COHORT__QK_RECOVERING,    /* a dead taker's slot claimed for recovery, not yet freed */
+};
+extern void (*cohort__queue_hook)(int point);
 
 /* The holder of an arena's lock. */
 pid_t cohort__arena_holder(const cohort_arena_t *a);

@@ -463,15 +463,15 @@ TEST(harden_queue_capacity_rewritten_to_zero)
 /*
  * capacity = 2^40 with a tail that indexes just past the region: another
  * process's send used to return 0 after writing outside the region (here,
- * into the guard page). And with the header intact, a tail off a record
- * boundary used to put a record across the ring's end.
+ * into the guard page). With the header intact, positions that fit no lap
+ * of the slots' states are refused, not followed.
  */
 TEST(harden_queue_hostile_capacity_and_positions_stay_inside)
 {
 	unsigned char *mem = guarded_region(QREGION), before[QREGION];
 	struct victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	cohort_queue_t *q;
-	uint64_t *cap, *tail, *head, *head_seen, *tail_seen, ring;
+	uint64_t *cap, *tail, *head, *nslots, ring, n;
 
 	CHECK(v != MAP_FAILED);
 	CHECK_OK(cohort_queue_init(mem, QREGION, &q));
@@ -479,15 +479,18 @@ TEST(harden_queue_hostile_capacity_and_positions_stay_inside)
 	cap = cohort__queue_field(q, "capacity");
 	tail = cohort__queue_field(q, "tail");
 	head = cohort__queue_field(q, "head");
-	head_seen = cohort__queue_field(q, "head_seen");
-	tail_seen = cohort__queue_field(q, "tail_seen");
-	CHECK(cap && tail && head && head_seen && tail_seen);
+	nslots = cohort__queue_field(q, "nslots");
+	CHECK(cap && tail && head && nslots);
 	ring = *cap;
-	CHECK_EQ_U64(ring, QREGION - COHORT_QUEUE_HEADER);
+	n = *nslots;
+	/* 128-byte slots, a power of two of them, inside the region. */
+	CHECK_EQ_U64(ring, n * 128);
+	CHECK_LE(ring, QREGION - COHORT_QUEUE_HEADER);
+	CHECK_EQ(n & (n - 1), 0);
 
 	/* 1. The attack: a huge capacity, positions at the region's end. */
 	*cap = 1ULL << 40;
-	*tail = *head = *head_seen = *tail_seen = ring;
+	*tail = *head = n;
 	memcpy(before, mem, QREGION);
 	run_victim(queue_victim, v);
 	CHECK_EQ(v->send, COHORT_ECORRUPT);
@@ -495,31 +498,33 @@ TEST(harden_queue_hostile_capacity_and_positions_stay_inside)
 	CHECK_MSG(memcmp(before + COHORT_QUEUE_HEADER, mem + COHORT_QUEUE_HEADER,
 	                 QREGION - COHORT_QUEUE_HEADER) == 0, "the ring was written through");
 
-	/* 2. The header intact, the positions 4 bytes short of the ring's end. */
+	/* 2. The header intact, the positions a thousand laps beyond the slots' states. */
 	*cap = ring;
-	*tail = *head = *head_seen = *tail_seen = ring * 1000 + ring - 4;
+	*tail = *head = n * 1000 + n - 4;
 	memcpy(before, mem, QREGION);
 	run_victim(queue_victim, v);
 	CHECK_EQ(v->send, COHORT_ECORRUPT);
+	CHECK_EQ(v->recv, COHORT_ECORRUPT);
 	CHECK_MSG(memcmp(before + COHORT_QUEUE_HEADER, mem + COHORT_QUEUE_HEADER,
 	                 QREGION - COHORT_QUEUE_HEADER) == 0, "the ring was written through");
 
-	/* 3. A head off a record boundary, with something to read. */
-	*tail = *tail_seen = 64;
-	*head = 60;
-	*head_seen = 60;
+	/* 3. A head laps ahead of the tail (the send may go in: the tail and its slot agree). */
+	*tail = 0;
+	*head = 3 * n;
+	memcpy(before, mem, QREGION);
 	run_victim(queue_victim, v);
 	CHECK_EQ(v->recv, COHORT_ECORRUPT);
 
 	/* 4. A tail more than a ring ahead of the head. */
-	*head = *head_seen = 0;
-	*tail = *tail_seen = ring + 8;
+	memcpy(mem, before, QREGION);
+	*head = 0;
+	*tail = n + 8;
 	run_victim(queue_victim, v);
 	CHECK_EQ(v->send, COHORT_ECORRUPT);
 	CHECK_EQ(v->recv, COHORT_ECORRUPT);
 
 	/* Made consistent again, the queue works. */
-	*head = *head_seen = *tail = *tail_seen = 0;
+	*head = *tail = 0;
 	run_victim(queue_victim, v);
 	CHECK_EQ(v->send, 0);
 	CHECK_EQ(v->recv, 5);
@@ -867,7 +872,7 @@ TEST_TIMEOUT(harden_hostile_queue_headers_at_random, 900)
 	unsigned char *mem = guarded_region(QREGION), *clean = malloc(QREGION);
 	struct hostile_victim *v = mmap(NULL, sizeof(*v), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	                                -1, 0);
-	static const char *const fields[] = { "capacity", "tail", "head", "head_seen", "tail_seen" };
+	static const char *const fields[] = { "capacity", "tail", "head", "nslots", "max_msg" };
 	unsigned rounds = test_stress() ? 20000 : 300;
 	struct hostile_tally all = { 0 };
 	cohort_queue_t *q;
@@ -2235,6 +2240,9 @@ static void reuse_ns_main(void *arg)
 		fail_at(6);
 	static char msg[100];
 	atomic_store(&reuse->send, cohort_queue_send(q, msg, sizeof(msg), 5000));
+	/* Its claim is met by whoever reaches its slot: a consumer draining the queue. */
+	for (char buf[1024]; cohort_queue_recv(q, buf, sizeof(buf), 0) > 0; )
+		;
 	struct cohort_queue_stats qs;
 	cohort_queue_stats(q, &qs);
 	atomic_store(&reuse->recovered, (int32_t)qs.recovered);

@@ -289,33 +289,42 @@ COHORT_EXPORT int cohort_sem_reap(cohort_sem_t *s, unsigned *ret_units);
 
 /*
  * cohort_queue: a bounded multi-producer multi-consumer queue of
- * variable-size messages in a caller-placed region of a segment. Producers
- * serialise among themselves, and consumers among themselves, on two
- * locks whose word names the holder (its pid, and its lease: an OFD lock
- * on /dev/shm/.cohort-lease.<uid> that the kernel drops when the process
- * dies, so that a thread's exit, another pid namespace or a reused pid
- * never passes for a death or a life: docs/shm.md); a message
- * becomes visible only when its producer publishes the new tail, and is
- * gone only when its consumer publishes the new head. A process killed in
- * the middle of an operation therefore leaves no hole: the next producer
- * or consumer sees the holder dead, takes the lock over and goes on, and
- * at most the dead process's own message is lost, which the queue's
- * statistics report. Waits spin adaptively, then sleep on a futex.
- * Liveness is per process: a thread that exits while inside an operation
- * of a process that lives on blocks that side of the queue.
+ * variable-size messages in a caller-placed region of a segment, with no
+ * lock on its fast path. The ring is an array of 128-byte slots, each with
+ * a state word (Vyukov's bounded MPMC queue): a producer claims the slots
+ * of its message with one compare-and-swap that also names it (its entry
+ * in the queue's table of up to 128 processes, and through that its lease:
+ * an OFD lock on /dev/shm/.cohort-lease.<uid> that the kernel drops when
+ * the process dies, so that a thread's exit, another pid namespace or a
+ * reused pid never passes for a death or a life: docs/shm.md), writes the
+ * message, then publishes it with one store; a consumer claims a published
+ * message the same way, copies it out and frees its slots. A process
+ * killed in the middle of an operation therefore leaves a slot that names
+ * it: whoever next waits at that slot sees the claimant dead, recovers the
+ * slot (exactly one does) and goes on, and at most the dead process's own
+ * message is lost, which the queue's statistics report. A preempted
+ * producer holds up only the consumers that reach its slot, not the other
+ * producers. Waits spin adaptively, then sleep on a futex. Liveness is per
+ * process: a thread that exits while inside an operation of a process that
+ * lives on holds up that slot.
  *
- * The handle is process-local: it holds the queue's geometry (ring
- * capacity, longest message, region size) as this process validated it at
- * init or open, and only that copy bounds an index into the ring, so a
- * process that rewrites the shared header or positions cannot make another
- * one read or write outside the region: it gets COHORT_ECORRUPT instead.
- * A child forked after init or open may use its parent's handle.
+ * The handle is process-local: it holds the queue's geometry (slot count,
+ * longest message, region size) as this process validated it at init or
+ * open, and only that copy bounds an index into the ring, so a process
+ * that rewrites the shared header or positions cannot make another one
+ * read or write outside the region: it gets COHORT_ECORRUPT instead. A
+ * child forked after init or open may use its parent's handle. Close a
+ * handle only when none of its process's threads is inside an operation.
  */
 typedef struct cohort_queue cohort_queue_t;
 
-#define COHORT_QUEUE_HEADER 1024  /* bytes of queue bookkeeping before the ring */
+#define COHORT_QUEUE_HEADER 4096  /* bytes of queue bookkeeping before the ring (format 2) */
 
-/* Bytes of memory a queue with a ring of capacity bytes needs. */
+/*
+ * Bytes of memory a queue with a ring of capacity bytes needs. The ring
+ * holds capacity / 128 slots, rounded down to a power of two; a message
+ * takes ceil(len / 112) slots.
+ */
 COHORT_EXPORT size_t cohort_queue_footprint(size_t capacity);
 
 /*
@@ -329,33 +338,38 @@ COHORT_EXPORT int cohort_queue_init(void *mem, size_t size, cohort_queue_t **ret
 /*
  * Use a queue another process built in mem. Reads its geometry once and
  * checks it against size. Returns 0 and a handle in *ret_q (free it with
- * cohort_queue_close), COHORT_EBADSEG when mem holds no valid queue, or
- * -ENOMEM.
+ * cohort_queue_close), COHORT_EBADSEG when mem holds no valid queue,
+ * -EPROTONOSUPPORT when it holds a queue of format 1 (the side-locked
+ * queue of libcohort before the lock-free one, whose layout differs: the
+ * processes of a job must share one libcohort), or -ENOMEM.
  */
 COHORT_EXPORT int cohort_queue_open(void *mem, size_t size, cohort_queue_t **ret_q);
 
 /*
- * Free this process's handle. The queue itself, in the shared memory, is
- * untouched and other handles to it stay valid. NULL is accepted. Returns 0.
+ * Free this process's handle and its entry in the queue's process table.
+ * The queue itself, in the shared memory, is untouched and other handles
+ * to it stay valid. NULL is accepted. Returns 0.
  */
 COHORT_EXPORT int cohort_queue_close(cohort_queue_t *q);
 
 /*
  * Append a message of len bytes (1..cohort_queue_max_message), waiting at
- * most timeout_ms for room. Returns 0,
- * COHORT_ETIMEDOUT (still full; at once when timeout_ms is 0), -EMSGSIZE, or COHORT_ECORRUPT when the queue's
- * bookkeeping fails its checks (a shared header that no longer holds the
- * geometry of open time, a position off a record boundary or beyond the
- * ring); nothing is then written.
+ * most timeout_ms for room. Returns 0, COHORT_ETIMEDOUT (still full; at
+ * once when timeout_ms is 0), -EMSGSIZE, -EUSERS when 128 live processes
+ * already use the queue, or COHORT_ECORRUPT when the queue's bookkeeping
+ * fails its checks (a shared header that no longer holds the geometry of
+ * open time, a position or slot state that fits no lap of the ring);
+ * nothing is then written.
  */
 COHORT_EXPORT int cohort_queue_send(cohort_queue_t *q, const void *msg, size_t len, int timeout_ms);
 
 /*
  * Take the oldest message into buf (size bytes), waiting at most
- * timeout_ms for one. Returns its length (> 0),
- * COHORT_ETIMEDOUT (still empty; at once when timeout_ms is 0), -EMSGSIZE when buf is too small (the message stays
- * queued; cohort_queue_max_message bounds every length), or
- * COHORT_ECORRUPT.
+ * timeout_ms for one. Returns its length (> 0), COHORT_ETIMEDOUT (still
+ * empty; at once when timeout_ms is 0), -EMSGSIZE when buf is too small
+ * (the message stays queued; cohort_queue_max_message bounds every
+ * length), -EUSERS, or COHORT_ECORRUPT. A message whose producer died before publishing it is
+ * skipped (and counted in lost_send).
  */
 COHORT_EXPORT int cohort_queue_recv(cohort_queue_t *q, void *buf, size_t size, int timeout_ms);
 
@@ -365,11 +379,11 @@ COHORT_EXPORT size_t cohort_queue_max_message(const cohort_queue_t *q);
 struct cohort_queue_stats {
 	uint64_t capacity;      /* ring bytes */
 	uint64_t used;          /* ring bytes holding messages now */
-	uint64_t sent;          /* messages published */
-	uint64_t received;      /* messages taken */
+	uint64_t sent;          /* messages sent (one whose producer died after claiming its slots may be counted, and is then in lost_send too) */
+	uint64_t received;      /* messages taken (with those in lost_recv) */
 	uint64_t lost_send;     /* messages a producer died writing (never published) */
 	uint64_t lost_recv;     /* messages a consumer died holding (taken, never returned) */
-	uint64_t recovered;     /* dead lock holders recovered from */
+	uint64_t recovered;     /* claims of dead processes recovered */
 	pid_t last_dead;        /* the last dead producer or consumer, 0 if none */
 };
 
