@@ -261,12 +261,27 @@ static json_t *cgroup_json(const struct cg_view *v)
 	return o;
 }
 
+/* Print root (taken) as one JSON document: indented once, compact when refreshing. */
+static int emit_json(const struct top *t, json_t *root)
+{
+	char *text = json_dumps(root, (t->once ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
+
+	json_decref(root);
+	if (!text) {
+		cli_error("out of memory writing JSON");
+		return CLI_ERROR;
+	}
+	puts(text);
+	free(text);
+	fflush(stdout);
+	return CLI_OK;
+}
+
 static int print_json(const struct top *t, const struct proc_row *rows, size_t n,
                       const struct cg_view *cg, const struct totals *tot)
 {
 	json_t *root = json_object(), *procs = json_array(), *totals = json_object();
 	struct cohort_psi psi;
-	char *text;
 
 	json_object_set_new(root, "scope", json_string(t->scope));
 	json_object_set_new(root, "time", json_integer((json_int_t)time(NULL)));
@@ -302,16 +317,7 @@ static int print_json(const struct top *t, const struct proc_row *rows, size_t n
 	json_object_set_new(root, "cgroup", cgroup_json(cg));
 	if (cohort_psi_read(&t->probe, NULL, &psi) == 0)
 		json_object_set_new(root, "node_pressure_some_avg10", json_real(psi.some_avg10));
-	text = json_dumps(root, (t->once ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (!text) {
-		cli_error("out of memory writing JSON");
-		return CLI_ERROR;
-	}
-	puts(text);
-	free(text);
-	fflush(stdout);
-	return CLI_OK;
+	return emit_json(t, root);
 }
 
 static const char *sz(uint64_t v, char *buf, size_t size)
@@ -717,7 +723,6 @@ static void spool_print(const struct top *t, const char *dir, const struct spool
 static int spool_json(const struct top *t, const char *dir, const struct spool_row *rows, size_t n)
 {
 	json_t *root = json_object(), *tasks = json_array();
-	char *text;
 
 	json_object_set_new(root, "scope", json_string(t->scope));
 	json_object_set_new(root, "spool_dir", json_string(dir));
@@ -745,16 +750,7 @@ static int spool_json(const struct top *t, const char *dir, const struct spool_r
 		json_array_append_new(tasks, o);
 	}
 	json_object_set_new(root, "tasks", tasks);
-	text = json_dumps(root, (t->once ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (!text) {
-		cli_error("out of memory writing JSON");
-		return CLI_ERROR;
-	}
-	puts(text);
-	free(text);
-	fflush(stdout);
-	return CLI_OK;
+	return emit_json(t, root);
 }
 
 /* --job from the spool: the recordings read again at every refresh. */
