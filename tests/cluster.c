@@ -6,6 +6,8 @@
 #include "harness.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +23,31 @@ const char *slurm_cluster_dir(void)
 		SKIP("SLURM test cluster %s", s);
 	CHECK_MSG(getenv("SLURM_CONF") != NULL, "SLURM_CONF is not set for the test cluster");
 	return s + 4;
+}
+
+const char *slurm_spank_dir(void)
+{
+	const char *dir = slurm_cluster_dir();
+	char so[1024];
+	struct stat st;
+
+	snprintf(so, sizeof(so), "%s/spank_cohort.so", test_build_dir());
+	if (stat(so, &st) < 0)
+		SKIP("no %s: libslurm-dev is not installed (make spank)", so);
+	return dir;
+}
+
+void slurm_set_plugstack(const char *dir, const char *opts)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/plugstack.conf", dir);
+	f = fopen(path, "w");
+	CHECK_MSG(f != NULL, "cannot write %s", path);
+	fprintf(f, "optional %s/spank_cohort.so cohort=%s/cohort %s\n", test_build_dir(), test_build_dir(),
+	        opts);
+	fclose(f);
 }
 
 void slurm_reconfigure(const char *dir, const char *env)

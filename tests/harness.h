@@ -190,6 +190,19 @@ void cmd_free(struct cmd_result *r);
 const char *slurm_cluster_dir(void);
 
 /*
+ * The test cluster's directory for a case of spank_cohort.so: skips the
+ * test when the plugin is not built (no libslurm-dev).
+ */
+const char *slurm_spank_dir(void);
+
+/*
+ * Rewrite the cluster's plugstack.conf to load the build tree's plugin
+ * with these site options; slurmstepd reads it at each step, and
+ * slurm_case() restores the cluster's own afterwards.
+ */
+void slurm_set_plugstack(const char *dir, const char *opts);
+
+/*
  * Restart the test cluster under another configuration: env is a shell
  * prefix of assignments (COHORT_SLURM_EXTRA='...' COHORT_SLURM_CONSTRAIN_RAM=no).
  * Fails the test when the cluster does not come up.

@@ -747,26 +747,13 @@ TEST_TIMEOUT(metrics_spank_watch_helper_file, 60)
 	CHECK_MSG(access("spool/0.0.nodeA.ndjson", F_OK) == 0, "the step was not recorded");
 }
 
-static const char *spank_dir(void)
-{
-	const char *dir = slurm_cluster_dir();
-	char so[1024];
-	struct stat st;
-
-	snprintf(so, sizeof(so), "%s/spank_cohort.so", test_build_dir());
-	if (stat(so, &st) < 0)
-		SKIP("no %s: libslurm-dev is not installed (make spank)", so);
-	return dir;
-}
-
 static void metrics_case(void *arg)
 {
 	const char *dir = arg;
-	char spool[1024], mdir[1024], conf[1024], job[64], path[1400], out[1100];
+	char spool[1024], mdir[1024], conf[2200], job[64], path[1400], out[1100];
 	struct cmd_result r;
 	struct dirent *de;
 	char *text;
-	FILE *f;
 	DIR *d;
 	int nfiles = 0;
 
@@ -777,12 +764,8 @@ static void metrics_case(void *arg)
 	write_file("textfile/cohort_1_0_gone.prom", "cohort_task_workers{jobid=\"1\"} 1\n");
 	cmd_run(&r, "touch -d '-1 hour' %s/cohort_1_0_gone.prom", mdir);
 	cmd_free(&r);
-	snprintf(conf, sizeof(conf), "%s/plugstack.conf", dir);
-	f = fopen(conf, "w");
-	CHECK_MSG(f != NULL, "cannot write %s", conf);
-	fprintf(f, "optional %s/spank_cohort.so cohort=%s/cohort mode=record interval=0.5 spool=%s metrics=%s\n",
-	        test_build_dir(), test_build_dir(), spool, mdir);
-	fclose(f);
+	snprintf(conf, sizeof(conf), "mode=record interval=0.5 spool=%s metrics=%s", spool, mdir);
+	slurm_set_plugstack(dir, conf);
 
 	write_file("job.sh", "#!/bin/sh\nsrun -n2 sh -c 'sleep 2'\necho done\n");
 	snprintf(out, sizeof(out), "%s/job.out", test_tmpdir());
@@ -840,5 +823,5 @@ static void metrics_case(void *arg)
 
 TEST_TIMEOUT(slurm_metrics_spank_step_file, 240)
 {
-	slurm_case(spank_dir(), metrics_case, 220000);
+	slurm_case(slurm_spank_dir(), metrics_case, 220000);
 }

@@ -11,32 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *spank_dir(void)
-{
-	const char *dir = slurm_cluster_dir();
-	char so[1024];
-	struct stat st;
-
-	snprintf(so, sizeof(so), "%s/spank_cohort.so", test_build_dir());
-	if (stat(so, &st) < 0)
-		SKIP("no %s: libslurm-dev is not installed (make spank)", so);
-	return dir;
-}
-
-/* The cluster's plugstack.conf: the plugin of the build tree with these site options. */
-static void set_plugstack(const char *dir, const char *opts)
-{
-	char path[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/plugstack.conf", dir);
-	f = fopen(path, "w");
-	CHECK_MSG(f != NULL, "cannot write %s", path);
-	fprintf(f, "optional %s/spank_cohort.so cohort=%s/cohort %s\n", test_build_dir(), test_build_dir(),
-	        opts);
-	fclose(f);
-}
-
 /* sbatch --wait of script; the job id into job. Returns sbatch's exit status. */
 static int batch(const char *script, const char *extra, const char *out, char *job, size_t size)
 {
@@ -76,7 +50,7 @@ static void oom_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-oom", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	/* A plain batch script: task 1 of its step outgrows the job's 150 MiB. */
 	batch("srun -n2 sh -c 'if [ \"$SLURM_PROCID\" = 1 ]; then exec \"$0\" --helper touch 400M; "
 	      "else sleep 3; fi' $COHORT_TEST_RUNNER\necho script-done",
@@ -124,7 +98,7 @@ static void oom_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_batch_oom_verdict_in_output, 420)
 {
-	slurm_case(spank_dir(), oom_case, 400000);
+	slurm_case(slurm_spank_dir(), oom_case, 400000);
 }
 
 static void unwritable_case(void *arg)
@@ -135,7 +109,7 @@ static void unwritable_case(void *arg)
 	int st;
 
 	/* /proc takes no new directory, whoever asks. */
-	set_plugstack(dir, "mode=record spool=/proc/cohort-spool");
+	slurm_set_plugstack(dir, "mode=record spool=/proc/cohort-spool");
 	st = batch("srun -n1 echo ran", "-n1 --mem=50M", "un.out", job, sizeof(job));
 	CHECK_EQ(st, 0);
 	out = read_file("un.out");
@@ -153,7 +127,7 @@ static void unwritable_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_unwritable_spool_job_runs, 240)
 {
-	slurm_case(spank_dir(), unwritable_case, 220000);
+	slurm_case(slurm_spank_dir(), unwritable_case, 220000);
 }
 
 /* ---- interactive srun: the verdict on its stderr; AdminComment ---------- */
@@ -167,7 +141,7 @@ static void srun_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-srun", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s admin_comment=yes", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	/* srun run directly: task 1 is OOM-killed, task 0 says the job's id. */
 	cmd_run(&r, "env -u ENVIRONMENT timeout 150 srun -n2 --mem=150M sh -c "
 	        "'if [ \"$SLURM_PROCID\" = 1 ]; then exec \"$0\" --helper touch 400M; "
@@ -217,7 +191,7 @@ static void srun_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_srun_verdict_on_stderr, 360)
 {
-	slurm_case(spank_dir(), srun_case, 340000);
+	slurm_case(slurm_spank_dir(), srun_case, 340000);
 }
 
 /* Two steps with findings: AdminComment gets both, the second appended to the first. */
@@ -229,7 +203,7 @@ static void admin_comment_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-ac", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s admin_comment=yes", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	batch("srun -n1 $COHORT_TEST_RUNNER --helper touch 400M\nsrun -n1 $COHORT_TEST_RUNNER --helper touch 400M\n"
 	      "echo done", "-n1 --mem=150M --export=ALL,COHORT_TEST_RUNNER=$COHORT_BUILD/tests/runner",
 	      "ac.out", job, sizeof(job));
@@ -242,7 +216,7 @@ static void admin_comment_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_admin_comment_appended, 300)
 {
-	slurm_case(spank_dir(), admin_comment_case, 280000);
+	slurm_case(slurm_spank_dir(), admin_comment_case, 280000);
 }
 
 /* ---- mode=enforce against record ---------------------------------------- */
@@ -262,7 +236,7 @@ static void enforce_case(void *arg)
 	 * its budget to the job's limit, many samples on a loaded machine.
 	 */
 	snprintf(o, sizeof(o), "mode=enforce interval=0.5 spool=%s", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	batch(script, extra, "enf.out", job, sizeof(job));
 	out = read_file("enf.out");
 	CHECK(out != NULL);
@@ -276,7 +250,7 @@ static void enforce_case(void *arg)
 
 	/* record: the same job ends as the kernel decides. */
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	batch(script, extra, "rec.out", job, sizeof(job));
 	out = read_file("rec.out");
 	CHECK(out != NULL);
@@ -289,7 +263,7 @@ static void enforce_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_enforce_stops_task_over_share, 300)
 {
-	slurm_case(spank_dir(), enforce_case, 280000);
+	slurm_case(slurm_spank_dir(), enforce_case, 280000);
 }
 
 /* ---- the job's leftover segments ---------------------------------------- */
@@ -319,7 +293,7 @@ static void segments_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-seg", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	/* Another job's segment: never touched. */
 	snprintf(keep, sizeof(keep), "/dev/shm/cohort.%u.999999999.keep", (unsigned)getuid());
 	write_file(keep, "x");
@@ -349,7 +323,7 @@ static void segments_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_job_segments_removed, 240)
 {
-	slurm_case(spank_dir(), segments_case, 220000);
+	slurm_case(slurm_spank_dir(), segments_case, 220000);
 }
 
 /* ---- not watched twice; not watched at all without the plugstack line ---- */
@@ -376,7 +350,7 @@ static void twice_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-twice", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	batch("cd $COHORT_TEST_DIR && srun -n1 $COHORT_BUILD/cohort run -n1 -- sleep 1",
 	      "-n1 --mem=100M --export=ALL,COHORT_TEST_DIR=$PWD", "twice.out", job, sizeof(job));
 	snprintf(jobdir, sizeof(jobdir), "%s/%s", spool, job);
@@ -407,7 +381,7 @@ static void twice_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_not_watched_twice_nor_without_plugstack, 240)
 {
-	slurm_case(spank_dir(), twice_case, 220000);
+	slurm_case(slurm_spank_dir(), twice_case, 220000);
 }
 
 /* ---- cpu_budget= -------------------------------------------------------- */
@@ -420,7 +394,7 @@ static void cpu_budget_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-cpu", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s cpu_budget=abc", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	CHECK_EQ(batch("srun -n1 true", "-n1 --mem=50M", "cpu1.out", job, sizeof(job)), 0);
 	snprintf(log, sizeof(log), "%s/slurmd.log", dir);
 	l = read_file(log);
@@ -429,7 +403,7 @@ static void cpu_budget_case(void *arg)
 	free(l);
 
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s cpu_budget=2.5", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	CHECK_EQ(batch("srun -n1 true\nsrun -n2 true", "-n2 --mem=100M", "cpu2.out", job, sizeof(job)), 0);
 	snprintf(rec, sizeof(rec), "%s/%s", spool, job);
 	{
@@ -450,7 +424,7 @@ static void cpu_budget_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_cpu_budget_option, 200)
 {
-	slurm_case(spank_dir(), cpu_budget_case, 180000);
+	slurm_case(slurm_spank_dir(), cpu_budget_case, 180000);
 }
 
 /* ---- cohort top --job on a running job's recordings ---------------------- */
@@ -464,7 +438,7 @@ static void top_case(void *arg)
 
 	snprintf(spool, sizeof(spool), "%s/spool-top", test_tmpdir());
 	snprintf(o, sizeof(o), "mode=record interval=0.3 spool=%s", spool);
-	set_plugstack(dir, o);
+	slurm_set_plugstack(dir, o);
 	write_file("top.sh", "#!/bin/sh\nsrun -n1 %s/tests/runner --helper worker --hold 40M --seconds 10\n",
 	           test_build_dir());
 	cmd_run(&r, "sbatch --parsable -n1 --mem=200M -o %s/top.out %s/top.sh", test_tmpdir(), test_tmpdir());
@@ -517,5 +491,5 @@ static void top_case(void *arg)
 
 TEST_TIMEOUT(slurm_spank_top_job_from_spool, 200)
 {
-	slurm_case(spank_dir(), top_case, 180000);
+	slurm_case(slurm_spank_dir(), top_case, 180000);
 }
