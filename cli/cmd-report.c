@@ -40,6 +40,8 @@ static void help(FILE *out)
 	        "      --force      merge recordings of different jobs or steps anyway\n"
 	        "      --json       print one JSON object: job, recordings, workers, diagnosis\n"
 	        "      --html OUT   also write a self-contained HTML page with plots to OUT\n"
+	        "                   (with --job and several steps, a page per step:\n"
+	        "                   OUT.html gives OUT.batch.html, OUT.0.html ...)\n"
 	        "  -h, --help       show this help\n"
 	        "\n"
 	        "Exit status: 0 report made, 2 bad usage, 3 a file is not a readable recording,\n"
@@ -352,6 +354,26 @@ static size_t step_len(const char *path)
 	return (size_t)(strcspn(b, ".") + (size_t)(b - path));
 }
 
+static bool same_step(const char *a, const char *b)
+{
+	size_t l = step_len(a);
+
+	return step_len(b) == l && strncmp(a, b, l) == 0;
+}
+
+/* OUT's name with the step of the recording at path before its extension. */
+static int step_page(const char *html, const char *path, char *buf, size_t size)
+{
+	const char *b = strrchr(path, '/'), *slash = strrchr(html, '/'), *dot = strrchr(html, '.');
+	size_t stem;
+	int n;
+
+	b = b ? b + 1 : path;
+	stem = dot && (!slash || dot > slash) ? (size_t)(dot - html) : strlen(html);
+	n = snprintf(buf, size, "%.*s.%.*s%s", (int)stem, html, (int)strcspn(b, "."), b, html + stem);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 static int report(char **names, size_t nnames, const char *html, bool as_json, bool force);
 
 static int cmd_report_exec(int argc, char **argv)
@@ -370,6 +392,7 @@ static int cmd_report_exec(int argc, char **argv)
 	const char *html = NULL, *job_id = NULL, *step = NULL, *spool = NULL;
 	bool as_json = false, force = false, from_spool = false;
 	int c, rc = CLI_OK;
+	size_t nsteps;
 
 	opterr = 0;
 	optind = 1;
@@ -453,16 +476,33 @@ static int cmd_report_exec(int argc, char **argv)
 		rc = report(files.v, files.n, html, as_json, force);
 		goto out;
 	}
-	/* The spool: one report per step, each of every node's tasks. */
+	/*
+	 * The spool: one report per step, each of every node's tasks. With
+	 * several steps, --html OUT gives a page per step: OUT's name with the
+	 * step before its extension (job.html: job.batch.html, job.0.html).
+	 */
+	nsteps = 0;
+	for (size_t i = 0, k; i < files.n; i = k, nsteps++)
+		for (k = i + 1; k < files.n && same_step(files.v[k], files.v[i]); k++)
+			;
 	for (size_t i = 0, k; i < files.n; i = k) {
-		size_t l = step_len(files.v[i]);
+		char page[COHORT_PATH_MAX];
+		const char *out = html;
 		int r;
 
-		for (k = i + 1; k < files.n && step_len(files.v[k]) == l && strncmp(files.v[k], files.v[i], l) == 0; k++)
+		for (k = i + 1; k < files.n && same_step(files.v[k], files.v[i]); k++)
 			;
 		if (i > 0 && !as_json)
 			printf("\n");
-		r = report(files.v + i, k - i, html && k == files.n ? html : NULL, as_json, force);
+		if (html && nsteps > 1) {
+			if (step_page(html, files.v[i], page, sizeof(page)) < 0) {
+				cli_error("--html %s: the page name of a step is too long", html);
+				rc = CLI_ERROR;
+				goto out;
+			}
+			out = page;
+		}
+		r = report(files.v + i, k - i, out, as_json, force);
 		if (r != CLI_OK)
 			rc = r;
 	}

@@ -401,3 +401,40 @@ TEST_TIMEOUT(task_run_another_users_file_at_the_name_is_not_used, 60)
 	CHECK_STREQ(planted, "planted\n");
 	free(planted);
 }
+
+/*
+ * The plugin's spool (<spool>/<job>/<step>.<task>.<host>.ndjson): a report
+ * per step, and with --html a page per step when there are several, named
+ * after OUT with the step before its extension; one step keeps OUT.
+ */
+TEST(task_report_job_spool_html_page_per_step)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "mkdir -p spool/123 && F=%s/tests/fixtures/recordings/job-123 && "
+	        "for t in 0 1 2 3; do cp $F/cohort-123.0.$t.ndjson spool/123/0.$t.vm.ndjson; done && "
+	        "cp $F/cohort-123.0.0.ndjson spool/123/batch.0.vm.ndjson",
+	        test_src_dir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report --job 123 --spool spool --html out/job.html", test_build_dir());
+	/* out/ does not exist: the report says so rather than writing elsewhere. */
+	CHECK_MSG(r.status == 3, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.err, "cannot write out/job.");
+	cmd_free(&r);
+	CHECK_MSG(access("out/job.0.html", F_OK) != 0, "a page was written into a missing directory");
+
+	CHECK_OK(mkdir("out", 0755) < 0 ? -errno : 0);
+	cmd_run(&r, COHORT " report --job 123 --spool spool --html out/job.html", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "exit_nonzero, rank 5");
+	cmd_free(&r);
+	CHECK_MSG(access("out/job.0.html", F_OK) == 0, "no page for step 0");
+	CHECK_MSG(access("out/job.batch.html", F_OK) == 0, "no page for the batch step");
+	CHECK_MSG(access("out/job.html", F_OK) != 0, "a page named after no step");
+
+	cmd_run(&r, COHORT " report --job 123 --step 0 --spool spool --html out/one.html", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	cmd_free(&r);
+	CHECK_MSG(access("out/one.html", F_OK) == 0, "one step: the page is not OUT");
+}
