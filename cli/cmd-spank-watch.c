@@ -936,8 +936,13 @@ static int cmd_spank_watch_exec(int argc, char **argv)
 		if (!h.ended && all_ended(&h)) {
 			finish(&h);
 			say_on_stderr(&h);
-			/* The plugin waits for this (wait= s at most) before the step may end. */
-			if (h.stderr_verdict)
+			/*
+			 * The plugin waits for this (wait= s at most) before the
+			 * step may end, so the verdict is said and AdminComment
+			 * set while the job still runs: the controller refuses
+			 * AdminComment to a job that ended.
+			 */
+			if (h.stderr_verdict || h.admin_comment)
 				(void)send(0, "done\n", 5, MSG_DONTWAIT | MSG_NOSIGNAL);
 		}
 	}

@@ -528,7 +528,8 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av)
 
 /*
  * After the node's last task was reaped: the helper says "done" once it
- * wrote the verdict into task 0's stderr and closed it. slurmstepd's I/O
+ * wrote the verdict into task 0's stderr and closed it, and set
+ * AdminComment (admin_comment=yes) while the job still runs. slurmstepd's I/O
  * cannot end while the helper holds that stderr, so a helper that does
  * not answer within wait= seconds (stopped, stuck on a disk) is killed
  * here, which releases it: the step is delayed wait= seconds at most, as
@@ -580,7 +581,12 @@ int slurm_spank_task_exit(spank_t sp, int ac, char **av)
 		return 0;
 	n = snprintf(line, sizeof(line), "exit %u %d\n", gid, st);
 	(void)send(helper_fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (stderr_verdict && ++tasks_reaped == local_tasks)
+	/*
+	 * Before the step ends (srun returns, and with it maybe the job): the
+	 * verdict on srun's stderr, and AdminComment, which the controller
+	 * takes only while the job runs.
+	 */
+	if ((stderr_verdict || admin_comment) && ++tasks_reaped == local_tasks)
 		wait_for_verdict();
 	return 0;
 }

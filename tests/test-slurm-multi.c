@@ -30,6 +30,23 @@ static const char *multi_dir(void)
 	return s + 4;
 }
 
+/*
+ * scontrol show job, once the job is no longer COMPLETING: while some of
+ * its nodes still clean up, NodeList names only those (node2 of three, as
+ * seen on a loaded machine), and NumNodes with it. 60 s at most.
+ */
+static void show_job(struct cmd_result *r, const char *d, const char *job)
+{
+	for (int i = 0; i < 300; i++) {
+		cmd_run(r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+		if (!strstr(r->out, "JobState=COMPLETING"))
+			return;
+		cmd_free(r);
+		usleep(200 * 1000);
+	}
+	cmd_run(r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+}
+
 /* The job id of the recording cohort-<job>.0.0.ndjson in the working directory, in job. */
 static void job_of_recordings(char *job, size_t size)
 {
@@ -71,7 +88,7 @@ TEST_TIMEOUT(slurm_multi_six_tasks_on_three_nodes_merge, 150)
 	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
 
 	/* SLURM's view: the job ran on the three nodes, six tasks. */
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	show_job(&r, d, job);
 	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
 	CHECK_CONTAINS(r.out, "NumNodes=3");
 	CHECK_CONTAINS(r.out, "NumTasks=6");
@@ -152,7 +169,7 @@ TEST_TIMEOUT(slurm_multi_oom_on_node3_names_node_task_and_process, 150)
 	cmd_free(&r);
 	job_of_recordings(job, sizeof(job));
 	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	show_job(&r, d, job);
 	CHECK_CONTAINS(r.out, "JobState=OUT_OF_MEMORY");
 	cmd_free(&r);
 	snprintf(want, sizeof(want), "%s/slurmd-node3.log", d);
@@ -298,7 +315,7 @@ TEST_TIMEOUT(slurm_multi_sbatch_three_nodes_one_report, 150)
 	cmd_free(&r);
 	job_of_recordings(job, sizeof(job));
 	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	show_job(&r, d, job);
 	CHECK_CONTAINS(r.out, "BatchFlag=1");
 	CHECK_CONTAINS(r.out, "BatchHost=node1");
 	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
@@ -339,7 +356,7 @@ TEST_TIMEOUT(slurm_multi_one_node_at_three_times_is_an_imbalance, 150)
 	cmd_free(&r);
 	job_of_recordings(job, sizeof(job));
 	CHECK(job[0]);
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	show_job(&r, d, job);
 	CHECK_CONTAINS(r.out, "JobState=COMPLETED");
 	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
 	cmd_free(&r);
@@ -454,7 +471,7 @@ static void shm_small_case(void *arg)
 	cmd_free(&r);
 	job_of_recordings(job, sizeof(job));
 	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	show_job(&r, d, job);
 	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
 	CHECK_CONTAINS(r.out, "NumTasks=3");
 	cmd_free(&r);
@@ -553,7 +570,7 @@ TEST_TIMEOUT(slurm_multi_mpi_rank_oom_killed_on_node3_is_named, 180)
 	cmd_free(&r);
 	job_of_recordings(job, sizeof(job));
 	CHECK_MSG(job[0], "no recording cohort-<job>.0.0.ndjson");
-	cmd_run(&r, "SLURM_CONF=%s/slurm.conf scontrol show job %s", d, job);
+	show_job(&r, d, job);
 	CHECK_CONTAINS(r.out, "NodeList=node[1-3]");
 	CHECK_CONTAINS(r.out, "NumTasks=3");
 	cmd_free(&r);
