@@ -171,9 +171,15 @@ static void parse_args(int ac, char **av)
 		} else if (!strncmp(a, "metrics=", 8)) {
 			copy_arg(metrics_dir, sizeof(metrics_dir), a + 8, "metrics");
 		} else if (!strncmp(a, "wait=", 5)) {
-			double v = strtod(a + 5, NULL);
+			char *end;
+			double v = strtod(a + 5, &end);
 
-			if (v >= 0 && v <= 120)
+			/* Below half a second the helper's last sample and verdict
+			 * rarely make it; wait=0 or wait=abc would kill it at once. */
+			if (end == a + 5 || *end || !(v >= 0.5 && v <= 600))
+				slurm_error("cohort: plugstack option %s: seconds from 0.5 to 600 "
+				            "(default 10); the default is kept", a);
+			else
 				wait_s = v;
 		} else if (parse_more(a)) {
 			/* admin_comment=, scontrol=, cpu_budget= */

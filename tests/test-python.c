@@ -22,6 +22,7 @@ static const char *const pytest_ids[] = {
 	"test_alloc.py::test_allocation_matches_cli",
 	"test_alloc.py::test_check_matches_cli",
 	"test_alloc.py::test_check_does_not_fit_names_figures",
+	"test_alloc.py::test_check_fix_in_python_terms",
 	"test_alloc.py::test_check_bad_input",
 	"test_alloc.py::test_cpus_honours_affinity",
 	"test_alloc.py::test_cpus_honours_slurm",
@@ -36,6 +37,7 @@ static const char *const pytest_ids[] = {
 	"test_queue.py::test_queue_call_forms_and_threads",
 	"test_segment.py::test_segment_buffer_shared_with_fork",
 	"test_segment.py::test_segment_errors",
+	"test_segment.py::test_bad_names_say_the_rule_and_the_fix",
 	"test_segment.py::test_shared_array_pickles_as_reference",
 	"test_segment.py::test_shared_array_every_start_method",
 	"test_segment.py::test_creator_removes_what_it_made",
@@ -149,6 +151,7 @@ static void pytest_one(const char *id, unsigned timeout_s)
 PYTEST(alloc_matches_cli, "test_alloc.py::test_allocation_matches_cli", 60)
 PYTEST(check_matches_cli, "test_alloc.py::test_check_matches_cli", 60)
 PYTEST(check_does_not_fit_names_figures, "test_alloc.py::test_check_does_not_fit_names_figures", 60)
+PYTEST(check_fix_in_python_terms, "test_alloc.py::test_check_fix_in_python_terms", 60)
 PYTEST(check_bad_input, "test_alloc.py::test_check_bad_input", 60)
 PYTEST(cpus_honours_affinity, "test_alloc.py::test_cpus_honours_affinity", 90)
 PYTEST(cpus_honours_slurm, "test_alloc.py::test_cpus_honours_slurm", 90)
@@ -163,6 +166,7 @@ PYTEST(queue_producer_killed_messages_lost, "test_queue.py::test_producer_killed
 PYTEST(queue_call_forms_and_threads, "test_queue.py::test_queue_call_forms_and_threads", 120)
 PYTEST(segment_buffer_shared_with_fork, "test_segment.py::test_segment_buffer_shared_with_fork", 60)
 PYTEST(segment_errors, "test_segment.py::test_segment_errors", 60)
+PYTEST(segment_bad_names_rule_and_fix, "test_segment.py::test_bad_names_say_the_rule_and_the_fix", 60)
 PYTEST(shared_array_pickles_as_reference, "test_segment.py::test_shared_array_pickles_as_reference", 60)
 PYTEST(shared_array_every_start_method, "test_segment.py::test_shared_array_every_start_method", 120)
 PYTEST(segments_removed_by_creator_only, "test_segment.py::test_creator_removes_what_it_made", 60)

@@ -393,14 +393,30 @@ static void cpu_budget_case(void *arg)
 	char *l;
 
 	snprintf(spool, sizeof(spool), "%s/spool-cpu", test_tmpdir());
-	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s cpu_budget=abc", spool);
+	/* Bad values are a line in slurmd's log each, and the defaults stay:
+	 * with wait=abc read as 0 the helper would be killed before its verdict. */
+	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s cpu_budget=abc wait=abc wait=0 "
+	         "wait=601", spool);
 	slurm_set_plugstack(dir, o);
 	CHECK_EQ(batch("srun -n1 true", "-n1 --mem=50M", "cpu1.out", job, sizeof(job)), 0);
 	snprintf(log, sizeof(log), "%s/slurmd.log", dir);
 	l = read_file(log);
 	CHECK(l != NULL);
 	CHECK_CONTAINS(l, "cohort: plugstack option cpu_budget=abc: a percentage of one core from 0.1 to 100");
+	CHECK_CONTAINS(l, "cohort: plugstack option wait=abc: seconds from 0.5 to 600 (default 10); "
+	               "the default is kept");
+	CHECK_CONTAINS(l, "cohort: plugstack option wait=0: seconds from 0.5 to 600");
+	CHECK_CONTAINS(l, "cohort: plugstack option wait=601: seconds from 0.5 to 600");
 	free(l);
+	/* The default wait let the helper finish: the step's recording has its end line. */
+	snprintf(rec, sizeof(rec), "%s/%s", spool, job);
+	{
+		struct cmd_result r;
+
+		cmd_run(&r, "tail -qn 1 %s/0.0.*.ndjson", rec);
+		CHECK_CONTAINS(r.out, "\"type\":\"end\"");
+		cmd_free(&r);
+	}
 
 	snprintf(o, sizeof(o), "mode=record interval=0.5 spool=%s cpu_budget=2.5", spool);
 	slurm_set_plugstack(dir, o);

@@ -396,7 +396,7 @@ TEST_TIMEOUT(top_inside_real_slurm_job, 120)
 }
 
 /*
- * The brief's case in a real job: 5 processes sharing 300 MB under
+ * Shared pages under SLURM, in a real job: 5 processes sharing 300 MB under
  * --mem=1000M. The RSS sum (what jobacct_gather/linux charges) is above
  * the limit; the PSS sum and the cgroup's usage are well below it.
  */

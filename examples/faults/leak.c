@@ -6,9 +6,9 @@
  * rate until the job's limit. Nothing is "forgotten" here (every block is
  * still referenced, valgrind calls it "still reachable"): the bug is the
  * reference kept. The same happens in Python with a list, a dict used as a
- * cache, or a global that only grows; the article's "return data" example
- * is not such a leak, since the array is freed when its last reference
- * goes.
+ * cache, or a global that only grows. A function that returns a large
+ * array it built is not such a leak: the array is freed when its last
+ * reference goes.
  *
  * The right way: keep a bounded history (a ring of the last N results),
  * or none. Run with --fixed to see a flat line.

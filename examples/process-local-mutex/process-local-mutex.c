@@ -1,6 +1,6 @@
 /*
- * process-local-mutex: the article's Example 3 as written. The counter is
- * in shared memory, but the mutex is an ordinary variable of each process:
+ * process-local-mutex: a lock that looks right and excludes no one. The
+ * counter is in shared memory, but the mutex is an ordinary variable of each process:
  * after fork every worker locks its own copy, so the lock excludes no one
  * and updates are still lost. Prints the count expected and the count got.
  *

@@ -1,7 +1,7 @@
 /*
  * race-counter: workers increment a counter in shared memory without a
- * lock, as in the article's Example 1. Each "*p = *p + 1" is a load and a
- * store: two workers that load the same value store the same result, and
+ * lock. Each "*p = *p + 1" is a load and a store, not one step, so the
+ * workers race: two that load the same value store the same result, and
  * one increment is lost. Prints the count expected and the count got.
  *
  *   race-counter [WORKERS [INCREMENTS]]

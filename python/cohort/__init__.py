@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import secrets
 import weakref
 from dataclasses import dataclass, field
@@ -167,6 +168,14 @@ def allocation() -> Allocation:
     return Allocation._from(json.loads(_cohort.allocation_json()))
 
 
+def _py_fix(fix: str) -> str:
+    """A verdict's fix in this API's terms: the library words it for the
+    command line (``--workers 2``), here it is ``check(workers=2)`` and
+    ``mem_per_worker=...``. SLURM's own options (--mem, -c) stay as they are."""
+    fix = re.sub(r"--workers (\d+)", r"workers=\1", fix)
+    return re.sub(r"at most (.+?) per worker", r"mem_per_worker of at most \1", fix)
+
+
 def check(workers: int = 0, mem_per_worker: "int | str | None" = None,
           shm: "int | str | None" = None) -> Verdict:
     """Will ``workers`` processes of ``mem_per_worker`` each, plus ``shm`` bytes
@@ -182,8 +191,8 @@ def check(workers: int = 0, mem_per_worker: "int | str | None" = None,
         mem_per_worker_bytes=p["mem_per_worker_bytes"], shm_bytes=p["shm_bytes"],
         total_bytes=p["total_bytes"], per_worker_fit_bytes=p["per_worker_fit_bytes"],
         fits=d["fits"],
-        problems=tuple(Problem(x["kind"], x["message"], x["fix"], True) for x in d["problems"]),
-        warnings=tuple(Problem(x["kind"], x["message"], x["fix"], False) for x in d["warnings"]),
+        problems=tuple(Problem(x["kind"], x["message"], _py_fix(x["fix"]), True) for x in d["problems"]),
+        warnings=tuple(Problem(x["kind"], x["message"], _py_fix(x["fix"]), False) for x in d["warnings"]),
         raw=d)
 
 

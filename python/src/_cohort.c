@@ -82,7 +82,8 @@ static PyObject *raise_code(int r, const char *what, const char *why)
 	}
 	if (type == PyExc_FileNotFoundError || type == PyExc_FileExistsError ||
 	    type == PyExc_ValueError) {
-		PyErr_Format(type, "%s: %s", what, msg);
+		/* The library's sentence, when it wrote one, says which argument is wrong. */
+		PyErr_Format(type, "%s: %s", what, why && why[0] ? why : msg);
 		return NULL;
 	}
 	if (why && why[0])
@@ -280,8 +281,14 @@ static PyObject *py_size_parse(PyObject *self, PyObject *args)
 		return NULL;
 	r = cohort_size_parse(text, &b);
 	if (r < 0) {
-		PyErr_Format(PyExc_ValueError, "%R is not a size (%s): write 500M, 4G, 1.5T or 2048 (MiB)",
-		             PyTuple_GET_ITEM(args, 0), cohort_strerror(r));
+		static const char lead[] = "not a size: ";
+		const char *msg = cohort_strerror(r);
+
+		/* "'x' is not a size: expected ...", not "not a size" twice. */
+		if (strncmp(msg, lead, sizeof(lead) - 1) == 0)
+			msg += sizeof(lead) - 1;
+		PyErr_Format(PyExc_ValueError, "%R is not a size: %s; write 500M, 4G, 1.5T or 2048 (MiB)",
+		             PyTuple_GET_ITEM(args, 0), msg);
 		return NULL;
 	}
 	return PyLong_FromUnsignedLongLong(b);
@@ -320,6 +327,47 @@ static int seg_options(struct cohort_seg_options *o, const char *job, const char
 	return 0;
 }
 
+/*
+ * Refuse a bad segment name or job scope before the library does, with the
+ * rule and the fix: the library's -EINVAL alone cannot tell the caller
+ * whether the name or COHORT_JOB is at fault. The scope is the one
+ * cohort_seg_job() picks (job=, else COHORT_JOB, else SLURM_JOB_ID), checked
+ * with the library's own cohort_job_scope_valid(); the name is checked by
+ * cohort_seg_path() under a scope known to be valid, so that both rules stay
+ * the library's. Returns 0, or -1 with ValueError set.
+ */
+static int seg_check_names(const char *name, const char *job)
+{
+	struct cohort_seg_options o;
+	const char *src = "job", *fix = "pass such a name";
+	char path[COHORT_PATH_MAX];
+
+	if (!job || !job[0]) {
+		job = getenv("COHORT_JOB");
+		src = "COHORT_JOB";
+		fix = "unset it or choose such a name";
+	}
+	if (!job || !job[0]) {
+		job = getenv("SLURM_JOB_ID");
+		src = "SLURM_JOB_ID";
+		fix = "set COHORT_JOB to such a name";
+	}
+	if (job && job[0] && !cohort_job_scope_valid(job)) {
+		PyErr_Format(PyExc_ValueError, "%s '%s' is not a job scope: 1 to 63 of "
+		             "[A-Za-z0-9_-]; %s", src, job, fix);
+		return -1;
+	}
+	memset(&o, 0, sizeof(o));
+	o.job = "scope";
+	o.dir = "/";
+	if (cohort_seg_path(name, &o, path, sizeof(path)) == -EINVAL) {
+		PyErr_Format(PyExc_ValueError, "segment name '%s' is not valid: 1 to %d of "
+		             "[A-Za-z0-9_-]; choose such a name", name, COHORT_SEG_NAME_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 static PyObject *seg_new(const char *name, const char *job, const char *dir,
                          struct cohort_seg *seg)
 {
@@ -352,6 +400,8 @@ static PyObject *seg_create(PyObject *cls, PyObject *args, PyObject *kw)
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "sn|zz", kwlist, &name, &size, &job, &dir))
 		return NULL;
+	if (seg_check_names(name, job) < 0)
+		return NULL;
 	if (size <= 0) {
 		PyErr_SetString(PyExc_ValueError, "a segment's size must be at least 1 byte");
 		return NULL;
@@ -380,6 +430,8 @@ static PyObject *seg_open(PyObject *cls, PyObject *args, PyObject *kw)
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zz", kwlist, &name, &job, &dir))
 		return NULL;
+	if (seg_check_names(name, job) < 0)
+		return NULL;
 	seg_options(&o, job, dir, why, sizeof(why));
 	Py_BEGIN_ALLOW_THREADS
 	r = cohort_seg_open(name, &o, &seg);
@@ -401,6 +453,8 @@ static PyObject *seg_unlink_name(PyObject *cls, PyObject *args, PyObject *kw)
 	int r;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|zz", kwlist, &name, &job, &dir))
+		return NULL;
+	if (seg_check_names(name, job) < 0)
 		return NULL;
 	seg_options(&o, job, dir, NULL, 0);
 	r = cohort_seg_unlink(name, &o);

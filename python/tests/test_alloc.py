@@ -45,7 +45,10 @@ def test_check_matches_cli(workers, mem, shm):
     assert v.total_bytes == cli["plan"]["total_bytes"]
     assert v.mem_per_worker_bytes == cli["plan"]["mem_per_worker_bytes"]
     assert [p.kind for p in v.problems] == [p["kind"] for p in cli["problems"]]
-    assert [p.fix for p in v.warnings] == [p["fix"] for p in cli["warnings"]]
+    # The same fixes, worded for this API: workers=N where the CLI says --workers N.
+    assert [p.fix for p in v.warnings] == [p["fix"].replace("--workers ", "workers=")
+                                           for p in cli["warnings"]]
+    assert not any("--workers" in p.fix or "per worker" in p.fix for p in v.problems + v.warnings)
     assert all(p.fatal for p in v.problems) and not any(p.fatal for p in v.warnings)
     assert stable(v.allocation.raw) == stable(cli["allocation"])
 
@@ -59,9 +62,20 @@ def test_check_does_not_fit_names_figures():
     assert "does NOT fit" in str(v)
 
 
+def test_check_fix_in_python_terms():
+    # More workers than CPUs is a warning on any machine; a terabyte each does not fit.
+    v = cohort.check(workers=cohort.cpus() + 1, mem_per_worker="1T")
+    fixes = " ".join(p.fix for p in v.problems + v.warnings)
+    assert "workers=" in fixes and "--workers" not in fixes
+    assert any(p.kind == "cpus" and "workers=%d" % cohort.cpus() in p.fix for p in v.warnings)
+
+
 def test_check_bad_input():
-    with pytest.raises(ValueError, match="not a size"):
+    with pytest.raises(ValueError, match="not a size") as e:
         cohort.check(workers=2, mem_per_worker="4Q")
+    assert str(e.value).count("not a size") == 1 and "'4Q'" in str(e.value)
+    with pytest.raises(ValueError, match="^'-1' is not a size: expected a number"):
+        cohort.size("-1")
     with pytest.raises(ValueError):
         cohort.check(workers=-1)
     with pytest.raises(TypeError):

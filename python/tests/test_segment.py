@@ -96,3 +96,30 @@ def test_creator_removes_what_it_made():
     assert "'dropped'" not in lines[1] and "'kept'" in lines[1] and "lock-" in lines[1], lines
     left = [n for n in os.listdir("/dev/shm") if ".%s." % job in n]
     assert left == [], left
+
+
+def test_bad_names_say_the_rule_and_the_fix(monkeypatch):
+    # Bad name and bad scope both are EINVAL to the library; the error tells them apart.
+    for bad in ("a.b", "bad name", "x" * 65, ""):
+        with pytest.raises(ValueError, match=r"segment name '.*' is not valid: 1 to 64 of \[A-Za-z0-9_-\]"):
+            cohort.Segment.create(bad, "1M")
+        with pytest.raises(ValueError, match="segment name"):
+            cohort.Segment.open(bad)
+        with pytest.raises(ValueError, match="segment name"):
+            cohort._cohort.Segment.unlink_name(bad)
+    with pytest.raises(ValueError, match="segment name 'a.b'"):
+        cohort.shared_array("a.b", (4,), "f4")
+    with pytest.raises(ValueError, match=r"^job 'a b' is not a job scope: 1 to 63 of .*; pass such a name"):
+        cohort.Segment.create("ok", "1M", job="a b")
+    monkeypatch.setenv("COHORT_JOB", "a.b")
+    with pytest.raises(ValueError, match=r"^COHORT_JOB 'a.b' is not a job scope: 1 to 63 of "
+                                         r"\[A-Za-z0-9_-\]; unset it or choose such a name$"):
+        cohort.shared_array("x", (4,), "f4")
+    monkeypatch.setenv("COHORT_JOB", "j" * 64)
+    with pytest.raises(ValueError, match="COHORT_JOB 'j+' is not a job scope"):
+        cohort.Segment.create("x", "1M")
+    # The longest valid name and scope still work.
+    monkeypatch.setenv("COHORT_JOB", "j" * 63)
+    with cohort.Segment.create("n" * 64, 4096) as s:
+        assert s.name == "n" * 64
+        s.unlink()
