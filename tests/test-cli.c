@@ -205,3 +205,29 @@ TEST(cli_check_unreadable_system_exits_3)
 	CHECK_CONTAINS(r.err, "/nonexistent/meminfo");
 	cmd_free(&r);
 }
+
+/* What --help says of -o is what happens: an existing file named with -o is replaced. */
+TEST_TIMEOUT(cli_run_help_says_o_replaces_a_file, 60)
+{
+	struct cmd_result r;
+	FILE *f;
+	char *text;
+
+	cmd_run(&r, COHORT " run --help", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "record to FILE, as given: an existing regular file\n"
+	               "                             of yours is replaced");
+	CHECK_CONTAINS(r.out, "is created new, never an existing\n");
+	cmd_free(&r);
+	CHECK((f = fopen("old.ndjson", "w")) != NULL);
+	fputs("an earlier file\n", f);
+	fclose(f);
+	cmd_run(&r, COHORT " run -q -n 1 -i 0.1 -o old.ndjson -- true", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	cmd_free(&r);
+	text = read_file("old.ndjson");
+	CHECK(text != NULL);
+	CHECK_MSG(strstr(text, "an earlier file") == NULL && strstr(text, "\"type\":\"header\"") != NULL,
+	          "-o did not replace the file: %.200s", text);
+	free(text);
+}
