@@ -310,8 +310,10 @@ static int cmd_shm_exec(int argc, char **argv)
 	sub = argv[1];
 	if (strcmp(sub, "ls") != 0 && strcmp(sub, "gc") != 0)
 		return cli_usage_error(&cli_cmd_shm, "unknown subcommand '%s': expected 'ls' or 'gc'", sub);
+	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "nh", opts, NULL)) != -1) {
+	/* Options after the subcommand: getopt sees argv + 1, so its argv[optind - 1] is argv[optind]. */
+	while ((c = getopt_long(argc - 1, argv + 1, ":nh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			dry_run = true;
@@ -322,8 +324,10 @@ static int cmd_shm_exec(int argc, char **argv)
 		case 'h':
 			help(stdout);
 			return CLI_OK;
+		case ':':
+			return cli_usage_error(&cli_cmd_shm, "option '%s' needs a value", argv[optind]);
 		default:
-			return cli_usage_error(&cli_cmd_shm, "unknown option");
+			return cli_usage_error(&cli_cmd_shm, "unknown option '%s'", argv[optind]);
 		}
 	}
 	if (optind < argc - 1)

@@ -823,8 +823,9 @@ static int cmd_top_exec(int argc, char **argv)
 		cli_error("out of memory");
 		return CLI_ERROR;
 	}
+	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:c:j:i:n:1b:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:c:j:i:n:1b:h", opts, NULL)) != -1) {
 		char *end;
 
 		switch (c) {
@@ -881,9 +882,12 @@ static int cmd_top_exec(int argc, char **argv)
 			help(stdout);
 			free(t.roots);
 			return CLI_OK;
+		case ':':
+			free(t.roots);
+			return cli_usage_error(&cli_cmd_top, "option '%s' needs a value", argv[optind - 1]);
 		default:
 			free(t.roots);
-			return cli_usage_error(&cli_cmd_top, "unknown option");
+			return cli_usage_error(&cli_cmd_top, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc) {

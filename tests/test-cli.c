@@ -81,6 +81,12 @@ TEST(cli_bad_arguments_exit_2_with_clear_errors)
 		{ "check --workers", "option '--workers' needs a value" },
 		{ "check --frobnicate", "unknown option '--frobnicate'" },
 		{ "check extra", "unexpected argument 'extra'" },
+		{ "top --pid", "option '--pid' needs a value" },
+		{ "top --bogus", "unknown option '--bogus'" },
+		{ "gather --ranks", "option '--ranks' needs a value" },
+		{ "gather --bogus x", "unknown option '--bogus'" },
+		{ "shm ls --bogus", "unknown option '--bogus'" },
+		{ "shm gc -x", "unknown option '-x'" },
 		{ "check -n 100000 -m 16000000T", "impossible plan" },
 	};
 
@@ -90,6 +96,9 @@ TEST(cli_bad_arguments_exit_2_with_clear_errors)
 		cmd_run(&r, COHORT " %s", test_build_dir(), cases[i].args);
 		CHECK_MSG(r.status == 2, "'cohort %s' exited %d, want 2", cases[i].args, r.status);
 		CHECK_CONTAINS(r.err, cases[i].want);
+		/* One message, cohort's: not getopt's own before it. */
+		CHECK_MSG(!strstr(r.err, "unrecognized option") && !strstr(r.err, "requires an argument") &&
+		          !strstr(r.err, "invalid option"), "'cohort %s': getopt's message too: %s", cases[i].args, r.err);
 		CHECK_MSG(r.out[0] == '\0', "'cohort %s' printed to stdout: %s", cases[i].args, r.out);
 		cmd_free(&r);
 	}
