@@ -240,3 +240,26 @@ TEST_TIMEOUT(cli_run_help_says_o_replaces_a_file, 60)
 	          "-o did not replace the file: %.200s", text);
 	free(text);
 }
+
+/* A plan over the caller's --budget: raising the budget is offered, not a check that ignores it. */
+TEST(cli_run_over_its_budget_offers_a_larger_budget)
+{
+	struct cmd_result r;
+	struct cohort_alloc a;
+
+	CHECK_OK(cohort_alloc_detect(NULL, &a));
+	if (a.mem_limit < (200ULL << 20))
+		SKIP("the allocation holds less than 200 MiB");
+	cmd_run(&r, "env -u SLURM_JOB_ID " COHORT " run --budget 100M -m 80M -n 2 -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "2 workers x 80.0 MiB = 160.0 MiB, above the 100.0 MiB memory limit (--budget)");
+	CHECK_CONTAINS(r.err, "use --workers 1, or at most 50.0 MiB per worker; or raise --budget to 160M");
+	CHECK_MSG(strstr(r.err, "cohort check") == NULL, "points to a check that ignores --budget: %s", r.err);
+	cmd_free(&r);
+	/* Without --budget, cohort check shows the same limit. */
+	cmd_run(&r, "env -u SLURM_JOB_ID " COHORT " run -m 100T -n 2 -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "(`cohort check --workers 2 --mem-per-worker 104857600M` shows the allocation)");
+	CHECK_MSG(strstr(r.err, "--budget") == NULL, "offers --budget: %s", r.err);
+	cmd_free(&r);
+}
