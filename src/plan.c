@@ -146,9 +146,14 @@ int cohort_plan_check(const struct cohort_alloc *a, const struct cohort_plan *p,
 		cohort_size_format(a->ram_total, size, sizeof(size));
 		FMT(pr->message, "%s, above the node's %s of RAM: the node would swap, or the "
 		    "kernel's OOM killer would kill a worker", what, size);
-		if (p->mem_per_worker && a->ram_total > p->shm)
+		/* Not even one worker fits: fewer workers is no fix. */
+		if (p->mem_per_worker && a->ram_total > p->shm && (a->ram_total - p->shm) / p->mem_per_worker > 0)
 			FMT(pr->fix, "use --workers %llu or fewer",
 			    (unsigned long long)((a->ram_total - p->shm) / p->mem_per_worker));
+		else if (p->mem_per_worker && a->ram_total > p->shm)
+			FMT(pr->fix, "make each worker smaller than %s (the node's RAM%s)",
+			    cohort_size_format((a->ram_total - p->shm), need, sizeof(need)),
+			    p->shm ? " less the shared segments" : "");
 		else
 			FMT(pr->fix, "make the shared segments smaller than the node's RAM");
 	} else if (v.fits && a->ram_available && v.total > a->ram_available &&
