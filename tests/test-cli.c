@@ -263,3 +263,18 @@ TEST(cli_run_over_its_budget_offers_a_larger_budget)
 	CHECK_MSG(strstr(r.err, "--budget") == NULL, "offers --budget: %s", r.err);
 	cmd_free(&r);
 }
+
+/* A metrics path under a file: the error names the problem and a fix, never an empty one. */
+TEST(cli_run_metrics_under_a_file_has_a_fix)
+{
+	struct cmd_result r;
+	FILE *f;
+
+	CHECK((f = fopen("plain", "w")) != NULL);
+	fclose(f);
+	cmd_run(&r, COHORT " run --metrics plain/x -n 1 -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "Not a directory; a part of the path is a file, not a directory");
+	CHECK_MSG(!strstr(r.err, "; \n") && !strstr(r.err, ";\n"), "an empty fix: %s", r.err);
+	cmd_free(&r);
+}
