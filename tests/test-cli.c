@@ -278,3 +278,21 @@ TEST(cli_run_metrics_under_a_file_has_a_fix)
 	CHECK_MSG(!strstr(r.err, "; \n") && !strstr(r.err, ";\n"), "an empty fix: %s", r.err);
 	cmd_free(&r);
 }
+
+/* An existing directory that is no memory cgroup is called that, not "No such file or directory". */
+TEST(cli_top_cgroup_that_is_not_one)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, COHORT " top --cgroup %s --once", test_build_dir(), test_tmpdir());
+	CHECK(r.status != 0);
+	CHECK_CONTAINS(r.err, "is not a memory cgroup");
+	CHECK_CONTAINS(r.err, "memory.current (v2) or memory.usage_in_bytes (v1)");
+	CHECK_CONTAINS(r.err, "/proc/PID/cgroup");
+	CHECK_MSG(strstr(r.err, "No such file") == NULL, "%s", r.err);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " top --cgroup /nonexistent-cgroup --once", test_build_dir());
+	CHECK(r.status != 0);
+	CHECK_CONTAINS(r.err, "no memory cgroup '/nonexistent-cgroup' under ");
+	cmd_free(&r);
+}
