@@ -323,3 +323,25 @@ TEST(cli_shm_ls_counts_unreadable_processes)
 	}
 	cmd_free(&r);
 }
+
+/* --job that finds nothing: where it looked, what names, and that a directory is missing. */
+TEST(cli_report_job_not_found_says_where_and_what)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "env -u COHORT_SPOOL " COHORT " report --job nosuch --spool /nonexistent", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "no recording of job nosuch: searched the SLURM plugin's spool /nonexistent/nosuch "
+	               "(<step>.<task>.<host>.ndjson), but the spool directory /nonexistent does not exist");
+	CHECK_MSG(strstr(r.err, "cohort run") == NULL, "%s", r.err);
+	cmd_free(&r);
+	cmd_run(&r, "COHORT_SPOOL=/nonexistent " COHORT " report --job nosuch", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "searched . (cohort run's cohort-nosuch.ndjson or cohort-nosuch.<step>.<task>.ndjson) "
+	               "and the SLURM plugin's spool /nonexistent/nosuch");
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report --job nosuch --step 0 .", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "no recording of job nosuch step 0: searched . (cohort run's cohort-nosuch.0.<task>.ndjson)");
+	cmd_free(&r);
+}
