@@ -28,7 +28,8 @@ static void help(FILE *out)
 	        "supervisor's pid) in its environment.\n"
 	        "\n"
 	        "Options:\n"
-	        "  -n, --workers N            workers to start (default: the usable CPUs)\n"
+	        "  -n, --workers N            workers to start, 1 to 4096 (default: the usable\n"
+	        "                             CPUs)\n"
 	        "  -l, --label                prefix each output line with the worker's rank\n"
 	        "      --budget SIZE          memory for all workers together (default: the\n"
 	        "                             allocation's limit less a margin for cohort and\n"
@@ -382,7 +383,7 @@ static int cmd_run_exec(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:n:lm:i:Ko:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (cli_parse_count("--workers", optarg, 4096, &o.workers) < 0)
+			if (cli_parse_count("--workers", optarg, CLI_MAX_WORKERS, &o.workers) < 0)
 				return CLI_USAGE;
 			break;
 		case 'l':

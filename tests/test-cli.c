@@ -87,7 +87,11 @@ TEST(cli_bad_arguments_exit_2_with_clear_errors)
 		{ "gather --bogus x", "unknown option '--bogus'" },
 		{ "shm ls --bogus", "unknown option '--bogus'" },
 		{ "shm gc -x", "unknown option '-x'" },
-		{ "check -n 100000 -m 16000000T", "impossible plan" },
+		{ "check -n 4096 -m 16000000T", "impossible plan" },
+		{ "check -n 4097", "invalid count '4097' for --workers" },
+		{ "run -n 4097 -- true", "invalid count '4097' for --workers" },
+		{ "check -m 0", "--mem-per-worker 0 is 0 bytes: give each worker's memory" },
+		{ "check --mem-per-worker 0K", "--mem-per-worker 0K is 0 bytes" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
