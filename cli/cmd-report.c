@@ -65,7 +65,7 @@ static bool any_task(const struct cohort_job *j)
 
 static void text(const struct cohort_job *j, const struct cohort_finding *f, size_t nf)
 {
-	char a[32], b[32], c[32], st[96];
+	char a[32], b[32], c[32], st[96], pidb[16];
 	bool tasks = any_task(j), hosts = false;
 	uint64_t rss = 0, pss = 0, uss = 0;
 	unsigned ok = 0;
@@ -124,7 +124,12 @@ static void text(const struct cohort_job *j, const struct cohort_finding *f, siz
 				printf("%-5s %-12s ", "-", r->host);
 			else if (j->nrecs > 1)
 				printf("%-12s ", r->host);
-			printf("%-8d %-36s %-11s %-11s %-11s\n", (int)w->pid, st,
+			/* A worker never started has no pid: "-", not 0. */
+			if (w->pid > 0)
+				snprintf(pidb, sizeof(pidb), "%d", (int)w->pid);
+			else
+				snprintf(pidb, sizeof(pidb), "-");
+			printf("%-8s %-36s %-11s %-11s %-11s\n", pidb, st,
 			       cohort_size_format(w->peak_rss, a, sizeof(a)),
 			       cohort_size_format(w->peak_pss, b, sizeof(b)),
 			       cohort_size_format(w->peak_uss, c, sizeof(c)));

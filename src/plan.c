@@ -59,10 +59,10 @@ static void describe_total(const struct cohort_verdict *v, const struct cohort_p
 	cohort_size_format(p->shm, shm, sizeof(shm));
 	cohort_size_format(v->total, total, sizeof(total));
 	if (p->mem_per_worker && p->shm)
-		snprintf(buf, size, "%u workers x %s + %s of shared segments = %s",
-		         v->workers, each, shm, total);
+		snprintf(buf, size, "%u worker%s x %s + %s of shared segments = %s",
+		         v->workers, v->workers == 1 ? "" : "s", each, shm, total);
 	else if (p->mem_per_worker)
-		snprintf(buf, size, "%u workers x %s = %s", v->workers, each, total);
+		snprintf(buf, size, "%u worker%s x %s = %s", v->workers, v->workers == 1 ? "" : "s", each, total);
 	else
 		snprintf(buf, size, "%s of shared segments", shm);
 }

@@ -154,6 +154,11 @@ TEST(cli_check_v2_fixture_text)
 	CHECK_CONTAINS(r.out, "Verdict: does NOT fit");
 	CHECK_CONTAINS(r.out, "fix: request --mem=2G (sbatch/srun), or use --workers 1");
 	cmd_free(&r);
+	/* One worker is "1 worker", not "1 workers". */
+	check_fixture(&r, "slurm-v2", "-n 1 -m 100G");
+	CHECK_CONTAINS(r.out, "Plan: 1 worker x 100.0 GiB");
+	CHECK_MSG(strstr(r.out, "1 workers") == NULL, "%s", r.out);
+	cmd_free(&r);
 }
 
 /* One node of a step across three (srun -N3 cohort check): the verdict names it; on one node it does not. */
