@@ -125,7 +125,7 @@ static int print_text(const struct cohort_alloc *a, const struct cohort_plan *p,
 	else
 		printf("  %-14s unreadable\n", "/dev/shm");
 
-	printf("\nPlan: %u workers", v->workers);
+	printf("\nPlan: %u worker%s", v->workers, v->workers == 1 ? "" : "s");
 	if (p->mem_per_worker)
 		printf(" x %s", cohort_size_format(p->mem_per_worker, b1, sizeof(b1)));
 	if (p->shm)

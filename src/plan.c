@@ -111,6 +111,10 @@ int cohort_plan_check(const struct cohort_alloc *a, const struct cohort_plan *p,
 			    a->slurm.present ? "request --mem=" : "", a->slurm.present ? req : "",
 			    a->slurm.present ? " (sbatch/srun), or " : "",
 			    v.workers_fit, fitsz);
+		} else if (a->slurm.present && p->mem_per_worker && !p->shm) {
+			/* Not one worker fits: fewer is no fix, and there are no segments to shrink. */
+			FMT(pr->fix, "request --mem=%s (sbatch/srun), or use at most %s per worker",
+			    req, cohort_size_format(v.per_worker_fit, need, sizeof(need)));
 		} else if (a->slurm.present) {
 			FMT(pr->fix, "request --mem=%s (sbatch/srun), or make the shared segments smaller", req);
 		} else {

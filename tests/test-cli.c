@@ -158,6 +158,9 @@ TEST(cli_check_v2_fixture_text)
 	check_fixture(&r, "slurm-v2", "-n 1 -m 100G");
 	CHECK_CONTAINS(r.out, "Plan: 1 worker x 100.0 GiB");
 	CHECK_MSG(strstr(r.out, "1 workers") == NULL, "%s", r.out);
+	/* No segments were given: none to shrink. */
+	CHECK_CONTAINS(r.out, "fix: request --mem=100G (sbatch/srun), or use at most 1.8 GiB per worker");
+	CHECK_MSG(strstr(r.out, "shared segments") == NULL, "%s", r.out);
 	cmd_free(&r);
 }
 
