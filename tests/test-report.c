@@ -534,3 +534,20 @@ TEST_TIMEOUT(report_oversubscribed_when_workers_swap, 90)
 	cmd_free(&r);
 	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the case failed (status %d)", st);
 }
+
+/* A worker the recording never saw start has no pid: the table shows "-", not 0. */
+TEST_TIMEOUT(report_worker_never_started_has_no_pid, 60)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, COHORT " run -q -n 2 -i 0.1 -o full.ndjson -- true && "
+	        "grep -v -e '\"kind\":\"[a-z_]*\",\"rank\":1,' -e '\"type\":\"sample\"' full.ndjson > rec.ndjson",
+	        test_build_dir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report rec.ndjson", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "\n  1     -        not started");
+	CHECK_MSG(strstr(r.out, " 0        not started") == NULL, "%s", r.out);
+	cmd_free(&r);
+}
