@@ -255,38 +255,36 @@ int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned fl
 	 * not it names its task. Tasks are also of one step. A recording from
 	 * before the header named a job ("") is taken as of any job.
 	 */
-	if (!ref)
-		ref = recs[0];
 	for (size_t i = 0; i < n; i++) {
-		const struct cohort_recording *r = recs[i];
-		const char *rj = job_of(r), *refj = job_of(ref);
+		const struct cohort_recording *r = recs[i], *first = ref ? ref : recs[0];
+		const char *rj = job_of(r), *refj = job_of(first);
 		struct cohort_merge_problem *p;
 
-		if (r == ref)
+		if (r == first)
 			continue;
-		if (r->task.known && ref->task.known) {
-			if (same_step(r, ref))
+		if (r->task.known && first->task.known) {
+			if (same_step(r, first))
 				continue;
 		} else if (!rj[0] || !refj[0] || strcmp(rj, refj) == 0)
 			continue;
 		if (!(flags & COHORT_MERGE_FORCE)) {
-			if (why && why_size && r->task.known && ref->task.known)
+			if (why && why_size && r->task.known && first->task.known)
 				snprintf(why, why_size, "%s is task %ld of job %s step %s, but %s is of job %s step %s: "
 				         "recordings of different jobs or steps do not merge into one job",
-				         r->path, r->task.id, r->task.job, r->task.step, ref->path, ref->task.job,
-				         ref->task.step);
+				         r->path, r->task.id, r->task.job, r->task.step, first->path, first->task.job,
+				         first->task.step);
 			else if (why && why_size)
 				snprintf(why, why_size, "%s is of job %s, but %s is of job %s: "
 				         "recordings of different jobs do not merge into one job",
-				         r->path, rj, ref->path, refj);
+				         r->path, rj, first->path, refj);
 			rc = COHORT_EMIXEDJOB;
 			goto out;
 		}
 		if (!(p = problem(j, &cap, COHORT_MERGE_MIXED, r->task.known ? r->task.id : -1)))
 			goto out;
-		if (r->task.known && ref->task.known)
+		if (r->task.known && first->task.known)
 			snprintf(p->message, sizeof(p->message), "%s is of job %s step %s, not job %s step %s: "
-			         "merged anyway", r->path, r->task.job, r->task.step, ref->task.job, ref->task.step);
+			         "merged anyway", r->path, r->task.job, r->task.step, first->task.job, first->task.step);
 		else
 			snprintf(p->message, sizeof(p->message), "%s is of job %s, not job %s: merged anyway",
 			         r->path, rj, refj);
