@@ -46,6 +46,13 @@ int cli_parse_size(const char *option, const char *text, uint64_t *ret);
 /* Parse a positive count option (1..max). */
 int cli_parse_count(const char *option, const char *text, unsigned max, unsigned *ret);
 
+/*
+ * The most workers one cohort run supervises (a process, pipes and a
+ * cgroup each); cohort check plans for no more, so that what it calls
+ * fitting is what cohort run can start.
+ */
+#define CLI_MAX_WORKERS 4096
+
 /* The probe for this process: the real system unless COHORT_ROOT_PROC,
  * COHORT_ROOT_CGROUP or COHORT_ROOT_SHM point elsewhere (fixture replay);
  * COHORT_SCONTROL names the scontrol to run (a fake one in tests). */

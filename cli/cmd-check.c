@@ -25,7 +25,8 @@ static void help(FILE *out)
 	        "SIZE each, plus SIZE of shared segments in /dev/shm, fit it.\n"
 	        "\n"
 	        "Options:\n"
-	        "  -n, --workers N            worker processes (default: the usable CPUs)\n"
+	        "  -n, --workers N            worker processes, 1 to 4096 as for cohort run\n"
+	        "                             (default: the usable CPUs)\n"
 	        "  -m, --mem-per-worker SIZE  memory each worker needs\n"
 	        "  -s, --shm SIZE             shared segments in /dev/shm (they count against\n"
 	        "                             the job's memory limit too)\n"
@@ -124,7 +125,7 @@ static int print_text(const struct cohort_alloc *a, const struct cohort_plan *p,
 	else
 		printf("  %-14s unreadable\n", "/dev/shm");
 
-	printf("\nPlan: %u workers", v->workers);
+	printf("\nPlan: %u worker%s", v->workers, v->workers == 1 ? "" : "s");
 	if (p->mem_per_worker)
 		printf(" x %s", cohort_size_format(p->mem_per_worker, b1, sizeof(b1)));
 	if (p->shm)
@@ -169,12 +170,16 @@ static int cmd_check_exec(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":n:m:s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (cli_parse_count("--workers", optarg, 100000, &plan.workers) < 0)
+			if (cli_parse_count("--workers", optarg, CLI_MAX_WORKERS, &plan.workers) < 0)
 				return CLI_USAGE;
 			break;
 		case 'm':
 			if (cli_parse_size("--mem-per-worker", optarg, &plan.mem_per_worker) < 0)
 				return CLI_USAGE;
+			/* 0 would read as "not given": a figure of nothing is no plan to check. */
+			if (!plan.mem_per_worker)
+				return cli_usage_error(&cli_cmd_check, "--mem-per-worker %s is 0 bytes: give each "
+				                       "worker's memory (such as 512M), or leave the option out", optarg);
 			break;
 		case 's':
 			if (cli_parse_size("--shm", optarg, &plan.shm) < 0)

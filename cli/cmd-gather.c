@@ -71,8 +71,9 @@ static int cmd_gather_exec(int argc, char **argv)
 	uint64_t bytes = 0;
 	int c, json = 0, r, status;
 
+	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:t:rh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:t:rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (cli_parse_count("--ranks", optarg, 1u << 20, &ranks) < 0)
@@ -94,8 +95,10 @@ static int cmd_gather_exec(int argc, char **argv)
 		case 'h':
 			help(stdout);
 			return CLI_OK;
+		case ':':
+			return cli_usage_error(&cli_cmd_gather, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return cli_usage_error(&cli_cmd_gather, "unknown option");
+			return cli_usage_error(&cli_cmd_gather, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)

@@ -65,7 +65,7 @@ static bool any_task(const struct cohort_job *j)
 
 static void text(const struct cohort_job *j, const struct cohort_finding *f, size_t nf)
 {
-	char a[32], b[32], c[32], st[96];
+	char a[32], b[32], c[32], st[96], pidb[16];
 	bool tasks = any_task(j), hosts = false;
 	uint64_t rss = 0, pss = 0, uss = 0;
 	unsigned ok = 0;
@@ -124,7 +124,12 @@ static void text(const struct cohort_job *j, const struct cohort_finding *f, siz
 				printf("%-5s %-12s ", "-", r->host);
 			else if (j->nrecs > 1)
 				printf("%-12s ", r->host);
-			printf("%-8d %-36s %-11s %-11s %-11s\n", (int)w->pid, st,
+			/* A worker never started has no pid: "-", not 0. */
+			if (w->pid > 0)
+				snprintf(pidb, sizeof(pidb), "%d", (int)w->pid);
+			else
+				snprintf(pidb, sizeof(pidb), "-");
+			printf("%-8s %-36s %-11s %-11s %-11s\n", pidb, st,
 			       cohort_size_format(w->peak_rss, a, sizeof(a)),
 			       cohort_size_format(w->peak_pss, b, sizeof(b)),
 			       cohort_size_format(w->peak_uss, c, sizeof(c)));
@@ -453,12 +458,33 @@ static int cmd_report_exec(int argc, char **argv)
 			from_spool = files.n > 0;
 		}
 		if (!files.n) {
-			cli_error("no recording of job %s%s%s in %s (cohort run writes cohort-%s.<step>.<task>.ndjson)"
-			          "%s%s%s%s", job_id, step ? " step " : "", step ? step : "",
-			          spool ? "the spool" : optind < argc ? argv[optind] : ".", job_id,
-			          optind < argc ? "" : ", nor in ",
-			          optind < argc ? "" : spool ? spool : getenv("COHORT_SPOOL") ? getenv("COHORT_SPOOL") :
-			          COHORT_SPOOL_DEFAULT, optind < argc ? "" : "/", optind < argc ? "" : job_id);
+			const char *sp = spool ? spool : getenv("COHORT_SPOOL");
+			const char *dir = optind < argc ? argv[optind] : ".";
+			char run_names[512] = "", spool_part[COHORT_PATH_MAX + 256] = "", sdir[COHORT_PATH_MAX];
+			struct stat st;
+
+			if (!sp || !*sp)
+				sp = COHORT_SPOOL_DEFAULT;
+			/* Where each writer puts a job's recordings: the names looked for in each place. */
+			if (!spool) {
+				if (step)
+					snprintf(run_names, sizeof(run_names), "%s (cohort run's cohort-%s.%s.<task>.ndjson)",
+					         dir, job_id, step);
+				else
+					snprintf(run_names, sizeof(run_names), "%s (cohort run's cohort-%s.ndjson or "
+					         "cohort-%s.<step>.<task>.ndjson)", dir, job_id, job_id);
+			}
+			if (optind >= argc) {
+				snprintf(sdir, sizeof(sdir), "%s/%s", sp, job_id);
+				bool no_spool = stat(sp, &st) != 0;
+
+				snprintf(spool_part, sizeof(spool_part), "%sthe SLURM plugin's spool %s (%s.<task>.<host>.ndjson)%s%s%s",
+				         spool ? "" : " and ", sdir, step ? step : "<step>",
+				         no_spool ? ", but the spool directory " : stat(sdir, &st) != 0 ? ", which does not exist" : "",
+				         no_spool ? sp : "", no_spool ? " does not exist" : "");
+			}
+			cli_error("no recording of job %s%s%s: searched %s%s", job_id, step ? " step " : "",
+			          step ? step : "", run_names, spool_part);
 			rc = CLI_ERROR;
 			goto out;
 		}

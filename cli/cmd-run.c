@@ -28,7 +28,8 @@ static void help(FILE *out)
 	        "supervisor's pid) in its environment.\n"
 	        "\n"
 	        "Options:\n"
-	        "  -n, --workers N            workers to start (default: the usable CPUs)\n"
+	        "  -n, --workers N            workers to start, 1 to 4096 (default: the usable\n"
+	        "                             CPUs)\n"
 	        "  -l, --label                prefix each output line with the worker's rank\n"
 	        "      --budget SIZE          memory for all workers together (default: the\n"
 	        "                             allocation's limit less a margin for cohort and\n"
@@ -51,10 +52,14 @@ static void help(FILE *out)
 	        "      --no-catch             do not preload cohort's shim that records a fatal\n"
 	        "                             signal's address and backtrace (on by default,\n"
 	        "                             except for sanitizer-built programs)\n"
-	        "  -o, --record FILE          where to record (default cohort-<job>.ndjson, or\n"
+	        "  -o, --record FILE          record to FILE, as given: an existing regular file\n"
+	        "                             of yours is replaced (a FIFO, device, symlink or\n"
+	        "                             another user's file is refused). Without -o the\n"
+	        "                             default name, cohort-<job>.ndjson or\n"
 	        "                             cohort-<job>.<step>.<task>.ndjson for a task of\n"
-	        "                             srun or mpirun; never an existing file: see\n"
-	        "                             docs/recording.md)\n"
+	        "                             srun or mpirun, is created new, never an existing\n"
+	        "                             file (when taken, .<host>.<pid> is added): see\n"
+	        "                             docs/recording.md\n"
 	        "      --no-record            record nothing\n"
 	        "      --metrics FILE|DIR     keep the job's memory figures in FILE as Prometheus\n"
 	        "                             metrics for node_exporter's textfile collector\n"
@@ -302,15 +307,35 @@ static int metrics_path(struct run_opts *o, char *buf, size_t size)
 	return 0;
 }
 
-static int refuse(const struct run_opts *o, const struct cohort_verdict *v)
+/*
+ * The verdict's problems and fixes. A --budget the caller gave is the limit
+ * the plan was checked against: raising it is a fix too when the allocation
+ * holds the plan, and cohort check (which knows no --budget) would only say
+ * that it fits, so it is not offered then.
+ */
+static int refuse(const struct run_opts *o, const struct cohort_verdict *v, bool user_budget)
 {
+	char lim[32];
+
 	cli_error("not starting: the plan does not fit");
-	for (int i = 0; i < v->nproblems; i++)
-		if (v->problems[i].fatal)
-			fprintf(stderr, "  problem: %s\n      fix: %s\n", v->problems[i].message,
-			        v->problems[i].fix);
-	fprintf(stderr, "  (`cohort check --workers %u --mem-per-worker %lluM` shows the allocation)\n",
-	        o->workers, (unsigned long long)(o->mem_per_worker >> 20));
+	for (int i = 0; i < v->nproblems; i++) {
+		const struct cohort_problem *p = &v->problems[i];
+
+		if (!p->fatal)
+			continue;
+		fprintf(stderr, "  problem: %s\n      fix: %s", p->message, p->fix);
+		if (user_budget && p->kind == COHORT_PROBLEM_MEM_LIMIT && v->total <= o->alloc.mem_limit)
+			fprintf(stderr, "; or raise --budget to %lluM (the allocation's %s limit holds it)",
+			        (unsigned long long)((v->total + (1ULL << 20) - 1) >> 20),
+			        cohort_size_format(o->alloc.mem_limit, lim, sizeof(lim)));
+		else if (user_budget && p->kind == COHORT_PROBLEM_MEM_LIMIT)
+			fprintf(stderr, " (a larger --budget does not help: the allocation's limit is %s)",
+			        cohort_size_format(o->alloc.mem_limit, lim, sizeof(lim)));
+		fputc('\n', stderr);
+	}
+	if (!user_budget)
+		fprintf(stderr, "  (`cohort check --workers %u --mem-per-worker %lluM` shows the allocation)\n",
+		        o->workers, (unsigned long long)(o->mem_per_worker >> 20));
 	return CLI_ERROR;
 }
 
@@ -358,7 +383,7 @@ static int cmd_run_exec(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:n:lm:i:Ko:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (cli_parse_count("--workers", optarg, 4096, &o.workers) < 0)
+			if (cli_parse_count("--workers", optarg, CLI_MAX_WORKERS, &o.workers) < 0)
 				return CLI_USAGE;
 			break;
 		case 'l':
@@ -517,7 +542,7 @@ static int cmd_run_exec(int argc, char **argv)
 		return cli_usage_error(&cli_cmd_run, "impossible plan: %u workers x %llu bytes",
 		                       o.workers, (unsigned long long)o.mem_per_worker);
 	if (!verdict.fits)
-		return refuse(&o, &verdict);
+		return refuse(&o, &verdict, strcmp(budget_source, "--budget") == 0);
 
 	if (job_token(&o.alloc, job, sizeof(job)) < 0)
 		return CLI_USAGE;

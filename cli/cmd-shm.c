@@ -95,6 +95,7 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 	size_t n;
 	int r = cohort_shm_list(probe, &files, &n);
 	bool complete = true;
+	size_t uninspected = 0, denied = 0;
 
 	if (r < 0) {
 		cli_error("cannot list %s: %s", probe->shm_path ? probe->shm_path : "/dev/shm",
@@ -103,6 +104,10 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 	}
 	for (size_t i = 0; i < n; i++)
 		complete = complete && files[i].mappers_complete;
+	if (n > 0) {
+		uninspected = files[0].uninspected;
+		denied = files[0].denied;
+	}
 	if (json) {
 		json_t *root = json_object(), *arr = json_array();
 
@@ -128,6 +133,7 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 		}
 		json_object_set_new(root, "files", arr);
 		json_object_set_new(root, "mappers_complete", json_boolean(complete));
+		json_object_set_new(root, "uninspected_processes", json_integer((json_int_t)uninspected));
 		if (cli_json_print(root) < 0) {
 			cohort_shm_files_free(files, n);
 			return CLI_ERROR;
@@ -154,10 +160,14 @@ static int do_ls(const struct cohort_probe *probe, bool json)
 		}
 		if (n == 0)
 			printf("(no files)\n");
-		if (!complete)
-			printf("\nSome processes could not be inspected (they belong to other users): a file\n"
-			       "shown unused may still be mapped by one of them. 'cohort shm gc' checks\n"
-			       "again with a kernel lease before removing anything.\n");
+		if (!complete) {
+			printf("\n%zu process%s could not be read", uninspected, uninspected == 1 ? "" : "es");
+			if (denied)
+				printf(" (%zu: permission denied, as for another user's process or without\n"
+				       "CAP_SYS_PTRACE, which even root may lack)", denied);
+			printf(": a file shown unused may still be mapped by one of them.\n"
+			       "'cohort shm gc' checks again with a kernel lease before removing anything.\n");
+		}
 	}
 	cohort_shm_files_free(files, n);
 	return CLI_OK;
@@ -310,8 +320,10 @@ static int cmd_shm_exec(int argc, char **argv)
 	sub = argv[1];
 	if (strcmp(sub, "ls") != 0 && strcmp(sub, "gc") != 0)
 		return cli_usage_error(&cli_cmd_shm, "unknown subcommand '%s': expected 'ls' or 'gc'", sub);
+	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "nh", opts, NULL)) != -1) {
+	/* Options after the subcommand: getopt sees argv + 1, so its argv[optind - 1] is argv[optind]. */
+	while ((c = getopt_long(argc - 1, argv + 1, ":nh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			dry_run = true;
@@ -322,8 +334,10 @@ static int cmd_shm_exec(int argc, char **argv)
 		case 'h':
 			help(stdout);
 			return CLI_OK;
+		case ':':
+			return cli_usage_error(&cli_cmd_shm, "option '%s' needs a value", argv[optind]);
 		default:
-			return cli_usage_error(&cli_cmd_shm, "unknown option");
+			return cli_usage_error(&cli_cmd_shm, "unknown option '%s'", argv[optind]);
 		}
 	}
 	if (optind < argc - 1)

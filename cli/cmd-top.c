@@ -823,8 +823,9 @@ static int cmd_top_exec(int argc, char **argv)
 		cli_error("out of memory");
 		return CLI_ERROR;
 	}
+	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:c:j:i:n:1b:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:c:j:i:n:1b:h", opts, NULL)) != -1) {
 		char *end;
 
 		switch (c) {
@@ -881,9 +882,12 @@ static int cmd_top_exec(int argc, char **argv)
 			help(stdout);
 			free(t.roots);
 			return CLI_OK;
+		case ':':
+			free(t.roots);
+			return cli_usage_error(&cli_cmd_top, "option '%s' needs a value", argv[optind - 1]);
 		default:
 			free(t.roots);
-			return cli_usage_error(&cli_cmd_top, "unknown option");
+			return cli_usage_error(&cli_cmd_top, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc) {
@@ -945,9 +949,21 @@ static int cmd_top_exec(int argc, char **argv)
 
 		r = cohort_cgroup_read(&t.probe, t.cgroup_arg, &cgm);
 		if (r < 0) {
-			cli_error("cannot read the memory cgroup '%s': %s; give it as /proc/PID/cgroup "
-			          "names it, or as a directory under %s", t.cgroup_arg, cohort_strerror(r),
-			          t.probe.cgroup_root ? t.probe.cgroup_root : "/sys/fs/cgroup");
+			const char *root = t.probe.cgroup_root ? t.probe.cgroup_root : "/sys/fs/cgroup";
+			const char *find = "find the job's cgroup on the memory (or 0::) line of /proc/PID/cgroup "
+			                   "of one of its processes, or use --pid PID or --job ID instead";
+			struct stat st;
+
+			/* A path that exists but is not one: say so, not "No such file" of where it was looked for. */
+			if (r == COHORT_ENOCGROUP || (r == -ENOENT && stat(t.cgroup_arg, &st) == 0))
+				cli_error("'%s' is not a memory cgroup: it is not a directory of the memory "
+				          "hierarchy under %s with a memory.current (v2) or memory.usage_in_bytes "
+				          "(v1); %s", t.cgroup_arg, root, find);
+			else if (r == -ENOENT)
+				cli_error("no memory cgroup '%s' under %s; %s", t.cgroup_arg, root, find);
+			else
+				cli_error("cannot read the memory cgroup '%s': %s; %s", t.cgroup_arg,
+				          cohort_strerror(r), find);
 			goto out;
 		}
 		snprintf(t.cgdir, sizeof(t.cgdir), "%s", cgm.dir);

@@ -985,7 +985,12 @@ static void summary(struct sup *s, FILE *out)
 		else
 			cohort_status_describe(w->status, how, sizeof(how));
 		/* "-": no page walk of it ever landed (it ended first), not zero bytes. */
-		fprintf(out, "  %-5u %-8d %-30s %-11s %-11s%s%s\n", w->rank, (int)w->pid, how,
+		char pid[16] = "-";
+
+		if (w->pid > 0)
+			snprintf(pid, sizeof(pid), "%d", (int)w->pid);
+		/* A worker never started has no pid: "-", not 0. */
+		fprintf(out, "  %-5u %-8s %-30s %-11s %-11s%s%s\n", w->rank, pid, how,
 		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_pss, a, sizeof(a)) : "-",
 		        st.peak_pss || st.peak_uss ? fmt_size(st.peak_uss, b, sizeof(b)) : "-",
 		        exact ? " " : "", exact ? (st.peak_cgroup ? fmt_size(st.peak_cgroup, c, sizeof(c)) : "-") : "");

@@ -199,10 +199,15 @@ static const char *fix_for(int err)
 		return "create the temporary file on the target's filesystem: leave tmp_dir unset so it is made beside the target";
 	case -ENOENT:
 		return "create the directory first";
+	case -ENOTDIR:
+		return "a part of the path is a file, not a directory: give a path in an existing directory";
 	default:
 		return "";
 	}
 }
+
+/* The fix for err after sep, as two %s arguments; nothing (not a bare separator) when there is none. */
+#define FIX(sep, err) (fix_for(err)[0] ? (sep) : ""), fix_for(err)
 
 int cohort_publish_open(struct cohort_publish *pub, const char *path,
                         const struct cohort_publish_opts *opts)
@@ -228,8 +233,8 @@ int cohort_publish_open(struct cohort_publish *pub, const char *path,
 	pub->dir_fd = open(pub->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pub->dir_fd < 0) {
 		r = -errno;
-		PERR(pub, "cannot open directory '%s' to publish '%s': %s; %s", pub->dir, pub->name,
-		     strerror(-r), fix_for(r));
+		PERR(pub, "cannot open directory '%s' to publish '%s': %s%s%s", pub->dir, pub->name,
+		     strerror(-r), FIX("; ", r));
 		goto out;
 	}
 	if (fstatat(pub->dir_fd, pub->name, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
@@ -253,9 +258,9 @@ int cohort_publish_open(struct cohort_publish *pub, const char *path,
 		if (st.st_dev != tst.st_dev) {
 			r = -EXDEV;
 			PERR(pub, "the temporary directory '%s' (device %u:%u) is not on the filesystem of '%s' (device %u:%u): "
-			     "a rename between them would be a copy, which a reader can see half done; %s",
+			     "a rename between them would be a copy, which a reader can see half done%s%s",
 			     opts->tmp_dir, major(tst.st_dev), minor(tst.st_dev), pub->dir,
-			     major(st.st_dev), minor(st.st_dev), fix_for(r));
+			     major(st.st_dev), minor(st.st_dev), FIX("; ", r));
 			goto out;
 		}
 	} else {
@@ -263,9 +268,9 @@ int cohort_publish_open(struct cohort_publish *pub, const char *path,
 	}
 	r = create_temp(pub, mode);
 	if (r < 0) {
-		PERR(pub, "cannot create a temporary file in '%s' to publish '%s': %s; %s",
+		PERR(pub, "cannot create a temporary file in '%s' to publish '%s': %s%s%s",
 		     opts && opts->tmp_dir ? opts->tmp_dir : pub->dir, pub->name, strerror(-r),
-		     fix_for(r));
+		     FIX("; ", r));
 		goto out;
 	}
 	pub->fd = r;
@@ -317,8 +322,8 @@ int cohort_publish_write(struct cohort_publish *pub, const void *buf, size_t len
 
 			if (r == -EINTR)
 				continue;
-			PERR(pub, "writing the new contents of '%s/%s' failed after %zu of %zu bytes: %s; %s",
-			     pub->dir, pub->name, done, len, strerror(-r), fix_for(r));
+			PERR(pub, "writing the new contents of '%s/%s' failed after %zu of %zu bytes: %s%s%s",
+			     pub->dir, pub->name, done, len, strerror(-r), FIX("; ", r));
 			pub_end(pub, true);
 			return r;
 		}
@@ -336,8 +341,8 @@ int cohort_publish_commit(struct cohort_publish *pub)
 		return -EBADF;
 	if (sync && fsync(pub->fd) < 0) {
 		r = -errno;
-		PERR(pub, "flushing the new contents of '%s/%s' to disk failed: %s; the target was not touched. %s",
-		     pub->dir, pub->name, strerror(-r), fix_for(r));
+		PERR(pub, "flushing the new contents of '%s/%s' to disk failed: %s; the target was not touched.%s%s",
+		     pub->dir, pub->name, strerror(-r), FIX(" ", r));
 		pub_end(pub, true);
 		return r;
 	}
@@ -347,8 +352,8 @@ int cohort_publish_commit(struct cohort_publish *pub)
 		r = -errno;
 		if (r == -EXDEV)
 			PERR(pub, "cannot rename the temporary file over '%s/%s': the two are on different mounts, "
-			     "and a rename across mounts is not atomic; the target was not touched. %s",
-			     pub->dir, pub->name, fix_for(r));
+			     "and a rename across mounts is not atomic; the target was not touched.%s%s",
+			     pub->dir, pub->name, FIX(" ", r));
 		else
 			PERR(pub, "cannot rename the temporary file over '%s/%s': %s; the target was not touched",
 			     pub->dir, pub->name, strerror(-r));

@@ -24,6 +24,12 @@ static bool same_step(const struct cohort_recording *a, const struct cohort_reco
 	return strcmp(a->task.job, b->task.job) == 0 && strcmp(a->task.step, b->task.step) == 0;
 }
 
+/* The job a recording belongs to: its task's, else its header's ("" when neither says). */
+static const char *job_of(const struct cohort_recording *r)
+{
+	return r->task.known ? r->task.job : r->job;
+}
+
 /* Tasks first, by job, step and id; then the recordings that name no task, as given. */
 static int by_task(const void *pa, const void *pb)
 {
@@ -243,26 +249,45 @@ int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned fl
 		if (!ref && recs[i]->task.known)
 			ref = recs[i];
 	}
-	/* Only recordings that say which job and step they belong to can be of another one. */
-	for (size_t i = 0; ref && i < n; i++) {
-		const struct cohort_recording *r = recs[i];
+	/*
+	 * Every recording names its job (a task's job, else the header's: a
+	 * local run's local-<pid>); one of another job is refused, whether or
+	 * not it names its task. Tasks are also of one step. A recording from
+	 * before the header named a job ("") is taken as of any job.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		const struct cohort_recording *r = recs[i], *first = ref ? ref : recs[0];
+		const char *rj = job_of(r), *refj = job_of(first);
 		struct cohort_merge_problem *p;
 
-		if (!r->task.known || same_step(r, ref))
+		if (r == first)
+			continue;
+		if (r->task.known && first->task.known) {
+			if (same_step(r, first))
+				continue;
+		} else if (!rj[0] || !refj[0] || strcmp(rj, refj) == 0)
 			continue;
 		if (!(flags & COHORT_MERGE_FORCE)) {
-			if (why && why_size)
+			if (why && why_size && r->task.known && first->task.known)
 				snprintf(why, why_size, "%s is task %ld of job %s step %s, but %s is of job %s step %s: "
 				         "recordings of different jobs or steps do not merge into one job",
-				         r->path, r->task.id, r->task.job, r->task.step, ref->path, ref->task.job,
-				         ref->task.step);
+				         r->path, r->task.id, r->task.job, r->task.step, first->path, first->task.job,
+				         first->task.step);
+			else if (why && why_size)
+				snprintf(why, why_size, "%s is of job %s, but %s is of job %s: "
+				         "recordings of different jobs do not merge into one job",
+				         r->path, rj, first->path, refj);
 			rc = COHORT_EMIXEDJOB;
 			goto out;
 		}
-		if (!(p = problem(j, &cap, COHORT_MERGE_MIXED, r->task.id)))
+		if (!(p = problem(j, &cap, COHORT_MERGE_MIXED, r->task.known ? r->task.id : -1)))
 			goto out;
-		snprintf(p->message, sizeof(p->message), "%s is of job %s step %s, not job %s step %s: "
-		         "merged anyway", r->path, r->task.job, r->task.step, ref->task.job, ref->task.step);
+		if (r->task.known && first->task.known)
+			snprintf(p->message, sizeof(p->message), "%s is of job %s step %s, not job %s step %s: "
+			         "merged anyway", r->path, r->task.job, r->task.step, first->task.job, first->task.step);
+		else
+			snprintf(p->message, sizeof(p->message), "%s is of job %s, not job %s: merged anyway",
+			         r->path, rj, refj);
 	}
 	qsort(slots, n, sizeof(*slots), by_task);
 	j->ntasks = -1;

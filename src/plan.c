@@ -59,10 +59,10 @@ static void describe_total(const struct cohort_verdict *v, const struct cohort_p
 	cohort_size_format(p->shm, shm, sizeof(shm));
 	cohort_size_format(v->total, total, sizeof(total));
 	if (p->mem_per_worker && p->shm)
-		snprintf(buf, size, "%u workers x %s + %s of shared segments = %s",
-		         v->workers, each, shm, total);
+		snprintf(buf, size, "%u worker%s x %s + %s of shared segments = %s",
+		         v->workers, v->workers == 1 ? "" : "s", each, shm, total);
 	else if (p->mem_per_worker)
-		snprintf(buf, size, "%u workers x %s = %s", v->workers, each, total);
+		snprintf(buf, size, "%u worker%s x %s = %s", v->workers, v->workers == 1 ? "" : "s", each, total);
 	else
 		snprintf(buf, size, "%s of shared segments", shm);
 }
@@ -111,6 +111,10 @@ int cohort_plan_check(const struct cohort_alloc *a, const struct cohort_plan *p,
 			    a->slurm.present ? "request --mem=" : "", a->slurm.present ? req : "",
 			    a->slurm.present ? " (sbatch/srun), or " : "",
 			    v.workers_fit, fitsz);
+		} else if (a->slurm.present && p->mem_per_worker && !p->shm) {
+			/* Not one worker fits: fewer is no fix, and there are no segments to shrink. */
+			FMT(pr->fix, "request --mem=%s (sbatch/srun), or use at most %s per worker",
+			    req, cohort_size_format(v.per_worker_fit, need, sizeof(need)));
 		} else if (a->slurm.present) {
 			FMT(pr->fix, "request --mem=%s (sbatch/srun), or make the shared segments smaller", req);
 		} else {
@@ -146,9 +150,14 @@ int cohort_plan_check(const struct cohort_alloc *a, const struct cohort_plan *p,
 		cohort_size_format(a->ram_total, size, sizeof(size));
 		FMT(pr->message, "%s, above the node's %s of RAM: the node would swap, or the "
 		    "kernel's OOM killer would kill a worker", what, size);
-		if (p->mem_per_worker && a->ram_total > p->shm)
+		/* Not even one worker fits: fewer workers is no fix. */
+		if (p->mem_per_worker && a->ram_total > p->shm && (a->ram_total - p->shm) / p->mem_per_worker > 0)
 			FMT(pr->fix, "use --workers %llu or fewer",
 			    (unsigned long long)((a->ram_total - p->shm) / p->mem_per_worker));
+		else if (p->mem_per_worker && a->ram_total > p->shm)
+			FMT(pr->fix, "make each worker smaller than %s (the node's RAM%s)",
+			    cohort_size_format((a->ram_total - p->shm), need, sizeof(need)),
+			    p->shm ? " less the shared segments" : "");
 		else
 			FMT(pr->fix, "make the shared segments smaller than the node's RAM");
 	} else if (v.fits && a->ram_available && v.total > a->ram_available &&

@@ -200,6 +200,7 @@ int cohort_shm_list(const struct cohort_probe *probe, struct cohort_shm_file **r
 	struct dirent *de;
 	DIR *d;
 	bool complete = true;
+	size_t uninspected = 0, denied = 0;
 	int r = 0;
 
 	d = opendir(shm);
@@ -265,14 +266,20 @@ int cohort_shm_list(const struct cohort_probe *probe, struct cohort_shm_file **r
 				closedir(pd);
 				goto out;
 			}
-			if (r < 0 && r != -ESRCH)
+			if (r < 0 && r != -ESRCH) {
 				complete = false;
+				uninspected++;
+				if (r == -EACCES || r == -EPERM)
+					denied++;
+			}
 			r = 0;
 		}
 		closedir(pd);
 	}
 	for (size_t i = 0; i < ix.n; i++) {
 		ix.files[i].mappers_complete = complete;
+		ix.files[i].uninspected = uninspected;
+		ix.files[i].denied = denied;
 		cohort__pids_sort_unique(ix.files[i].mappers, &ix.files[i].nmappers);
 	}
 	*ret_files = ix.files;

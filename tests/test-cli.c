@@ -81,7 +81,17 @@ TEST(cli_bad_arguments_exit_2_with_clear_errors)
 		{ "check --workers", "option '--workers' needs a value" },
 		{ "check --frobnicate", "unknown option '--frobnicate'" },
 		{ "check extra", "unexpected argument 'extra'" },
-		{ "check -n 100000 -m 16000000T", "impossible plan" },
+		{ "top --pid", "option '--pid' needs a value" },
+		{ "top --bogus", "unknown option '--bogus'" },
+		{ "gather --ranks", "option '--ranks' needs a value" },
+		{ "gather --bogus x", "unknown option '--bogus'" },
+		{ "shm ls --bogus", "unknown option '--bogus'" },
+		{ "shm gc -x", "unknown option '-x'" },
+		{ "check -n 4096 -m 16000000T", "impossible plan" },
+		{ "check -n 4097", "invalid count '4097' for --workers" },
+		{ "run -n 4097 -- true", "invalid count '4097' for --workers" },
+		{ "check -m 0", "--mem-per-worker 0 is 0 bytes: give each worker's memory" },
+		{ "check --mem-per-worker 0K", "--mem-per-worker 0K is 0 bytes" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -90,6 +100,9 @@ TEST(cli_bad_arguments_exit_2_with_clear_errors)
 		cmd_run(&r, COHORT " %s", test_build_dir(), cases[i].args);
 		CHECK_MSG(r.status == 2, "'cohort %s' exited %d, want 2", cases[i].args, r.status);
 		CHECK_CONTAINS(r.err, cases[i].want);
+		/* One message, cohort's: not getopt's own before it. */
+		CHECK_MSG(!strstr(r.err, "unrecognized option") && !strstr(r.err, "requires an argument") &&
+		          !strstr(r.err, "invalid option"), "'cohort %s': getopt's message too: %s", cases[i].args, r.err);
 		CHECK_MSG(r.out[0] == '\0', "'cohort %s' printed to stdout: %s", cases[i].args, r.out);
 		cmd_free(&r);
 	}
@@ -140,6 +153,14 @@ TEST(cli_check_v2_fixture_text)
 	CHECK_CONTAINS(r.out, "job_77/step_0/memory.high");
 	CHECK_CONTAINS(r.out, "Verdict: does NOT fit");
 	CHECK_CONTAINS(r.out, "fix: request --mem=2G (sbatch/srun), or use --workers 1");
+	cmd_free(&r);
+	/* One worker is "1 worker", not "1 workers". */
+	check_fixture(&r, "slurm-v2", "-n 1 -m 100G");
+	CHECK_CONTAINS(r.out, "Plan: 1 worker x 100.0 GiB");
+	CHECK_MSG(strstr(r.out, "1 workers") == NULL, "%s", r.out);
+	/* No segments were given: none to shrink. */
+	CHECK_CONTAINS(r.out, "fix: request --mem=100G (sbatch/srun), or use at most 1.8 GiB per worker");
+	CHECK_MSG(strstr(r.out, "shared segments") == NULL, "%s", r.out);
 	cmd_free(&r);
 }
 
@@ -203,5 +224,136 @@ TEST(cli_check_unreadable_system_exits_3)
 	CHECK_EQ(r.status, 3);
 	CHECK_CONTAINS(r.err, "cannot read the allocation");
 	CHECK_CONTAINS(r.err, "/nonexistent/meminfo");
+	cmd_free(&r);
+}
+
+/* What --help says of -o is what happens: an existing file named with -o is replaced. */
+TEST_TIMEOUT(cli_run_help_says_o_replaces_a_file, 60)
+{
+	struct cmd_result r;
+	FILE *f;
+	char *text;
+
+	cmd_run(&r, COHORT " run --help", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_CONTAINS(r.out, "record to FILE, as given: an existing regular file\n"
+	               "                             of yours is replaced");
+	CHECK_CONTAINS(r.out, "is created new, never an existing\n");
+	cmd_free(&r);
+	CHECK((f = fopen("old.ndjson", "w")) != NULL);
+	fputs("an earlier file\n", f);
+	fclose(f);
+	cmd_run(&r, COHORT " run -q -n 1 -i 0.1 -o old.ndjson -- true", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	cmd_free(&r);
+	text = read_file("old.ndjson");
+	CHECK(text != NULL);
+	CHECK_MSG(strstr(text, "an earlier file") == NULL && strstr(text, "\"type\":\"header\"") != NULL,
+	          "-o did not replace the file: %.200s", text);
+	free(text);
+}
+
+/* A plan over the caller's --budget: raising the budget is offered, not a check that ignores it. */
+TEST(cli_run_over_its_budget_offers_a_larger_budget)
+{
+	struct cmd_result r;
+	struct cohort_alloc a;
+
+	CHECK_OK(cohort_alloc_detect(NULL, &a));
+	if (a.mem_limit < (200ULL << 20))
+		SKIP("the allocation holds less than 200 MiB");
+	cmd_run(&r, "env -u SLURM_JOB_ID " COHORT " run --budget 100M -m 80M -n 2 -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "2 workers x 80.0 MiB = 160.0 MiB, above the 100.0 MiB memory limit (--budget)");
+	CHECK_CONTAINS(r.err, "use --workers 1, or at most 50.0 MiB per worker; or raise --budget to 160M");
+	CHECK_MSG(strstr(r.err, "cohort check") == NULL, "points to a check that ignores --budget: %s", r.err);
+	cmd_free(&r);
+	/* Without --budget, cohort check shows the same limit. */
+	cmd_run(&r, "env -u SLURM_JOB_ID " COHORT " run -m 100T -n 2 -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "(`cohort check --workers 2 --mem-per-worker 104857600M` shows the allocation)");
+	CHECK_MSG(strstr(r.err, "--budget") == NULL, "offers --budget: %s", r.err);
+	cmd_free(&r);
+}
+
+/* A metrics path under a file: the error names the problem and a fix, never an empty one. */
+TEST(cli_run_metrics_under_a_file_has_a_fix)
+{
+	struct cmd_result r;
+	FILE *f;
+
+	CHECK((f = fopen("plain", "w")) != NULL);
+	fclose(f);
+	cmd_run(&r, COHORT " run --metrics plain/x -n 1 -- true", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "Not a directory; a part of the path is a file, not a directory");
+	CHECK_MSG(!strstr(r.err, "; \n") && !strstr(r.err, ";\n"), "an empty fix: %s", r.err);
+	cmd_free(&r);
+}
+
+/* An existing directory that is no memory cgroup is called that, not "No such file or directory". */
+TEST(cli_top_cgroup_that_is_not_one)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, COHORT " top --cgroup %s --once", test_build_dir(), test_tmpdir());
+	CHECK(r.status != 0);
+	CHECK_CONTAINS(r.err, "is not a memory cgroup");
+	CHECK_CONTAINS(r.err, "memory.current (v2) or memory.usage_in_bytes (v1)");
+	CHECK_CONTAINS(r.err, "/proc/PID/cgroup");
+	CHECK_MSG(strstr(r.err, "No such file") == NULL, "%s", r.err);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " top --cgroup /nonexistent-cgroup --once", test_build_dir());
+	CHECK(r.status != 0);
+	CHECK_CONTAINS(r.err, "no memory cgroup '/nonexistent-cgroup' under ");
+	cmd_free(&r);
+}
+
+/* cohort shm ls counts the processes it could not read, and says so with the count, not a guess. */
+TEST(cli_shm_ls_counts_unreadable_processes)
+{
+	struct cmd_result r;
+	json_t *j;
+	json_int_t n;
+	char want[64];
+
+	cmd_run(&r, COHORT " shm ls --json", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	j = parse(r.out);
+	CHECK(json_is_integer(path(j, "uninspected_processes", NULL)));
+	n = json_integer_value(path(j, "uninspected_processes", NULL));
+	CHECK_EQ(n == 0, json_is_true(path(j, "mappers_complete", NULL)));
+	json_decref(j);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " shm ls", test_build_dir());
+	CHECK_EQ(r.status, 0);
+	CHECK_MSG(strstr(r.out, "belong to other users") == NULL, "%s", r.out);
+	if (n > 0) {
+		/* Processes come and go between the two listings: the wording, not the figure. */
+		snprintf(want, sizeof(want), "could not be read");
+		CHECK_CONTAINS(r.out, want);
+	}
+	cmd_free(&r);
+}
+
+/* --job that finds nothing: where it looked, what names, and that a directory is missing. */
+TEST(cli_report_job_not_found_says_where_and_what)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, "env -u COHORT_SPOOL " COHORT " report --job nosuch --spool /nonexistent", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "no recording of job nosuch: searched the SLURM plugin's spool /nonexistent/nosuch "
+	               "(<step>.<task>.<host>.ndjson), but the spool directory /nonexistent does not exist");
+	CHECK_MSG(strstr(r.err, "cohort run") == NULL, "%s", r.err);
+	cmd_free(&r);
+	cmd_run(&r, "COHORT_SPOOL=/nonexistent " COHORT " report --job nosuch", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "searched . (cohort run's cohort-nosuch.ndjson or cohort-nosuch.<step>.<task>.ndjson) "
+	               "and the SLURM plugin's spool /nonexistent/nosuch");
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report --job nosuch --step 0 .", test_build_dir());
+	CHECK_EQ(r.status, 3);
+	CHECK_CONTAINS(r.err, "no recording of job nosuch step 0: searched . (cohort run's cohort-nosuch.0.<task>.ndjson)");
 	cmd_free(&r);
 }

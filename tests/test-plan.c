@@ -98,6 +98,15 @@ TEST(plan_above_node_ram)
 	CHECK(pr && pr->fatal);
 	CHECK_CONTAINS(pr->message, "above the node's 64.0 GiB of RAM");
 	CHECK_CONTAINS(pr->fix, "--workers 1 or fewer");
+
+	/* Not one worker fits the node: no "--workers 0". */
+	p.mem_per_worker = 100ULL << 30;
+	a.mem_limit = 1ULL << 40;
+	CHECK_OK(cohort_plan_check(&a, &p, &v));
+	pr = find(&v, COHORT_PROBLEM_RAM);
+	CHECK(pr && pr->fatal);
+	CHECK_MSG(strstr(pr->fix, "--workers 0") == NULL, "fix: %s", pr->fix);
+	CHECK_CONTAINS(pr->fix, "make each worker smaller than 64.0 GiB (the node's RAM)");
 }
 
 TEST(plan_default_workers_and_headroom_warning)

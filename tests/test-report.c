@@ -376,8 +376,9 @@ TEST_TIMEOUT(report_merges_recordings_and_html_renders, 120)
 	struct cmd_result r;
 	char *html;
 
-	cmd_run(&r, COHORT " run -q -n 2 -i 0.1 -o a.ndjson -- " FAULT "leak --rate 4 --seconds 2; "
-	        COHORT " run -q -n 1 -i 0.1 -o b.ndjson -- sh -c 'sleep 1; exit 5'",
+	/* Two runs of one job (COHORT_JOB): recordings of two jobs are refused without --force. */
+	cmd_run(&r, "COHORT_JOB=merged " COHORT " run -q -n 2 -i 0.1 -o a.ndjson -- " FAULT "leak --rate 4 --seconds 2; "
+	        "COHORT_JOB=merged " COHORT " run -q -n 1 -i 0.1 -o b.ndjson -- sh -c 'sleep 1; exit 5'",
 	        test_build_dir(), test_build_dir(), test_build_dir());
 	cmd_free(&r);
 	cmd_run(&r, COHORT " report --html page.html a.ndjson b.ndjson", test_build_dir());
@@ -406,6 +407,43 @@ TEST_TIMEOUT(report_merges_recordings_and_html_renders, 120)
 	CHECK_CONTAINS(r.out, "cohort report");
 	CHECK_MSG(strstr(r.err, "CONSOLE") == NULL && strstr(r.err, "Uncaught") == NULL,
 	          "console messages:\n%s", r.err);
+	cmd_free(&r);
+}
+
+/* Two unrelated local runs (local-<pid> each, no task) are two jobs: refused, with --force merged. */
+TEST_TIMEOUT(report_refuses_local_recordings_of_two_jobs, 60)
+{
+	struct cmd_result r;
+	char ja[64] = "", jb[64] = "", want[256];
+	char *a, *b, *p;
+
+	cmd_run(&r, "env -u COHORT_JOB " COHORT " run -q -n 1 -i 0.1 -o a.ndjson -- true; "
+	        "env -u COHORT_JOB " COHORT " run -q -n 1 -i 0.1 -o b.ndjson -- true", test_build_dir(),
+	        test_build_dir());
+	cmd_free(&r);
+	a = read_file("a.ndjson");
+	b = read_file("b.ndjson");
+	CHECK(a != NULL && b != NULL);
+	CHECK((p = strstr(a, "\"job\":\"local-")) != NULL && sscanf(p, "\"job\":\"%63[^\"]", ja) == 1);
+	CHECK((p = strstr(b, "\"job\":\"local-")) != NULL && sscanf(p, "\"job\":\"%63[^\"]", jb) == 1);
+	CHECK(strcmp(ja, jb) != 0);
+	free(a);
+	free(b);
+	cmd_run(&r, COHORT " report a.ndjson b.ndjson", test_build_dir());
+	CHECK_MSG(r.status == 3, "exit %d: %s%s", r.status, r.out, r.err);
+	snprintf(want, sizeof(want), "b.ndjson is of job %s, but a.ndjson is of job %s", jb, ja);
+	CHECK_CONTAINS(r.err, want);
+	CHECK_CONTAINS(r.err, "--force");
+	CHECK_MSG(r.out[0] == '\0', "printed a report: %s", r.out);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report --force a.ndjson b.ndjson", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	snprintf(want, sizeof(want), "b.ndjson is of job %s, not job %s: merged anyway", jb, ja);
+	CHECK_CONTAINS(r.out, want);
+	cmd_free(&r);
+	/* One recording is one job. */
+	cmd_run(&r, COHORT " report a.ndjson", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
 	cmd_free(&r);
 }
 
@@ -495,4 +533,21 @@ TEST_TIMEOUT(report_oversubscribed_when_workers_swap, 90)
 	CHECK_MSG(r.status == 0, "swapoff failed: %s", r.err);
 	cmd_free(&r);
 	CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the case failed (status %d)", st);
+}
+
+/* A worker the recording never saw start has no pid: the table shows "-", not 0. */
+TEST_TIMEOUT(report_worker_never_started_has_no_pid, 60)
+{
+	struct cmd_result r;
+
+	cmd_run(&r, COHORT " run -q -n 2 -i 0.1 -o full.ndjson -- true && "
+	        "grep -v -e '\"kind\":\"[a-z_]*\",\"rank\":1,' -e '\"type\":\"sample\"' full.ndjson > rec.ndjson",
+	        test_build_dir());
+	CHECK_EQ(r.status, 0);
+	cmd_free(&r);
+	cmd_run(&r, COHORT " report rec.ndjson", test_build_dir());
+	CHECK_MSG(r.status == 0, "exit %d: %s", r.status, r.err);
+	CHECK_CONTAINS(r.out, "\n  1     -        not started");
+	CHECK_MSG(strstr(r.out, " 0        not started") == NULL, "%s", r.out);
+	cmd_free(&r);
 }

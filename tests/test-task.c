@@ -271,6 +271,41 @@ TEST(task_merge_says_a_missing_task_a_duplicate_and_refuses_mixed_jobs)
 		cohort_recording_free(recs[i]);
 }
 
+/* Recordings that name no task are each of their header's job: two local runs are two jobs. */
+TEST(task_merge_refuses_local_recordings_of_two_jobs)
+{
+	struct cohort_recording *a = load("clean.ndjson"), *b = NULL, *recs[2];
+	struct cohort_job *j;
+	char *text, *at, err[1024];
+
+	/* The same recording as job local-99999. */
+	snprintf(err, sizeof(err), "%s/tests/fixtures/recordings/clean.ndjson", test_src_dir());
+	text = read_file(err);
+	CHECK(text && (at = strstr(text, "\"job\":\"local-17664\"")) != NULL);
+	memcpy(at, "\"job\":\"local-99999\"", strlen("\"job\":\"local-99999\""));
+	write_file("other.ndjson", "%s", text);
+	free(text);
+	CHECK_OK(cohort_recording_load("other.ndjson", &b, err, sizeof(err)));
+	recs[0] = a;
+	recs[1] = b;
+	CHECK_EQ(cohort_job_merge(recs, 2, 0, &j, err, sizeof(err)), COHORT_EMIXEDJOB);
+	CHECK_CONTAINS(err, "other.ndjson is of job local-99999, but ");
+	CHECK_CONTAINS(err, "clean.ndjson is of job local-17664");
+	CHECK_OK(cohort_job_merge(recs, 2, COHORT_MERGE_FORCE, &j, NULL, 0));
+	CHECK_MSG(problem_of(j, COHORT_MERGE_MIXED, -1) != NULL, "the forced merge does not say it mixed jobs");
+	/* The job is the first recording's, as before. */
+	CHECK_STREQ(j->job, "local-17664");
+	CHECK_EQ(j->nworkers, 4);
+	cohort_job_free(j);
+	/* One local run given twice is one job. */
+	recs[1] = a;
+	CHECK_OK(cohort_job_merge(recs, 2, 0, &j, NULL, 0));
+	CHECK_EQ(j->nproblems, 0);
+	cohort_job_free(j);
+	cohort_recording_free(a);
+	cohort_recording_free(b);
+}
+
 TEST(task_report_job_cli_text_and_json)
 {
 	struct cmd_result r;

@@ -317,6 +317,13 @@ struct cohort_shm_file {
 	pid_t *mappers;              /* processes mapping or holding it open (malloc'd) */
 	size_t nmappers;
 	int mappers_complete;        /* 0: some processes could not be inspected (EACCES) */
+	/*
+	 * How many processes could not be inspected (their maps or fds refused:
+	 * another user's, or no CAP_SYS_PTRACE even as root); the same for
+	 * every file, 0 when mappers_complete; denied: those of them refused
+	 * with EACCES or EPERM (the others failed otherwise, e.g. EIO).
+	 */
+	size_t uninspected, denied;
 };
 
 /*

@@ -347,7 +347,9 @@ struct cohort_job {
  *
  * Returns 0 and *ret (free with cohort_job_free()); COHORT_EMIXEDJOB when
  * the recordings are of different jobs or steps and flags lacks
- * COHORT_MERGE_FORCE (err names two of them); -EINVAL when n is 0;
+ * COHORT_MERGE_FORCE (err names two of them): every recording is of its
+ * task's job, or of its header's "job" when it names no task (a local
+ * run's local-<pid>), so two unrelated local runs are refused too; -EINVAL when n is 0;
  * -ENOMEM. err may be NULL.
  */
 COHORT_EXPORT int cohort_job_merge(struct cohort_recording *const *recs, size_t n, unsigned flags,
