@@ -74,8 +74,10 @@ else
 fi
 
 hr "7. One report of the whole tour"
-echo "$ cohort report --html report.html *.ndjson"
-"$C" report --html "$OUT/report.html" "$OUT"/[0-9]*.ndjson | sed -n '/^Findings/,/^HTML/p' | grep -v '^ *backtrace:\|^       '
+echo "Each run of the tour is a job of its own, and cohort report refuses to mix"
+echo "jobs unless told to: --force merges them into one report."
+echo "$ cohort report --force --html report.html *.ndjson"
+"$C" report --force --html "$OUT/report.html" "$OUT"/[0-9]*.ndjson | sed -n '/^Findings/,/^HTML/p' | grep -v '^ *backtrace:\|^       '
 echo
 echo "Recordings: $OUT/*.ndjson (cohort report FILE... for text, --json for programs)"
 echo "HTML report, with plots: $OUT/report.html"
