@@ -239,12 +239,18 @@ TEST_TIMEOUT(harden_run_many_spawns_no_leak, 300)
 	char script[512], *out;
 	pid_t sup;
 
+	/*
+	 * The supervisor keeps a statm file open for each process it watches,
+	 * so both counts are taken with the same processes alive: each worker's
+	 * shell and one sleep (the first for 3 s, counted from 0.5 s after
+	 * ready; the last after done).
+	 */
 	snprintf(script, sizeof(script),
-	         "touch ready.$COHORT_RANK; i=0; while [ $i -lt %u ]; do /bin/true; (/bin/true &); "
+	         "touch ready.$COHORT_RANK; sleep 3; i=0; while [ $i -lt %u ]; do /bin/true; (/bin/true &); "
 	         "i=$((i + 2)); done; touch done.$COHORT_RANK; sleep 2", spawns);
 	sup = start_run("-n 2 -i 0.02 -o rec.ndjson", script);
 	CHECK(wait_file("ready.0", 20000) && wait_file("ready.1", 20000));
-	usleep(200000);
+	usleep(500000);
 	fds_before = steady_fds(sup);
 	CHECK(fds_before > 0);
 	CHECK(wait_file("done.0", 240000) && wait_file("done.1", 20000));
