@@ -327,17 +327,24 @@ static const char *sz(uint64_t v, char *buf, size_t size)
 	return cohort_size_format(v, buf, size);
 }
 
-static void print_text(const struct top *t, const struct proc_row *rows, size_t n,
-                       const struct cg_view *cg, const struct totals *tot)
+/* A refresh begins: the screen cleared on a terminal, the time of day into when. */
+static void screen_start(const struct top *t, char *when, size_t size)
 {
-	char b[8][32], when[32];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	localtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	strftime(when, size, "%H:%M:%S", &tm);
 	if (t->tty && !t->once)
 		fputs("\033[H\033[2J", stdout);
+}
+
+static void print_text(const struct top *t, const struct proc_row *rows, size_t n,
+                       const struct cg_view *cg, const struct totals *tot)
+{
+	char b[8][32], when[32];
+
+	screen_start(t, when, sizeof(when));
 	printf("cohort top - %s - %s - %zu processes\n\n", when, t->scope, n);
 	printf("%8s %-16s %10s %10s %10s %10s %10s %10s %8s\n", "PID", "COMMAND", "RSS", "PSS", "USS",
 	       "SHARED", "SWAP", "SHMEM", "PSS AGE");
@@ -673,13 +680,8 @@ static void spool_print(const struct top *t, const char *dir, const struct spool
 	uint64_t rss = 0, pss = 0, uss = 0, cg = 0;
 	size_t live = 0;
 	char b[6][32], when[32];
-	time_t now = time(NULL);
-	struct tm tm;
 
-	localtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	if (t->tty && !t->once)
-		fputs("\033[H\033[2J", stdout);
+	screen_start(t, when, sizeof(when));
 	for (size_t i = 0; i < n; i++)
 		live += rows[i].live;
 	printf("cohort top - %s - %s, recorded in %s - %zu tasks, %zu running\n\n", when, t->scope, dir, n,
